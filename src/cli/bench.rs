@@ -1,0 +1,204 @@
+//! `derain bench [--json]`: ms and fps of each stage and end to end at 720p and 1080p on
+//! generated frames, with the thread count stated.
+
+use std::time::Instant;
+
+use clap::Args;
+use derain::physics::{self, guided_filter, residue};
+use derain::pipeline::PhysicsParams;
+use derain::{Config, FrameMut, FrameRef, Pipeline, PixelFormat, PlanarRgb};
+use serde_json::json;
+
+/// Arguments of `derain bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Timed repetitions per measurement (the median is reported).
+    #[arg(long, default_value_t = 15)]
+    pub reps: usize,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Sizes as WxH (default 1280x720 and 1920x1080).
+    #[arg(long, value_delimiter = ',')]
+    pub sizes: Vec<String>,
+}
+
+/// A deterministic rainy-looking RGBA frame: gradients, blocks and bright vertical streaks.
+pub fn test_frame(w: usize, h: usize) -> Vec<u8> {
+    let mut v = vec![0u8; w * h * 4];
+    let mut s = 0x2545F4914F6CDD1Du64;
+    for y in 0..h {
+        for x in 0..w {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            let block = ((x / 64 + y / 48) % 3) as f32 * 0.2;
+            let base = [
+                0.2 + block + 0.3 * x as f32 / w as f32,
+                0.3 + block,
+                0.4 + 0.2 * y as f32 / h as f32,
+            ];
+            let streak = if (x * 7 + (y / 9) * 3) % 41 == 0 {
+                0.25
+            } else {
+                0.0
+            };
+            let noise = (s % 16) as f32 / 255.0;
+            for c in 0..3 {
+                v[(y * w + x) * 4 + c] = ((base[c] + streak + noise).min(1.0) * 255.0) as u8;
+            }
+            v[(y * w + x) * 4 + 3] = 255;
+        }
+    }
+    v
+}
+
+fn median_ms(reps: usize, mut f: impl FnMut()) -> f64 {
+    f(); // warm-up
+    let mut t: Vec<f64> = (0..reps.max(1))
+        .map(|_| {
+            let s = Instant::now();
+            f();
+            s.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    t.sort_by(f64::total_cmp);
+    t[t.len() / 2]
+}
+
+fn parse_size(s: &str) -> anyhow::Result<(usize, usize)> {
+    let (w, h) = s
+        .split_once('x')
+        .ok_or_else(|| anyhow::anyhow!("size `{s}` is not WxH"))?;
+    Ok((w.parse()?, h.parse()?))
+}
+
+/// Runs `derain bench`.
+pub fn run(a: BenchArgs) -> anyhow::Result<()> {
+    if let Some(n) = a.threads {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build_global()?;
+    }
+    let threads = rayon::current_num_threads();
+    let sizes: Vec<(usize, usize)> = if a.sizes.is_empty() {
+        vec![(1280, 720), (1920, 1080)]
+    } else {
+        a.sizes
+            .iter()
+            .map(|s| parse_size(s))
+            .collect::<anyhow::Result<_>>()?
+    };
+    let mut results = Vec::new();
+    for (w, h) in sizes {
+        let bytes = test_frame(w, h);
+        let frame = FrameRef::new(&bytes, w as u32, h as u32, w * 4, PixelFormat::Rgba)?;
+        let img = PlanarRgb::from_frame(&frame);
+        let params = PhysicsParams::default();
+        let sc = physics::Scales::new(w, h, &params);
+        let res = residue::residue(&img);
+        let [r, g, b] = &img.planes;
+        let mut out_bytes = vec![0u8; w * h * 4];
+        let mut pipeline = Pipeline::new(Config {
+            backend: derain::Backend::Cpu,
+            ..Config::default()
+        })?;
+        let mut stages: Vec<(&str, f64)> = Vec::new();
+        let mut buf = PlanarRgb::zeros(w, h);
+        stages.push((
+            "rgba8_to_planar",
+            median_ms(a.reps, || buf.fill_from_frame(&frame)),
+        ));
+        stages.push((
+            "residue",
+            median_ms(a.reps, || drop(residue::residue(&img))),
+        ));
+        stages.push((
+            "decomposition (fast GF)",
+            median_ms(a.reps, || {
+                drop(guided_filter::fast_guided_filter_multi(
+                    &res,
+                    &[r, g, b],
+                    sc.decomposition_radius,
+                    &[params.decomposition_eps],
+                    sc.decomposition_subsample,
+                ))
+            }),
+        ));
+        stages.push((
+            "guided filter r=8 (exact, 3ch)",
+            median_ms(a.reps, || {
+                drop(guided_filter::guided_filter_multi(
+                    &res,
+                    &[r, g, b],
+                    8,
+                    &[1e-3],
+                ))
+            }),
+        ));
+        stages.push((
+            "10-filter bank (exact)",
+            median_ms(a.reps.min(5), || {
+                drop(guided_filter::guided_bank(
+                    &res,
+                    &img,
+                    &guided_filter::BANK_RADII,
+                    &guided_filter::BANK_EPS,
+                ))
+            }),
+        ));
+        stages.push((
+            "stage 1 + inversion",
+            median_ms(a.reps, || {
+                drop(physics::derain_physics(&img, &params, None))
+            }),
+        ));
+        let comps = physics::derain_physics(&img, &params, None)?;
+        stages.push((
+            "planar_to_rgba8",
+            median_ms(a.reps, || {
+                let mut out =
+                    FrameMut::new(&mut out_bytes, w as u32, h as u32, w * 4, PixelFormat::Rgba)
+                        .expect("layout");
+                comps
+                    .background
+                    .write_frame(&mut out, Some(&frame))
+                    .expect("same size");
+            }),
+        ));
+        let e2e = median_ms(a.reps, || {
+            let mut out =
+                FrameMut::new(&mut out_bytes, w as u32, h as u32, w * 4, PixelFormat::Rgba)
+                    .expect("layout");
+            pipeline.process(&frame, &mut out).expect("process");
+        });
+        stages.push(("end to end (physics, RGBA in/out)", e2e));
+        results.push((w, h, stages));
+    }
+    if a.json {
+        let v: Vec<_> = results
+            .iter()
+            .map(|(w, h, st)| {
+                json!({"width": w, "height": h, "threads": threads,
+                       "stages": st.iter().map(|(n, ms)| json!({"stage": n, "ms": ms, "fps": 1e3 / ms})).collect::<Vec<_>>()})
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        println!(
+            "derain bench: CPU engine, {threads} threads, median of {} runs",
+            a.reps
+        );
+        for (w, h, st) in &results {
+            println!("\n{w}x{h}");
+            println!("  {:<36} {:>9} {:>9}", "stage", "ms", "fps");
+            for (n, ms) in st {
+                println!("  {:<36} {:>9.2} {:>9.1}", n, ms, 1e3 / ms);
+            }
+        }
+    }
+    Ok(())
+}

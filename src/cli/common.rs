@@ -1,0 +1,34 @@
+//! Options shared by several subcommands.
+
+use clap::Args;
+use derain::pipeline::{Backend, Config, Mode};
+
+/// Method and engine options.
+#[derive(Debug, Clone, Args)]
+pub struct EngineArgs {
+    /// Method: `physics` (training-free) or `full` (networks).
+    #[arg(long, default_value = "physics")]
+    pub mode: Mode,
+    /// Engine: `auto` (CUDA if present, else CPU), `cpu` or `cuda`.
+    #[arg(long, default_value = "auto")]
+    pub backend: Backend,
+    /// Blend with the input in [0,1] (1 = fully derained).
+    #[arg(long, default_value_t = derain::pipeline::config::DEFAULT_STRENGTH)]
+    pub strength: f32,
+    /// Network file for `full` mode (overrides the bundled one).
+    #[arg(long)]
+    pub model: Option<std::path::PathBuf>,
+}
+
+impl EngineArgs {
+    /// The library configuration these options describe.
+    pub fn config(&self) -> Config {
+        Config {
+            mode: self.mode,
+            backend: self.backend,
+            strength: self.strength,
+            model: self.model.clone(),
+            ..Config::default()
+        }
+    }
+}

@@ -1,0 +1,219 @@
+//! `derain eval --rainy DIR --clean DIR [--json]`: PSNR/SSIM on Y and RGB PSNR, with the
+//! identity baseline (input vs clean) beside the derained scores.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use clap::Args;
+use derain::metrics::Scores;
+use derain::{Pipeline, io};
+use serde_json::json;
+
+use super::common::EngineArgs;
+
+/// Arguments of `derain eval`.
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// Folder of rainy images.
+    #[arg(long)]
+    pub rainy: PathBuf,
+    /// Folder of clean images, paired by file name or by the number in the name.
+    #[arg(long)]
+    pub clean: PathBuf,
+    /// Print one JSON object instead of the table.
+    #[arg(long)]
+    pub json: bool,
+    /// Also write the derained images into this folder.
+    #[arg(long)]
+    pub save: Option<PathBuf>,
+    #[command(flatten)]
+    pub engine: EngineArgs,
+}
+
+const EXTENSIONS: [&str; 5] = ["png", "jpg", "jpeg", "bmp", "webp"];
+
+/// Image files of a folder, sorted by name.
+pub fn list_images(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let rd =
+        std::fs::read_dir(dir).with_context(|| format!("cannot read folder {}", dir.display()))?;
+    let mut v: Vec<PathBuf> = rd
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.is_file()
+                && p.extension()
+                    .and_then(|e| e.to_str())
+                    .is_some_and(|e| EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+        })
+        .collect();
+    v.sort();
+    Ok(v)
+}
+
+/// The last run of digits in a file stem, as a number (`rain-012.png` → 12).
+fn index_of(p: &Path) -> Option<u64> {
+    let stem = p.file_stem()?.to_str()?;
+    let digits: String = stem
+        .chars()
+        .rev()
+        .skip_while(|c| !c.is_ascii_digit())
+        .take_while(|c| c.is_ascii_digit())
+        .collect();
+    digits.chars().rev().collect::<String>().parse().ok()
+}
+
+/// Pairs rainy and clean files: by identical file name when every rainy file has one, else by
+/// the number in the name. A rainy file without a partner is an error naming it.
+pub fn pair_files(rainy: &[PathBuf], clean: &[PathBuf]) -> anyhow::Result<Vec<(PathBuf, PathBuf)>> {
+    if rainy.is_empty() {
+        bail!("no images in the rainy folder");
+    }
+    let by_name: BTreeMap<_, _> = clean
+        .iter()
+        .map(|p| (p.file_name().map(|n| n.to_owned()), p))
+        .collect();
+    if rainy
+        .iter()
+        .all(|r| by_name.contains_key(&r.file_name().map(|n| n.to_owned())))
+    {
+        return Ok(rainy
+            .iter()
+            .map(|r| {
+                (
+                    r.clone(),
+                    by_name[&r.file_name().map(|n| n.to_owned())].clone(),
+                )
+            })
+            .collect());
+    }
+    let mut by_index = BTreeMap::new();
+    for c in clean {
+        if let Some(i) = index_of(c) {
+            if let Some(prev) = by_index.insert(i, c) {
+                bail!(
+                    "clean files {} and {} have the same number {i}",
+                    prev.display(),
+                    c.display()
+                );
+            }
+        }
+    }
+    rainy
+        .iter()
+        .map(|r| {
+            let partner = index_of(r).and_then(|i| by_index.get(&i));
+            match partner {
+                Some(c) => Ok((r.clone(), (*c).clone())),
+                None => bail!(
+                    "no clean partner for {} (by name or by number)",
+                    r.display()
+                ),
+            }
+        })
+        .collect()
+}
+
+fn scores_json(s: &Scores) -> serde_json::Value {
+    json!({"psnr_y": s.psnr_y, "ssim_y": s.ssim_y, "psnr_rgb": s.psnr_rgb})
+}
+
+/// Runs `derain eval`.
+pub fn run(a: EvalArgs) -> anyhow::Result<()> {
+    let pairs = pair_files(&list_images(&a.rainy)?, &list_images(&a.clean)?)?;
+    let mut pipeline = Pipeline::new(a.engine.config())?;
+    let mut rows = Vec::new();
+    for (r, c) in &pairs {
+        let rainy = io::load_image(r)?;
+        let clean = io::load_image(c)?;
+        if (rainy.width(), rainy.height()) != (clean.width(), clean.height()) {
+            bail!(
+                "size mismatch: {} is {}x{}, {} is {}x{}",
+                r.display(),
+                rainy.width(),
+                rainy.height(),
+                c.display(),
+                clean.width(),
+                clean.height()
+            );
+        }
+        pipeline.reset(); // independent images: no temporal smoothing across them
+        let mut out = pipeline.process_image(&rainy)?;
+        out.quantize(); // score what a saved 8-bit output would score
+        if let Some(dir) = &a.save {
+            io::save_image(
+                &dir.join(r.file_name().unwrap_or_default())
+                    .with_extension("png"),
+                &out,
+            )?;
+        }
+        let base =
+            Scores::compute(&rainy, &clean).with_context(|| format!("scoring {}", r.display()))?;
+        let got =
+            Scores::compute(&out, &clean).with_context(|| format!("scoring {}", r.display()))?;
+        rows.push((r.clone(), got, base));
+    }
+    let got: Vec<Scores> = rows.iter().map(|r| r.1).collect();
+    let base: Vec<Scores> = rows.iter().map(|r| r.2).collect();
+    let (m, mb) = (
+        Scores::mean(&got).expect("non-empty"),
+        Scores::mean(&base).expect("non-empty"),
+    );
+    let mode = format!("{:?}", pipeline.config().mode).to_lowercase();
+    if a.json {
+        let images: Vec<_> = rows
+            .iter()
+            .map(|(p, g, b)| json!({"file": p.display().to_string(), "derained": scores_json(g), "baseline": scores_json(b)}))
+            .collect();
+        let obj = json!({"mode": mode, "backend": pipeline.backend_name(), "count": rows.len(),
+                         "mean": scores_json(&m), "baseline": scores_json(&mb), "images": images});
+        println!("{}", serde_json::to_string_pretty(&obj)?);
+    } else {
+        println!(
+            "{:<40} {:>17} {:>17} {:>17}",
+            "image", "Y-PSNR in→out", "Y-SSIM in→out", "RGB-PSNR in→out"
+        );
+        for (p, g, b) in &rows {
+            let name = p.file_name().unwrap_or_default().to_string_lossy();
+            println!(
+                "{:<40} {:>7.2} → {:>7.2} {:>7.4} → {:>7.4} {:>7.2} → {:>7.2}",
+                name, b.psnr_y, g.psnr_y, b.ssim_y, g.ssim_y, b.psnr_rgb, g.psnr_rgb
+            );
+        }
+        println!(
+            "{:<40} {:>7.2} → {:>7.2} {:>7.4} → {:>7.4} {:>7.2} → {:>7.2}",
+            format!(
+                "mean of {} ({mode}, {})",
+                rows.len(),
+                pipeline.backend_name()
+            ),
+            mb.psnr_y,
+            m.psnr_y,
+            mb.ssim_y,
+            m.ssim_y,
+            mb.psnr_rgb,
+            m.psnr_rgb
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pairs_by_number_when_names_differ() {
+        let r = vec![
+            PathBuf::from("r/rain-001.png"),
+            PathBuf::from("r/rain-012.png"),
+        ];
+        let c = vec![
+            PathBuf::from("c/norain-012.png"),
+            PathBuf::from("c/norain-001.png"),
+        ];
+        let p = pair_files(&r, &c).unwrap();
+        assert_eq!(p[1].1, PathBuf::from("c/norain-012.png"));
+        let missing = pair_files(&[PathBuf::from("r/rain-7.png")], &c).unwrap_err();
+        assert!(missing.to_string().contains("rain-7.png"), "{missing}");
+    }
+}

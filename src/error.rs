@@ -1,0 +1,93 @@
+//! The crate's one error type.
+
+use std::path::PathBuf;
+
+use crate::frame::PixelFormat;
+
+/// Everything that can go wrong in `derain`. Variants carry the context a user needs to act.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    // --- input ---
+    /// A frame or image the pipeline cannot process (empty, too large, inconsistent stride...).
+    #[error("unsupported frame {width}x{height} {format:?}: {reason}")]
+    UnsupportedFrame {
+        /// Width in pixels.
+        width: u32,
+        /// Height in pixels.
+        height: u32,
+        /// Pixel layout of the frame.
+        format: PixelFormat,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Two images that must have equal dimensions do not.
+    #[error("size mismatch: {what}: {a_width}x{a_height} vs {b_width}x{b_height}")]
+    SizeMismatch {
+        /// What was being compared.
+        what: String,
+        /// First width.
+        a_width: usize,
+        /// First height.
+        a_height: usize,
+        /// Second width.
+        b_width: usize,
+        /// Second height.
+        b_height: usize,
+    },
+    /// An image file that could not be read or decoded.
+    #[error("cannot read image {path:?}: {reason}")]
+    ImageRead {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// An image file that could not be encoded or written.
+    #[error("cannot write image {path:?}: {reason}")]
+    ImageWrite {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// A parameter outside its documented range.
+    #[error("invalid parameter `{name}`: {reason}")]
+    InvalidParameter {
+        /// Parameter name as the user spells it.
+        name: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A requested mode or backend that this build or machine cannot provide.
+    #[error("{0}")]
+    Unavailable(String),
+    // --- device ---
+    /// `backend=cuda` was asked for but no CUDA driver is present.
+    #[error("no CUDA driver on this machine (libcuda not found); use backend=auto or cpu")]
+    NoCudaDriver,
+    /// `backend=cuda` was asked for in a build without the `cuda` feature.
+    #[error("built without the `cuda` feature")]
+    CudaNotCompiled,
+    /// File-system errors with the path they concern.
+    #[error("{path:?}: {source}")]
+    Io {
+        /// The path concerned.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// `Result` with [`Error`] as the default error type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// Shorthand for [`Error::InvalidParameter`].
+    pub fn param(name: &'static str, reason: impl Into<String>) -> Self {
+        Error::InvalidParameter {
+            name,
+            reason: reason.into(),
+        }
+    }
+}

@@ -1,0 +1,431 @@
+//! Frames as GStreamer hands them to us (packed 8-bit, with a row stride) and the planar f32
+//! images the algorithms work on.
+//!
+//! Conversion is one pass each way: [`PlanarRgb::from_frame`] reads the packed bytes straight
+//! into three planes in [0,1], [`PlanarRgb::write_frame`] writes them back (rounding, clamping,
+//! copying alpha from the source frame where the format has one).
+
+use crate::error::{Error, Result};
+
+/// Largest width or height accepted (16K). Beyond that a frame is refused with a clear error
+/// instead of attempting a multi-gigabyte allocation.
+pub const MAX_DIMENSION: u32 = 16_384;
+
+/// Packed 8-bit pixel layouts accepted at the boundary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PixelFormat {
+    /// R, G, B, A bytes.
+    Rgba,
+    /// B, G, R, A bytes.
+    Bgra,
+    /// R, G, B, padding.
+    Rgbx,
+    /// B, G, R, padding.
+    Bgrx,
+    /// R, G, B (3 bytes per pixel).
+    Rgb,
+}
+
+impl PixelFormat {
+    /// Bytes per pixel.
+    pub const fn bytes_per_pixel(self) -> usize {
+        match self {
+            PixelFormat::Rgb => 3,
+            _ => 4,
+        }
+    }
+    /// Byte offsets of R, G and B inside a pixel.
+    pub const fn rgb_offsets(self) -> [usize; 3] {
+        match self {
+            PixelFormat::Rgba | PixelFormat::Rgbx | PixelFormat::Rgb => [0, 1, 2],
+            PixelFormat::Bgra | PixelFormat::Bgrx => [2, 1, 0],
+        }
+    }
+    /// Byte offset of a real alpha channel (not padding), if any.
+    pub const fn alpha_offset(self) -> Option<usize> {
+        match self {
+            PixelFormat::Rgba | PixelFormat::Bgra => Some(3),
+            _ => None,
+        }
+    }
+}
+
+fn check_layout(
+    len: usize,
+    width: u32,
+    height: u32,
+    stride: usize,
+    format: PixelFormat,
+) -> Result<()> {
+    let bad = |reason: String| Error::UnsupportedFrame {
+        width,
+        height,
+        format,
+        reason,
+    };
+    if width == 0 || height == 0 {
+        return Err(bad("empty frame".into()));
+    }
+    if width > MAX_DIMENSION || height > MAX_DIMENSION {
+        return Err(bad(format!("larger than {MAX_DIMENSION} pixels on a side")));
+    }
+    let row = width as usize * format.bytes_per_pixel();
+    if stride < row {
+        return Err(bad(format!("stride {stride} < {row} bytes per row")));
+    }
+    let need = stride * (height as usize - 1) + row;
+    if len < need {
+        return Err(bad(format!("buffer holds {len} bytes, needs {need}")));
+    }
+    Ok(())
+}
+
+/// A read-only view of a packed 8-bit frame.
+#[derive(Debug, Clone, Copy)]
+pub struct FrameRef<'a> {
+    data: &'a [u8],
+    width: u32,
+    height: u32,
+    stride: usize,
+    format: PixelFormat,
+}
+
+impl<'a> FrameRef<'a> {
+    /// Wraps `data` (rows `stride` bytes apart) without copying; checks the layout.
+    pub fn new(
+        data: &'a [u8],
+        width: u32,
+        height: u32,
+        stride: usize,
+        format: PixelFormat,
+    ) -> Result<Self> {
+        check_layout(data.len(), width, height, stride, format)?;
+        Ok(Self {
+            data,
+            width,
+            height,
+            stride,
+            format,
+        })
+    }
+    /// Width in pixels.
+    pub fn width(&self) -> u32 {
+        self.width
+    }
+    /// Height in pixels.
+    pub fn height(&self) -> u32 {
+        self.height
+    }
+    /// Row stride in bytes.
+    pub fn stride(&self) -> usize {
+        self.stride
+    }
+    /// Pixel layout.
+    pub fn format(&self) -> PixelFormat {
+        self.format
+    }
+    /// Row `y` (only the pixel bytes, without padding).
+    pub fn row(&self, y: usize) -> &'a [u8] {
+        let start = y * self.stride;
+        &self.data[start..start + self.width as usize * self.format.bytes_per_pixel()]
+    }
+}
+
+/// A writable view of a packed 8-bit frame.
+#[derive(Debug)]
+pub struct FrameMut<'a> {
+    data: &'a mut [u8],
+    width: u32,
+    height: u32,
+    stride: usize,
+    format: PixelFormat,
+}
+
+impl<'a> FrameMut<'a> {
+    /// Wraps `data` (rows `stride` bytes apart) without copying; checks the layout.
+    pub fn new(
+        data: &'a mut [u8],
+        width: u32,
+        height: u32,
+        stride: usize,
+        format: PixelFormat,
+    ) -> Result<Self> {
+        check_layout(data.len(), width, height, stride, format)?;
+        Ok(Self {
+            data,
+            width,
+            height,
+            stride,
+            format,
+        })
+    }
+    /// Width in pixels.
+    pub fn width(&self) -> u32 {
+        self.width
+    }
+    /// Height in pixels.
+    pub fn height(&self) -> u32 {
+        self.height
+    }
+    /// Pixel layout.
+    pub fn format(&self) -> PixelFormat {
+        self.format
+    }
+    /// Mutable row `y` (only the pixel bytes).
+    pub fn row_mut(&mut self, y: usize) -> &mut [u8] {
+        let start = y * self.stride;
+        let n = self.width as usize * self.format.bytes_per_pixel();
+        &mut self.data[start..start + n]
+    }
+    /// Copies `src` (same size and format) into this frame, row by row.
+    pub fn copy_from(&mut self, src: &FrameRef<'_>) -> Result<()> {
+        ensure_same_frame(src, self)?;
+        for y in 0..self.height as usize {
+            self.row_mut(y).copy_from_slice(src.row(y));
+        }
+        Ok(())
+    }
+}
+
+pub(crate) fn ensure_same_frame(a: &FrameRef<'_>, b: &FrameMut<'_>) -> Result<()> {
+    if a.width != b.width || a.height != b.height {
+        return Err(Error::SizeMismatch {
+            what: "input and output frames".into(),
+            a_width: a.width as usize,
+            a_height: a.height as usize,
+            b_width: b.width as usize,
+            b_height: b.height as usize,
+        });
+    }
+    if a.format != b.format {
+        return Err(Error::UnsupportedFrame {
+            width: b.width,
+            height: b.height,
+            format: b.format,
+            reason: format!("output format differs from input {:?}", a.format),
+        });
+    }
+    Ok(())
+}
+
+/// One f32 image plane, row-major, no padding.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plane {
+    /// Width in pixels.
+    pub width: usize,
+    /// Height in pixels.
+    pub height: usize,
+    /// `width * height` samples.
+    pub data: Vec<f32>,
+}
+
+impl Plane {
+    /// A plane filled with `value`.
+    pub fn filled(width: usize, height: usize, value: f32) -> Self {
+        Self {
+            width,
+            height,
+            data: vec![value; width * height],
+        }
+    }
+    /// A zero plane.
+    pub fn zeros(width: usize, height: usize) -> Self {
+        Self::filled(width, height, 0.0)
+    }
+    /// Wraps `data`; errors if its length is not `width * height`.
+    pub fn from_vec(width: usize, height: usize, data: Vec<f32>) -> Result<Self> {
+        if data.len() != width * height {
+            return Err(Error::param(
+                "plane",
+                format!("{} samples for a {width}x{height} plane", data.len()),
+            ));
+        }
+        Ok(Self {
+            width,
+            height,
+            data,
+        })
+    }
+    /// Sample at (x, y).
+    #[inline]
+    pub fn at(&self, x: usize, y: usize) -> f32 {
+        self.data[y * self.width + x]
+    }
+    /// Row `y`.
+    #[inline]
+    pub fn row(&self, y: usize) -> &[f32] {
+        &self.data[y * self.width..(y + 1) * self.width]
+    }
+    /// Mutable row `y`.
+    #[inline]
+    pub fn row_mut(&mut self, y: usize) -> &mut [f32] {
+        &mut self.data[y * self.width..(y + 1) * self.width]
+    }
+    /// Errors unless `other` has the same dimensions.
+    pub fn ensure_same_dims(&self, other: &Plane, what: &str) -> Result<()> {
+        if self.width != other.width || self.height != other.height {
+            return Err(Error::SizeMismatch {
+                what: what.into(),
+                a_width: self.width,
+                a_height: self.height,
+                b_width: other.width,
+                b_height: other.height,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// A planar RGB image with samples in [0,1].
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlanarRgb {
+    /// R, G, B planes of equal size.
+    pub planes: [Plane; 3],
+}
+
+/// 1/255 as the exact f32 the conversion multiplies by.
+const INV_255: f32 = 1.0 / 255.0;
+
+impl PlanarRgb {
+    /// A black image.
+    pub fn zeros(width: usize, height: usize) -> Self {
+        Self {
+            planes: std::array::from_fn(|_| Plane::zeros(width, height)),
+        }
+    }
+    /// Width in pixels.
+    pub fn width(&self) -> usize {
+        self.planes[0].width
+    }
+    /// Height in pixels.
+    pub fn height(&self) -> usize {
+        self.planes[0].height
+    }
+    /// Builds from three planes of equal size.
+    pub fn from_planes(planes: [Plane; 3]) -> Result<Self> {
+        planes[0].ensure_same_dims(&planes[1], "RGB planes")?;
+        planes[0].ensure_same_dims(&planes[2], "RGB planes")?;
+        Ok(Self { planes })
+    }
+    /// Converts a packed frame to planar f32 in [0,1] (one pass, rows in parallel for large
+    /// frames).
+    pub fn from_frame(frame: &FrameRef<'_>) -> Self {
+        let mut out = Self::zeros(frame.width as usize, frame.height as usize);
+        out.fill_from_frame(frame);
+        out
+    }
+    /// Like [`from_frame`](Self::from_frame) into an existing image of the same size
+    /// (reuses the allocation across video frames).
+    pub fn fill_from_frame(&mut self, frame: &FrameRef<'_>) {
+        let (w, h) = (frame.width as usize, frame.height as usize);
+        if self.width() != w || self.height() != h {
+            *self = Self::zeros(w, h);
+        }
+        let bpp = frame.format.bytes_per_pixel();
+        let off = frame.format.rgb_offsets();
+        let [r, g, b] = &mut self.planes;
+        use rayon::prelude::*;
+        r.data
+            .par_chunks_mut(w)
+            .zip(g.data.par_chunks_mut(w))
+            .zip(b.data.par_chunks_mut(w))
+            .enumerate()
+            .with_min_len(16)
+            .for_each(|(y, ((rr, gg), bb))| {
+                let src = frame.row(y);
+                for (x, px) in src.chunks_exact(bpp).enumerate() {
+                    rr[x] = px[off[0]] as f32 * INV_255;
+                    gg[x] = px[off[1]] as f32 * INV_255;
+                    bb[x] = px[off[2]] as f32 * INV_255;
+                }
+            });
+    }
+    /// Writes this image into `out` (same size), rounding to 8 bits. Alpha is copied from
+    /// `alpha_src` when the format has alpha (255 when no source is given); padding bytes are
+    /// set to 255.
+    pub fn write_frame(
+        &self,
+        out: &mut FrameMut<'_>,
+        alpha_src: Option<&FrameRef<'_>>,
+    ) -> Result<()> {
+        let (w, h) = (out.width as usize, out.height as usize);
+        if self.width() != w || self.height() != h {
+            return Err(Error::SizeMismatch {
+                what: "planar image and output frame".into(),
+                a_width: self.width(),
+                a_height: self.height(),
+                b_width: w,
+                b_height: h,
+            });
+        }
+        let fmt = out.format;
+        let bpp = fmt.bytes_per_pixel();
+        let off = fmt.rgb_offsets();
+        let stride = out.stride;
+        let row_bytes = w * bpp;
+        use rayon::prelude::*;
+        out.data
+            .par_chunks_mut(stride)
+            .take(h)
+            .enumerate()
+            .with_min_len(16)
+            .for_each(|(y, row)| {
+                let row = &mut row[..row_bytes];
+                let (r, g, b) = (
+                    self.planes[0].row(y),
+                    self.planes[1].row(y),
+                    self.planes[2].row(y),
+                );
+                let alpha = alpha_src.map(|a| a.row(y));
+                for (x, px) in row.chunks_exact_mut(bpp).enumerate() {
+                    px[off[0]] = to_u8(r[x]);
+                    px[off[1]] = to_u8(g[x]);
+                    px[off[2]] = to_u8(b[x]);
+                    if bpp == 4 {
+                        px[3] = match (fmt.alpha_offset(), alpha) {
+                            (Some(a), Some(src)) => src[x * bpp + a],
+                            _ => 255,
+                        };
+                    }
+                }
+            });
+        Ok(())
+    }
+    /// Packs to tightly packed RGB8 bytes (for PNG encoding).
+    pub fn to_rgb8(&self) -> Vec<u8> {
+        let n = self.width() * self.height();
+        let mut v = Vec::with_capacity(n * 3);
+        for i in 0..n {
+            v.push(to_u8(self.planes[0].data[i]));
+            v.push(to_u8(self.planes[1].data[i]));
+            v.push(to_u8(self.planes[2].data[i]));
+        }
+        v
+    }
+    /// Unpacks tightly packed RGB8 bytes.
+    pub fn from_rgb8(width: usize, height: usize, bytes: &[u8]) -> Result<Self> {
+        let frame = FrameRef::new(
+            bytes,
+            width as u32,
+            height as u32,
+            width * 3,
+            PixelFormat::Rgb,
+        )?;
+        Ok(Self::from_frame(&frame))
+    }
+    /// Rounds every sample to the nearest multiple of 1/255 (what a PNG round trip does).
+    pub fn quantize(&mut self) {
+        for p in &mut self.planes {
+            for v in &mut p.data {
+                *v = to_u8(*v) as f32 * INV_255;
+            }
+        }
+    }
+}
+
+/// [0,1] f32 → u8 with rounding; NaN becomes 0.
+#[inline]
+pub fn to_u8(v: f32) -> u8 {
+    // `as u8` saturates and maps NaN to 0.
+    (v * 255.0 + 0.5) as u8
+}

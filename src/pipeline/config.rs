@@ -1,0 +1,168 @@
+//! `Config` and the `DEFAULT_*` constants: the one home of defaults (the plugin and the CLI read
+//! them from here).
+
+use std::path::PathBuf;
+
+use crate::error::{Error, Result};
+
+/// Which method runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mode {
+    /// Training-free stage 1: residue-guided decomposition, priors for A and T, streaks from the
+    /// high-frequency layer, physics inversion.
+    #[default]
+    Physics,
+    /// Stage-1 networks + stage-2 depth-guided refinement (needs the ONNX models).
+    Full,
+}
+
+impl std::str::FromStr for Mode {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "physics" => Ok(Mode::Physics),
+            "full" => Ok(Mode::Full),
+            _ => Err(Error::param(
+                "mode",
+                format!("`{s}` is not one of physics, full"),
+            )),
+        }
+    }
+}
+
+/// Where the work runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Backend {
+    /// CUDA when a driver and device are present, otherwise the CPU (with one warning).
+    #[default]
+    Auto,
+    /// The CPU reference engine.
+    Cpu,
+    /// The CUDA engine; an error when it cannot be had.
+    Cuda,
+}
+
+impl std::str::FromStr for Backend {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "auto" => Ok(Backend::Auto),
+            "cpu" => Ok(Backend::Cpu),
+            "cuda" => Ok(Backend::Cuda),
+            _ => Err(Error::param(
+                "backend",
+                format!("`{s}` is not one of auto, cpu, cuda"),
+            )),
+        }
+    }
+}
+
+/// Default mode.
+pub const DEFAULT_MODE: Mode = Mode::Physics;
+/// Default backend.
+pub const DEFAULT_BACKEND: Backend = Backend::Auto;
+/// Default blend with the input: 1 = fully derained output.
+pub const DEFAULT_STRENGTH: f32 = 1.0;
+/// Default temporal smoothing of the atmospheric light A, in [0,1): the weight of the previous
+/// estimate in the exponential moving average (0 = per-frame A). Reset on scene cuts.
+pub const DEFAULT_ATMOSPHERE_SMOOTHING: f32 = 0.9;
+/// Lower bound t0 of the transmission in the inversion (guards the division).
+pub const DEFAULT_MIN_TRANSMISSION: f32 = 0.1;
+/// Largest fraction of the veil removed (the dark-channel prior's ω).
+pub const DEFAULT_VEIL_REMOVAL: f32 = 0.9;
+/// Gain on the estimated streak layer (1 = remove it as estimated).
+pub const DEFAULT_STREAK_GAIN: f32 = 1.0;
+/// Radius of the decomposition guided filter used in `physics` mode, at 720p (scaled with
+/// the frame's size).
+pub const DEFAULT_DECOMPOSITION_RADIUS_PX: usize = 8;
+/// eps of the decomposition guided filter (intensity² on [0,1]).
+pub const DEFAULT_DECOMPOSITION_EPS: f32 = 1e-3;
+
+/// Parameters of the training-free physics stage.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PhysicsParams {
+    /// Lower bound t0 of T in the inversion, in (0, 1].
+    pub min_transmission: f32,
+    /// ω in T = 1 − ω·dark(I/A), in [0, 1].
+    pub veil_removal: f32,
+    /// Gain on S, in [0, 2].
+    pub streak_gain: f32,
+    /// Guided-filter radius of the LF/HF decomposition at 720p (scaled with frame size).
+    pub decomposition_radius_px: usize,
+    /// Guided-filter eps of the decomposition.
+    pub decomposition_eps: f32,
+}
+
+impl Default for PhysicsParams {
+    fn default() -> Self {
+        Self {
+            min_transmission: DEFAULT_MIN_TRANSMISSION,
+            veil_removal: DEFAULT_VEIL_REMOVAL,
+            streak_gain: DEFAULT_STREAK_GAIN,
+            decomposition_radius_px: DEFAULT_DECOMPOSITION_RADIUS_PX,
+            decomposition_eps: DEFAULT_DECOMPOSITION_EPS,
+        }
+    }
+}
+
+/// Everything a [`Pipeline`](super::Pipeline) needs to start.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Method.
+    pub mode: Mode,
+    /// Engine choice.
+    pub backend: Backend,
+    /// GPU indices to use (empty = device 0). Ignored on the CPU.
+    pub devices: Vec<usize>,
+    /// Blend of the derained result with the input, in [0,1].
+    pub strength: f32,
+    /// Temporal smoothing of A, in [0,1).
+    pub atmosphere_smoothing: f32,
+    /// Network file override for `full` mode.
+    pub model: Option<PathBuf>,
+    /// Physics-stage parameters.
+    pub physics: PhysicsParams,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            mode: DEFAULT_MODE,
+            backend: DEFAULT_BACKEND,
+            devices: Vec::new(),
+            strength: DEFAULT_STRENGTH,
+            atmosphere_smoothing: DEFAULT_ATMOSPHERE_SMOOTHING,
+            model: None,
+            physics: PhysicsParams::default(),
+        }
+    }
+}
+
+fn in_range(name: &'static str, v: f32, lo: f32, hi: f32) -> Result<()> {
+    if !(lo..=hi).contains(&v) {
+        return Err(Error::param(name, format!("{v} is outside [{lo}, {hi}]")));
+    }
+    Ok(())
+}
+
+impl Config {
+    /// Checks every value against its documented range.
+    pub fn validate(&self) -> Result<()> {
+        in_range("strength", self.strength, 0.0, 1.0)?;
+        in_range(
+            "atmosphere-smoothing",
+            self.atmosphere_smoothing,
+            0.0,
+            0.999,
+        )?;
+        let p = &self.physics;
+        in_range("min-transmission", p.min_transmission, 0.01, 1.0)?;
+        in_range("veil-removal", p.veil_removal, 0.0, 1.0)?;
+        in_range("streak-gain", p.streak_gain, 0.0, 2.0)?;
+        in_range("decomposition-eps", p.decomposition_eps, 1e-6, 1.0)?;
+        if !(1..=64).contains(&p.decomposition_radius_px) {
+            return Err(Error::param("decomposition-radius", "must be in 1..=64"));
+        }
+        Ok(())
+    }
+}

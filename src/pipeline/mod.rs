@@ -1,0 +1,134 @@
+//! The frame-in → frame-out pipeline: conversion, stage 1, inversion, blend, conversion.
+//!
+//! [`Pipeline`] does not know which backend it runs on beyond asking the engine; it owns the
+//! temporal state (the smoothed atmospheric light) and the reusable buffers, so a video stream
+//! allocates nothing per frame once its size is known.
+
+pub mod config;
+
+pub use config::{Backend, Config, Mode, PhysicsParams};
+
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+use crate::frame::{FrameMut, FrameRef, PlanarRgb, ensure_same_frame};
+use crate::physics::{AtmosphereTracker, Components};
+
+/// A configured derainer for a stream of frames (or single images).
+pub struct Pipeline {
+    config: Config,
+    engine: Engine,
+    tracker: AtmosphereTracker,
+    input: PlanarRgb,
+    frames: u64,
+}
+
+impl std::fmt::Debug for Pipeline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pipeline")
+            .field("config", &self.config)
+            .field("backend", &self.engine.name())
+            .field("frames", &self.frames)
+            .finish()
+    }
+}
+
+impl Pipeline {
+    /// Validates `config`, resolves the backend and loads what the mode needs.
+    pub fn new(config: Config) -> Result<Self> {
+        config.validate()?;
+        let engine = Engine::new(&config)?;
+        let tracker = AtmosphereTracker::new(config.atmosphere_smoothing);
+        Ok(Self {
+            config,
+            engine,
+            tracker,
+            input: PlanarRgb::zeros(0, 0),
+            frames: 0,
+        })
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Name of the engine in use (`"cpu"` or `"cuda"`).
+    pub fn backend_name(&self) -> &'static str {
+        self.engine.name()
+    }
+
+    /// Frames this pipeline holds back before output (0: every call returns its own frame).
+    pub fn latency_frames(&self) -> u32 {
+        0
+    }
+
+    /// Frames processed since creation.
+    pub fn frames_processed(&self) -> u64 {
+        self.frames
+    }
+
+    /// Changes the blend with the input (takes effect on the next frame).
+    pub fn set_strength(&mut self, strength: f32) -> Result<()> {
+        let mut c = self.config.clone();
+        c.strength = strength;
+        c.validate()?;
+        self.config = c;
+        Ok(())
+    }
+
+    /// Changes the temporal smoothing of A (takes effect on the next frame).
+    pub fn set_atmosphere_smoothing(&mut self, smoothing: f32) -> Result<()> {
+        let mut c = self.config.clone();
+        c.atmosphere_smoothing = smoothing;
+        c.validate()?;
+        self.tracker.set_smoothing(smoothing);
+        self.config = c;
+        Ok(())
+    }
+
+    /// Forgets temporal state (flush, seek, new stream).
+    pub fn reset(&mut self) {
+        self.tracker.reset();
+    }
+
+    /// Derains one packed frame into `output` (same size and format). Alpha is preserved.
+    pub fn process(&mut self, input: &FrameRef<'_>, output: &mut FrameMut<'_>) -> Result<()> {
+        ensure_same_frame(input, output)?;
+        let mut img = std::mem::replace(&mut self.input, PlanarRgb::zeros(0, 0));
+        img.fill_from_frame(input);
+        let result = self.process_image(&img);
+        self.input = img;
+        result?.write_frame(output, Some(input))
+    }
+
+    /// Derains a planar image; the result is blended with the input by `strength`.
+    pub fn process_image(&mut self, input: &PlanarRgb) -> Result<PlanarRgb> {
+        let mut out = self.components(input)?.background;
+        blend(&mut out, input, self.config.strength);
+        Ok(out)
+    }
+
+    /// Runs stage 1 (and stage 2 in `full` mode) and returns every estimated component
+    /// (background J before blending, streaks S, transmission T, atmosphere A).
+    pub fn components(&mut self, input: &PlanarRgb) -> Result<Components> {
+        if input.width() == 0 || input.height() == 0 {
+            return Err(Error::param("input", "empty image"));
+        }
+        let c = self.engine.derain(input, &self.config, &mut self.tracker)?;
+        self.frames += 1;
+        log::trace!("frame {} A={:?}", self.frames, c.atmosphere);
+        Ok(c)
+    }
+}
+
+/// `out = strength·out + (1 − strength)·input`.
+fn blend(out: &mut PlanarRgb, input: &PlanarRgb, strength: f32) {
+    if strength >= 1.0 {
+        return;
+    }
+    for (o, i) in out.planes.iter_mut().zip(&input.planes) {
+        for (o, &i) in o.data.iter_mut().zip(&i.data) {
+            *o = strength * *o + (1.0 - strength) * i;
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! Heavy-rain renderer (training pairs, synthetic video, the built-in demo).
