@@ -61,6 +61,14 @@ pub enum Error {
     /// A requested mode or backend that this build or machine cannot provide.
     #[error("{0}")]
     Unavailable(String),
+    /// A network file that is missing, unreadable or not a valid model.
+    #[error("model file {path:?}: {reason}")]
+    ModelFile {
+        /// The file.
+        path: PathBuf,
+        /// Why it cannot be used.
+        reason: String,
+    },
     // --- device ---
     /// `backend=cuda` was asked for but no CUDA driver is present.
     #[error("no CUDA driver on this machine (libcuda not found); use backend=auto or cpu")]
