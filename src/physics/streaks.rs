@@ -47,6 +47,59 @@ pub fn line_mean(src: &Plane, l: usize, horizontal: bool) -> Plane {
     out
 }
 
+/// Bright structures narrower than 2k+1 pixels along x, per row: `v − open_k(v)` where the
+/// opening is a min filter then a max filter over x ± k (a horizontal line structuring
+/// element). `tmp` and `er` are scratch rows of the same length.
+fn narrow_bright_row(v: &[f32], k: usize, er: &mut [f32], out: &mut [f32]) {
+    let w = v.len();
+    er.copy_from_slice(v);
+    for d in 1..=k.min(w.saturating_sub(1)) {
+        for x in 0..w - d {
+            er[x] = er[x].min(v[x + d]);
+        }
+        for x in d..w {
+            er[x] = er[x].min(v[x - d]);
+        }
+    }
+    out.copy_from_slice(er);
+    for d in 1..=k.min(w.saturating_sub(1)) {
+        for x in 0..w - d {
+            out[x] = out[x].max(er[x + d]);
+        }
+        for x in d..w {
+            out[x] = out[x].max(er[x - d]);
+        }
+    }
+    for (o, &v) in out.iter_mut().zip(v) {
+        *o = v - *o;
+    }
+}
+
+/// Achromatic narrow bright structures: `max(0, min_c (I_c − open_k(I_c)))`. The opening with
+/// a horizontal segment of 2k+1 pixels is the background that a thin near-vertical streak
+/// hides (the values beside it on the same row); the minimum over channels keeps only what
+/// was added equally to R, G and B, as rain is.
+pub fn achromatic_narrow(img: &PlanarRgb, k: usize) -> Plane {
+    let (w, h) = (img.width(), img.height());
+    let mut out = Plane::zeros(w, h);
+    out.data.par_chunks_mut(w).enumerate().for_each_init(
+        || (vec![0f32; w], vec![0f32; w]),
+        |(er, tmp), (y, o)| {
+            narrow_bright_row(img.planes[0].row(y), k, er, o);
+            for c in 1..3 {
+                narrow_bright_row(img.planes[c].row(y), k, er, tmp);
+                for (o, &t) in o.iter_mut().zip(tmp.iter()) {
+                    *o = o.min(t);
+                }
+            }
+            for o in o.iter_mut() {
+                *o = o.max(0.0);
+            }
+        },
+    );
+    out
+}
+
 /// Observed streaks (as they appear in I, i.e. T·S) from `img` and its low-frequency layer.
 pub fn observed_streaks(img: &PlanarRgb, lf: &PlanarRgb, half_length: usize, gain: f32) -> Plane {
     let (w, h) = (img.width(), img.height());
