@@ -2,7 +2,7 @@
 
 use crate::error::{Error, Result};
 use crate::frame::PlanarRgb;
-use crate::physics::{self, AtmosphereTracker, Components};
+use crate::physics::{self, AtmosphereTracker, Components, Workspace};
 use crate::pipeline::{Backend, Config, Mode};
 
 /// The engine a pipeline runs on.
@@ -43,15 +43,19 @@ impl Engine {
         }
     }
 
-    /// Runs the configured mode on one image.
-    pub fn derain(
+    /// Runs the configured mode on one image, into reused buffers.
+    pub fn derain_into(
         &self,
         input: &PlanarRgb,
         config: &Config,
         tracker: &mut AtmosphereTracker,
-    ) -> Result<Components> {
+        workspace: &mut Workspace,
+        out: &mut Components,
+    ) -> Result<()> {
         match self {
-            Engine::Cpu => physics::derain_physics(input, &config.physics, Some(tracker)),
+            Engine::Cpu => {
+                physics::derain_physics_into(input, &config.physics, Some(tracker), workspace, out)
+            }
         }
     }
 }
@@ -59,13 +63,18 @@ impl Engine {
 /// ONNX files are protobuf messages; the first field of a `ModelProto` is `ir_version`
 /// (field 1, varint: tag byte 0x08). Anything else is not a model this build can load.
 fn check_model_file(path: &std::path::Path) -> Result<()> {
-    let bad = |reason: String| Error::ModelFile { path: path.into(), reason };
+    let bad = |reason: String| Error::ModelFile {
+        path: path.into(),
+        reason,
+    };
     let bytes = std::fs::read(path).map_err(|e| bad(format!("cannot be read: {e}")))?;
     if bytes.is_empty() {
         return Err(bad("file is empty".into()));
     }
     if bytes[0] != 0x08 {
-        return Err(bad("not an ONNX model (no ir_version field at the start)".into()));
+        return Err(bad(
+            "not an ONNX model (no ir_version field at the start)".into()
+        ));
     }
     Ok(())
 }
@@ -76,12 +85,21 @@ mod tests {
 
     #[test]
     fn unreadable_or_bogus_model_file_is_an_error_naming_it() {
-        let cfg = Config { model: Some("/nonexistent/derain.onnx".into()), ..Config::default() };
+        let cfg = Config {
+            model: Some("/nonexistent/derain.onnx".into()),
+            ..Config::default()
+        };
         let e = Engine::new(&cfg).unwrap_err().to_string();
-        assert!(e.contains("/nonexistent/derain.onnx") && e.contains("cannot be read"), "{e}");
+        assert!(
+            e.contains("/nonexistent/derain.onnx") && e.contains("cannot be read"),
+            "{e}"
+        );
         let tmp = std::env::temp_dir().join(format!("derain-bogus-{}.onnx", std::process::id()));
         std::fs::write(&tmp, b"hello").unwrap();
-        let cfg = Config { model: Some(tmp.clone()), ..Config::default() };
+        let cfg = Config {
+            model: Some(tmp.clone()),
+            ..Config::default()
+        };
         let e = Engine::new(&cfg).unwrap_err().to_string();
         std::fs::remove_file(&tmp).ok();
         assert!(e.contains("not an ONNX model"), "{e}");
@@ -89,9 +107,15 @@ mod tests {
 
     #[test]
     fn cuda_backend_is_a_clear_error_and_auto_falls_back() {
-        let cfg = Config { backend: Backend::Cuda, ..Config::default() };
+        let cfg = Config {
+            backend: Backend::Cuda,
+            ..Config::default()
+        };
         assert!(matches!(Engine::new(&cfg), Err(Error::CudaNotCompiled)));
-        let cfg = Config { backend: Backend::Auto, ..Config::default() };
+        let cfg = Config {
+            backend: Backend::Auto,
+            ..Config::default()
+        };
         assert_eq!(Engine::new(&cfg).unwrap().name(), "cpu");
     }
 }

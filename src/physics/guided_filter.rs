@@ -41,7 +41,13 @@ pub const BANK_EPS: [f32; 2] = [1e-3, 1e-4];
 /// · inv_nx[x] · inv_ny`, as an f64 running window sum (N add chains in flight). The sources
 /// are f64 sums of f32 samples, so the rounding of the running sum (≈ 1e-16 relative per step)
 /// stays far below f32 resolution over any row length.
-fn hmeans<const N: usize>(src: [&[f64]; N], out: [&mut [f64]; N], r: usize, inv_nx: &[f64], inv_ny: f64) {
+fn hmeans<const N: usize>(
+    src: [&[f64]; N],
+    out: [&mut [f64]; N],
+    r: usize,
+    inv_nx: &[f64],
+    inv_ny: f64,
+) {
     let w = inv_nx.len();
     let s: [&[f64]; N] = src.map(|s| &s[..w]);
     let o: [&mut [f64]; N] = out.map(|o| &mut o[..w]);
@@ -82,7 +88,9 @@ fn hmeans<const N: usize>(src: [&[f64]; N], out: [&mut [f64]; N], r: usize, inv_
 fn hmeans_rows(src: &[Vec<f64>], out: &mut [Vec<f64>], r: usize, inv_nx: &[f64], inv_ny: f64) {
     for (s4, o4) in src.chunks(4).zip(out.chunks_mut(4)) {
         match (s4, o4) {
-            ([a, b, c, d], [oa, ob, oc, od]) => hmeans([a, b, c, d], [oa, ob, oc, od], r, inv_nx, inv_ny),
+            ([a, b, c, d], [oa, ob, oc, od]) => {
+                hmeans([a, b, c, d], [oa, ob, oc, od], r, inv_nx, inv_ny)
+            }
             ([a, b, c], [oa, ob, oc]) => hmeans([a, b, c], [oa, ob, oc], r, inv_nx, inv_ny),
             ([a, b], [oa, ob]) => hmeans([a, b], [oa, ob], r, inv_nx, inv_ny),
             ([a], [oa]) => hmeans([a], [oa], r, inv_nx, inv_ny),
@@ -133,7 +141,13 @@ struct ColumnSums {
 
 impl ColumnSums {
     fn new(w: usize, h: usize, r: usize, q: usize, start: usize) -> Self {
-        Self { h, r, acc: vec![vec![0.0; w]; q], lo: start, hi: start }
+        Self {
+            h,
+            r,
+            acc: vec![vec![0.0; w]; q],
+            lo: start,
+            hi: start,
+        }
     }
 
     /// Moves the window to centre row `yc`: `f(y, true, acc)` adds row y, `f(y, false, acc)`
@@ -159,7 +173,9 @@ impl ColumnSums {
 /// Adds (or subtracts) the guide statistics of row y: I, I², and per input p, I·p.
 fn stats_row<const SUB: bool>(guide: &Plane, inputs: &[&Plane], y: usize, acc: &mut [Vec<f64>]) {
     let g = guide.row(y);
-    let [a0, a1, rest @ ..] = acc else { unreachable!("≥ 4 quantities") };
+    let [a0, a1, rest @ ..] = acc else {
+        unreachable!("≥ 4 quantities")
+    };
     accumulate::<SUB>(a0, g);
     accumulate_product::<SUB>(a1, g, g);
     for (c, p) in inputs.iter().enumerate() {
@@ -241,7 +257,9 @@ fn guided_strip(
                     }
                     for c in 0..nc {
                         let k = 2 * (e * nc + c);
-                        let [a, b] = ring.get_disjoint_mut([slot + k, slot + k + 1]).expect("distinct");
+                        let [a, b] = ring
+                            .get_disjoint_mut([slot + k, slot + k + 1])
+                            .expect("distinct");
                         coefficients_row(mg, &mean[2 + 2 * c], &mean[3 + 2 * c], &inv, a, b);
                     }
                 }
@@ -262,7 +280,14 @@ fn guided_strip(
 
 /// a = cov/(var+eps), b = mean(p) − a·mean(I) for one row.
 #[inline(always)]
-fn coefficients_row(mg: &[f64], mp: &[f64], mgp: &[f64], inv: &[f32], a: &mut [f32], b: &mut [f32]) {
+fn coefficients_row(
+    mg: &[f64],
+    mp: &[f64],
+    mgp: &[f64],
+    inv: &[f32],
+    a: &mut [f32],
+    b: &mut [f32],
+) {
     let n = a.len();
     let (mg, mp, mgp, inv, b) = (&mg[..n], &mp[..n], &mgp[..n], &inv[..n], &mut b[..n]);
     for x in 0..n {
@@ -456,7 +481,7 @@ pub fn box_mean(src: &Plane, r: usize) -> Result<Plane> {
     }
     chunks.into_par_iter().for_each(|(y0, y1, dst)| {
         let mut cols = ColumnSums::new(w, h, r, 1, y0.saturating_sub(r));
-            let mut mean = vec![vec![0f64; w]];
+        let mut mean = vec![vec![0f64; w]];
         for y in y0..y1 {
             cols.advance(y, |yy, entering, acc| {
                 if entering {
@@ -477,27 +502,51 @@ pub fn box_mean(src: &Plane, r: usize) -> Result<Plane> {
 /// Downsamples by an integer factor with box averaging (partial blocks at the right/bottom
 /// edge average what they have).
 pub fn downsample(src: &Plane, s: usize) -> Plane {
-    let (w, h) = (src.width.div_ceil(s), src.height.div_ceil(s));
-    let mut out = Plane::zeros(w, h);
-    let sw = src.width;
-    out.data
-        .par_chunks_mut(w)
-        .enumerate()
-        .for_each(|(y, orow)| {
-            let ys = y * s..((y + 1) * s).min(src.height);
+    let (w, h) = (src.width, src.height);
+    let (lw, lh) = (w.div_ceil(s), h.div_ceil(s));
+    let mut out = Plane::zeros(lw, lh);
+    out.data.par_chunks_mut(lw).enumerate().for_each_init(
+        || vec![0f32; w],
+        |acc, (y, orow)| {
+            let ys = y * s..((y + 1) * s).min(h);
             let ny = ys.len();
+            acc.fill(0.0);
             for yy in ys {
-                let row = src.row(yy);
-                for (o, chunk) in orow.iter_mut().zip(row.chunks(s)) {
-                    *o += chunk.iter().sum::<f32>();
+                for (a, &v) in acc.iter_mut().zip(src.row(yy)) {
+                    *a += v;
                 }
             }
-            for (x, o) in orow.iter_mut().enumerate() {
-                let nx = ((x + 1) * s).min(sw) - x * s;
-                *o /= (nx * ny) as f32;
-            }
-        });
+            reduce_row(acc, s, ny, orow);
+        },
+    );
     out
+}
+
+/// `out[x] = mean(acc[x·s .. (x+1)·s]) / ny` (partial last block averages what it has).
+pub(crate) fn reduce_row(acc: &[f32], s: usize, ny: usize, out: &mut [f32]) {
+    fn fixed<const S: usize>(acc: &[f32], scale: f32, out: &mut [f32]) {
+        for (o, c) in out.iter_mut().zip(acc.chunks_exact(S)) {
+            let c: &[f32; S] = c.try_into().expect("exact chunk");
+            *o = c.iter().sum::<f32>() * scale;
+        }
+    }
+    let w = acc.len();
+    let full = w / s;
+    let scale = 1.0 / (s * ny) as f32;
+    match s {
+        2 => fixed::<2>(acc, scale, out),
+        3 => fixed::<3>(acc, scale, out),
+        4 => fixed::<4>(acc, scale, out),
+        _ => {
+            for (o, c) in out.iter_mut().zip(acc.chunks_exact(s)) {
+                *o = c.iter().sum::<f32>() * scale;
+            }
+        }
+    }
+    if full < out.len() {
+        let rest = &acc[full * s..];
+        out[full] = rest.iter().sum::<f32>() / (rest.len() * ny) as f32;
+    }
 }
 
 /// Bilinear upsampling by an integer factor, row by row (sample centres aligned: low-res
@@ -529,17 +578,81 @@ impl Upsampler {
     }
     /// Full-resolution row `y` of `src` into `out` (len = full width); `tmp` has len ≥ lw.
     pub fn row(&self, src: &Plane, y: usize, tmp: &mut [f32], out: &mut [f32]) {
-        debug_assert_eq!((src.width, src.height), (self.lw, self.lh));
+        self.rows([src], y, tmp, [out]);
+    }
+
+    /// Full-resolution row `y` of several low-res planes; `tmp` holds ≥ lw per plane.
+    pub fn rows<const N: usize>(
+        &self,
+        src: [&Plane; N],
+        y: usize,
+        tmp: &mut [f32],
+        out: [&mut [f32]; N],
+    ) {
         let (y0, y1, fy) = Self::coord(y, self.s, self.lh);
-        let (r0, r1) = (src.row(y0), src.row(y1));
-        let tmp = &mut tmp[..self.lw];
-        for ((t, &a), &b) in tmp.iter_mut().zip(r0).zip(r1) {
-            *t = a + (b - a) * fy;
+        let lw = self.lw;
+        for (k, (p, out)) in src.iter().zip(out).enumerate() {
+            debug_assert_eq!((p.width, p.height), (self.lw, self.lh));
+            let (r0, r1) = (p.row(y0), p.row(y1));
+            let t = &mut tmp[k * lw..(k + 1) * lw];
+            for ((t, &a), &b) in t.iter_mut().zip(r0).zip(r1) {
+                *t = a + (b - a) * fy;
+            }
+            self.hlerp(t, out);
         }
-        for (o, &(x0, x1, fx)) in out.iter_mut().zip(&self.xs) {
-            let (a, b) = (tmp[x0 as usize], tmp[x1 as usize]);
-            *o = a + (b - a) * fx;
+    }
+
+    /// Horizontal bilinear interpolation of one low-res row.
+    fn hlerp(&self, t: &[f32], out: &mut [f32]) {
+        match self.s {
+            2 => self.hlerp_fixed::<2>(t, out),
+            3 => self.hlerp_fixed::<3>(t, out),
+            4 => self.hlerp_fixed::<4>(t, out),
+            _ => self.hlerp_table(t, out, 0..out.len()),
         }
+    }
+
+    fn hlerp_table(&self, t: &[f32], out: &mut [f32], xs: std::ops::Range<usize>) {
+        for x in xs {
+            let (x0, x1, fx) = self.xs[x];
+            let (a, b) = (t[x0 as usize], t[x1 as usize]);
+            out[x] = a + (b - a) * fx;
+        }
+    }
+
+    /// For an integer factor S the fractional positions repeat every S pixels: pixel
+    /// i·S + j lies at low-res coordinate i + (j + 0.5)/S − 0.5. Interior blocks are
+    /// straight-line code over three neighbouring samples; the borders use the table.
+    fn hlerp_fixed<const S: usize>(&self, t: &[f32], out: &mut [f32]) {
+        let w = out.len();
+        let lw = t.len();
+        if lw < 3 || w < 3 * S {
+            return self.hlerp_table(t, out, 0..w);
+        }
+        // Offsets (into the window t[i-1..=i+1]) and fractions for each phase j.
+        let mut off = [0usize; S];
+        let mut frac = [0f32; S];
+        for j in 0..S {
+            let c = (j as f32 + 0.5) / S as f32 - 0.5;
+            if c < 0.0 {
+                off[j] = 0;
+                frac[j] = 1.0 + c;
+            } else {
+                off[j] = 1;
+                frac[j] = c;
+            }
+        }
+        // Blocks i = 1 ..= last-1 cover pixels [S, last·S).
+        let last = (lw - 1).min(w / S);
+        for (win, o) in t.windows(3).zip(out[S..last * S].chunks_exact_mut(S)) {
+            let win: &[f32; 3] = win.try_into().expect("window of 3");
+            for j in 0..S {
+                let (a, b) = (win[off[j]], win[off[j] + 1]);
+                o[j] = a + (b - a) * frac[j];
+            }
+        }
+        self.hlerp_table(t, out, 0..S);
+        self.hlerp_table(t, out, last * S..w);
     }
 }
 
@@ -565,7 +678,9 @@ pub fn guided_coefficients(
 ) -> Result<Vec<Plane>> {
     check_inputs(guide, inputs, radius_px, eps)?;
     let (w, h) = (guide.width, guide.height);
-    let mut coefs: Vec<Plane> = (0..2 * inputs.len() * eps.len()).map(|_| Plane::zeros(w, h)).collect();
+    let mut coefs: Vec<Plane> = (0..2 * inputs.len() * eps.len())
+        .map(|_| Plane::zeros(w, h))
+        .collect();
     let st = strips(h, radius_px, 2 * rayon::current_num_threads());
     let mut per: Vec<Vec<&mut [f32]>> = st.iter().map(|_| Vec::new()).collect();
     for c in coefs.iter_mut() {
@@ -576,14 +691,16 @@ pub fn guided_coefficients(
             rest = tail;
         }
     }
-    st.into_par_iter().zip(per).for_each(|((y0, y1), mut outs)| {
-        guided_strip(guide, inputs, radius_px, eps, y0, y1, |y, rows| {
-            let off = (y - y0) * w;
-            for (o, row) in outs.iter_mut().zip(rows) {
-                o[off..off + w].copy_from_slice(row);
-            }
+    st.into_par_iter()
+        .zip(per)
+        .for_each(|((y0, y1), mut outs)| {
+            guided_strip(guide, inputs, radius_px, eps, y0, y1, |y, rows| {
+                let off = (y - y0) * w;
+                for (o, row) in outs.iter_mut().zip(rows) {
+                    o[off..off + w].copy_from_slice(row);
+                }
+            });
         });
-    });
     Ok(coefs)
 }
 
@@ -841,6 +958,30 @@ mod tests {
             .sum::<f32>()
             / (w * h) as f32;
         assert!(mad < 0.02, "mean |Δ| {mad}");
+    }
+
+    #[test]
+    fn upsampler_fast_path_matches_table() {
+        for s in 1..=5 {
+            for w in [1usize, 2, 5, 8, 13, 16, 31, 64, 67] {
+                let lw = w.div_ceil(s);
+                let lo = test_plane(lw, 3, (w * 7 + s) as u64);
+                let up = Upsampler::new(lw, 3, s, w);
+                let mut tmp = vec![0f32; lw];
+                let mut fast = vec![0f32; w];
+                up.row(&lo, 1, &mut tmp, &mut fast);
+                let mut table = vec![0f32; w];
+                up.hlerp_table(&tmp, &mut table, 0..w);
+                for x in 0..w {
+                    assert!(
+                        (fast[x] - table[x]).abs() < 1e-6,
+                        "s={s} w={w} x={x}: {} vs {}",
+                        fast[x],
+                        table[x]
+                    );
+                }
+            }
+        }
     }
 
     proptest! {

@@ -120,7 +120,11 @@ pub fn luma(img: &PlanarRgb) -> Plane {
         .zip(&b.data)
         .map(|((&r, &g), &b)| luma_of(r, g, b))
         .collect();
-    Plane { width: img.width(), height: img.height(), data }
+    Plane {
+        width: img.width(),
+        height: img.height(),
+        data,
+    }
 }
 
 #[inline(always)]
@@ -141,14 +145,15 @@ struct LowRes {
 
 fn estimate_low_res(
     img: &PlanarRgb,
-    res: &Plane,
     sc: &Scales,
     params: &PhysicsParams,
     tracker: Option<&mut AtmosphereTracker>,
 ) -> Result<LowRes> {
     let s = sc.estimation_subsample;
-    let res_lo = downsample(res, s);
     let img_lo: Vec<Plane> = img.planes.par_iter().map(|p| downsample(p, s)).collect();
+    // The guide at low resolution must be the downsampled full-resolution guide (not the
+    // residue of the downsampled image) for q = up(a)·res + up(b) to be the fast guided filter.
+    let res_lo = residue::downsampled_residue(img, s);
     let r_lo = (sc.decomposition_radius / s).max(1);
     let decomposition = guided_coefficients(
         &res_lo,
@@ -165,7 +170,11 @@ fn estimate_low_res(
             .zip(&b.data)
             .map(|((&g, &a), &b)| a.mul_add(g, b).clamp(0.0, 1.0))
             .collect();
-        Plane { width: res_lo.width, height: res_lo.height, data }
+        Plane {
+            width: res_lo.width,
+            height: res_lo.height,
+            data,
+        }
     }))?;
 
     // Atmospheric light.
@@ -179,7 +188,12 @@ fn estimate_low_res(
     };
 
     let dark = dark::dark_channel(&lf_lo, atmosphere, sc.dark_radius);
-    Ok(LowRes { decomposition, dark, luma: luma_lo, atmosphere })
+    Ok(LowRes {
+        decomposition,
+        dark,
+        luma: luma_lo,
+        atmosphere,
+    })
 }
 
 /// Transmission at estimation resolution: the dark-channel prior T̃ = 1 − ω_eff·dark(LF/A),
@@ -189,22 +203,68 @@ fn transmission_coefficients(lo: &LowRes, omega: f32, sc: &Scales) -> Result<Vec
     let t_raw = Plane {
         width: lo.dark.width,
         height: lo.dark.height,
-        data: lo.dark.data.iter().map(|&d| 1.0 - omega * d.min(1.0)).collect(),
+        data: lo
+            .dark
+            .data
+            .iter()
+            .map(|&d| 1.0 - omega * d.min(1.0))
+            .collect(),
     };
     guided_coefficients(&lo.luma, &[&t_raw], sc.refine_radius, &[1e-3])
 }
 
+/// Full-resolution buffers reused from frame to frame (a video stream allocates nothing per
+/// frame once its size is known).
+#[derive(Debug, Default)]
+pub struct Workspace {
+    achromatic: Vec<f32>,
+    lf_luma: Vec<f32>,
+}
+
+impl Components {
+    /// Empty components, to be filled by [`derain_physics_into`].
+    pub fn empty() -> Self {
+        Self {
+            background: PlanarRgb::zeros(0, 0),
+            streaks: Plane::zeros(0, 0),
+            transmission: Plane::zeros(0, 0),
+            atmosphere: [1.0; 3],
+        }
+    }
+    fn resize(&mut self, w: usize, h: usize) {
+        if self.background.width() != w || self.background.height() != h {
+            self.background = PlanarRgb::zeros(w, h);
+            self.streaks = Plane::zeros(w, h);
+            self.transmission = Plane::zeros(w, h);
+        }
+    }
+}
+
 /// Runs the training-free stage 1 and the inversion on `img`. `tracker` smooths A over frames
 /// (pass `None` for single images).
-///
-/// Cost: the estimation runs at 1/`Scales::estimation_subsample` resolution; at full
-/// resolution there are only a few fused, row-parallel passes (residue; LF via guided
-/// upsampling + achromatic HF + LF luma; two 1-D line means; T + streaks + inversion).
 pub fn derain_physics(
     img: &PlanarRgb,
     params: &PhysicsParams,
     tracker: Option<&mut AtmosphereTracker>,
 ) -> Result<Components> {
+    let mut out = Components::empty();
+    derain_physics_into(img, params, tracker, &mut Workspace::default(), &mut out)?;
+    Ok(out)
+}
+
+/// [`derain_physics`] into reused buffers.
+///
+/// Cost: the estimation runs at 1/`Scales::estimation_subsample` resolution; at full
+/// resolution there are two fused, row-parallel passes: (1) residue, LF = up(a)·res + up(b)
+/// (guided upsampling), achromatic HF that is also narrow in x, LF luma; (2) the streak
+/// orientation test, T by guided upsampling, the inversion and S.
+pub fn derain_physics_into(
+    img: &PlanarRgb,
+    params: &PhysicsParams,
+    tracker: Option<&mut AtmosphereTracker>,
+    ws: &mut Workspace,
+    out: &mut Components,
+) -> Result<()> {
     let (w, h) = (img.width(), img.height());
     if w == 0 || h == 0 {
         return Err(Error::param("input", "empty image"));
@@ -213,88 +273,136 @@ pub fn derain_physics(
     let t0 = params.min_transmission;
     let s = sc.estimation_subsample;
 
-    let res = residue::residue(img);
-    let lo = estimate_low_res(img, &res, &sc, params, tracker)?;
+    let lo = estimate_low_res(img, &sc, params, tracker)?;
     let a = lo.atmosphere;
+    let veil = veil_score(&lo.dark);
+    let omega = params.veil_removal * veil;
+    log::trace!("veil score {veil:.3}, omega {omega:.3}, A {a:?}");
+    let t_coefs = transmission_coefficients(&lo, omega, &sc)?;
     let (lw, lh) = (lo.decomposition[0].width, lo.decomposition[0].height);
     let up = Upsampler::new(lw, lh, s, w);
+    ws.achromatic.resize(w * h, 0.0);
+    ws.lf_luma.resize(w * h, 0.0);
+    out.resize(w, h);
+    out.atmosphere = a;
+    let k = sc.streak_width;
 
-    let narrow = streaks::achromatic_narrow(img, sc.streak_width).data;
-
-    // Pass 1: LF = up(a)·res + up(b) per channel; achromatic HF and LF luma.
-    let mut achro = Plane::zeros(w, h);
-    let mut lf_luma = Plane::zeros(w, h);
-    achro
-        .data
+    // Pass 1.
+    ws.achromatic
         .par_chunks_mut(w)
-        .zip(lf_luma.data.par_chunks_mut(w))
+        .zip(ws.lf_luma.par_chunks_mut(w))
         .enumerate()
         .for_each_init(
-            || (vec![0f32; lw], vec![0f32; w], vec![0f32; w], [vec![0f32; w], vec![0f32; w], vec![0f32; w]]),
-            |(tmp, ua, ub, lf), (y, (achro, luma_row))| {
-                let g = res.row(y);
-                for c in 0..3 {
-                    up.row(&lo.decomposition[2 * c], y, tmp, ua);
-                    up.row(&lo.decomposition[2 * c + 1], y, tmp, ub);
-                    for (((l, &a), &b), &g) in lf[c].iter_mut().zip(ua.iter()).zip(ub.iter()).zip(g) {
-                        *l = a.mul_add(g, b);
+            || {
+                let row = || vec![0f32; w];
+                (
+                    vec![0f32; 6 * lw],
+                    [row(), row(), row()],
+                    [row(), row(), row()],
+                    [row(), row(), row()],
+                )
+            },
+            |(tmp, [g, er, nb], lf, ups), (y, (achro, luma_row))| {
+                let i = [
+                    img.planes[0].row(y),
+                    img.planes[1].row(y),
+                    img.planes[2].row(y),
+                ];
+                for x in 0..w {
+                    let (r, gg, b) = (i[0][x], i[1][x], i[2][x]);
+                    g[x] = r.max(gg).max(b) - r.min(gg).min(b);
+                }
+                {
+                    let d = &lo.decomposition;
+                    let [l0, l1, l2] = lf;
+                    let [u0, u1, u2] = ups;
+                    up.rows(
+                        [&d[0], &d[1], &d[2], &d[3], &d[4], &d[5]],
+                        y,
+                        tmp,
+                        [l0, u0, l1, u1, l2, u2],
+                    );
+                    for c in 0..3 {
+                        let (l, u) = (&mut lf[c], &ups[c]);
+                        for ((l, &b), &g) in l.iter_mut().zip(u.iter()).zip(g.iter()) {
+                            *l = l.mul_add(g, b);
+                        }
                     }
                 }
-                let (ir, ig, ib) = (img.planes[0].row(y), img.planes[1].row(y), img.planes[2].row(y));
+                // Narrow bright structures, achromatic: min over channels (into `achro`).
+                streaks::narrow_bright_row(i[0], k, er, achro);
+                for c in 1..3 {
+                    streaks::narrow_bright_row(i[c], k, er, nb);
+                    for (o, &v) in achro.iter_mut().zip(nb.iter()) {
+                        *o = o.min(v);
+                    }
+                }
                 for x in 0..w {
                     let (lr, lg, lb) = (lf[0][x], lf[1][x], lf[2][x]);
-                    // Achromatic part of HF = I − LF: the streak candidates.
-                    let hf = (ir[x] - lr).min(ig[x] - lg).min(ib[x] - lb).max(0.0);
-                    // A streak also stands out from its row neighbours (narrow in x).
-                    achro[x] = hf.min(narrow[y * w + x]);
+                    // Achromatic part of HF = I − LF, and narrow in x: the streak candidates.
+                    let hf = (i[0][x] - lr).min(i[1][x] - lg).min(i[2][x] - lb);
+                    achro[x] = hf.min(achro[x]).max(0.0);
                     luma_row[x] = luma_of(lr, lg, lb);
                 }
             },
         );
 
-    // Streak orientation test.
-    let v = streaks::line_mean(&achro, sc.streak_half_length, false);
-    let hm = streaks::line_mean(&achro, sc.streak_half_length, true);
-
-    // Streak weight (orientation test).
-    let mut observed = Plane::zeros(w, h);
-    let gain = params.streak_gain;
-    observed.data.par_chunks_mut(w).enumerate().for_each(|(y, o)| {
-        let (ach, vv, hh) = (achro.row(y), v.row(y), hm.row(y));
-        for x in 0..w {
-            let wgt = (2.0 * (vv[x] - hh[x]) / (vv[x] + 1e-4)).clamp(0.0, 1.0);
-            o[x] = ach[x] * wgt * gain;
-        }
-    });
-    let veil = veil_score(&lo.dark);
-    let omega = params.veil_removal * veil;
-    log::debug!("veil score {veil:.3}, omega {omega:.3}, A {a:?}");
-    let t_coefs = transmission_coefficients(&lo, omega, &sc)?;
-
-    // Pass 2: T (guided upsampling on LF luma), inversion.
-    let mut background = PlanarRgb::zeros(w, h);
-    let mut transmission = Plane::zeros(w, h);
-    let mut streak_model = Plane::zeros(w, h);
-    let [jr, jg, jb] = &mut background.planes;
+    // Pass 2.
+    let achro = &ws.achromatic;
+    let lf_luma = &ws.lf_luma;
+    let (l, gain) = (sc.streak_half_length, params.streak_gain);
+    let [jr, jg, jb] = &mut out.background.planes;
     jr.data
         .par_chunks_mut(w)
         .zip(jg.data.par_chunks_mut(w))
         .zip(jb.data.par_chunks_mut(w))
-        .zip(transmission.data.par_chunks_mut(w).zip(streak_model.data.par_chunks_mut(w)))
+        .zip(
+            out.transmission
+                .data
+                .par_chunks_mut(w)
+                .zip(out.streaks.data.par_chunks_mut(w)),
+        )
         .enumerate()
         .for_each_init(
-            || (vec![0f32; lw], vec![0f32; w], vec![0f32; w]),
-            |(tmp, ua, ub), (y, (((jr, jg), jb), (t_row, s_row)))| {
-                up.row(&t_coefs[0], y, tmp, ua);
-                up.row(&t_coefs[1], y, tmp, ub);
-                let (l, obs) = (lf_luma.row(y), observed.row(y));
-                let i = [img.planes[0].row(y), img.planes[1].row(y), img.planes[2].row(y)];
-                let j: [&mut [f32]; 3] = [jr, jg, jb];
-                let [jr, jg, jb] = j;
+            || {
+                (
+                    vec![0f32; 2 * lw],
+                    vec![0f32; w],
+                    vec![0f32; w],
+                    vec![0f32; w],
+                    vec![0f32; w],
+                )
+            },
+            |(tmp, ua, ub, vm, hm), (y, (((jr, jg), jb), (t_row, s_row)))| {
+                // Orientation test: means of the candidates along y and along x over ±L.
+                let (y0, y1) = (y.saturating_sub(l), (y + l + 1).min(h));
+                vm.fill(0.0);
+                for yy in y0..y1 {
+                    for (v, &a) in vm.iter_mut().zip(&achro[yy * w..(yy + 1) * w]) {
+                        *v += a;
+                    }
+                }
+                let inv_n = 1.0 / (y1 - y0) as f32;
+                streaks::line_mean_row(&achro[y * w..(y + 1) * w], l, hm);
+                up.rows(
+                    [&t_coefs[0], &t_coefs[1]],
+                    y,
+                    tmp,
+                    [&mut ua[..], &mut ub[..]],
+                );
+                let lum = &lf_luma[y * w..(y + 1) * w];
+                let ach = &achro[y * w..(y + 1) * w];
+                let i = [
+                    img.planes[0].row(y),
+                    img.planes[1].row(y),
+                    img.planes[2].row(y),
+                ];
                 for x in 0..w {
-                    let t = ua[x].mul_add(l[x], ub[x]);
+                    let v = vm[x] * inv_n;
+                    let wgt = (2.0 * (v - hm[x]) / (v + 1e-4)).clamp(0.0, 1.0);
+                    let so = ach[x] * wgt * gain;
+                    let t = ua[x].mul_add(lum[x], ub[x]);
                     let t = if t.is_finite() { t.clamp(t0, 1.0) } else { 1.0 };
-                    let so = obs[x];
                     let inv_t = 1.0 / t;
                     let one_minus_t = 1.0 - t;
                     jr[x] = ((i[0][x] - so - one_minus_t * a[0]) * inv_t).clamp(0.0, 1.0);
@@ -305,5 +413,5 @@ pub fn derain_physics(
                 }
             },
         );
-    Ok(Components { background, streaks: streak_model, transmission, atmosphere: a })
+    Ok(())
 }

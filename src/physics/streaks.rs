@@ -11,6 +11,22 @@
 use crate::frame::{PlanarRgb, Plane};
 use rayon::prelude::*;
 
+/// 1-D mean along x of one row over ±l (in-image part), via an f64 running sum.
+pub(crate) fn line_mean_row(row: &[f32], l: usize, out: &mut [f32]) {
+    let w = row.len();
+    let mut acc: f64 = row[..l.min(w)].iter().map(|&v| v as f64).sum();
+    for x in 0..w {
+        if x + l < w {
+            acc += row[x + l] as f64;
+        }
+        if x > l {
+            acc -= row[x - l - 1] as f64;
+        }
+        let n = (x + l + 1).min(w) - x.saturating_sub(l);
+        out[x] = (acc / n as f64) as f32;
+    }
+}
+
 /// 1-D running mean along x (`horizontal = true`) or y, radius `l`, border: in-image part.
 pub fn line_mean(src: &Plane, l: usize, horizontal: bool) -> Plane {
     let (w, h) = (src.width, src.height);
@@ -50,7 +66,7 @@ pub fn line_mean(src: &Plane, l: usize, horizontal: bool) -> Plane {
 /// Bright structures narrower than 2k+1 pixels along x, per row: `v − open_k(v)` where the
 /// opening is a min filter then a max filter over x ± k (a horizontal line structuring
 /// element). `tmp` and `er` are scratch rows of the same length.
-fn narrow_bright_row(v: &[f32], k: usize, er: &mut [f32], out: &mut [f32]) {
+pub(crate) fn narrow_bright_row(v: &[f32], k: usize, er: &mut [f32], out: &mut [f32]) {
     let w = v.len();
     er.copy_from_slice(v);
     for d in 1..=k.min(w.saturating_sub(1)) {

@@ -11,7 +11,7 @@ pub use config::{Backend, Config, Mode, PhysicsParams};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::frame::{FrameMut, FrameRef, PlanarRgb, ensure_same_frame};
-use crate::physics::{AtmosphereTracker, Components};
+use crate::physics::{AtmosphereTracker, Components, Workspace};
 
 /// A configured derainer for a stream of frames (or single images).
 pub struct Pipeline {
@@ -19,6 +19,8 @@ pub struct Pipeline {
     engine: Engine,
     tracker: AtmosphereTracker,
     input: PlanarRgb,
+    workspace: Workspace,
+    output: Components,
     frames: u64,
 }
 
@@ -43,6 +45,8 @@ impl Pipeline {
             engine,
             tracker,
             input: PlanarRgb::zeros(0, 0),
+            workspace: Workspace::default(),
+            output: Components::empty(),
             frames: 0,
         })
     }
@@ -92,13 +96,18 @@ impl Pipeline {
     }
 
     /// Derains one packed frame into `output` (same size and format). Alpha is preserved.
+    /// Allocates nothing once the frame size is known.
     pub fn process(&mut self, input: &FrameRef<'_>, output: &mut FrameMut<'_>) -> Result<()> {
         ensure_same_frame(input, output)?;
         let mut img = std::mem::replace(&mut self.input, PlanarRgb::zeros(0, 0));
         img.fill_from_frame(input);
-        let result = self.process_image(&img);
+        let result = self.run(&img);
+        if result.is_ok() {
+            blend(&mut self.output.background, &img, self.config.strength);
+        }
         self.input = img;
-        result?.write_frame(output, Some(input))
+        result?;
+        self.output.background.write_frame(output, Some(input))
     }
 
     /// Derains a planar image; the result is blended with the input by `strength`.
@@ -111,13 +120,24 @@ impl Pipeline {
     /// Runs stage 1 (and stage 2 in `full` mode) and returns every estimated component
     /// (background J before blending, streaks S, transmission T, atmosphere A).
     pub fn components(&mut self, input: &PlanarRgb) -> Result<Components> {
+        self.run(input)?;
+        Ok(self.output.clone())
+    }
+
+    fn run(&mut self, input: &PlanarRgb) -> Result<()> {
         if input.width() == 0 || input.height() == 0 {
             return Err(Error::param("input", "empty image"));
         }
-        let c = self.engine.derain(input, &self.config, &mut self.tracker)?;
+        self.engine.derain_into(
+            input,
+            &self.config,
+            &mut self.tracker,
+            &mut self.workspace,
+            &mut self.output,
+        )?;
         self.frames += 1;
-        log::trace!("frame {} A={:?}", self.frames, c.atmosphere);
-        Ok(c)
+        log::trace!("frame {} A={:?}", self.frames, self.output.atmosphere);
+        Ok(())
     }
 }
 
