@@ -942,7 +942,7 @@ mod tests {
             width: w,
             height: h,
             data: (0..w * h)
-                .map(|k| ((k % w) as f32 / w as f32 * 0.8 + 0.1))
+                .map(|k| (k % w) as f32 / w as f32 * 0.8 + 0.1)
                 .collect(),
         };
         let p = test_plane(w, h, 9);
