@@ -304,10 +304,11 @@ pub fn derain_physics_into(
             },
             |(tmp, [g, er, nb], lf, ups), (y, (achro, luma_row))| {
                 let i = [
-                    img.planes[0].row(y),
-                    img.planes[1].row(y),
-                    img.planes[2].row(y),
+                    &img.planes[0].row(y)[..w],
+                    &img.planes[1].row(y)[..w],
+                    &img.planes[2].row(y)[..w],
                 ];
+                let g = &mut g[..w];
                 for x in 0..w {
                     let (r, gg, b) = (i[0][x], i[1][x], i[2][x]);
                     g[x] = r.max(gg).max(b) - r.min(gg).min(b);
@@ -337,8 +338,10 @@ pub fn derain_physics_into(
                         *o = o.min(v);
                     }
                 }
+                let (l0, l1, l2) = (&lf[0][..w], &lf[1][..w], &lf[2][..w]);
+                let (achro, luma_row) = (&mut achro[..w], &mut luma_row[..w]);
                 for x in 0..w {
-                    let (lr, lg, lb) = (lf[0][x], lf[1][x], lf[2][x]);
+                    let (lr, lg, lb) = (l0[x], l1[x], l2[x]);
                     // Achromatic part of HF = I − LF, and narrow in x: the streak candidates.
                     let hf = (i[0][x] - lr).min(i[1][x] - lg).min(i[2][x] - lb);
                     achro[x] = hf.min(achro[x]).max(0.0);
@@ -390,13 +393,22 @@ pub fn derain_physics_into(
                     tmp,
                     [&mut ua[..], &mut ub[..]],
                 );
+                // Equal-length slices so the loop below has no bounds checks and vectorises.
                 let lum = &lf_luma[y * w..(y + 1) * w];
                 let ach = &achro[y * w..(y + 1) * w];
                 let i = [
-                    img.planes[0].row(y),
-                    img.planes[1].row(y),
-                    img.planes[2].row(y),
+                    &img.planes[0].row(y)[..w],
+                    &img.planes[1].row(y)[..w],
+                    &img.planes[2].row(y)[..w],
                 ];
+                let (vm, hm, ua, ub) = (&vm[..w], &hm[..w], &ua[..w], &ub[..w]);
+                let (jr, jg, jb, t_row, s_row) = (
+                    &mut jr[..w],
+                    &mut jg[..w],
+                    &mut jb[..w],
+                    &mut t_row[..w],
+                    &mut s_row[..w],
+                );
                 for x in 0..w {
                     let v = vm[x] * inv_n;
                     let wgt = (2.0 * (v - hm[x]) / (v + 1e-4)).clamp(0.0, 1.0);

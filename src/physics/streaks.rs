@@ -14,16 +14,27 @@ use rayon::prelude::*;
 /// 1-D mean along x of one row over ±l (in-image part), via an f64 running sum.
 pub(crate) fn line_mean_row(row: &[f32], l: usize, out: &mut [f32]) {
     let w = row.len();
+    let out = &mut out[..w];
     let mut acc: f64 = row[..l.min(w)].iter().map(|&v| v as f64).sum();
-    for x in 0..w {
+    let edge =
+        |x: usize, acc: f64| (acc / ((x + l + 1).min(w) - x.saturating_sub(l)) as f64) as f32;
+    let head = (l + 1).min(w);
+    for x in 0..head {
         if x + l < w {
             acc += row[x + l] as f64;
         }
-        if x > l {
-            acc -= row[x - l - 1] as f64;
+        out[x] = edge(x, acc);
+    }
+    let inv = 1.0 / (2 * l + 1) as f64;
+    if w > 2 * l + 1 {
+        for x in head..w - l {
+            acc += row[x + l] as f64 - row[x - l - 1] as f64;
+            out[x] = (acc * inv) as f32;
         }
-        let n = (x + l + 1).min(w) - x.saturating_sub(l);
-        out[x] = (acc / n as f64) as f32;
+    }
+    for x in head.max(w.saturating_sub(l))..w {
+        acc -= row[x - l - 1] as f64;
+        out[x] = edge(x, acc);
     }
 }
 
@@ -68,22 +79,25 @@ pub fn line_mean(src: &Plane, l: usize, horizontal: bool) -> Plane {
 /// element). `tmp` and `er` are scratch rows of the same length.
 pub(crate) fn narrow_bright_row(v: &[f32], k: usize, er: &mut [f32], out: &mut [f32]) {
     let w = v.len();
+    let (er, out) = (&mut er[..w], &mut out[..w]);
+    // Erosion: min over x ± k (shifted slices, so every loop vectorises).
     er.copy_from_slice(v);
     for d in 1..=k.min(w.saturating_sub(1)) {
-        for x in 0..w - d {
-            er[x] = er[x].min(v[x + d]);
+        for (e, &b) in er[..w - d].iter_mut().zip(&v[d..]) {
+            *e = e.min(b);
         }
-        for x in d..w {
-            er[x] = er[x].min(v[x - d]);
+        for (e, &b) in er[d..].iter_mut().zip(&v[..w - d]) {
+            *e = e.min(b);
         }
     }
+    // Dilation of the erosion: max over x ± k.
     out.copy_from_slice(er);
     for d in 1..=k.min(w.saturating_sub(1)) {
-        for x in 0..w - d {
-            out[x] = out[x].max(er[x + d]);
+        for (o, &b) in out[..w - d].iter_mut().zip(&er[d..]) {
+            *o = o.max(b);
         }
-        for x in d..w {
-            out[x] = out[x].max(er[x - d]);
+        for (o, &b) in out[d..].iter_mut().zip(&er[..w - d]) {
+            *o = o.max(b);
         }
     }
     for (o, &v) in out.iter_mut().zip(v) {
