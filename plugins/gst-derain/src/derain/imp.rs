@@ -457,7 +457,7 @@ impl BaseTransformImpl for Derain {
         let devices = parse_devices(&settings.device).map_err(|e| {
             gst::error_msg!(
                 gst::LibraryError::Settings,
-                ["Invalid device list `{}`: {}", settings.device, e]
+                ("Invalid device list `{}`: {}", settings.device, e)
             )
         })?;
         let config = Config {
@@ -471,7 +471,7 @@ impl BaseTransformImpl for Derain {
         };
         let pipeline = derain_lib::Pipeline::new(config).map_err(|err| {
             gst::error!(CAT, imp = self, "cannot start: {err}");
-            gst::error_msg!(gst::LibraryError::Init, ["Could not start derain: {}", err])
+            gst::error_msg!(gst::LibraryError::Init, ("Could not start derain: {}", err))
         })?;
         let backend = pipeline.backend_name();
         gst::info!(
@@ -623,7 +623,7 @@ impl VideoFilterImpl for Derain {
             gst::element_imp_error!(
                 self,
                 gst::CoreError::Negotiation,
-                ["Unsupported format {:?}", inframe.format()]
+                ("Unsupported format {:?}", inframe.format())
             );
             return Err(gst::FlowError::NotNegotiated);
         };
@@ -632,7 +632,7 @@ impl VideoFilterImpl for Derain {
             gst::element_imp_error!(
                 self,
                 gst::StreamError::Failed,
-                ["derain failed on a {}x{} frame: {}: {}", w, h, what, err]
+                ("derain failed on a {}x{} frame: {}: {}", w, h, what, err)
             );
             gst::FlowError::Error
         };
@@ -648,7 +648,7 @@ impl VideoFilterImpl for Derain {
 
         let mut guard = self.state.lock().unwrap();
         let Some(state) = guard.as_mut() else {
-            gst::element_imp_error!(self, gst::CoreError::Negotiation, ["Not started"]);
+            gst::element_imp_error!(self, gst::CoreError::Negotiation, ("Not started"));
             return Err(gst::FlowError::NotNegotiated);
         };
         if state.strength != strength {
