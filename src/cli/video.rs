@@ -190,7 +190,7 @@ struct Frame {
 }
 
 enum FrameData {
-    Gst(gst_video::VideoFrame<gst_video::video_frame::Readable>),
+    Gst(Box<gst_video::VideoFrame<gst_video::video_frame::Readable>>),
     Raw(Vec<u8>),
 }
 
@@ -332,7 +332,7 @@ impl FrameSource for DecodeSource {
             height: info.height(),
             stride: frame.plane_stride()[0] as usize,
             format: PixelFormat::Rgbx,
-            data: FrameData::Gst(frame),
+            data: FrameData::Gst(Box::new(frame)),
             pts,
             duration,
             fps,

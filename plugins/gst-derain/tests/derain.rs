@@ -53,7 +53,7 @@ fn frame(format: VideoFormat, w: u32, h: u32, index: u64) -> gst::Buffer {
     for y in 0..h as usize {
         for x in 0..w as usize {
             let p = &mut data[y * stride + x * 4..][..4];
-            let streak = (x + y / 4 + index as usize * 3) % 11 == 0;
+            let streak = (x + y / 4 + index as usize * 3).is_multiple_of(11);
             let base = [
                 (40 + x * 100 / w as usize) as u8,
                 (60 + y * 80 / h as usize) as u8,
