@@ -124,7 +124,7 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
                     &[r, g, b],
                     sc.decomposition_radius,
                     &[params.decomposition_eps],
-                    sc.decomposition_subsample,
+                    sc.estimation_subsample,
                 ))
             }),
         ));

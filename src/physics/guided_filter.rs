@@ -37,111 +37,136 @@ pub const BANK_RADII: [usize; 5] = [2, 4, 8, 16, 32];
 /// eps values of the paper's decomposition bank (intensity² on [0,1]).
 pub const BANK_EPS: [f32; 2] = [1e-3, 1e-4];
 
-/// Horizontal windowed sums of `src` with radius `r` into `dst`, using `pref` (len ≥ w+1) as
-/// f64 scratch. Handles up to 4 rows at once to keep several add chains in flight.
-fn hsum_rows(srcs: &[&[f32]], dsts: &mut [&mut [f32]], r: usize, pref: &mut [Vec<f64>; 4]) {
-    debug_assert_eq!(srcs.len(), dsts.len());
-    for (src4, dst4) in srcs.chunks(4).zip(dsts.chunks_mut(4)) {
-        let n = src4.len();
-        let w = src4[0].len();
-        // Prefix sums: P[x+1] = P[x] + v[x], n independent chains per step.
-        let mut acc = [0f64; 4];
-        for p in pref.iter_mut().take(n) {
-            p[0] = 0.0;
+/// Window means along x of up to 4 column-sum rows at once: `out[k][x] = Σ_{|i−x|≤r} src[k][i]
+/// · inv_nx[x] · inv_ny`, as an f64 running window sum (N add chains in flight). The sources
+/// are f64 sums of f32 samples, so the rounding of the running sum (≈ 1e-16 relative per step)
+/// stays far below f32 resolution over any row length.
+fn hmeans<const N: usize>(src: [&[f64]; N], out: [&mut [f64]; N], r: usize, inv_nx: &[f64], inv_ny: f64) {
+    let w = inv_nx.len();
+    let s: [&[f64]; N] = src.map(|s| &s[..w]);
+    let o: [&mut [f64]; N] = out.map(|o| &mut o[..w]);
+    let mut acc = [0f64; N];
+    // Window of x = 0 without its last element: [0, r).
+    for k in 0..N {
+        acc[k] = s[k][..r.min(w)].iter().sum();
+    }
+    // Head: x ≤ r, the window only grows.
+    let head = (r + 1).min(w);
+    for x in 0..head {
+        for k in 0..N {
+            if x + r < w {
+                acc[k] += s[k][x + r];
+            }
+            o[k][x] = acc[k] * inv_nx[x] * inv_ny;
         }
-        for x in 0..w {
-            for k in 0..n {
-                acc[k] += src4[k][x] as f64;
-                pref[k][x + 1] = acc[k];
+    }
+    // Interior: one element enters, one leaves.
+    if w > r + 1 + r {
+        for x in head..w - r {
+            for k in 0..N {
+                acc[k] += s[k][x + r] - s[k][x - r - 1];
+                o[k][x] = acc[k] * inv_nx[x] * inv_ny;
             }
         }
-        // Window sums: S[x] = P[min(x+r, w-1)+1] − P[max(x−r, 0)].
-        for k in 0..n {
-            let p = &pref[k];
-            let d = &mut *dst4[k];
-            let head = r.min(w);
-            for x in 0..head {
-                d[x] = (p[(x + r + 1).min(w)] - p[0]) as f32;
-            }
-            if w > 2 * r + 1 {
-                // Interior: both ends inside; vectorises.
-                let (lo, hi) = (&p[..w - 2 * r - 1], &p[2 * r + 1..w]);
-                for ((d, &a), &b) in d[r..w - r - 1].iter_mut().zip(lo).zip(hi) {
-                    *d = (b - a) as f32;
-                }
-            }
-            for x in head.max(w.saturating_sub(r + 1))..w {
-                d[x] = (p[(x + r + 1).min(w)] - p[x.saturating_sub(r)]) as f32;
-            }
+    }
+    // Tail: the window only shrinks.
+    for x in head.max(w.saturating_sub(r))..w {
+        for k in 0..N {
+            acc[k] -= s[k][x - r - 1];
+            o[k][x] = acc[k] * inv_nx[x] * inv_ny;
         }
     }
 }
 
-/// A vertical sliding window over rows that are box-summed horizontally on arrival.
-///
-/// `acc` holds, per quantity and column, the sum of the ring rows `[lo, hi)`. The ring keeps the
-/// 2r+2 most recent rows so that the row leaving the window is subtracted exactly as it was
-/// added.
-struct VWindow {
-    w: usize,
+/// [`hmeans`] over any number of rows, four at a time.
+fn hmeans_rows(src: &[Vec<f64>], out: &mut [Vec<f64>], r: usize, inv_nx: &[f64], inv_ny: f64) {
+    for (s4, o4) in src.chunks(4).zip(out.chunks_mut(4)) {
+        match (s4, o4) {
+            ([a, b, c, d], [oa, ob, oc, od]) => hmeans([a, b, c, d], [oa, ob, oc, od], r, inv_nx, inv_ny),
+            ([a, b, c], [oa, ob, oc]) => hmeans([a, b, c], [oa, ob, oc], r, inv_nx, inv_ny),
+            ([a, b], [oa, ob]) => hmeans([a, b], [oa, ob], r, inv_nx, inv_ny),
+            ([a], [oa]) => hmeans([a], [oa], r, inv_nx, inv_ny),
+            _ => unreachable!("chunks of equal length"),
+        }
+    }
+}
+
+/// `acc (+|−)= src` (f32 → f64); `SUB` picks the sign at compile time.
+#[inline(always)]
+fn accumulate<const SUB: bool>(acc: &mut [f64], src: &[f32]) {
+    let n = acc.len();
+    let src = &src[..n];
+    for x in 0..n {
+        if SUB {
+            acc[x] -= src[x] as f64;
+        } else {
+            acc[x] += src[x] as f64;
+        }
+    }
+}
+
+/// `acc (+|−)= a·b` (f32 → f64).
+#[inline(always)]
+fn accumulate_product<const SUB: bool>(acc: &mut [f64], a: &[f32], b: &[f32]) {
+    let n = acc.len();
+    let (a, b) = (&a[..n], &b[..n]);
+    for x in 0..n {
+        let v = a[x] as f64 * b[x] as f64;
+        if SUB {
+            acc[x] -= v;
+        } else {
+            acc[x] += v;
+        }
+    }
+}
+
+/// Vertical running sums over the rows of a window: `acc[k]` holds, per column, the sum of
+/// quantity k over rows `[lo, hi)`. Rows enter and leave through callbacks, so a quantity
+/// that can be recomputed from the inputs (the guide statistics) needs no stored history.
+struct ColumnSums {
     h: usize,
     r: usize,
-    q: usize,
-    ring_len: usize,
-    ring: Vec<f32>,
-    acc: Vec<f64>,
+    acc: Vec<Vec<f64>>,
     lo: usize,
     hi: usize,
 }
 
-impl VWindow {
+impl ColumnSums {
     fn new(w: usize, h: usize, r: usize, q: usize, start: usize) -> Self {
-        let ring_len = (2 * r + 2).min(h + 1);
-        Self {
-            w,
-            h,
-            r,
-            q,
-            ring_len,
-            ring: vec![0.0; ring_len * q * w],
-            acc: vec![0.0; q * w],
-            lo: start,
-            hi: start,
-        }
+        Self { h, r, acc: vec![vec![0.0; w]; q], lo: start, hi: start }
     }
 
-    /// Makes `acc` hold the window of centre row `yc`; `fill(y, slot)` must write the horizontal
-    /// sums of row y (q rows of w) into `slot`.
-    fn advance(&mut self, yc: usize, mut fill: impl FnMut(usize, &mut [f32])) {
-        let qw = self.q * self.w;
+    /// Moves the window to centre row `yc`: `f(y, true, acc)` adds row y, `f(y, false, acc)`
+    /// subtracts it (exactly what was added).
+    fn advance(&mut self, yc: usize, mut f: impl FnMut(usize, bool, &mut [Vec<f64>])) {
         let want_hi = (yc + self.r + 1).min(self.h);
         while self.hi < want_hi {
-            let y = self.hi;
-            let s = (y % self.ring_len) * qw;
-            let slot = &mut self.ring[s..s + qw];
-            fill(y, slot);
-            for (a, &v) in self.acc.iter_mut().zip(slot.iter()) {
-                *a += v as f64;
-            }
+            f(self.hi, true, &mut self.acc);
             self.hi += 1;
         }
         let want_lo = yc.saturating_sub(self.r);
         while self.lo < want_lo {
-            let s = (self.lo % self.ring_len) * qw;
-            for (a, &v) in self.acc.iter_mut().zip(&self.ring[s..s + qw]) {
-                *a -= v as f64;
-            }
+            f(self.lo, false, &mut self.acc);
             self.lo += 1;
         }
     }
 
-    /// Window means of quantity `k` for the current centre row, into `out` (f64).
-    fn means(&self, k: usize, inv_nx: &[f64], out: &mut [f64]) {
-        let inv_ny = 1.0 / (self.hi - self.lo) as f64;
-        let acc = &self.acc[k * self.w..(k + 1) * self.w];
-        for ((o, &a), &nx) in out.iter_mut().zip(acc).zip(inv_nx) {
-            *o = a * nx * inv_ny;
-        }
+    fn inv_ny(&self) -> f64 {
+        1.0 / (self.hi - self.lo) as f64
+    }
+}
+
+/// Adds (or subtracts) the guide statistics of row y: I, I², and per input p, I·p.
+fn stats_row<const SUB: bool>(guide: &Plane, inputs: &[&Plane], y: usize, acc: &mut [Vec<f64>]) {
+    let g = guide.row(y);
+    let [a0, a1, rest @ ..] = acc else { unreachable!("≥ 4 quantities") };
+    accumulate::<SUB>(a0, g);
+    accumulate_product::<SUB>(a1, g, g);
+    for (c, p) in inputs.iter().enumerate() {
+        let p = p.row(y);
+        let [ap, agp] = rest.get_disjoint_mut([2 * c, 2 * c + 1]).expect("distinct");
+        accumulate::<SUB>(ap, p);
+        accumulate_product::<SUB>(agp, g, p);
     }
 }
 
@@ -151,26 +176,15 @@ fn inv_counts(w: usize, r: usize) -> Vec<f64> {
         .collect()
 }
 
-/// Per-thread scratch rows.
-struct Scratch {
-    pref: [Vec<f64>; 4],
-    tmp: Vec<Vec<f32>>,
-    mean: Vec<Vec<f64>>,
-}
-
-impl Scratch {
-    fn new(w: usize, ntmp: usize, nmean: usize) -> Self {
-        Self {
-            pref: std::array::from_fn(|_| vec![0.0; w + 1]),
-            tmp: vec![vec![0.0; w]; ntmp],
-            mean: vec![vec![0.0; w]; nmean],
-        }
-    }
-}
-
 /// Runs the guided filter on output rows `[y0, y1)` and hands each row's window means of the
 /// coefficients to `emit(y, rows)`, where `rows[2·(e·nc + c)]` is mean(a) and `[.. + 1]` is
 /// mean(b) for eps `e` and channel `c`.
+///
+/// Per row: the statistics' column sums move down one row (add the entering row, subtract the
+/// leaving one, both recomputed from the inputs), their window means come from f64 prefix sums
+/// along the row, the coefficient row is computed and stored in a ring of 2r+2 rows (so the
+/// same values can be subtracted when the row leaves), and the coefficient column sums go
+/// through the same horizontal step.
 fn guided_strip(
     guide: &Plane,
     inputs: &[&Plane],
@@ -182,80 +196,90 @@ fn guided_strip(
 ) {
     let (w, h) = (guide.width, guide.height);
     let nc = inputs.len();
-    let ne = eps.len();
     let nq_stats = 2 + 2 * nc;
-    let nq_coef = 2 * nc * ne;
+    let nq_coef = 2 * nc * eps.len();
     let inv_nx = inv_counts(w, r);
     let coef_start = y0.saturating_sub(r);
-    let stats_start = coef_start.saturating_sub(r);
-    let mut stats = VWindow::new(w, h, r, nq_stats, stats_start);
-    let mut coefs = VWindow::new(w, h, r, nq_coef, coef_start);
-    let mut s = Scratch::new(w, nq_coef.max(nq_stats), nq_stats);
-    let mut coef_rows = vec![vec![0f32; w]; nq_coef];
+    let mut stats = ColumnSums::new(w, h, r, nq_stats, coef_start.saturating_sub(r));
+    let mut coefs = ColumnSums::new(w, h, r, nq_coef, coef_start);
+    let ring_len = (2 * r + 2).min(h + 1);
+    let mut ring = vec![vec![0f32; w]; ring_len * nq_coef];
+    let mut mean = vec![vec![0f64; w]; nq_stats.max(nq_coef)];
     let mut out_rows = vec![vec![0f32; w]; nq_coef];
     let mut var = vec![0f32; w];
     let mut inv = vec![0f32; w];
 
     for y in y0..y1 {
-        coefs.advance(y, |yc, slot| {
-            // Statistics window centred on coefficient row yc.
-            stats.advance(yc, |ys, slot| {
-                let g = guide.row(ys);
-                let [t0, t1, rest @ ..] = &mut s.tmp[..] else {
-                    unreachable!()
-                };
-                t0.copy_from_slice(g);
-                for (o, &v) in t1.iter_mut().zip(g) {
-                    *o = v * v;
+        coefs.advance(y, |yc, entering, acc| {
+            if !entering {
+                let slot = (yc % ring_len) * nq_coef;
+                for (acc, row) in acc.iter_mut().zip(&ring[slot..slot + nq_coef]) {
+                    accumulate::<true>(acc, row);
                 }
-                for (c, p) in inputs.iter().enumerate() {
-                    let p = p.row(ys);
-                    rest[2 * c].copy_from_slice(p);
-                    for ((o, &gv), &pv) in rest[2 * c + 1].iter_mut().zip(g).zip(p) {
-                        *o = gv * pv;
-                    }
-                }
-                let srcs: Vec<&[f32]> = s.tmp[..nq_stats].iter().map(|v| v.as_slice()).collect();
-                let mut dsts: Vec<&mut [f32]> = slot.chunks_mut(w).collect();
-                hsum_rows(&srcs, &mut dsts, r, &mut s.pref);
-            });
-            for k in 0..nq_stats {
-                stats.means(k, &inv_nx, &mut s.mean[k]);
+                return;
             }
-            let (mg, mgg) = (&s.mean[0], &s.mean[1]);
-            for x in 0..w {
+            {
+                // Coefficient row yc from the statistics window centred on it.
+                stats.advance(yc, |ys, entering, acc| {
+                    if entering {
+                        stats_row::<false>(guide, inputs, ys, acc)
+                    } else {
+                        stats_row::<true>(guide, inputs, ys, acc)
+                    }
+                });
+                let inv_ny = stats.inv_ny();
+                hmeans_rows(&stats.acc, &mut mean[..nq_stats], r, &inv_nx, inv_ny);
+                let (mg, mgg) = (&mean[0], &mean[1]);
                 // Cancellation happens here, in f64.
-                var[x] = (mgg[x] - mg[x] * mg[x]).max(0.0) as f32;
-            }
-            for (e, &eps) in eps.iter().enumerate() {
-                for (iv, &v) in inv.iter_mut().zip(&var) {
-                    *iv = 1.0 / (v + eps);
+                for ((v, &m), &mm) in var.iter_mut().zip(&mg[..w]).zip(&mgg[..w]) {
+                    *v = (mm - m * m).max(0.0) as f32;
                 }
-                for c in 0..nc {
-                    let (mp, mgp) = (&s.mean[2 + 2 * c], &s.mean[3 + 2 * c]);
-                    let [a, b] = coef_rows
-                        .get_disjoint_mut([2 * (e * nc + c), 2 * (e * nc + c) + 1])
-                        .expect("distinct indices");
-                    for x in 0..w {
-                        let cov = (mgp[x] - mg[x] * mp[x]) as f32;
-                        let ax = cov * inv[x];
-                        a[x] = ax;
-                        b[x] = mp[x] as f32 - ax * mg[x] as f32;
+                let slot = (yc % ring_len) * nq_coef;
+                for (e, &eps) in eps.iter().enumerate() {
+                    for (iv, &v) in inv.iter_mut().zip(&var) {
+                        *iv = 1.0 / (v + eps);
+                    }
+                    for c in 0..nc {
+                        let k = 2 * (e * nc + c);
+                        let [a, b] = ring.get_disjoint_mut([slot + k, slot + k + 1]).expect("distinct");
+                        coefficients_row(mg, &mean[2 + 2 * c], &mean[3 + 2 * c], &inv, a, b);
                     }
                 }
+                for (acc, row) in acc.iter_mut().zip(&ring[slot..slot + nq_coef]) {
+                    accumulate::<false>(acc, row);
+                }
             }
-            let srcs: Vec<&[f32]> = coef_rows.iter().map(|v| v.as_slice()).collect();
-            let mut dsts: Vec<&mut [f32]> = slot.chunks_mut(w).collect();
-            hsum_rows(&srcs, &mut dsts, r, &mut s.pref);
         });
-        for (k, row) in out_rows.iter_mut().enumerate() {
-            let m = &mut s.mean[0];
-            coefs.means(k, &inv_nx, m);
-            for (o, &v) in row.iter_mut().zip(m.iter()) {
-                *o = v as f32;
+        hmeans_rows(&coefs.acc, &mut mean[..nq_coef], r, &inv_nx, coefs.inv_ny());
+        for (o, m) in out_rows.iter_mut().zip(&mean) {
+            for (o, &m) in o.iter_mut().zip(m.iter()) {
+                *o = m as f32;
             }
         }
         emit(y, &out_rows);
+    }
+}
+
+/// a = cov/(var+eps), b = mean(p) − a·mean(I) for one row.
+#[inline(always)]
+fn coefficients_row(mg: &[f64], mp: &[f64], mgp: &[f64], inv: &[f32], a: &mut [f32], b: &mut [f32]) {
+    let n = a.len();
+    let (mg, mp, mgp, inv, b) = (&mg[..n], &mp[..n], &mgp[..n], &inv[..n], &mut b[..n]);
+    for x in 0..n {
+        let cov = (mgp[x] - mg[x] * mp[x]) as f32;
+        let ax = cov * inv[x];
+        a[x] = ax;
+        b[x] = mp[x] as f32 - ax * mg[x] as f32;
+    }
+}
+
+/// q = mean(a)·I + mean(b) for one row; all slices have equal length.
+#[inline(always)]
+fn apply_row(ma: &[f32], mb: &[f32], g: &[f32], out: &mut [f32]) {
+    let n = out.len();
+    let (ma, mb, g) = (&ma[..n], &mb[..n], &g[..n]);
+    for x in 0..n {
+        out[x] = ma[x].mul_add(g[x], mb[x]);
     }
 }
 
@@ -334,10 +358,7 @@ fn run_jobs(guide: &Plane, inputs: &[&Plane], jobs: Vec<Job<'_>>) {
                     for c in 0..nc {
                         let k = e * nc + c;
                         let (ma, mb) = (&rows[2 * k], &rows[2 * k + 1]);
-                        let o = &mut outs[k][off..off + w];
-                        for x in 0..w {
-                            o[x] = ma[x].mul_add(g[x], mb[x]);
-                        }
+                        apply_row(&ma[..w], &mb[..w], &g[..w], &mut outs[k][off..off + w]);
                     }
                 }
             });
@@ -434,15 +455,18 @@ pub fn box_mean(src: &Plane, r: usize) -> Result<Plane> {
         rest = tail;
     }
     chunks.into_par_iter().for_each(|(y0, y1, dst)| {
-        let mut win = VWindow::new(w, h, r, 1, y0.saturating_sub(r));
-        let mut pref: [Vec<f64>; 4] = std::array::from_fn(|_| vec![0.0; w + 1]);
-        let mut mean = vec![0f64; w];
+        let mut cols = ColumnSums::new(w, h, r, 1, y0.saturating_sub(r));
+            let mut mean = vec![vec![0f64; w]];
         for y in y0..y1 {
-            win.advance(y, |yy, slot| {
-                hsum_rows(&[src.row(yy)], &mut [slot], r, &mut pref)
+            cols.advance(y, |yy, entering, acc| {
+                if entering {
+                    accumulate::<false>(&mut acc[0], src.row(yy))
+                } else {
+                    accumulate::<true>(&mut acc[0], src.row(yy))
+                }
             });
-            win.means(0, &inv_nx, &mut mean);
-            for (o, &m) in dst[(y - y0) * w..(y - y0 + 1) * w].iter_mut().zip(&mean) {
+            hmeans_rows(&cols.acc, &mut mean, r, &inv_nx, cols.inv_ny());
+            for (o, &m) in dst[(y - y0) * w..(y - y0 + 1) * w].iter_mut().zip(&mean[0]) {
                 *o = m as f32;
             }
         }
@@ -476,26 +500,57 @@ pub fn downsample(src: &Plane, s: usize) -> Plane {
     out
 }
 
-/// Bilinear upsampling of a plane made by [`downsample`] (factor `s`) back to `w`×`h`
-/// (sample centres aligned: low-res sample i covers full-res pixels [i·s, (i+1)·s)).
-pub fn upsample(src: &Plane, s: usize, w: usize, h: usize) -> Plane {
-    let mut out = Plane::zeros(w, h);
-    let coord = |v: usize, n: usize| -> (usize, usize, f32) {
+/// Bilinear upsampling by an integer factor, row by row (sample centres aligned: low-res
+/// sample i covers full-res pixels [i·s, (i+1)·s)).
+#[derive(Debug, Clone)]
+pub struct Upsampler {
+    s: usize,
+    lw: usize,
+    lh: usize,
+    xs: Vec<(u32, u32, f32)>,
+}
+
+impl Upsampler {
+    /// For a `lw`×`lh` low-res plane upsampled by `s` to width `w`.
+    pub fn new(lw: usize, lh: usize, s: usize, w: usize) -> Self {
+        let xs = (0..w)
+            .map(|x| {
+                let (a, b, f) = Self::coord(x, s, lw);
+                (a as u32, b as u32, f)
+            })
+            .collect();
+        Self { s, lw, lh, xs }
+    }
+    fn coord(v: usize, s: usize, n: usize) -> (usize, usize, f32) {
         let f = ((v as f32 + 0.5) / s as f32 - 0.5).max(0.0);
         let i0 = (f.floor() as usize).min(n - 1);
         let i1 = (i0 + 1).min(n - 1);
         (i0, i1, f - i0 as f32)
-    };
-    let xs: Vec<_> = (0..w).map(|x| coord(x, src.width)).collect();
-    out.data.par_chunks_mut(w).enumerate().for_each(|(y, row)| {
-        let (y0, y1, fy) = coord(y, src.height);
+    }
+    /// Full-resolution row `y` of `src` into `out` (len = full width); `tmp` has len ≥ lw.
+    pub fn row(&self, src: &Plane, y: usize, tmp: &mut [f32], out: &mut [f32]) {
+        debug_assert_eq!((src.width, src.height), (self.lw, self.lh));
+        let (y0, y1, fy) = Self::coord(y, self.s, self.lh);
         let (r0, r1) = (src.row(y0), src.row(y1));
-        for (o, &(x0, x1, fx)) in row.iter_mut().zip(&xs) {
-            let top = r0[x0] + (r0[x1] - r0[x0]) * fx;
-            let bot = r1[x0] + (r1[x1] - r1[x0]) * fx;
-            *o = top + (bot - top) * fy;
+        let tmp = &mut tmp[..self.lw];
+        for ((t, &a), &b) in tmp.iter_mut().zip(r0).zip(r1) {
+            *t = a + (b - a) * fy;
         }
-    });
+        for (o, &(x0, x1, fx)) in out.iter_mut().zip(&self.xs) {
+            let (a, b) = (tmp[x0 as usize], tmp[x1 as usize]);
+            *o = a + (b - a) * fx;
+        }
+    }
+}
+
+/// Bilinear upsampling of a plane made by [`downsample`] (factor `s`) back to `w`×`h`.
+pub fn upsample(src: &Plane, s: usize, w: usize, h: usize) -> Plane {
+    let mut out = Plane::zeros(w, h);
+    let up = Upsampler::new(src.width, src.height, s, w);
+    out.data.par_chunks_mut(w).enumerate().for_each_init(
+        || vec![0f32; src.width],
+        |tmp, (y, row)| up.row(src, y, tmp, row),
+    );
     out
 }
 
@@ -510,13 +565,24 @@ pub fn guided_coefficients(
 ) -> Result<Vec<Plane>> {
     check_inputs(guide, inputs, radius_px, eps)?;
     let (w, h) = (guide.width, guide.height);
-    let mut coefs: Vec<Plane> = (0..2 * inputs.len() * eps.len())
-        .map(|_| Plane::zeros(w, h))
-        .collect();
-    guided_strip(guide, inputs, radius_px, eps, 0, h, |y, rows| {
-        for (plane, row) in coefs.iter_mut().zip(rows) {
-            plane.row_mut(y).copy_from_slice(row);
+    let mut coefs: Vec<Plane> = (0..2 * inputs.len() * eps.len()).map(|_| Plane::zeros(w, h)).collect();
+    let st = strips(h, radius_px, 2 * rayon::current_num_threads());
+    let mut per: Vec<Vec<&mut [f32]>> = st.iter().map(|_| Vec::new()).collect();
+    for c in coefs.iter_mut() {
+        let mut rest: &mut [f32] = &mut c.data;
+        for (i, &(a, b)) in st.iter().enumerate() {
+            let (head, tail) = std::mem::take(&mut rest).split_at_mut((b - a) * w);
+            per[i].push(head);
+            rest = tail;
         }
+    }
+    st.into_par_iter().zip(per).for_each(|((y0, y1), mut outs)| {
+        guided_strip(guide, inputs, radius_px, eps, y0, y1, |y, rows| {
+            let off = (y - y0) * w;
+            for (o, row) in outs.iter_mut().zip(rows) {
+                o[off..off + w].copy_from_slice(row);
+            }
+        });
     });
     Ok(coefs)
 }
@@ -724,14 +790,15 @@ mod tests {
     }
 
     #[test]
-    fn constant_input_is_preserved_and_flat_guide_gives_box_mean() {
+    fn constant_input_is_preserved_and_flat_guide_gives_double_box_mean() {
         let g = Plane::filled(23, 9, 0.3);
         let p = Plane::filled(23, 9, 0.8);
         let q = guided_filter(&g, &p, 4, 1e-3).unwrap();
         assert!(q.data.iter().all(|&v| (v - 0.8).abs() < 1e-6));
         let p = test_plane(23, 9, 3);
         let q = guided_filter(&g, &p, 3, 1e-3).unwrap();
-        let m = box_mean(&p, 3).unwrap();
+        // var(I) = 0 ⇒ a = 0, b = mean(p) ⇒ q = mean(mean(p)).
+        let m = box_mean(&box_mean(&p, 3).unwrap(), 3).unwrap();
         let d = q
             .data
             .iter()

@@ -1,0 +1,19 @@
+//! Profiling aid: one guided filter (r=8, 3 channels) at 1080p, repeated.
+use derain::Plane;
+use derain::physics::guided_filter::guided_filter_multi;
+
+fn main() {
+    let (w, h) = (1920, 1080);
+    let mk = |k: usize| Plane {
+        width: w,
+        height: h,
+        data: (0..w * h).map(|i| ((i * 7 + k * 13) % 255) as f32 / 255.0).collect(),
+    };
+    let (g, r, gg, b) = (mk(0), mk(1), mk(2), mk(3));
+    let n: usize = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(10);
+    let t = std::time::Instant::now();
+    for _ in 0..n {
+        std::hint::black_box(guided_filter_multi(&g, &[&r, &gg, &b], 8, &[1e-3]).unwrap());
+    }
+    println!("{:.2} ms/iter", t.elapsed().as_secs_f64() * 1e3 / n as f64);
+}
