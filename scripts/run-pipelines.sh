@@ -36,7 +36,8 @@ run() { # run NAME VAR=VALUE...
     fi
 }
 
-run testsrc-live-display.sh NUM_BUFFERS=50 SINK=fakesink
+# A synchronised sink that sends QoS, like a display does (fakesink does not by default).
+run testsrc-live-display.sh NUM_BUFFERS=50 SINK="fakesink sync=true qos=true"
 run dashcam-file-to-file.sh IN="$tmp/in.mp4" OUT="$tmp/out.mp4"
 if ! gst-discoverer-1.0 "$tmp/out.mp4" | grep -q "H.264"; then
     echo "   FAILED: $tmp/out.mp4 is not an H.264 file gst-discoverer-1.0 can read"
