@@ -1,0 +1,705 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! The `derain` element: a `GstVideoFilter` that hands each mapped frame to
+//! `derain_lib::Pipeline::process` without copying.
+
+use std::path::PathBuf;
+use std::sync::{LazyLock, Mutex, Once};
+use std::time::{Duration, Instant};
+
+use gst::glib;
+use gst::prelude::*;
+use gst::subclass::prelude::*;
+use gst_base::prelude::*;
+use gst_base::subclass::prelude::*;
+use gst_video::prelude::*;
+use gst_video::subclass::prelude::*;
+
+use derain_lib::pipeline::config::{
+    DEFAULT_ATMOSPHERE_SMOOTHING, DEFAULT_BACKEND, DEFAULT_MODE, DEFAULT_STRENGTH,
+};
+use derain_lib::{Config, FrameMut, FrameRef, PixelFormat};
+
+use super::{Backend, Mode};
+
+static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
+    gst::DebugCategory::new(
+        "derain",
+        gst::DebugColorFlags::empty(),
+        Some("Heavy-rain removal element"),
+    )
+});
+
+/// Sends the library's `log` records to the `derain-lib` debug category. Runs once per
+/// process; when the host application already installed a `log` logger, that one keeps them.
+pub(super) fn forward_library_logs() {
+    static LOGGER: LazyLock<gst::DebugCategoryLogger> = LazyLock::new(|| {
+        gst::DebugCategoryLogger::new(gst::DebugCategory::new(
+            "derain-lib",
+            gst::DebugColorFlags::empty(),
+            Some("derain library (records of the `log` crate)"),
+        ))
+    });
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| match log::set_logger(&*LOGGER) {
+        Ok(()) => log::set_max_level(log::LevelFilter::Trace),
+        Err(_) => gst::info!(
+            CAT,
+            "a `log` logger is already installed; derain-lib records go there, not to GStreamer"
+        ),
+    });
+}
+
+/// Default of `device`: the first GPU.
+const DEFAULT_DEVICE: &str = "0";
+const DEFAULT_PASSTHROUGH: bool = false;
+/// Upper end of `atmosphere-smoothing` (the library's validated range is [0, 0.999]).
+const MAX_ATMOSPHERE_SMOOTHING: f32 = 0.999;
+
+/// Property values, written by the setters from any thread.
+#[derive(Debug, Clone)]
+struct Settings {
+    mode: Mode,
+    backend: Backend,
+    device: String,
+    strength: f32,
+    atmosphere_smoothing: f32,
+    passthrough: bool,
+    model: Option<PathBuf>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            mode: DEFAULT_MODE.into(),
+            backend: DEFAULT_BACKEND.into(),
+            device: DEFAULT_DEVICE.into(),
+            strength: DEFAULT_STRENGTH,
+            atmosphere_smoothing: DEFAULT_ATMOSPHERE_SMOOTHING,
+            passthrough: DEFAULT_PASSTHROUGH,
+            model: None,
+        }
+    }
+}
+
+/// What exists between `start` and `stop`; used by the streaming thread.
+struct State {
+    pipeline: derain_lib::Pipeline,
+    /// Values last handed to the pipeline (the settings may have moved on since).
+    strength: f32,
+    atmosphere_smoothing: f32,
+    /// Negotiated frame size, to notice a resolution change.
+    size: Option<(u32, u32)>,
+}
+
+/// The read-only statistics properties, plus the latency answer (kept apart from `State` so
+/// queries and property reads never wait for a frame in progress).
+#[derive(Debug, Default)]
+struct Stats {
+    frames: u64,
+    total: Duration,
+    last: Duration,
+    backend: Option<&'static str>,
+    added_latency: gst::ClockTime,
+}
+
+#[derive(Default)]
+pub struct Derain {
+    settings: Mutex<Settings>,
+    state: Mutex<Option<State>>,
+    stats: Mutex<Stats>,
+}
+
+/// Parses `device`: one GPU index or a comma-separated list ("0", "0,1"); empty = device 0.
+fn parse_devices(s: &str) -> Result<Vec<usize>, String> {
+    if s.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    s.split(',')
+        .map(|d| {
+            d.trim()
+                .parse::<usize>()
+                .map_err(|_| format!("`{}` is not a GPU index", d.trim()))
+        })
+        .collect()
+}
+
+fn pixel_format(format: gst_video::VideoFormat) -> Option<PixelFormat> {
+    use gst_video::VideoFormat as F;
+    match format {
+        F::Rgba => Some(PixelFormat::Rgba),
+        F::Bgra => Some(PixelFormat::Bgra),
+        F::Rgbx => Some(PixelFormat::Rgbx),
+        F::Bgrx => Some(PixelFormat::Bgrx),
+        _ => None,
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+impl Derain {
+    /// Forgets the pipeline's temporal state (flush, new stream, new resolution).
+    fn reset_pipeline(&self, why: &str) {
+        if let Some(state) = self.state.lock().unwrap().as_mut() {
+            gst::debug!(CAT, imp = self, "resetting temporal state: {why}");
+            state.pipeline.reset();
+        }
+    }
+
+    fn warn_if_running(&self, name: &str) {
+        if self.obj().current_state() > gst::State::Ready {
+            gst::warning!(
+                CAT,
+                imp = self,
+                "`{name}` changed while running: it takes effect at the next READY→PAUSED"
+            );
+        }
+    }
+}
+
+#[glib::object_subclass]
+impl ObjectSubclass for Derain {
+    const NAME: &'static str = "GstDerain";
+    type Type = super::Derain;
+    type ParentType = gst_video::VideoFilter;
+}
+
+impl ObjectImpl for Derain {
+    fn properties() -> &'static [glib::ParamSpec] {
+        static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
+            vec![
+                glib::ParamSpecEnum::builder_with_default::<Mode>("mode", DEFAULT_MODE.into())
+                    .nick("Mode")
+                    .blurb(
+                        "Method: physics (training-free priors) or full (networks; needs the \
+                         ONNX models). Read at READY→PAUSED",
+                    )
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecEnum::builder_with_default::<Backend>(
+                    "backend",
+                    DEFAULT_BACKEND.into(),
+                )
+                .nick("Backend")
+                .blurb(
+                    "Engine: auto (CUDA if a driver and device are present, else CPU), cpu or \
+                     cuda (an error if unavailable). Read at READY→PAUSED",
+                )
+                .mutable_ready()
+                .build(),
+                glib::ParamSpecString::builder("device")
+                    .nick("GPU device(s)")
+                    .blurb(
+                        "GPU index, or a comma-separated list to spread the work (\"0\", \
+                         \"0,1\"); empty = device 0; ignored by the CPU engine. Read at \
+                         READY→PAUSED",
+                    )
+                    .default_value(Some(DEFAULT_DEVICE))
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecFloat::builder("strength")
+                    .nick("Strength")
+                    .blurb(
+                        "Blend of the derained frame with the input: 0 = input, 1 = fully \
+                         derained. Changeable while PLAYING",
+                    )
+                    .minimum(0.0)
+                    .maximum(1.0)
+                    .default_value(DEFAULT_STRENGTH)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecFloat::builder("atmosphere-smoothing")
+                    .nick("Atmosphere smoothing")
+                    .blurb(
+                        "Temporal smoothing of the atmospheric light A: weight of the previous \
+                         estimate in its moving average (0 = per frame). Reset on flush, new \
+                         stream and scene cuts. Changeable while PLAYING",
+                    )
+                    .minimum(0.0)
+                    .maximum(MAX_ATMOSPHERE_SMOOTHING)
+                    .default_value(DEFAULT_ATMOSPHERE_SMOOTHING)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecBoolean::builder("passthrough")
+                    .nick("Passthrough")
+                    .blurb(
+                        "Forward frames untouched (bit-exact, no processing). Changeable while \
+                         PLAYING",
+                    )
+                    .default_value(DEFAULT_PASSTHROUGH)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecString::builder("model")
+                    .nick("Model file")
+                    .blurb(
+                        "Network file (ONNX) overriding the bundled one for mode=full; unset = \
+                         bundled. An unreadable file fails the READY→PAUSED change with an \
+                         error naming it",
+                    )
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt64::builder("frames-processed")
+                    .nick("Frames processed")
+                    .blurb("Frames derained since the element last started (statistics)")
+                    .read_only()
+                    .build(),
+                glib::ParamSpecDouble::builder("mean-ms-per-frame")
+                    .nick("Mean ms per frame")
+                    .blurb(
+                        "Mean processing time per frame in milliseconds since start (statistics)",
+                    )
+                    .minimum(0.0)
+                    .read_only()
+                    .build(),
+                glib::ParamSpecDouble::builder("last-ms-per-frame")
+                    .nick("Last ms per frame")
+                    .blurb("Processing time of the last frame in milliseconds (statistics)")
+                    .minimum(0.0)
+                    .read_only()
+                    .build(),
+                glib::ParamSpecString::builder("backend-in-use")
+                    .nick("Backend in use")
+                    .blurb(
+                        "Engine actually running (\"cpu\" or \"cuda\"; what backend=auto chose); \
+                         empty until started (statistics)",
+                    )
+                    .read_only()
+                    .build(),
+            ]
+        });
+        PROPERTIES.as_ref()
+    }
+
+    fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
+        let mut settings = self.settings.lock().unwrap();
+        match pspec.name() {
+            "mode" => {
+                let mode = value.get::<Mode>().expect("type checked upstream");
+                gst::info!(CAT, imp = self, "mode: {:?} → {mode:?}", settings.mode);
+                settings.mode = mode;
+                drop(settings);
+                self.warn_if_running("mode");
+            }
+            "backend" => {
+                let backend = value.get::<Backend>().expect("type checked upstream");
+                gst::info!(
+                    CAT,
+                    imp = self,
+                    "backend: {:?} → {backend:?}",
+                    settings.backend
+                );
+                settings.backend = backend;
+                drop(settings);
+                self.warn_if_running("backend");
+            }
+            "device" => {
+                let device = value
+                    .get::<Option<String>>()
+                    .expect("type checked upstream")
+                    .unwrap_or_default();
+                if let Err(e) = parse_devices(&device) {
+                    // Kept as given: start() refuses it with an error message.
+                    gst::warning!(CAT, imp = self, "device `{device}`: {e}");
+                }
+                gst::info!(
+                    CAT,
+                    imp = self,
+                    "device: {:?} → {device:?}",
+                    settings.device
+                );
+                settings.device = device;
+                drop(settings);
+                self.warn_if_running("device");
+            }
+            "strength" => {
+                let strength = value.get::<f32>().expect("type checked upstream");
+                gst::info!(
+                    CAT,
+                    imp = self,
+                    "strength: {} → {strength}",
+                    settings.strength
+                );
+                settings.strength = strength;
+            }
+            "atmosphere-smoothing" => {
+                let s = value.get::<f32>().expect("type checked upstream");
+                gst::info!(
+                    CAT,
+                    imp = self,
+                    "atmosphere-smoothing: {} → {s}",
+                    settings.atmosphere_smoothing
+                );
+                settings.atmosphere_smoothing = s;
+            }
+            "passthrough" => {
+                let p = value.get::<bool>().expect("type checked upstream");
+                gst::info!(
+                    CAT,
+                    imp = self,
+                    "passthrough: {} → {p}",
+                    settings.passthrough
+                );
+                settings.passthrough = p;
+                drop(settings);
+                self.obj().set_passthrough(p);
+            }
+            "model" => {
+                let model = value
+                    .get::<Option<String>>()
+                    .expect("type checked upstream")
+                    .filter(|s| !s.is_empty())
+                    .map(PathBuf::from);
+                gst::info!(CAT, imp = self, "model: {:?} → {model:?}", settings.model);
+                settings.model = model;
+                drop(settings);
+                self.warn_if_running("model");
+            }
+            other => unimplemented!("property {other}"),
+        }
+    }
+
+    fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
+        match pspec.name() {
+            "mode" => self.settings.lock().unwrap().mode.to_value(),
+            "backend" => self.settings.lock().unwrap().backend.to_value(),
+            "device" => self.settings.lock().unwrap().device.to_value(),
+            "strength" => self.settings.lock().unwrap().strength.to_value(),
+            "atmosphere-smoothing" => self
+                .settings
+                .lock()
+                .unwrap()
+                .atmosphere_smoothing
+                .to_value(),
+            "passthrough" => self.settings.lock().unwrap().passthrough.to_value(),
+            "model" => self
+                .settings
+                .lock()
+                .unwrap()
+                .model
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .to_value(),
+            "frames-processed" => self.stats.lock().unwrap().frames.to_value(),
+            "mean-ms-per-frame" => {
+                let stats = self.stats.lock().unwrap();
+                let mean = if stats.frames == 0 {
+                    0.0
+                } else {
+                    ms(stats.total) / stats.frames as f64
+                };
+                mean.to_value()
+            }
+            "last-ms-per-frame" => ms(self.stats.lock().unwrap().last).to_value(),
+            "backend-in-use" => self.stats.lock().unwrap().backend.unwrap_or("").to_value(),
+            other => unimplemented!("property {other}"),
+        }
+    }
+
+    fn constructed(&self) {
+        self.parent_constructed();
+        // VideoFilter already enables QoS; say so explicitly, since live use relies on it.
+        self.obj().set_qos(true);
+    }
+}
+
+impl GstObjectImpl for Derain {}
+
+impl ElementImpl for Derain {
+    fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {
+        static METADATA: LazyLock<gst::subclass::ElementMetadata> = LazyLock::new(|| {
+            gst::subclass::ElementMetadata::new(
+                "Derain",
+                "Filter/Effect/Video",
+                "Removes heavy rain (streaks and veil) from video in real time",
+                "derain developers",
+            )
+        });
+        Some(&*METADATA)
+    }
+
+    fn pad_templates() -> &'static [gst::PadTemplate] {
+        static PAD_TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
+            use gst_video::VideoFormat as F;
+            let caps = gst_video::VideoCapsBuilder::new()
+                .format_list([F::Rgba, F::Bgra, F::Rgbx, F::Bgrx])
+                .build();
+            vec![
+                gst::PadTemplate::new(
+                    "src",
+                    gst::PadDirection::Src,
+                    gst::PadPresence::Always,
+                    &caps,
+                )
+                .unwrap(),
+                gst::PadTemplate::new(
+                    "sink",
+                    gst::PadDirection::Sink,
+                    gst::PadPresence::Always,
+                    &caps,
+                )
+                .unwrap(),
+            ]
+        });
+        PAD_TEMPLATES.as_ref()
+    }
+}
+
+impl BaseTransformImpl for Derain {
+    const MODE: gst_base::subclass::BaseTransformMode =
+        gst_base::subclass::BaseTransformMode::NeverInPlace;
+    // Same caps in and out is the normal case here: we still have to process.
+    const PASSTHROUGH_ON_SAME_CAPS: bool = false;
+    const TRANSFORM_IP_ON_PASSTHROUGH: bool = false;
+
+    fn start(&self) -> Result<(), gst::ErrorMessage> {
+        let settings = self.settings.lock().unwrap().clone();
+        let devices = parse_devices(&settings.device).map_err(|e| {
+            gst::error_msg!(
+                gst::LibraryError::Settings,
+                ("Invalid device list `{}`: {}", settings.device, e)
+            )
+        })?;
+        let config = Config {
+            mode: settings.mode.into(),
+            backend: settings.backend.into(),
+            devices,
+            strength: settings.strength,
+            atmosphere_smoothing: settings.atmosphere_smoothing,
+            model: settings.model.clone(),
+            ..Config::default()
+        };
+        let pipeline = derain_lib::Pipeline::new(config).map_err(|err| {
+            gst::error!(CAT, imp = self, "cannot start: {err}");
+            gst::error_msg!(gst::LibraryError::Init, ("Could not start derain: {}", err))
+        })?;
+        let backend = pipeline.backend_name();
+        gst::info!(
+            CAT,
+            imp = self,
+            "started: mode {:?}, backend {backend} (asked {:?}), latency {} frame(s)",
+            settings.mode,
+            settings.backend,
+            pipeline.latency_frames()
+        );
+        *self.stats.lock().unwrap() = Stats {
+            backend: Some(backend),
+            ..Stats::default()
+        };
+        *self.state.lock().unwrap() = Some(State {
+            pipeline,
+            strength: settings.strength,
+            atmosphere_smoothing: settings.atmosphere_smoothing,
+            size: None,
+        });
+        self.obj().set_passthrough(settings.passthrough);
+        Ok(())
+    }
+
+    fn stop(&self) -> Result<(), gst::ErrorMessage> {
+        if self.state.lock().unwrap().take().is_some() {
+            let stats = self.stats.lock().unwrap();
+            gst::info!(
+                CAT,
+                imp = self,
+                "stopped after {} frames, mean {:.2} ms/frame",
+                stats.frames,
+                if stats.frames == 0 {
+                    0.0
+                } else {
+                    ms(stats.total) / stats.frames as f64
+                }
+            );
+        }
+        Ok(())
+    }
+
+    fn sink_event(&self, event: gst::Event) -> bool {
+        match event.view() {
+            gst::EventView::FlushStop(_) => self.reset_pipeline("flush"),
+            gst::EventView::StreamStart(_) => self.reset_pipeline("new stream"),
+            // Every frame leaves in its own transform call (the pipeline holds none back,
+            // latency_frames() == 0), so nothing is left to push before EOS goes on.
+            gst::EventView::Eos(_) => gst::debug!(CAT, imp = self, "EOS: nothing held back"),
+            _ => (),
+        }
+        self.parent_sink_event(event)
+    }
+
+    fn query(&self, direction: gst::PadDirection, query: &mut gst::QueryRef) -> bool {
+        if direction != gst::PadDirection::Src || query.type_() != gst::QueryType::Latency {
+            return BaseTransformImplExt::parent_query(self, direction, query);
+        }
+        if !BaseTransformImplExt::parent_query(self, direction, query) {
+            return false;
+        }
+        let ours = self.stats.lock().unwrap().added_latency;
+        if let gst::QueryViewMut::Latency(q) = query.view_mut() {
+            let (live, min, max) = q.result();
+            let (min, max) = (min + ours, max.map(|m| m + ours));
+            gst::debug!(
+                CAT,
+                imp = self,
+                "latency: adding {ours} → live {live}, min {min}, max {}",
+                max.display()
+            );
+            q.set(live, min, max);
+        }
+        true
+    }
+}
+
+impl VideoFilterImpl for Derain {
+    fn set_info(
+        &self,
+        incaps: &gst::Caps,
+        in_info: &gst_video::VideoInfo,
+        outcaps: &gst::Caps,
+        out_info: &gst_video::VideoInfo,
+    ) -> Result<(), gst::LoggableError> {
+        if pixel_format(in_info.format()).is_none() || in_info.format() != out_info.format() {
+            return Err(gst::loggable_error!(
+                CAT,
+                "unsupported caps {incaps} → {outcaps}"
+            ));
+        }
+        let size = (in_info.width(), in_info.height());
+        let latency_frames = {
+            let mut state = self.state.lock().unwrap();
+            let Some(state) = state.as_mut() else {
+                return Err(gst::loggable_error!(CAT, "caps set before start"));
+            };
+            if state.size.is_some_and(|s| s != size) {
+                gst::info!(
+                    CAT,
+                    imp = self,
+                    "resolution {:?} → {size:?}: resetting temporal state",
+                    state.size
+                );
+                state.pipeline.reset();
+            }
+            state.size = Some(size);
+            state.pipeline.latency_frames()
+        };
+        let fps = in_info.fps();
+        let frame = if fps.numer() > 0 {
+            gst::ClockTime::SECOND
+                .mul_div_ceil(fps.denom() as u64, fps.numer() as u64)
+                .unwrap_or(gst::ClockTime::ZERO)
+        } else {
+            gst::ClockTime::ZERO
+        };
+        let latency = frame * latency_frames as u64;
+        let changed = {
+            let mut stats = self.stats.lock().unwrap();
+            std::mem::replace(&mut stats.added_latency, latency) != latency
+        };
+        if changed {
+            let _ = self
+                .obj()
+                .post_message(gst::message::Latency::builder().src(&*self.obj()).build());
+        }
+        gst::debug!(
+            CAT,
+            imp = self,
+            "configured {}x{} {:?}, added latency {latency}",
+            size.0,
+            size.1,
+            in_info.format()
+        );
+        Ok(())
+    }
+
+    fn transform_frame(
+        &self,
+        inframe: &gst_video::VideoFrameRef<&gst::BufferRef>,
+        outframe: &mut gst_video::VideoFrameRef<&mut gst::BufferRef>,
+    ) -> Result<gst::FlowSuccess, gst::FlowError> {
+        let (strength, smoothing) = {
+            let s = self.settings.lock().unwrap();
+            (s.strength, s.atmosphere_smoothing)
+        };
+        let Some(format) = pixel_format(inframe.format()) else {
+            gst::element_imp_error!(
+                self,
+                gst::CoreError::Negotiation,
+                ("Unsupported format {:?}", inframe.format())
+            );
+            return Err(gst::FlowError::NotNegotiated);
+        };
+        let (w, h) = (inframe.width(), inframe.height());
+        let fail = |what: &str, err: &dyn std::fmt::Display| {
+            gst::element_imp_error!(
+                self,
+                gst::StreamError::Failed,
+                ("derain failed on a {}x{} frame: {}: {}", w, h, what, err)
+            );
+            gst::FlowError::Error
+        };
+        let stride = |s: i32| usize::try_from(s).map_err(|_| fail("stride", &s));
+        let in_stride = stride(inframe.plane_stride()[0])?;
+        let out_stride = stride(outframe.plane_stride()[0])?;
+        let in_data = inframe.plane_data(0).map_err(|e| fail("input", &e))?;
+        let input =
+            FrameRef::new(in_data, w, h, in_stride, format).map_err(|e| fail("input", &e))?;
+        let out_data = outframe.plane_data_mut(0).map_err(|e| fail("output", &e))?;
+        let mut output =
+            FrameMut::new(out_data, w, h, out_stride, format).map_err(|e| fail("output", &e))?;
+
+        let mut guard = self.state.lock().unwrap();
+        let Some(state) = guard.as_mut() else {
+            gst::element_imp_error!(self, gst::CoreError::Negotiation, ("Not started"));
+            return Err(gst::FlowError::NotNegotiated);
+        };
+        if state.strength != strength {
+            state
+                .pipeline
+                .set_strength(strength)
+                .map_err(|e| fail("strength", &e))?;
+            state.strength = strength;
+        }
+        if state.atmosphere_smoothing != smoothing {
+            state
+                .pipeline
+                .set_atmosphere_smoothing(smoothing)
+                .map_err(|e| fail("atmosphere-smoothing", &e))?;
+            state.atmosphere_smoothing = smoothing;
+        }
+        let t = Instant::now();
+        state
+            .pipeline
+            .process(&input, &mut output)
+            .map_err(|e| fail("process", &e))?;
+        let dt = t.elapsed();
+        drop(guard);
+
+        let frames = {
+            let mut stats = self.stats.lock().unwrap();
+            stats.frames += 1;
+            stats.total += dt;
+            stats.last = dt;
+            stats.frames
+        };
+        gst::trace!(
+            CAT,
+            imp = self,
+            "frame {frames} ({w}x{h}, pts {}) in {:.2} ms",
+            inframe.buffer().pts().display(),
+            ms(dt)
+        );
+        Ok(gst::FlowSuccess::Ok)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_devices;
+
+    #[test]
+    fn device_lists_parse() {
+        assert_eq!(parse_devices(""), Ok(vec![]));
+        assert_eq!(parse_devices("0"), Ok(vec![0]));
+        assert_eq!(parse_devices(" 0, 1 "), Ok(vec![0, 1]));
+        assert!(parse_devices("0,x").unwrap_err().contains("`x`"));
+    }
+}
