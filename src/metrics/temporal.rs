@@ -3,7 +3,7 @@
 //! A derainer that removes each frame's rain well can still flicker: residual streaks, a
 //! transmission or an atmospheric light that jump from frame to frame. Frame-wise PSNR does
 //! not see that; the flicker metric does. With Y the BT.601 luma of
-//! [`y_channel`](super::y_channel) (studio range, 0–255 scale) and Δ_t X = X_t − X_{t−1}:
+//! [`y_channel`] (studio range, 0–255 scale) and Δ_t X = X_t − X_{t−1}:
 //!
 //! ```text
 //!   flicker = mean over t = 1..N−1 of  mean over p ∈ M_t of |Δ_t Y(out)(p) − Δ_t Y(gt)(p)|

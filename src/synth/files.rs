@@ -6,8 +6,8 @@
 //! |---|---|
 //! | `in/STEM.png` | I, the rainy input (RGB) |
 //! | `gt/STEM.png` | J, the clean background (RGB) |
-//! | `streak/STEM.png` | S, achromatic streaks, grey, [0,1] → [0,255] |
-//! | `trans/STEM.png` | T, transmission, grey, [0,1] → [0,255] |
+//! | `streak/STEM.png` | S, achromatic streaks, grey, [0, 1] → [0,255] |
+//! | `trans/STEM.png` | T, transmission, grey, [0, 1] → [0,255] |
 //! | `atm/STEM.png` | A, the atmospheric light, a constant RGB image |
 //! | `depth/STEM.png` | D, the proxy depth, grey, 0 near → 255 far |
 //!

@@ -88,7 +88,7 @@ fn check_image(clean: &PlanarRgb) -> Result<()> {
     Ok(())
 }
 
-/// Renders heavy rain over `clean` (J, RGB in [0,1]) with `params`. Deterministic: the same
+/// Renders heavy rain over `clean` (J, RGB in [0, 1]) with `params`. Deterministic: the same
 /// inputs give the same output, bit for bit.
 pub fn render(clean: &PlanarRgb, params: &RainParams) -> Result<RainySample> {
     params.validate()?;
@@ -114,7 +114,7 @@ pub fn streak_sum(w: usize, h: usize, layers: &[StreakLayer], seed: u64) -> Resu
 }
 
 /// Puts the model together from its parts: S = min(R, 1 − max_c J), T = exp(−β·D),
-/// I = T(J + S) + (1 − T)A, clamped to [0,1] (a no-op for inputs in range).
+/// I = T(J + S) + (1 − T)A, clamped to [0, 1] (a no-op for inputs in range).
 pub fn compose(
     background: PlanarRgb,
     rain: Plane,
@@ -156,7 +156,7 @@ fn q8(v: f32) -> f32 {
 }
 
 impl RainySample {
-    /// Recomputes `input` from the layers: I = T(J + S) + (1 − T)A, clamped to [0,1].
+    /// Recomputes `input` from the layers: I = T(J + S) + (1 − T)A, clamped to [0, 1].
     pub fn recompose(&mut self) {
         let t = &self.transmission.data;
         let s = &self.streaks.data;
@@ -262,6 +262,21 @@ mod tests {
                 assert!((s.input.planes[c].data[i] - want).abs() <= 0.5 / 255.0 + 1e-6);
                 assert!(j + s.streaks.data[i] <= 1.0 + 1e-6);
             }
+        }
+    }
+
+    #[test]
+    fn tiny_images_render_without_panicking() {
+        let mut rng = ChaCha8Rng::seed_from_u64(8);
+        for (w, h) in [(1, 1), (2, 3), (3, 2), (1, 40), (40, 1)] {
+            let p = RainParams::sample(&mut rng, &RainRange::default()).unwrap();
+            let s = render(&gradient(w, h), &p).unwrap();
+            assert!(
+                s.input
+                    .planes
+                    .iter()
+                    .all(|p| p.data.iter().all(|v| v.is_finite()))
+            );
         }
     }
 

@@ -95,13 +95,13 @@ pub struct RainParams {
     pub layers: Vec<StreakLayer>,
     /// Veil density β ≥ 0: T = exp(−β·depth) (the reference uses 2.6–4.6).
     pub beta: f32,
-    /// Atmospheric light A (RGB in [0,1]; the reference uses grey 0.25–0.95).
+    /// Atmospheric light A (RGB in [0, 1]; the reference uses grey 0.25–0.95).
     pub atmosphere: [f32; 3],
     /// Proxy-depth prior.
     pub depth: DepthPrior,
     /// Seed of the streak noise and the depth perturbation.
     pub seed: u64,
-    /// Rain intensity in [0,1] these parameters were drawn for (informational: 0 light,
+    /// Rain intensity in [0, 1] these parameters were drawn for (informational: 0 light,
     /// 1 the heaviest of the reference).
     pub intensity: f32,
 }
@@ -122,7 +122,7 @@ pub enum Style {
 pub struct RainRange {
     /// Distribution family.
     pub style: Style,
-    /// Intensity range within [0,1] (only for [`Style::Extended`]): 0 is light rain with a
+    /// Intensity range within [0, 1] (only for [`Style::Extended`]): 0 is light rain with a
     /// thin veil, 1 the heaviest reference rain.
     pub intensity: (f32, f32),
 }
@@ -217,7 +217,7 @@ impl RainParams {
         }
     }
 
-    /// The extended generator at intensity `k` ∈ [0,1].
+    /// The extended generator at intensity `k` ∈ [0, 1].
     fn sample_extended<R: RngCore + ?Sized>(rng: &mut R, k: f32) -> Self {
         let wind = rng.random_range(80.0..=100.0f32);
         let jitter = |rng: &mut R, d: f32| (wind + rng.random_range(-d..=d)).clamp(60.0, 120.0);

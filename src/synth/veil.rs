@@ -25,7 +25,7 @@ use crate::physics::{guided_filter::guided_filter, luma};
 
 use super::DepthPrior;
 
-/// The guided filter's eps for the edge-aware depth (intensity² on [0,1]).
+/// The guided filter's eps for the edge-aware depth (intensity² on [0, 1]).
 pub const DEPTH_GUIDE_EPS: f32 = 1e-2;
 
 /// Stream of the depth-wobble RNG, kept apart from the streak streams.

@@ -424,6 +424,15 @@ mod tests {
     }
 
     #[test]
+    fn tiny_sources_and_frames_render() {
+        let v = RainVideo::new(&PlanarRgb::zeros(1, 1), params(2, 3, 2)).unwrap();
+        let f = v.frame(1).unwrap();
+        assert_eq!((f.width(), f.height()), (3, 2));
+        let v = RainVideo::new(&PlanarRgb::zeros(50, 40), params(2, 1, 1)).unwrap();
+        assert!(v.frame(0).unwrap().input.planes[0].data[0].is_finite());
+    }
+
+    #[test]
     fn bad_video_parameters_are_errors() {
         let src = PlanarRgb::zeros(8, 8);
         let mut p = params(0, 8, 8);
