@@ -17,8 +17,9 @@
 //! the saved layers satisfy the model exactly.
 //!
 //! Beyond the reference ([`Style::Extended`], the default): up to three layers (short faint
-//! far drops, the reference layer, long soft out-of-focus near drops) sharing a wind angle,
-//! a light-to-heavy intensity range, a slightly tinted A, and a perturbed depth prior.
+//! far drops, the reference layer, long soft out-of-focus near drops) sharing a wind angle
+//! (sometimes wind-blown, 65–115°), a light-to-heavy intensity range, a slightly tinted A,
+//! and a perturbed depth prior.
 //!
 //! Everything is a pure function of the clean image and [`RainParams`] (drawn from a seeded
 //! RNG by [`RainParams::sample`]), so a seed reproduces a data set bit for bit.

@@ -112,7 +112,9 @@ pub enum Style {
     /// Exactly the reference generator's ranges (one sharp layer, grey A, β ∈ [2.6, 4.6]).
     Reference,
     /// Up to three layers (fine far drops, the reference layer, large defocused near drops),
-    /// a light-to-heavy intensity range, a slightly tinted A and a perturbed depth prior.
+    /// a light-to-heavy intensity range, wind-blown rain in one sample of four (65–115°),
+    /// a slightly tinted A with a grey level drawn from a triangular law on [0.25, 0.95], and
+    /// a perturbed depth prior.
     #[default]
     Extended,
 }
@@ -219,7 +221,13 @@ impl RainParams {
 
     /// The extended generator at intensity `k` ∈ [0, 1].
     fn sample_extended<R: RngCore + ?Sized>(rng: &mut R, k: f32) -> Self {
-        let wind = rng.random_range(80.0..=100.0f32);
+        // The reference's 80–100° most of the time; one sample in four gets wind-blown rain
+        // (65–115°), which real photographs often show.
+        let wind = if rng.random_bool(0.25) {
+            rng.random_range(65.0..=115.0f32)
+        } else {
+            rng.random_range(80.0..=100.0f32)
+        };
         let jitter = |rng: &mut R, d: f32| (wind + rng.random_range(-d..=d)).clamp(60.0, 120.0);
         let main_density = lerp(0.002, 0.009, k) * rng.random_range(0.7..=1.3);
         let mut layers = Vec::with_capacity(3);
