@@ -21,7 +21,7 @@ const PHOTO: &[u8] = include_bytes!(concat!(
 ));
 
 /// Seed of the demo's rain.
-const DEMO_SEED: u64 = 2019;
+const DEMO_SEED: u64 = 2;
 /// Rain intensity of the demo (heavy).
 const DEMO_INTENSITY: f32 = 0.85;
 
@@ -31,6 +31,9 @@ pub struct DemoArgs {
     /// Folder the images are written to.
     #[arg(long, default_value = "out/demo")]
     pub out: PathBuf,
+    /// Seed of the rain (the default is the documented demo).
+    #[arg(long, default_value_t = DEMO_SEED)]
+    pub seed: u64,
 }
 
 fn decode_photo() -> anyhow::Result<PlanarRgb> {
@@ -44,7 +47,7 @@ fn decode_photo() -> anyhow::Result<PlanarRgb> {
 /// Runs `derain demo`.
 pub fn run(a: DemoArgs) -> anyhow::Result<()> {
     let clean = decode_photo()?;
-    let mut rng = ChaCha8Rng::seed_from_u64(DEMO_SEED);
+    let mut rng = ChaCha8Rng::seed_from_u64(a.seed);
     let range = RainRange {
         style: Style::Extended,
         intensity: (DEMO_INTENSITY, DEMO_INTENSITY),
@@ -83,10 +86,11 @@ pub fn run(a: DemoArgs) -> anyhow::Result<()> {
     let before = Scores::compute(rainy, &clean)?;
     let after = Scores::compute(&derained, &clean)?;
     println!(
-        "derain demo: bundled photo {}x{}, heavy rain (seed {DEMO_SEED}, intensity \
+        "derain demo: bundled photo {}x{}, heavy rain (seed {}, intensity \
          {DEMO_INTENSITY}, β {:.2}, A [{:.2}, {:.2}, {:.2}], {} streak layers)",
         clean.width(),
         clean.height(),
+        a.seed,
         params.beta,
         params.atmosphere[0],
         params.atmosphere[1],

@@ -68,8 +68,10 @@ pub const DEFAULT_STRENGTH: f32 = 1.0;
 pub const DEFAULT_ATMOSPHERE_SMOOTHING: f32 = 0.9;
 /// Lower bound t0 of the transmission in the inversion (guards the division).
 pub const DEFAULT_MIN_TRANSMISSION: f32 = 0.1;
-/// Largest fraction of the veil removed (the dark-channel prior's ω).
-pub const DEFAULT_VEIL_REMOVAL: f32 = 0.9;
+/// Largest fraction of the veil removed (the dark-channel prior's ω). 0.8 rather than He et
+/// al.'s 0.95: on rendered heavy rain (whose A can be darker than the sky) a stronger removal
+/// over-darkens more than it recovers (BENCHMARKS.md, quality section).
+pub const DEFAULT_VEIL_REMOVAL: f32 = 0.8;
 /// Gain on the estimated streak layer (1 = remove it as estimated).
 pub const DEFAULT_STREAK_GAIN: f32 = 1.0;
 /// Radius of the decomposition guided filter used in `physics` mode, at 720p (scaled with
