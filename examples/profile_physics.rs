@@ -23,4 +23,10 @@ fn main() {
         p.process(&f, &mut o).unwrap();
     }
     println!("{:.2} ms/frame", t.elapsed().as_secs_f64() * 1e3 / n as f64);
+    println!("process path: {:?}", p.last_run().map(|r| r.timings));
+    let img = derain::PlanarRgb::from_frame(
+        &FrameRef::new(&src, w as u32, h as u32, w * 4, PixelFormat::Rgba).unwrap(),
+    );
+    let c = p.components(&img).unwrap();
+    println!("{:?}", c.timings);
 }

@@ -177,6 +177,18 @@ impl<'a> FrameMut<'a> {
         let n = self.width as usize * self.format.bytes_per_pixel();
         &mut self.data[start..start + n]
     }
+    /// The `height` pixel rows (without padding), for parallel writing.
+    pub(crate) fn par_rows_mut(
+        &mut self,
+    ) -> impl rayon::iter::IndexedParallelIterator<Item = &mut [u8]> {
+        use rayon::prelude::*;
+        let n = self.width as usize * self.format.bytes_per_pixel();
+        let h = self.height as usize;
+        self.data
+            .par_chunks_mut(self.stride)
+            .take(h)
+            .map(move |r| &mut r[..n])
+    }
     /// Copies `src` (same size and format) into this frame, row by row.
     pub fn copy_from(&mut self, src: &FrameRef<'_>) -> Result<()> {
         ensure_same_frame(src, self)?;
@@ -333,10 +345,11 @@ impl PlanarRgb {
             .with_min_len(16)
             .for_each(|(y, ((rr, gg), bb))| {
                 let src = frame.row(y);
-                for (x, px) in src.chunks_exact(bpp).enumerate() {
-                    rr[x] = px[off[0]] as f32 * INV_255;
-                    gg[x] = px[off[1]] as f32 * INV_255;
-                    bb[x] = px[off[2]] as f32 * INV_255;
+                match (bpp, off) {
+                    (4, [0, 1, 2]) => unpack_row::<4, 0, 2>(src, rr, gg, bb),
+                    (4, _) => unpack_row::<4, 2, 0>(src, rr, gg, bb),
+                    (_, [0, 1, 2]) => unpack_row::<3, 0, 2>(src, rr, gg, bb),
+                    _ => unpack_row::<3, 2, 0>(src, rr, gg, bb),
                 }
             });
     }
@@ -376,17 +389,14 @@ impl PlanarRgb {
                     self.planes[1].row(y),
                     self.planes[2].row(y),
                 );
-                let alpha = alpha_src.map(|a| a.row(y));
-                for (x, px) in row.chunks_exact_mut(bpp).enumerate() {
-                    px[off[0]] = to_u8(r[x]);
-                    px[off[1]] = to_u8(g[x]);
-                    px[off[2]] = to_u8(b[x]);
-                    if bpp == 4 {
-                        px[3] = match (fmt.alpha_offset(), alpha) {
-                            (Some(a), Some(src)) => src[x * bpp + a],
-                            _ => 255,
-                        };
-                    }
+                let alpha = alpha_src
+                    .map(|a| a.row(y))
+                    .filter(|_| fmt.alpha_offset().is_some());
+                match (bpp, off) {
+                    (4, [0, 1, 2]) => pack_row::<4, 0, 2>(row, r, g, b, alpha),
+                    (4, _) => pack_row::<4, 2, 0>(row, r, g, b, alpha),
+                    (_, [0, 1, 2]) => pack_row::<3, 0, 2>(row, r, g, b, None),
+                    _ => pack_row::<3, 2, 0>(row, r, g, b, None),
                 }
             });
         Ok(())
@@ -419,6 +429,45 @@ impl PlanarRgb {
             for v in &mut p.data {
                 *v = to_u8(*v) as f32 * INV_255;
             }
+        }
+    }
+}
+
+/// One packed row → three planar rows. `BPP` bytes per pixel, R at byte `R`, B at byte `B`.
+#[inline(always)]
+fn unpack_row<const BPP: usize, const R: usize, const B: usize>(
+    src: &[u8],
+    rr: &mut [f32],
+    gg: &mut [f32],
+    bb: &mut [f32],
+) {
+    for (((px, r), g), b) in src.chunks_exact(BPP).zip(rr).zip(gg).zip(bb) {
+        *r = px[R] as f32 * INV_255;
+        *g = px[1] as f32 * INV_255;
+        *b = px[B] as f32 * INV_255;
+    }
+}
+
+/// Three planar rows → one packed row; the 4th byte is copied from `alpha` (same layout) or 255.
+#[inline(always)]
+fn pack_row<const BPP: usize, const R: usize, const B: usize>(
+    row: &mut [u8],
+    r: &[f32],
+    g: &[f32],
+    b: &[f32],
+    alpha: Option<&[u8]>,
+) {
+    for (((px, &r), &g), &b) in row.chunks_exact_mut(BPP).zip(r).zip(g).zip(b) {
+        px[R] = to_u8(r);
+        px[1] = to_u8(g);
+        px[B] = to_u8(b);
+        if BPP == 4 {
+            px[3] = 255;
+        }
+    }
+    if let Some(src) = alpha {
+        for (d, s) in row.chunks_exact_mut(BPP).zip(src.chunks_exact(BPP)) {
+            d[3] = s[3];
         }
     }
 }

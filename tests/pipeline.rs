@@ -35,8 +35,8 @@ fn clean_scene(w: usize, h: usize) -> PlanarRgb {
             for v in &mut c {
                 *v = (*v + 0.02 * (rng.next() - 0.5)).clamp(0.0, 1.0);
             }
-            for ch in 0..3 {
-                img.planes[ch].data[y * w + x] = c[ch];
+            for (plane, v) in img.planes.iter_mut().zip(c) {
+                plane.data[y * w + x] = v;
             }
         }
     }

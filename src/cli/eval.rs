@@ -88,14 +88,14 @@ pub fn pair_files(rainy: &[PathBuf], clean: &[PathBuf]) -> anyhow::Result<Vec<(P
     }
     let mut by_index = BTreeMap::new();
     for c in clean {
-        if let Some(i) = index_of(c) {
-            if let Some(prev) = by_index.insert(i, c) {
-                bail!(
-                    "clean files {} and {} have the same number {i}",
-                    prev.display(),
-                    c.display()
-                );
-            }
+        if let Some(i) = index_of(c)
+            && let Some(prev) = by_index.insert(i, c)
+        {
+            bail!(
+                "clean files {} and {} have the same number {i}",
+                prev.display(),
+                c.display()
+            );
         }
     }
     rainy

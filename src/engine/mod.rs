@@ -1,8 +1,7 @@
 //! Backends. `cpu` is the reference; `cuda` is resolved here when it exists in the build.
 
 use crate::error::{Error, Result};
-use crate::frame::PlanarRgb;
-use crate::physics::{self, AtmosphereTracker, Components, Workspace};
+use crate::physics::{self, AtmosphereTracker, RunInfo, Sink, Source, Workspace};
 use crate::pipeline::{Backend, Config, Mode};
 
 /// The engine a pipeline runs on.
@@ -43,15 +42,15 @@ impl Engine {
         }
     }
 
-    /// Runs the configured mode on one image, into reused buffers.
+    /// Runs the configured mode on one frame, into reused buffers.
     pub fn derain_into(
         &self,
-        input: &PlanarRgb,
+        input: Source<'_>,
         config: &Config,
         tracker: &mut AtmosphereTracker,
         workspace: &mut Workspace,
-        out: &mut Components,
-    ) -> Result<()> {
+        out: Sink<'_, '_>,
+    ) -> Result<RunInfo> {
         match self {
             Engine::Cpu => {
                 physics::derain_physics_into(input, &config.physics, Some(tracker), workspace, out)

@@ -3,38 +3,29 @@
 
 use crate::frame::{PlanarRgb, Plane};
 
-/// Square minimum filter of radius `r` (window clipped at the borders), separable, O(r) per
-/// pixel with vectorised inner loops.
+/// Square minimum filter of radius `r` (window clipped at the borders), separable: rows in
+/// parallel with the doubling window minimum, then columns as a vectorised minimum over the
+/// 2r+1 rows of each output row.
 pub fn min_filter(src: &Plane, r: usize) -> Plane {
+    use rayon::prelude::*;
     let (w, h) = (src.width, src.height);
     if r == 0 || w == 0 || h == 0 {
         return src.clone();
     }
-    // Vertical: out row y = min of rows [y−r, y+r].
-    let mut vert = Plane::zeros(w, h);
-    for y in 0..h {
-        let o = &mut vert.data[y * w..(y + 1) * w];
-        o.copy_from_slice(src.row(y));
+    let mut horiz = Plane::zeros(w, h);
+    horiz.data.par_chunks_mut(w).enumerate().for_each_init(
+        || (vec![0f32; w], vec![0f32; w]),
+        |(a, b), (y, o)| crate::physics::streaks::window_min(src.row(y), r, o, a, b),
+    );
+    let mut out = Plane::zeros(w, h);
+    out.data.par_chunks_mut(w).enumerate().for_each(|(y, o)| {
+        o.copy_from_slice(horiz.row(y));
         for yy in y.saturating_sub(r)..=(y + r).min(h - 1) {
-            for (a, &b) in o.iter_mut().zip(src.row(yy)) {
+            for (a, &b) in o.iter_mut().zip(horiz.row(yy)) {
                 *a = a.min(b);
             }
         }
-    }
-    // Horizontal: min over shifted copies of the row.
-    let mut out = vert.clone();
-    for y in 0..h {
-        let row = vert.row(y);
-        let o = &mut out.data[y * w..(y + 1) * w];
-        for k in 1..=r.min(w - 1) {
-            for (a, &b) in o[..w - k].iter_mut().zip(&row[k..]) {
-                *a = a.min(b);
-            }
-            for (a, &b) in o[k..].iter_mut().zip(&row[..w - k]) {
-                *a = a.min(b);
-            }
-        }
-    }
+    });
     out
 }
 

@@ -350,13 +350,16 @@ struct Job<'a> {
     outs: Vec<&'a mut Plane>,
 }
 
+/// (radius, eps, first row, end row, output row chunks) of one parallel task.
+type Task<'a> = (usize, &'a [f32], usize, usize, Vec<&'a mut [f32]>);
+
 /// Runs every job over row strips in parallel, writing q = mean(a)·I + mean(b).
 fn run_jobs(guide: &Plane, inputs: &[&Plane], jobs: Vec<Job<'_>>) {
     let w = guide.width;
     let h = guide.height;
     let threads = rayon::current_num_threads();
     // Tasks: (radius, eps, strip rows, output row chunks).
-    let mut tasks: Vec<(usize, &[f32], usize, usize, Vec<&mut [f32]>)> = Vec::new();
+    let mut tasks: Vec<Task<'_>> = Vec::new();
     for job in jobs {
         let st = strips(h, job.r, 2 * threads);
         let mut per: Vec<Vec<&mut [f32]>> = st.iter().map(|_| Vec::new()).collect();
@@ -642,13 +645,21 @@ impl Upsampler {
                 frac[j] = c;
             }
         }
-        // Blocks i = 1 ..= last-1 cover pixels [S, last·S).
+        // Blocks i = 1 ..= last-1 cover pixels [S, last·S). Pixel i·S + j interpolates
+        // between t[i−1] and t[i] (off 0) or t[i] and t[i+1] (off 1). Written as one indexed
+        // loop over equal-length slices so the compiler vectorises it with interleaved stores.
         let last = (lw - 1).min(w / S);
-        for (win, o) in t.windows(3).zip(out[S..last * S].chunks_exact_mut(S)) {
-            let win: &[f32; 3] = win.try_into().expect("window of 3");
+        let n = last - 1;
+        let (tm, tc, tp) = (&t[..n], &t[1..n + 1], &t[2..n + 2]);
+        let o = &mut out[S..S + n * S];
+        let lo: [f32; S] = std::array::from_fn(|j| if off[j] == 0 { 1.0 - frac[j] } else { 0.0 });
+        let mid: [f32; S] =
+            std::array::from_fn(|j| if off[j] == 0 { frac[j] } else { 1.0 - frac[j] });
+        let hi: [f32; S] = std::array::from_fn(|j| if off[j] == 0 { 0.0 } else { frac[j] });
+        for i in 0..n {
+            let (a, b, c) = (tm[i], tc[i], tp[i]);
             for j in 0..S {
-                let (a, b) = (win[off[j]], win[off[j] + 1]);
-                o[j] = a + (b - a) * frac[j];
+                o[i * S + j] = a * lo[j] + b * mid[j] + c * hi[j];
             }
         }
         self.hlerp_table(t, out, 0..S);

@@ -33,16 +33,20 @@ pub mod atmosphere;
 pub mod dark;
 pub mod guided_filter;
 pub mod residue;
+pub mod source;
 pub mod streaks;
 
 pub use atmosphere::AtmosphereTracker;
+pub use source::{FrameSink, Source};
+
+use source::pack_row;
 
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 use crate::frame::{PlanarRgb, Plane};
 use crate::pipeline::PhysicsParams;
-use guided_filter::{Upsampler, downsample, guided_coefficients};
+use guided_filter::{Upsampler, guided_coefficients};
 
 /// Everything stage 1 estimates for one frame.
 #[derive(Debug, Clone)]
@@ -55,6 +59,19 @@ pub struct Components {
     pub transmission: Plane,
     /// A, atmospheric light (RGB).
     pub atmosphere: [f32; 3],
+    /// Wall time of each step of the last run.
+    pub timings: StageTimings,
+}
+
+/// Wall time (ms) of the steps of [`derain_physics_into`], for `derain bench` and logs.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct StageTimings {
+    /// Estimation at reduced resolution: decomposition coefficients, A, dark channel, T.
+    pub low_res_ms: f64,
+    /// Full-resolution pass 1: residue, LF (guided upsampling), streak candidates, LF luma.
+    pub decomposition_ms: f64,
+    /// Full-resolution pass 2: streak orientation test, T upsampling, inversion.
+    pub inversion_ms: f64,
 }
 
 /// Sizes derived from the frame: everything is specified at 720 lines and scaled.
@@ -144,16 +161,15 @@ struct LowRes {
 }
 
 fn estimate_low_res(
-    img: &PlanarRgb,
+    img: &Source<'_>,
     sc: &Scales,
     params: &PhysicsParams,
     tracker: Option<&mut AtmosphereTracker>,
 ) -> Result<LowRes> {
     let s = sc.estimation_subsample;
-    let img_lo: Vec<Plane> = img.planes.par_iter().map(|p| downsample(p, s)).collect();
     // The guide at low resolution must be the downsampled full-resolution guide (not the
     // residue of the downsampled image) for q = up(a)·res + up(b) to be the fast guided filter.
-    let res_lo = residue::downsampled_residue(img, s);
+    let (img_lo, res_lo) = img.downsample_with_residue(s);
     let r_lo = (sc.decomposition_radius / s).max(1);
     let decomposition = guided_coefficients(
         &res_lo,
@@ -168,7 +184,7 @@ fn estimate_low_res(
             .iter()
             .zip(&a.data)
             .zip(&b.data)
-            .map(|((&g, &a), &b)| a.mul_add(g, b).clamp(0.0, 1.0))
+            .map(|((&g, &a), &b)| a.mul_add(g, b).max(0.0).min(1.0))
             .collect();
         Plane {
             width: res_lo.width,
@@ -229,6 +245,7 @@ impl Components {
             streaks: Plane::zeros(0, 0),
             transmission: Plane::zeros(0, 0),
             atmosphere: [1.0; 3],
+            timings: StageTimings::default(),
         }
     }
     fn resize(&mut self, w: usize, h: usize) {
@@ -240,6 +257,24 @@ impl Components {
     }
 }
 
+/// Where [`derain_physics_into`] puts its result.
+#[derive(Debug)]
+pub enum Sink<'a, 'b> {
+    /// Every component as planes (J unblended).
+    Components(&'a mut Components),
+    /// Only the derained frame, packed, blended with the input by `strength`.
+    Frame(FrameSink<'a, 'b>),
+}
+
+/// What a run reports besides its output.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RunInfo {
+    /// A used for this frame.
+    pub atmosphere: [f32; 3],
+    /// Wall time of each step.
+    pub timings: StageTimings,
+}
+
 /// Runs the training-free stage 1 and the inversion on `img`. `tracker` smooths A over frames
 /// (pass `None` for single images).
 pub fn derain_physics(
@@ -248,182 +283,314 @@ pub fn derain_physics(
     tracker: Option<&mut AtmosphereTracker>,
 ) -> Result<Components> {
     let mut out = Components::empty();
-    derain_physics_into(img, params, tracker, &mut Workspace::default(), &mut out)?;
+    let info = derain_physics_into(
+        Source::Planar(img),
+        params,
+        tracker,
+        &mut Workspace::default(),
+        Sink::Components(&mut out),
+    )?;
+    out.timings = info.timings;
     Ok(out)
 }
 
-/// [`derain_physics`] into reused buffers.
+/// Per-row scratch of the full-resolution passes.
+struct RowScratch {
+    rgb: [Vec<f32>; 3],
+    lf: [Vec<f32>; 3],
+    ups: [Vec<f32>; 3],
+    g: Vec<f32>,
+    er: [Vec<f32>; 3],
+    nb: Vec<f32>,
+    tmp: Vec<f32>,
+    vm: Vec<f32>,
+    vm_row: Option<usize>,
+    hm: Vec<f32>,
+    j: [Vec<f32>; 3],
+    t: Vec<f32>,
+    s: Vec<f32>,
+}
+
+impl RowScratch {
+    fn new(w: usize, lw: usize) -> Self {
+        let row = || vec![0f32; w];
+        Self {
+            rgb: [row(), row(), row()],
+            lf: [row(), row(), row()],
+            ups: [row(), row(), row()],
+            g: row(),
+            er: [row(), row(), row()],
+            nb: row(),
+            tmp: vec![0f32; 6 * lw],
+            vm: row(),
+            vm_row: None,
+            hm: row(),
+            j: [row(), row(), row()],
+            t: row(),
+            s: row(),
+        }
+    }
+}
+
+/// Everything the row passes share.
+struct RowContext<'a> {
+    src: Source<'a>,
+    w: usize,
+    h: usize,
+    up: Upsampler,
+    lo: &'a LowRes,
+    t_coefs: &'a [Plane],
+    streak_width: usize,
+    streak_half_length: usize,
+    gain: f32,
+    t0: f32,
+}
+
+impl RowContext<'_> {
+    /// Pass 1 for row y: residue, LF = up(a)·res + up(b), streak candidates, LF luma.
+    #[inline(never)]
+    fn pass1(&self, y: usize, sc: &mut RowScratch, achro: &mut [f32], luma_row: &mut [f32]) {
+        let w = self.w;
+        self.src.row(y, &mut sc.rgb);
+        let i = [&sc.rgb[0][..w], &sc.rgb[1][..w], &sc.rgb[2][..w]];
+        let g = &mut sc.g[..w];
+        for x in 0..w {
+            let (r, gg, b) = (i[0][x], i[1][x], i[2][x]);
+            g[x] = r.max(gg).max(b) - r.min(gg).min(b);
+        }
+        {
+            let d = &self.lo.decomposition;
+            let [l0, l1, l2] = &mut sc.lf;
+            let [u0, u1, u2] = &mut sc.ups;
+            self.up.rows(
+                [&d[0], &d[1], &d[2], &d[3], &d[4], &d[5]],
+                y,
+                &mut sc.tmp,
+                [l0, u0, l1, u1, l2, u2],
+            );
+            for c in 0..3 {
+                for ((l, &b), &g) in sc.lf[c][..w].iter_mut().zip(&sc.ups[c][..w]).zip(g.iter()) {
+                    *l = l.mul_add(g, b);
+                }
+            }
+        }
+        // Narrow bright structures of the achromatic floor min(R,G,B) (into `achro`): rain
+        // raises all three channels, so it raises their minimum; a thin chromatic structure
+        // does not.
+        let m = &mut sc.nb[..w];
+        for x in 0..w {
+            m[x] = i[0][x].min(i[1][x]).min(i[2][x]);
+        }
+        streaks::narrow_bright_row(m, self.streak_width, &mut sc.er, achro);
+        let (l0, l1, l2) = (&sc.lf[0][..w], &sc.lf[1][..w], &sc.lf[2][..w]);
+        let (achro, luma_row) = (&mut achro[..w], &mut luma_row[..w]);
+        for x in 0..w {
+            let (lr, lg, lb) = (l0[x], l1[x], l2[x]);
+            // Achromatic part of HF = I − LF, and narrow in x: the streak candidates.
+            let hf = (i[0][x] - lr).min(i[1][x] - lg).min(i[2][x] - lb);
+            achro[x] = hf.min(achro[x]).max(0.0);
+            luma_row[x] = luma_of(lr, lg, lb);
+        }
+    }
+
+    /// Pass 2 for row y into `sc.j`, `sc.t`, `sc.s` (and `sc.rgb` holds the input row).
+    #[inline(never)]
+    fn pass2(&self, y: usize, sc: &mut RowScratch, achro: &[f32], lf_luma: &[f32]) {
+        let (w, h, l) = (self.w, self.h, self.streak_half_length);
+        let a = self.lo.atmosphere;
+        // Orientation test: means of the candidates along y and along x over ±L.
+        // The vertical sum is kept running while a thread walks down consecutive rows
+        // (rayon hands each task a contiguous range), and rebuilt every 64 rows.
+        let (y0, y1) = (y.saturating_sub(l), (y + l + 1).min(h));
+        let vm = &mut sc.vm[..w];
+        let row = |yy: usize| &achro[yy * w..(yy + 1) * w];
+        if sc.vm_row == Some(y.wrapping_sub(1)) && !y.is_multiple_of(64) {
+            if y + l < h {
+                for (v, &c) in vm.iter_mut().zip(row(y + l)) {
+                    *v += c;
+                }
+            }
+            if y > l {
+                for (v, &c) in vm.iter_mut().zip(row(y - l - 1)) {
+                    *v -= c;
+                }
+            }
+        } else {
+            vm.fill(0.0);
+            for yy in y0..y1 {
+                for (v, &c) in vm.iter_mut().zip(row(yy)) {
+                    *v += c;
+                }
+            }
+        }
+        sc.vm_row = Some(y);
+        let inv_n = 1.0 / (y1 - y0) as f32;
+        streaks::line_mean_row(&achro[y * w..(y + 1) * w], l, &mut sc.hm);
+        {
+            let [ua, ub, _] = &mut sc.ups;
+            self.up.rows(
+                [&self.t_coefs[0], &self.t_coefs[1]],
+                y,
+                &mut sc.tmp,
+                [&mut ua[..], &mut ub[..]],
+            );
+        }
+        self.src.row(y, &mut sc.rgb);
+        // Equal-length slices so the loop below has no bounds checks and vectorises.
+        let lum = &lf_luma[y * w..(y + 1) * w];
+        let ach = &achro[y * w..(y + 1) * w];
+        let i = [&sc.rgb[0][..w], &sc.rgb[1][..w], &sc.rgb[2][..w]];
+        let (vm, hm, ua, ub) = (&sc.vm[..w], &sc.hm[..w], &sc.ups[0][..w], &sc.ups[1][..w]);
+        let [jr, jg, jb] = &mut sc.j;
+        let (jr, jg, jb, t_row, s_row) = (
+            &mut jr[..w],
+            &mut jg[..w],
+            &mut jb[..w],
+            &mut sc.t[..w],
+            &mut sc.s[..w],
+        );
+        let (gain, t0) = (self.gain, self.t0);
+        // max/min rather than clamp: branch-free and vectorised (a NaN can only come from
+        // non-finite input and is mapped into range by max/min).
+        for x in 0..w {
+            let v = vm[x] * inv_n;
+            let wgt = (2.0 * (v - hm[x]) / (v + 1e-4)).max(0.0).min(1.0);
+            let so = ach[x] * wgt * gain;
+            let t = ua[x].mul_add(lum[x], ub[x]).max(t0).min(1.0);
+            let inv_t = 1.0 / t;
+            let one_minus_t = 1.0 - t;
+            jr[x] = ((i[0][x] - so - one_minus_t * a[0]) * inv_t)
+                .max(0.0)
+                .min(1.0);
+            jg[x] = ((i[1][x] - so - one_minus_t * a[1]) * inv_t)
+                .max(0.0)
+                .min(1.0);
+            jb[x] = ((i[2][x] - so - one_minus_t * a[2]) * inv_t)
+                .max(0.0)
+                .min(1.0);
+            t_row[x] = t;
+            s_row[x] = so * inv_t;
+        }
+    }
+}
+
+/// [`derain_physics`] from any [`Source`] into any [`Sink`], with reused buffers.
 ///
 /// Cost: the estimation runs at 1/`Scales::estimation_subsample` resolution; at full
-/// resolution there are two fused, row-parallel passes: (1) residue, LF = up(a)·res + up(b)
-/// (guided upsampling), achromatic HF that is also narrow in x, LF luma; (2) the streak
-/// orientation test, T by guided upsampling, the inversion and S.
+/// resolution there are three row-parallel passes over the input: (0) downsampling with the
+/// residue; (1) residue, LF = up(a)·res + up(b) (guided upsampling), streak candidates, LF
+/// luma; (2) the streak orientation test, T by guided upsampling, the inversion, written
+/// straight into the sink. The passes are memory-bound, so a packed frame is read as bytes and
+/// the output frame written directly.
 pub fn derain_physics_into(
-    img: &PlanarRgb,
+    src: Source<'_>,
     params: &PhysicsParams,
     tracker: Option<&mut AtmosphereTracker>,
     ws: &mut Workspace,
-    out: &mut Components,
-) -> Result<()> {
-    let (w, h) = (img.width(), img.height());
+    sink: Sink<'_, '_>,
+) -> Result<RunInfo> {
+    let (w, h) = (src.width(), src.height());
     if w == 0 || h == 0 {
         return Err(Error::param("input", "empty image"));
     }
     let sc = Scales::new(w, h, params);
-    let t0 = params.min_transmission;
     let s = sc.estimation_subsample;
 
-    let lo = estimate_low_res(img, &sc, params, tracker)?;
+    let t_start = std::time::Instant::now();
+    let lo = estimate_low_res(&src, &sc, params, tracker)?;
     let a = lo.atmosphere;
     let veil = veil_score(&lo.dark);
     let omega = params.veil_removal * veil;
     log::trace!("veil score {veil:.3}, omega {omega:.3}, A {a:?}");
     let t_coefs = transmission_coefficients(&lo, omega, &sc)?;
     let (lw, lh) = (lo.decomposition[0].width, lo.decomposition[0].height);
-    let up = Upsampler::new(lw, lh, s, w);
+    let ctx = RowContext {
+        src,
+        w,
+        h,
+        up: Upsampler::new(lw, lh, s, w),
+        lo: &lo,
+        t_coefs: &t_coefs,
+        streak_width: sc.streak_width,
+        streak_half_length: sc.streak_half_length,
+        gain: params.streak_gain,
+        t0: params.min_transmission,
+    };
     ws.achromatic.resize(w * h, 0.0);
     ws.lf_luma.resize(w * h, 0.0);
-    out.resize(w, h);
-    out.atmosphere = a;
-    let k = sc.streak_width;
 
-    // Pass 1.
+    let t_low = std::time::Instant::now();
     ws.achromatic
         .par_chunks_mut(w)
         .zip(ws.lf_luma.par_chunks_mut(w))
         .enumerate()
         .for_each_init(
-            || {
-                let row = || vec![0f32; w];
-                (
-                    vec![0f32; 6 * lw],
-                    [row(), row(), row()],
-                    [row(), row(), row()],
-                    [row(), row(), row()],
-                )
-            },
-            |(tmp, [g, er, nb], lf, ups), (y, (achro, luma_row))| {
-                let i = [
-                    &img.planes[0].row(y)[..w],
-                    &img.planes[1].row(y)[..w],
-                    &img.planes[2].row(y)[..w],
-                ];
-                let g = &mut g[..w];
-                for x in 0..w {
-                    let (r, gg, b) = (i[0][x], i[1][x], i[2][x]);
-                    g[x] = r.max(gg).max(b) - r.min(gg).min(b);
-                }
-                {
-                    let d = &lo.decomposition;
-                    let [l0, l1, l2] = lf;
-                    let [u0, u1, u2] = ups;
-                    up.rows(
-                        [&d[0], &d[1], &d[2], &d[3], &d[4], &d[5]],
-                        y,
-                        tmp,
-                        [l0, u0, l1, u1, l2, u2],
-                    );
-                    for c in 0..3 {
-                        let (l, u) = (&mut lf[c], &ups[c]);
-                        for ((l, &b), &g) in l.iter_mut().zip(u.iter()).zip(g.iter()) {
-                            *l = l.mul_add(g, b);
-                        }
-                    }
-                }
-                // Narrow bright structures, achromatic: min over channels (into `achro`).
-                streaks::narrow_bright_row(i[0], k, er, achro);
-                for c in 1..3 {
-                    streaks::narrow_bright_row(i[c], k, er, nb);
-                    for (o, &v) in achro.iter_mut().zip(nb.iter()) {
-                        *o = o.min(v);
-                    }
-                }
-                let (l0, l1, l2) = (&lf[0][..w], &lf[1][..w], &lf[2][..w]);
-                let (achro, luma_row) = (&mut achro[..w], &mut luma_row[..w]);
-                for x in 0..w {
-                    let (lr, lg, lb) = (l0[x], l1[x], l2[x]);
-                    // Achromatic part of HF = I − LF, and narrow in x: the streak candidates.
-                    let hf = (i[0][x] - lr).min(i[1][x] - lg).min(i[2][x] - lb);
-                    achro[x] = hf.min(achro[x]).max(0.0);
-                    luma_row[x] = luma_of(lr, lg, lb);
-                }
-            },
+            || RowScratch::new(w, lw),
+            |sc, (y, (achro, luma))| ctx.pass1(y, sc, achro, luma),
         );
 
-    // Pass 2.
-    let achro = &ws.achromatic;
-    let lf_luma = &ws.lf_luma;
-    let (l, gain) = (sc.streak_half_length, params.streak_gain);
-    let [jr, jg, jb] = &mut out.background.planes;
-    jr.data
-        .par_chunks_mut(w)
-        .zip(jg.data.par_chunks_mut(w))
-        .zip(jb.data.par_chunks_mut(w))
-        .zip(
-            out.transmission
-                .data
+    let t_pass1 = std::time::Instant::now();
+    let (achro, lf_luma) = (&ws.achromatic[..], &ws.lf_luma[..]);
+    match sink {
+        Sink::Components(out) => {
+            out.resize(w, h);
+            let [jr, jg, jb] = &mut out.background.planes;
+            jr.data
                 .par_chunks_mut(w)
-                .zip(out.streaks.data.par_chunks_mut(w)),
-        )
-        .enumerate()
-        .for_each_init(
-            || {
-                (
-                    vec![0f32; 2 * lw],
-                    vec![0f32; w],
-                    vec![0f32; w],
-                    vec![0f32; w],
-                    vec![0f32; w],
+                .zip(jg.data.par_chunks_mut(w))
+                .zip(jb.data.par_chunks_mut(w))
+                .zip(
+                    out.transmission
+                        .data
+                        .par_chunks_mut(w)
+                        .zip(out.streaks.data.par_chunks_mut(w)),
                 )
-            },
-            |(tmp, ua, ub, vm, hm), (y, (((jr, jg), jb), (t_row, s_row)))| {
-                // Orientation test: means of the candidates along y and along x over ±L.
-                let (y0, y1) = (y.saturating_sub(l), (y + l + 1).min(h));
-                vm.fill(0.0);
-                for yy in y0..y1 {
-                    for (v, &a) in vm.iter_mut().zip(&achro[yy * w..(yy + 1) * w]) {
-                        *v += a;
+                .enumerate()
+                .for_each_init(
+                    || RowScratch::new(w, lw),
+                    |sc, (y, (((jr, jg), jb), (t_row, s_row)))| {
+                        ctx.pass2(y, sc, achro, lf_luma);
+                        jr.copy_from_slice(&sc.j[0][..w]);
+                        jg.copy_from_slice(&sc.j[1][..w]);
+                        jb.copy_from_slice(&sc.j[2][..w]);
+                        t_row.copy_from_slice(&sc.t[..w]);
+                        s_row.copy_from_slice(&sc.s[..w]);
+                    },
+                );
+            out.atmosphere = a;
+        }
+        Sink::Frame(fs) => {
+            let (input, strength) = (fs.input, fs.strength);
+            let format = fs.frame.format();
+            fs.frame.par_rows_mut().enumerate().for_each_init(
+                || RowScratch::new(w, lw),
+                |sc, (y, row)| {
+                    ctx.pass2(y, sc, achro, lf_luma);
+                    if strength < 1.0 {
+                        for c in 0..3 {
+                            for (j, &i) in sc.j[c][..w].iter_mut().zip(&sc.rgb[c][..w]) {
+                                *j = strength * *j + (1.0 - strength) * i;
+                            }
+                        }
                     }
-                }
-                let inv_n = 1.0 / (y1 - y0) as f32;
-                streaks::line_mean_row(&achro[y * w..(y + 1) * w], l, hm);
-                up.rows(
-                    [&t_coefs[0], &t_coefs[1]],
-                    y,
-                    tmp,
-                    [&mut ua[..], &mut ub[..]],
-                );
-                // Equal-length slices so the loop below has no bounds checks and vectorises.
-                let lum = &lf_luma[y * w..(y + 1) * w];
-                let ach = &achro[y * w..(y + 1) * w];
-                let i = [
-                    &img.planes[0].row(y)[..w],
-                    &img.planes[1].row(y)[..w],
-                    &img.planes[2].row(y)[..w],
-                ];
-                let (vm, hm, ua, ub) = (&vm[..w], &hm[..w], &ua[..w], &ub[..w]);
-                let (jr, jg, jb, t_row, s_row) = (
-                    &mut jr[..w],
-                    &mut jg[..w],
-                    &mut jb[..w],
-                    &mut t_row[..w],
-                    &mut s_row[..w],
-                );
-                for x in 0..w {
-                    let v = vm[x] * inv_n;
-                    let wgt = (2.0 * (v - hm[x]) / (v + 1e-4)).clamp(0.0, 1.0);
-                    let so = ach[x] * wgt * gain;
-                    let t = ua[x].mul_add(lum[x], ub[x]);
-                    let t = if t.is_finite() { t.clamp(t0, 1.0) } else { 1.0 };
-                    let inv_t = 1.0 / t;
-                    let one_minus_t = 1.0 - t;
-                    jr[x] = ((i[0][x] - so - one_minus_t * a[0]) * inv_t).clamp(0.0, 1.0);
-                    jg[x] = ((i[1][x] - so - one_minus_t * a[1]) * inv_t).clamp(0.0, 1.0);
-                    jb[x] = ((i[2][x] - so - one_minus_t * a[2]) * inv_t).clamp(0.0, 1.0);
-                    t_row[x] = t;
-                    s_row[x] = so * inv_t;
-                }
-            },
-        );
-    Ok(())
+                    pack_row(
+                        format,
+                        row,
+                        [&sc.j[0][..w], &sc.j[1][..w], &sc.j[2][..w]],
+                        Some(input.row(y)),
+                    );
+                },
+            );
+        }
+    }
+    let t_end = std::time::Instant::now();
+    let timings = StageTimings {
+        low_res_ms: (t_low - t_start).as_secs_f64() * 1e3,
+        decomposition_ms: (t_pass1 - t_low).as_secs_f64() * 1e3,
+        inversion_ms: (t_end - t_pass1).as_secs_f64() * 1e3,
+    };
+    Ok(RunInfo {
+        atmosphere: a,
+        timings,
+    })
 }

@@ -77,31 +77,78 @@ pub fn line_mean(src: &Plane, l: usize, horizontal: bool) -> Plane {
 /// Bright structures narrower than 2k+1 pixels along x, per row: `v − open_k(v)` where the
 /// opening is a min filter then a max filter over x ± k (a horizontal line structuring
 /// element). `tmp` and `er` are scratch rows of the same length.
-pub(crate) fn narrow_bright_row(v: &[f32], k: usize, er: &mut [f32], out: &mut [f32]) {
+pub(crate) fn narrow_bright_row(v: &[f32], k: usize, scratch: &mut [Vec<f32>; 3], out: &mut [f32]) {
     let w = v.len();
-    let (er, out) = (&mut er[..w], &mut out[..w]);
-    // Erosion: min over x ± k (shifted slices, so every loop vectorises).
-    er.copy_from_slice(v);
-    for d in 1..=k.min(w.saturating_sub(1)) {
-        for (e, &b) in er[..w - d].iter_mut().zip(&v[d..]) {
-            *e = e.min(b);
-        }
-        for (e, &b) in er[d..].iter_mut().zip(&v[..w - d]) {
-            *e = e.min(b);
-        }
-    }
-    // Dilation of the erosion: max over x ± k.
-    out.copy_from_slice(er);
-    for d in 1..=k.min(w.saturating_sub(1)) {
-        for (o, &b) in out[..w - d].iter_mut().zip(&er[d..]) {
-            *o = o.max(b);
-        }
-        for (o, &b) in out[d..].iter_mut().zip(&er[..w - d]) {
-            *o = o.max(b);
-        }
-    }
+    let [er, s1, s2] = scratch;
+    let (er, s1, s2, out) = (&mut er[..w], &mut s1[..w], &mut s2[..w], &mut out[..w]);
+    window_extremum::<false>(v, k, er, s1, s2); // erosion
+    window_extremum::<true>(er, k, out, s1, s2); // dilation of the erosion
     for (o, &v) in out.iter_mut().zip(v) {
         *o = v - *o;
+    }
+}
+
+/// Minimum over x ± k (window clipped at the row ends); `a`, `b` are scratch rows.
+pub(crate) fn window_min(v: &[f32], k: usize, out: &mut [f32], a: &mut [f32], b: &mut [f32]) {
+    window_extremum::<false>(v, k, out, a, b)
+}
+
+/// min (or max with `MAX`) over x ± k, the window clipped at the row ends.
+///
+/// Doubling (log₂ k passes instead of 2k): f_len[x] is the extremum over
+/// [x, min(x + len, w)); with len the largest power of two ≤ 2k+1, a full window
+/// [lo, hi) is covered by f[lo] and f[hi − len]. Windows shorter than len (at the row ends of
+/// short rows) are computed directly. `a` and `b` are scratch rows.
+#[inline(never)]
+fn window_extremum<const MAX: bool>(
+    v: &[f32],
+    k: usize,
+    out: &mut [f32],
+    a: &mut [f32],
+    b: &mut [f32],
+) {
+    let w = v.len();
+    let op = |x: f32, y: f32| if MAX { x.max(y) } else { x.min(y) };
+    let n = 2 * k + 1;
+    a.copy_from_slice(v);
+    let (mut f, mut g) = (a, b);
+    let mut len = 1;
+    while 2 * len <= n && len < w {
+        let m = w - len;
+        for ((o, &x), &y) in g[..m].iter_mut().zip(&f[..m]).zip(&f[len..]) {
+            *o = op(x, y);
+        }
+        g[m..].copy_from_slice(&f[m..]);
+        std::mem::swap(&mut f, &mut g);
+        len *= 2;
+    }
+    let at = |x: usize| {
+        let lo = x.saturating_sub(k);
+        let hi = (x + k + 1).min(w);
+        if hi - lo >= len {
+            op(f[lo], f[hi - len])
+        } else {
+            v[lo..hi].iter().copied().fold(v[lo], op)
+        }
+    };
+    if w <= 2 * k + 1 {
+        for (x, o) in out.iter_mut().enumerate() {
+            *o = at(x);
+        }
+        return;
+    }
+    // Interior x ∈ [k, w−k): lo = x−k, hi − len = x+k+1−len; a branch-free zipped loop.
+    let m = w - 2 * k;
+    let shift = 2 * k + 1 - len;
+    for ((o, &a), &b) in out[k..k + m]
+        .iter_mut()
+        .zip(&f[..m])
+        .zip(&f[shift..shift + m])
+    {
+        *o = op(a, b);
+    }
+    for x in (0..k).chain(w - k..w) {
+        out[x] = at(x);
     }
 }
 
@@ -113,7 +160,7 @@ pub fn achromatic_narrow(img: &PlanarRgb, k: usize) -> Plane {
     let (w, h) = (img.width(), img.height());
     let mut out = Plane::zeros(w, h);
     out.data.par_chunks_mut(w).enumerate().for_each_init(
-        || (vec![0f32; w], vec![0f32; w]),
+        || ([vec![0f32; w], vec![0f32; w], vec![0f32; w]], vec![0f32; w]),
         |(er, tmp), (y, o)| {
             narrow_bright_row(img.planes[0].row(y), k, er, o);
             for c in 1..3 {
@@ -147,7 +194,7 @@ pub fn observed_streaks(img: &PlanarRgb, lf: &PlanarRgb, half_length: usize, gai
         .par_iter_mut()
         .zip(v.data.par_iter().zip(hm.data.par_iter()))
         .for_each(|(o, (&v, &hm))| {
-            let wgt = (2.0 * (v - hm) / (v + 1e-4)).clamp(0.0, 1.0);
+            let wgt = (2.0 * (v - hm) / (v + 1e-4)).max(0.0).min(1.0);
             *o *= wgt * gain;
         });
     out
@@ -156,6 +203,25 @@ pub fn observed_streaks(img: &PlanarRgb, lf: &PlanarRgb, half_length: usize, gai
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn window_extremum_matches_naive() {
+        for w in [1usize, 2, 3, 5, 9, 17, 40] {
+            let v: Vec<f32> = (0..w).map(|i| ((i * 37 + 11) % 23) as f32).collect();
+            for k in 0..7 {
+                let (mut out, mut a, mut b) = (vec![0f32; w], vec![0f32; w], vec![0f32; w]);
+                window_extremum::<false>(&v, k, &mut out, &mut a, &mut b);
+                let mut out_max = vec![0f32; w];
+                window_extremum::<true>(&v, k, &mut out_max, &mut a, &mut b);
+                for x in 0..w {
+                    let win = &v[x.saturating_sub(k)..(x + k + 1).min(w)];
+                    let mn = win.iter().copied().fold(f32::MAX, f32::min);
+                    let mx = win.iter().copied().fold(f32::MIN, f32::max);
+                    assert_eq!((out[x], out_max[x]), (mn, mx), "w={w} k={k} x={x}");
+                }
+            }
+        }
+    }
 
     #[test]
     fn vertical_streak_kept_horizontal_line_rejected() {

@@ -11,16 +11,15 @@ pub use config::{Backend, Config, Mode, PhysicsParams};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::frame::{FrameMut, FrameRef, PlanarRgb, ensure_same_frame};
-use crate::physics::{AtmosphereTracker, Components, Workspace};
+use crate::physics::{AtmosphereTracker, Components, FrameSink, RunInfo, Sink, Source, Workspace};
 
 /// A configured derainer for a stream of frames (or single images).
 pub struct Pipeline {
     config: Config,
     engine: Engine,
     tracker: AtmosphereTracker,
-    input: PlanarRgb,
     workspace: Workspace,
-    output: Components,
+    last: Option<RunInfo>,
     frames: u64,
 }
 
@@ -44,9 +43,8 @@ impl Pipeline {
             config,
             engine,
             tracker,
-            input: PlanarRgb::zeros(0, 0),
             workspace: Workspace::default(),
-            output: Components::empty(),
+            last: None,
             frames: 0,
         })
     }
@@ -96,18 +94,31 @@ impl Pipeline {
     }
 
     /// Derains one packed frame into `output` (same size and format). Alpha is preserved.
-    /// Allocates nothing once the frame size is known.
+    /// Reads and writes the packed frames directly; allocates nothing once the frame size is
+    /// known.
     pub fn process(&mut self, input: &FrameRef<'_>, output: &mut FrameMut<'_>) -> Result<()> {
         ensure_same_frame(input, output)?;
-        let mut img = std::mem::replace(&mut self.input, PlanarRgb::zeros(0, 0));
-        img.fill_from_frame(input);
-        let result = self.run(&img);
-        if result.is_ok() {
-            blend(&mut self.output.background, &img, self.config.strength);
-        }
-        self.input = img;
-        result?;
-        self.output.background.write_frame(output, Some(input))
+        let sink = Sink::Frame(FrameSink {
+            frame: output,
+            input,
+            strength: self.config.strength,
+        });
+        let info = self.engine.derain_into(
+            Source::Packed(input),
+            &self.config,
+            &mut self.tracker,
+            &mut self.workspace,
+            sink,
+        )?;
+        self.last = Some(info);
+        self.frames += 1;
+        log::trace!(
+            "frame {} A={:?} {:?}",
+            self.frames,
+            info.atmosphere,
+            info.timings
+        );
+        Ok(())
     }
 
     /// Derains a planar image; the result is blended with the input by `strength`.
@@ -120,24 +131,26 @@ impl Pipeline {
     /// Runs stage 1 (and stage 2 in `full` mode) and returns every estimated component
     /// (background J before blending, streaks S, transmission T, atmosphere A).
     pub fn components(&mut self, input: &PlanarRgb) -> Result<Components> {
-        self.run(input)?;
-        Ok(self.output.clone())
-    }
-
-    fn run(&mut self, input: &PlanarRgb) -> Result<()> {
         if input.width() == 0 || input.height() == 0 {
             return Err(Error::param("input", "empty image"));
         }
-        self.engine.derain_into(
-            input,
+        let mut out = Components::empty();
+        let info = self.engine.derain_into(
+            Source::Planar(input),
             &self.config,
             &mut self.tracker,
             &mut self.workspace,
-            &mut self.output,
+            Sink::Components(&mut out),
         )?;
+        out.timings = info.timings;
+        self.last = Some(info);
         self.frames += 1;
-        log::trace!("frame {} A={:?}", self.frames, self.output.atmosphere);
-        Ok(())
+        Ok(out)
+    }
+
+    /// A and the stage timings of the last processed frame.
+    pub fn last_run(&self) -> Option<RunInfo> {
+        self.last
     }
 }
 
