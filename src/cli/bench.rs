@@ -4,8 +4,7 @@
 use std::time::Instant;
 
 use clap::Args;
-use derain::physics::{self, guided_filter, residue};
-use derain::pipeline::PhysicsParams;
+use derain::physics::{guided_filter, residue};
 use derain::{Config, FrameMut, FrameRef, Pipeline, PixelFormat, PlanarRgb};
 use serde_json::json;
 
@@ -97,8 +96,6 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
         let bytes = test_frame(w, h);
         let frame = FrameRef::new(&bytes, w as u32, h as u32, w * 4, PixelFormat::Rgba)?;
         let img = PlanarRgb::from_frame(&frame);
-        let params = PhysicsParams::default();
-        let sc = physics::Scales::new(w, h, &params);
         let res = residue::residue(&img);
         let [r, g, b] = &img.planes;
         let mut out_bytes = vec![0u8; w * h * 4];
@@ -109,27 +106,15 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
         let mut stages: Vec<(&str, f64)> = Vec::new();
         let mut buf = PlanarRgb::zeros(w, h);
         stages.push((
-            "rgba8_to_planar",
+            "rgba8_to_planar (conversion only)",
             median_ms(a.reps, || buf.fill_from_frame(&frame)),
         ));
         stages.push((
-            "residue",
+            "residue channel",
             median_ms(a.reps, || drop(residue::residue(&img))),
         ));
         stages.push((
-            "decomposition (fast GF)",
-            median_ms(a.reps, || {
-                drop(guided_filter::fast_guided_filter_multi(
-                    &res,
-                    &[r, g, b],
-                    sc.decomposition_radius,
-                    &[params.decomposition_eps],
-                    sc.estimation_subsample,
-                ))
-            }),
-        ));
-        stages.push((
-            "guided filter r=8 (exact, 3ch)",
+            "guided filter r=8, 3ch (exact)",
             median_ms(a.reps, || {
                 drop(guided_filter::guided_filter_multi(
                     &res,
@@ -140,7 +125,7 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
             }),
         ));
         stages.push((
-            "10-filter bank (exact)",
+            "10-filter bank, 30 planes (exact)",
             median_ms(a.reps.min(5), || {
                 drop(guided_filter::guided_bank(
                     &res,
@@ -150,31 +135,26 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
                 ))
             }),
         ));
-        stages.push((
-            "stage 1 + inversion",
-            median_ms(a.reps, || {
-                drop(physics::derain_physics(&img, &params, None))
-            }),
-        ));
-        let comps = physics::derain_physics(&img, &params, None)?;
-        stages.push((
-            "planar_to_rgba8",
-            median_ms(a.reps, || {
-                let mut out =
-                    FrameMut::new(&mut out_bytes, w as u32, h as u32, w * 4, PixelFormat::Rgba)
-                        .expect("layout");
-                comps
-                    .background
-                    .write_frame(&mut out, Some(&frame))
-                    .expect("same size");
-            }),
-        ));
+        // End to end through the pipeline (packed RGBA in → packed RGBA out), with the
+        // pipeline's own per-step timings.
+        let mut steps: Vec<[f64; 3]> = Vec::new();
         let e2e = median_ms(a.reps, || {
             let mut out =
                 FrameMut::new(&mut out_bytes, w as u32, h as u32, w * 4, PixelFormat::Rgba)
                     .expect("layout");
             pipeline.process(&frame, &mut out).expect("process");
+            if let Some(t) = pipeline.last_run().map(|r| r.timings) {
+                steps.push([t.low_res_ms, t.decomposition_ms, t.inversion_ms]);
+            }
         });
+        let med = |k: usize| {
+            let mut v: Vec<f64> = steps.iter().map(|s| s[k]).collect();
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        stages.push(("physics: low-res estimation (A, T, LF coefs)", med(0)));
+        stages.push(("physics: decomposition pass (LF, candidates)", med(1)));
+        stages.push(("physics: streaks + inversion pass (→ RGBA)", med(2)));
         stages.push(("end to end (physics, RGBA in/out)", e2e));
         results.push((w, h, stages));
     }

@@ -576,6 +576,29 @@ impl Drop for Encoder {
     }
 }
 
+/// Encodes planar frames (all the size of the first) to H.264 in MP4/MKV by extension.
+pub fn encode_frames(output: &Path, frames: &[derain::PlanarRgb], fps: i32) -> Result<()> {
+    gst::init()?;
+    let first = frames.first().context("no frames to encode")?;
+    let (w, h) = (first.width() as u32, first.height() as u32);
+    let rate = gst::Fraction::new(fps, 1);
+    let enc = Encoder::new(output, muxer_for(output)?, (w, h), rate, 20)?;
+    let frame_ns = 1_000_000_000u64 / fps.max(1) as u64;
+    for (i, f) in frames.iter().enumerate() {
+        let mut bytes = vec![0u8; (w * h * 4) as usize];
+        let mut fm = FrameMut::new(&mut bytes, w, h, w as usize * 4, PixelFormat::Rgbx)?;
+        f.write_frame(&mut fm, None)?;
+        let mut buf = gst::Buffer::from_mut_slice(bytes);
+        {
+            let b = buf.get_mut().context("fresh buffer")?;
+            b.set_pts(gst::ClockTime::from_nseconds(i as u64 * frame_ns));
+            b.set_duration(gst::ClockTime::from_nseconds(frame_ns));
+        }
+        enc.push(buf)?;
+    }
+    enc.finish()
+}
+
 fn rgbx_caps(width: u32, height: u32, fps: gst::Fraction) -> Result<gst::Caps> {
     Ok(
         gst_video::VideoInfo::builder(gst_video::VideoFormat::Rgbx, width, height)
