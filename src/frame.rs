@@ -333,8 +333,6 @@ impl PlanarRgb {
         if self.width() != w || self.height() != h {
             *self = Self::zeros(w, h);
         }
-        let bpp = frame.format.bytes_per_pixel();
-        let off = frame.format.rgb_offsets();
         let [r, g, b] = &mut self.planes;
         use rayon::prelude::*;
         r.data
@@ -344,13 +342,7 @@ impl PlanarRgb {
             .enumerate()
             .with_min_len(16)
             .for_each(|(y, ((rr, gg), bb))| {
-                let src = frame.row(y);
-                match (bpp, off) {
-                    (4, [0, 1, 2]) => unpack_row::<4, 0, 2>(src, rr, gg, bb),
-                    (4, _) => unpack_row::<4, 2, 0>(src, rr, gg, bb),
-                    (_, [0, 1, 2]) => unpack_row::<3, 0, 2>(src, rr, gg, bb),
-                    _ => unpack_row::<3, 2, 0>(src, rr, gg, bb),
-                }
+                unpack_rgb_row(frame.format, frame.row(y), rr, gg, bb);
             });
     }
     /// Writes this image into `out` (same size), rounding to 8 bits. Alpha is copied from
@@ -430,6 +422,42 @@ impl PlanarRgb {
                 *v = to_u8(*v) as f32 * INV_255;
             }
         }
+    }
+}
+
+/// One packed row of `format` → three planar rows in [0,1].
+#[inline]
+pub(crate) fn unpack_rgb_row(
+    format: PixelFormat,
+    src: &[u8],
+    r: &mut [f32],
+    g: &mut [f32],
+    b: &mut [f32],
+) {
+    match (format.bytes_per_pixel(), format.rgb_offsets()) {
+        (4, [0, 1, 2]) => unpack_row::<4, 0, 2>(src, r, g, b),
+        (4, _) => unpack_row::<4, 2, 0>(src, r, g, b),
+        (_, [0, 1, 2]) => unpack_row::<3, 0, 2>(src, r, g, b),
+        _ => unpack_row::<3, 2, 0>(src, r, g, b),
+    }
+}
+
+/// Three planar rows (rounded, saturated) → one packed row of `format`; alpha is copied from
+/// `alpha` (a row of the same layout) when the format has it, else 255.
+#[inline]
+pub(crate) fn pack_rgb_row(
+    format: PixelFormat,
+    row: &mut [u8],
+    rgb: [&[f32]; 3],
+    alpha: Option<&[u8]>,
+) {
+    let alpha = alpha.filter(|_| format.alpha_offset().is_some());
+    let [r, g, b] = rgb;
+    match (format.bytes_per_pixel(), format.rgb_offsets()) {
+        (4, [0, 1, 2]) => pack_row::<4, 0, 2>(row, r, g, b, alpha),
+        (4, _) => pack_row::<4, 2, 0>(row, r, g, b, alpha),
+        (_, [0, 1, 2]) => pack_row::<3, 0, 2>(row, r, g, b, None),
+        _ => pack_row::<3, 2, 0>(row, r, g, b, None),
     }
 }
 

@@ -116,7 +116,7 @@ pub fn run(a: DemoArgs) -> anyhow::Result<()> {
         dir.display()
     );
     #[cfg(feature = "video")]
-    demo_video(&clean, &params, &dir)?;
+    demo_video(&clean, &params, dir)?;
     Ok(())
 }
 

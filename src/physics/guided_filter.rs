@@ -342,6 +342,25 @@ fn strips(h: usize, r: usize, want: usize) -> Vec<(usize, usize)> {
         .collect()
 }
 
+/// Splits each plane into the row ranges of `st` (consecutive, covering the plane): returns,
+/// per strip, that strip's rows of every plane.
+fn split_strips<'a>(
+    planes: Vec<&'a mut Plane>,
+    st: &[(usize, usize)],
+    w: usize,
+) -> Vec<Vec<&'a mut [f32]>> {
+    let mut per: Vec<Vec<&mut [f32]>> = st.iter().map(|_| Vec::new()).collect();
+    for plane in planes {
+        let mut rest: &mut [f32] = &mut plane.data;
+        for (i, &(a, b)) in st.iter().enumerate() {
+            let (head, tail) = std::mem::take(&mut rest).split_at_mut((b - a) * w);
+            per[i].push(head);
+            rest = tail;
+        }
+    }
+    per
+}
+
 /// One filtering job: a radius, its eps list, and the output planes it writes
 /// (`outs[e·nc + c]`).
 struct Job<'a> {
@@ -362,15 +381,7 @@ fn run_jobs(guide: &Plane, inputs: &[&Plane], jobs: Vec<Job<'_>>) {
     let mut tasks: Vec<Task<'_>> = Vec::new();
     for job in jobs {
         let st = strips(h, job.r, 2 * threads);
-        let mut per: Vec<Vec<&mut [f32]>> = st.iter().map(|_| Vec::new()).collect();
-        for out in job.outs {
-            let mut rest: &mut [f32] = &mut out.data;
-            for (i, &(a, b)) in st.iter().enumerate() {
-                let (head, tail) = std::mem::take(&mut rest).split_at_mut((b - a) * w);
-                per[i].push(head);
-                rest = tail;
-            }
-        }
+        let per = split_strips(job.outs, &st, w);
         for (&(a, b), outs) in st.iter().zip(per) {
             tasks.push((job.r, job.eps, a, b, outs));
         }
@@ -475,14 +486,9 @@ pub fn box_mean(src: &Plane, r: usize) -> Result<Plane> {
     let inv_nx = inv_counts(w, r);
     let mut out = Plane::zeros(w, h);
     let st = strips(h, r, 2 * rayon::current_num_threads());
-    let mut chunks = Vec::new();
-    let mut rest: &mut [f32] = &mut out.data;
-    for &(a, b) in &st {
-        let (head, tail) = std::mem::take(&mut rest).split_at_mut((b - a) * w);
-        chunks.push((a, b, head));
-        rest = tail;
-    }
-    chunks.into_par_iter().for_each(|(y0, y1, dst)| {
+    let per = split_strips(vec![&mut out], &st, w);
+    st.into_par_iter().zip(per).for_each(|((y0, y1), mut dst)| {
+        let dst = &mut *dst[0];
         let mut cols = ColumnSums::new(w, h, r, 1, y0.saturating_sub(r));
         let mut mean = vec![vec![0f64; w]];
         for y in y0..y1 {
@@ -693,15 +699,7 @@ pub fn guided_coefficients(
         .map(|_| Plane::zeros(w, h))
         .collect();
     let st = strips(h, radius_px, 2 * rayon::current_num_threads());
-    let mut per: Vec<Vec<&mut [f32]>> = st.iter().map(|_| Vec::new()).collect();
-    for c in coefs.iter_mut() {
-        let mut rest: &mut [f32] = &mut c.data;
-        for (i, &(a, b)) in st.iter().enumerate() {
-            let (head, tail) = std::mem::take(&mut rest).split_at_mut((b - a) * w);
-            per[i].push(head);
-            rest = tail;
-        }
-    }
+    let per = split_strips(coefs.iter_mut().collect(), &st, w);
     st.into_par_iter()
         .zip(per)
         .for_each(|((y0, y1), mut outs)| {

@@ -28,34 +28,6 @@ pub fn residue(img: &PlanarRgb) -> Plane {
     out
 }
 
-/// The residue channel downsampled by `s` with box averaging (equal to
-/// `guided_filter::downsample(&residue(img), s)`) without the full-resolution plane.
-pub fn downsampled_residue(img: &PlanarRgb, s: usize) -> Plane {
-    let (w, h) = (img.width(), img.height());
-    let (lw, lh) = (w.div_ceil(s), h.div_ceil(s));
-    let mut out = Plane::zeros(lw, lh);
-    out.data.par_chunks_mut(lw).enumerate().for_each_init(
-        || vec![0f32; w],
-        |acc, (y, orow)| {
-            let ys = y * s..((y + 1) * s).min(h);
-            let ny = ys.len();
-            acc.fill(0.0);
-            for yy in ys {
-                let (r, g, b) = (
-                    img.planes[0].row(yy),
-                    img.planes[1].row(yy),
-                    img.planes[2].row(yy),
-                );
-                for x in 0..w {
-                    acc[x] += r[x].max(g[x]).max(b[x]) - r[x].min(g[x]).min(b[x]);
-                }
-            }
-            crate::physics::guided_filter::reduce_row(acc, s, ny, orow);
-        },
-    );
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,7 +7,8 @@
 use rayon::prelude::*;
 
 use crate::frame::Plane;
-use crate::frame::{FrameMut, FrameRef, PixelFormat, PlanarRgb};
+pub(crate) use crate::frame::pack_rgb_row as pack_row;
+use crate::frame::{FrameMut, FrameRef, PlanarRgb, unpack_rgb_row};
 use crate::physics::guided_filter::reduce_row;
 
 /// The input of the physics stage.
@@ -18,8 +19,6 @@ pub enum Source<'a> {
     /// A packed 8-bit frame.
     Packed(&'a FrameRef<'a>),
 }
-
-const INV_255: f32 = 1.0 / 255.0;
 
 impl Source<'_> {
     /// Width in pixels.
@@ -46,15 +45,7 @@ impl Source<'_> {
                 g.copy_from_slice(p.planes[1].row(y));
                 b.copy_from_slice(p.planes[2].row(y));
             }
-            Source::Packed(f) => {
-                let src = f.row(y);
-                match (f.format().bytes_per_pixel(), f.format().rgb_offsets()) {
-                    (4, [0, 1, 2]) => unpack::<4, 0, 2>(src, r, g, b),
-                    (4, _) => unpack::<4, 2, 0>(src, r, g, b),
-                    (_, [0, 1, 2]) => unpack::<3, 0, 2>(src, r, g, b),
-                    _ => unpack::<3, 2, 0>(src, r, g, b),
-                }
-            }
+            Source::Packed(f) => unpack_rgb_row(f.format(), f.row(y), r, g, b),
         }
     }
 
@@ -109,20 +100,6 @@ impl Source<'_> {
     }
 }
 
-#[inline(always)]
-fn unpack<const BPP: usize, const R: usize, const B: usize>(
-    src: &[u8],
-    r: &mut [f32],
-    g: &mut [f32],
-    b: &mut [f32],
-) {
-    for (((px, r), g), b) in src.chunks_exact(BPP).zip(r).zip(g).zip(b) {
-        *r = px[R] as f32 * INV_255;
-        *g = px[1] as f32 * INV_255;
-        *b = px[B] as f32 * INV_255;
-    }
-}
-
 /// A packed output frame with what is needed to finish it: the input (for alpha and the
 /// strength blend).
 #[derive(Debug)]
@@ -133,41 +110,4 @@ pub struct FrameSink<'a, 'b> {
     pub input: &'a FrameRef<'a>,
     /// Blend with the input: out = s·J + (1 − s)·I.
     pub strength: f32,
-}
-
-/// Packs three f32 rows (clamped to [0,1], rounded) into a packed row of `format`; alpha is
-/// copied from `alpha` when the format has it, else 255.
-pub(crate) fn pack_row(
-    format: PixelFormat,
-    row: &mut [u8],
-    rgb: [&[f32]; 3],
-    alpha: Option<&[u8]>,
-) {
-    fn go<const BPP: usize, const R: usize, const B: usize>(
-        row: &mut [u8],
-        rgb: [&[f32]; 3],
-        alpha: Option<&[u8]>,
-    ) {
-        let [r, g, b] = rgb;
-        for (((px, &r), &g), &b) in row.chunks_exact_mut(BPP).zip(r).zip(g).zip(b) {
-            px[R] = crate::frame::to_u8(r);
-            px[1] = crate::frame::to_u8(g);
-            px[B] = crate::frame::to_u8(b);
-            if BPP == 4 {
-                px[3] = 255;
-            }
-        }
-        if let Some(src) = alpha {
-            for (d, s) in row.chunks_exact_mut(BPP).zip(src.chunks_exact(BPP)) {
-                d[3] = s[3];
-            }
-        }
-    }
-    let alpha = alpha.filter(|_| format.alpha_offset().is_some());
-    match (format.bytes_per_pixel(), format.rgb_offsets()) {
-        (4, [0, 1, 2]) => go::<4, 0, 2>(row, rgb, alpha),
-        (4, _) => go::<4, 2, 0>(row, rgb, alpha),
-        (_, [0, 1, 2]) => go::<3, 0, 2>(row, rgb, None),
-        _ => go::<3, 2, 0>(row, rgb, None),
-    }
 }
