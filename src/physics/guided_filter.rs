@@ -546,6 +546,8 @@ pub(crate) fn reduce_row(acc: &[f32], s: usize, ny: usize, out: &mut [f32]) {
         2 => fixed::<2>(acc, scale, out),
         3 => fixed::<3>(acc, scale, out),
         4 => fixed::<4>(acc, scale, out),
+        5 => fixed::<5>(acc, scale, out),
+        6 => fixed::<6>(acc, scale, out),
         _ => {
             for (o, c) in out.iter_mut().zip(acc.chunks_exact(s)) {
                 *o = c.iter().sum::<f32>() * scale;
@@ -617,6 +619,9 @@ impl Upsampler {
             2 => self.hlerp_fixed::<2>(t, out),
             3 => self.hlerp_fixed::<3>(t, out),
             4 => self.hlerp_fixed::<4>(t, out),
+            5 => self.hlerp_fixed::<5>(t, out),
+            6 => self.hlerp_fixed::<6>(t, out),
+            8 => self.hlerp_fixed::<8>(t, out),
             _ => self.hlerp_table(t, out, 0..out.len()),
         }
     }

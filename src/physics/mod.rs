@@ -96,7 +96,7 @@ impl Scales {
     pub fn new(w: usize, h: usize, params: &PhysicsParams) -> Self {
         let short = w.min(h) as f32;
         let k = short / 720.0;
-        let estimation_subsample = ((short / 270.0).round() as usize).clamp(1, 8);
+        let estimation_subsample = ((short / 200.0).round() as usize).clamp(1, 8);
         let s = estimation_subsample as f32;
         Self {
             decomposition_radius: ((params.decomposition_radius_px as f32 * k).round() as usize)
