@@ -613,15 +613,15 @@ mod tests {
         for y in 0..h {
             for x in 0..w {
                 let base = 0.35 + 0.1 * (((x / 8 + y / 8) % 2) as f32);
-                for c in 0..3 {
+                for (plane, s) in img.planes.iter_mut().zip(streak) {
                     let mut v = base;
                     if x == 20 && (8..40).contains(&y) {
-                        v += streak[c];
+                        v += s;
                     }
                     if y == 45 {
                         v += 0.3;
                     }
-                    img.planes[c].data[y * w + x] = v;
+                    plane.data[y * w + x] = v;
                 }
             }
         }
