@@ -31,14 +31,7 @@ pub fn run(a: ImageArgs) -> anyhow::Result<()> {
     let comps = pipeline.components(&rainy)?;
     let elapsed = t.elapsed();
     let mut out = comps.background.clone();
-    let s = pipeline.config().strength;
-    if s < 1.0 {
-        for (o, i) in out.planes.iter_mut().zip(&rainy.planes) {
-            for (o, &i) in o.data.iter_mut().zip(&i.data) {
-                *o = s * *o + (1.0 - s) * i;
-            }
-        }
-    }
+    derain::pipeline::blend_image(&mut out, &rainy, pipeline.config().strength);
     io::save_image(&a.output, &out)?;
     println!(
         "{} -> {} ({}x{}, backend {}, {:.1} ms, A = [{:.3}, {:.3}, {:.3}])",

@@ -350,7 +350,6 @@ struct RowContext<'a> {
 
 impl RowContext<'_> {
     /// Pass 1 for row y: residue, LF = up(a)·res + up(b), streak candidates, LF luma.
-    #[inline(never)]
     fn pass1(&self, y: usize, sc: &mut RowScratch, achro: &mut [f32], luma_row: &mut [f32]) {
         let w = self.w;
         self.src.row(y, &mut sc.rgb);
@@ -396,7 +395,6 @@ impl RowContext<'_> {
     }
 
     /// Pass 2 for row y into `sc.j`, `sc.t`, `sc.s` (and `sc.rgb` holds the input row).
-    #[inline(never)]
     fn pass2(&self, y: usize, sc: &mut RowScratch, achro: &[f32], lf_luma: &[f32]) {
         let (w, h, l) = (self.w, self.h, self.streak_half_length);
         let a = self.lo.atmosphere;
@@ -568,12 +566,8 @@ pub fn derain_physics_into(
                 || RowScratch::new(w, lw),
                 |sc, (y, row)| {
                     ctx.pass2(y, sc, achro, lf_luma);
-                    if strength < 1.0 {
-                        for c in 0..3 {
-                            for (j, &i) in sc.j[c][..w].iter_mut().zip(&sc.rgb[c][..w]) {
-                                *j = strength * *j + (1.0 - strength) * i;
-                            }
-                        }
+                    for c in 0..3 {
+                        crate::pipeline::blend(&mut sc.j[c][..w], &sc.rgb[c][..w], strength);
                     }
                     pack_row(
                         format,

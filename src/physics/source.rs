@@ -36,7 +36,6 @@ impl Source<'_> {
         }
     }
     /// Row `y` as three f32 rows in [0,1].
-    #[inline(never)]
     pub fn row(&self, y: usize, rgb: &mut [Vec<f32>; 3]) {
         let [r, g, b] = rgb;
         match self {

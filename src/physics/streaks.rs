@@ -62,7 +62,6 @@ pub(crate) fn window_min(v: &[f32], k: usize, out: &mut [f32], a: &mut [f32], b:
 /// [x, min(x + len, w)); with len the largest power of two ≤ 2k+1, a full window
 /// [lo, hi) is covered by f[lo] and f[hi − len]. Windows shorter than len (at the row ends of
 /// short rows) are computed directly. `a` and `b` are scratch rows.
-#[inline(never)]
 fn window_extremum<const MAX: bool>(
     v: &[f32],
     k: usize,

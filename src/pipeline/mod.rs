@@ -124,7 +124,7 @@ impl Pipeline {
     /// Derains a planar image; the result is blended with the input by `strength`.
     pub fn process_image(&mut self, input: &PlanarRgb) -> Result<PlanarRgb> {
         let mut out = self.components(input)?.background;
-        blend(&mut out, input, self.config.strength);
+        blend_image(&mut out, input, self.config.strength);
         Ok(out)
     }
 
@@ -154,14 +154,19 @@ impl Pipeline {
     }
 }
 
-/// `out = strength·out + (1 − strength)·input`.
-fn blend(out: &mut PlanarRgb, input: &PlanarRgb, strength: f32) {
+/// `out = strength·out + (1 − strength)·input`, sample by sample (no-op at strength ≥ 1).
+pub fn blend(out: &mut [f32], input: &[f32], strength: f32) {
     if strength >= 1.0 {
         return;
     }
+    for (o, &i) in out.iter_mut().zip(input) {
+        *o = strength * *o + (1.0 - strength) * i;
+    }
+}
+
+/// [`blend`] for every plane of an RGB image.
+pub fn blend_image(out: &mut PlanarRgb, input: &PlanarRgb, strength: f32) {
     for (o, i) in out.planes.iter_mut().zip(&input.planes) {
-        for (o, &i) in o.data.iter_mut().zip(&i.data) {
-            *o = strength * *o + (1.0 - strength) * i;
-        }
+        blend(&mut o.data, &i.data, strength);
     }
 }
