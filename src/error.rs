@@ -69,6 +69,14 @@ pub enum Error {
         /// Why it cannot be used.
         reason: String,
     },
+    /// A network failed to run (a model that loaded but breaks on this frame size).
+    #[error("network {net}: {reason}")]
+    Inference {
+        /// The network file name.
+        net: &'static str,
+        /// What tract reported.
+        reason: String,
+    },
     // --- device ---
     /// `backend=cuda` was asked for but no CUDA driver is present.
     #[error("no CUDA driver on this machine (libcuda not found); use backend=auto or cpu")]

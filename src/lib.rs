@@ -27,6 +27,7 @@ pub mod error;
 pub mod frame;
 pub mod io;
 pub mod metrics;
+pub mod nets;
 pub mod physics;
 pub mod pipeline;
 pub mod synth;

@@ -23,6 +23,9 @@ pub struct BenchArgs {
     /// Sizes as WxH (default 1280x720 and 1920x1080).
     #[arg(long, value_delimiter = ',')]
     pub sizes: Vec<String>,
+    /// Mode timed end to end: physics or full (the stage rows are the same for both).
+    #[arg(long, default_value = "physics")]
+    pub mode: String,
 }
 
 /// A deterministic rainy-looking RGBA frame: gradients, blocks and bright vertical streaks.
@@ -99,8 +102,10 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
         let res = residue::residue(&img);
         let [r, g, b] = &img.planes;
         let mut out_bytes = vec![0u8; w * h * 4];
+        let mode: derain::Mode = a.mode.parse()?;
         let mut pipeline = Pipeline::new(Config {
             backend: derain::Backend::Cpu,
+            mode,
             ..Config::default()
         })?;
         let mut stages: Vec<(&str, f64)> = Vec::new();
@@ -137,14 +142,19 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
         ));
         // End to end through the pipeline (packed RGBA in → packed RGBA out), with the
         // pipeline's own per-step timings.
-        let mut steps: Vec<[f64; 3]> = Vec::new();
+        let mut steps: Vec<[f64; 4]> = Vec::new();
         let e2e = median_ms(a.reps, || {
             let mut out =
                 FrameMut::new(&mut out_bytes, w as u32, h as u32, w * 4, PixelFormat::Rgba)
                     .expect("layout");
             pipeline.process(&frame, &mut out).expect("process");
             if let Some(t) = pipeline.last_run().map(|r| r.timings) {
-                steps.push([t.low_res_ms, t.decomposition_ms, t.inversion_ms]);
+                steps.push([
+                    t.low_res_ms,
+                    t.decomposition_ms,
+                    t.inversion_ms,
+                    t.networks_ms,
+                ]);
             }
         });
         let med = |k: usize| {
@@ -152,10 +162,17 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
             v.sort_by(f64::total_cmp);
             v[v.len() / 2]
         };
-        stages.push(("physics: low-res estimation (A, T, LF coefs)", med(0)));
-        stages.push(("physics: decomposition pass (LF, candidates)", med(1)));
-        stages.push(("physics: streaks + inversion pass (→ RGBA)", med(2)));
-        stages.push(("end to end (physics, RGBA in/out)", e2e));
+        if mode == derain::Mode::Full {
+            stages.push(("full: downsample + 10-filter bank (work res)", med(0)));
+            stages.push(("full: networks (stage 1 + stage 2)", med(3)));
+            stages.push(("full: full-res passes (S, T, inversion, ΔJ)", med(2)));
+            stages.push(("end to end (full, RGBA in/out)", e2e));
+        } else {
+            stages.push(("physics: low-res estimation (A, T, LF coefs)", med(0)));
+            stages.push(("physics: decomposition pass (LF, candidates)", med(1)));
+            stages.push(("physics: streaks + inversion pass (→ RGBA)", med(2)));
+            stages.push(("end to end (physics, RGBA in/out)", e2e));
+        }
         results.push((w, h, stages));
     }
     if a.json {
@@ -174,9 +191,9 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
         );
         for (w, h, st) in &results {
             println!("\n{w}x{h}");
-            println!("  {:<36} {:>9} {:>9}", "stage", "ms", "fps");
+            println!("  {:<44} {:>9} {:>9}", "stage", "ms", "fps");
             for (n, ms) in st {
-                println!("  {:<36} {:>9.2} {:>9.1}", n, ms, 1e3 / ms);
+                println!("  {:<44} {:>9.2} {:>9.1}", n, ms, 1e3 / ms);
             }
         }
     }

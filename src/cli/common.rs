@@ -15,7 +15,8 @@ pub struct EngineArgs {
     /// Blend with the input in [0,1] (1 = fully derained).
     #[arg(long, default_value_t = derain::pipeline::config::DEFAULT_STRENGTH)]
     pub strength: f32,
-    /// Network file for `full` mode (overrides the bundled one).
+    /// Directory holding `stage1.onnx` and `stage2.onnx` for `full` mode (overrides the
+    /// networks bundled in the binary).
     #[arg(long)]
     pub model: Option<std::path::PathBuf>,
 }

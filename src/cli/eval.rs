@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use clap::Args;
 use derain::metrics::Scores;
+use derain::metrics::psnr_plane;
+use derain::pipeline::blend_image;
 use derain::{Pipeline, io};
 use serde_json::json;
 
@@ -27,6 +29,10 @@ pub struct EvalArgs {
     /// Also write the derained images into this folder.
     #[arg(long)]
     pub save: Option<PathBuf>,
+    /// A `derain synth` output root: also score the estimated components against its
+    /// streak/, trans/ and atm/ layers (S and T PSNR, mean |ΔA|), as the paper's ablation.
+    #[arg(long)]
+    pub components: Option<PathBuf>,
     #[command(flatten)]
     pub engine: EngineArgs,
 }
@@ -113,6 +119,35 @@ pub fn pair_files(rainy: &[PathBuf], clean: &[PathBuf]) -> anyhow::Result<Vec<(P
         .collect()
 }
 
+/// Component errors of one image against rendered ground truth.
+#[derive(Debug, Clone, Copy)]
+struct ComponentScores {
+    psnr_s: f64,
+    psnr_t: f64,
+    a_abs_err: f64,
+}
+
+fn component_scores(
+    root: &Path,
+    rainy: &Path,
+    c: &derain::physics::Components,
+) -> anyhow::Result<ComponentScores> {
+    let stem = rainy.file_stem().unwrap_or_default().to_string_lossy();
+    let layer = |d: &str| root.join(d).join(format!("{stem}.png"));
+    let s = io::load_plane(&layer("streak"))?;
+    let t = io::load_plane(&layer("trans"))?;
+    let a = io::load_image(&layer("atm"))?;
+    let a_gt = [0, 1, 2].map(|k| a.planes[k].data[0]);
+    Ok(ComponentScores {
+        psnr_s: psnr_plane(&c.streaks, &s)?,
+        psnr_t: psnr_plane(&c.transmission, &t)?,
+        a_abs_err: (0..3)
+            .map(|k| (c.atmosphere[k] - a_gt[k]).abs() as f64)
+            .sum::<f64>()
+            / 3.0,
+    })
+}
+
 fn scores_json(s: &Scores) -> serde_json::Value {
     json!({"psnr_y": s.psnr_y, "ssim_y": s.ssim_y, "psnr_rgb": s.psnr_rgb})
 }
@@ -122,6 +157,7 @@ pub fn run(a: EvalArgs) -> anyhow::Result<()> {
     let pairs = pair_files(&list_images(&a.rainy)?, &list_images(&a.clean)?)?;
     let mut pipeline = Pipeline::new(a.engine.config())?;
     let mut rows = Vec::new();
+    let mut comp_rows = Vec::new();
     for (r, c) in &pairs {
         let rainy = io::load_image(r)?;
         let clean = io::load_image(c)?;
@@ -137,7 +173,13 @@ pub fn run(a: EvalArgs) -> anyhow::Result<()> {
             );
         }
         pipeline.reset(); // independent images: no temporal smoothing across them
-        let mut out = pipeline.process_image(&rainy)?;
+        let comps = pipeline.components(&rainy)?;
+        let comp = match &a.components {
+            Some(root) => Some(component_scores(root, r, &comps)?),
+            None => None,
+        };
+        let mut out = comps.background;
+        blend_image(&mut out, &rainy, pipeline.config().strength);
         out.quantize(); // score what a saved 8-bit output would score
         if let Some(dir) = &a.save {
             io::save_image(
@@ -151,7 +193,16 @@ pub fn run(a: EvalArgs) -> anyhow::Result<()> {
         let got =
             Scores::compute(&out, &clean).with_context(|| format!("scoring {}", r.display()))?;
         rows.push((r.clone(), got, base));
+        comp_rows.extend(comp);
     }
+    let comp_mean = (!comp_rows.is_empty()).then(|| {
+        let n = comp_rows.len() as f64;
+        ComponentScores {
+            psnr_s: comp_rows.iter().map(|c| c.psnr_s).sum::<f64>() / n,
+            psnr_t: comp_rows.iter().map(|c| c.psnr_t).sum::<f64>() / n,
+            a_abs_err: comp_rows.iter().map(|c| c.a_abs_err).sum::<f64>() / n,
+        }
+    });
     let got: Vec<Scores> = rows.iter().map(|r| r.1).collect();
     let base: Vec<Scores> = rows.iter().map(|r| r.2).collect();
     let (m, mb) = (
@@ -164,8 +215,12 @@ pub fn run(a: EvalArgs) -> anyhow::Result<()> {
             .iter()
             .map(|(p, g, b)| json!({"file": p.display().to_string(), "derained": scores_json(g), "baseline": scores_json(b)}))
             .collect();
-        let obj = json!({"mode": mode, "backend": pipeline.backend_name(), "count": rows.len(),
+        let mut obj = json!({"mode": mode, "backend": pipeline.backend_name(), "count": rows.len(),
                          "mean": scores_json(&m), "baseline": scores_json(&mb), "images": images});
+        if let Some(c) = comp_mean {
+            obj["components"] =
+                json!({"psnr_s": c.psnr_s, "psnr_t": c.psnr_t, "a_abs_err": c.a_abs_err});
+        }
         println!("{}", serde_json::to_string_pretty(&obj)?);
     } else {
         println!(
@@ -193,6 +248,12 @@ pub fn run(a: EvalArgs) -> anyhow::Result<()> {
             mb.psnr_rgb,
             m.psnr_rgb
         );
+        if let Some(c) = comp_mean {
+            println!(
+                "components vs rendered truth: S PSNR {:.2} dB, T PSNR {:.2} dB, mean |A − A_gt| {:.4}",
+                c.psnr_s, c.psnr_t, c.a_abs_err
+            );
+        }
     }
     Ok(())
 }

@@ -68,12 +68,16 @@ pub struct Components {
 /// Wall time (ms) of the steps of [`derain_physics_into`], for `derain bench` and logs.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct StageTimings {
-    /// Estimation at reduced resolution: decomposition coefficients, A, dark channel, T.
+    /// Estimation at reduced resolution: decomposition coefficients, A, dark channel, T
+    /// (`full` mode: downsampling and the 10-filter bank).
     pub low_res_ms: f64,
     /// Full-resolution pass 1: residue, LF (guided upsampling), streak candidates, LF luma.
     pub decomposition_ms: f64,
-    /// Full-resolution pass 2: streak orientation test, T upsampling, inversion.
+    /// Full-resolution pass 2: streak orientation test, T upsampling, inversion (`full`
+    /// mode: both full-resolution passes).
     pub inversion_ms: f64,
+    /// `full` mode only: the two networks (and the working-resolution copy of J₁).
+    pub networks_ms: f64,
 }
 
 /// Sizes derived from the frame: everything is specified at 720 lines and scaled.
@@ -584,6 +588,7 @@ pub fn derain_physics_into(
         low_res_ms: (t_low - t_start).as_secs_f64() * 1e3,
         decomposition_ms: (t_pass1 - t_low).as_secs_f64() * 1e3,
         inversion_ms: (t_end - t_pass1).as_secs_f64() * 1e3,
+        networks_ms: 0.0,
     };
     Ok(RunInfo {
         atmosphere: a,

@@ -120,7 +120,8 @@ pub struct Config {
     pub strength: f32,
     /// Temporal smoothing of A, in [0,1).
     pub atmosphere_smoothing: f32,
-    /// Network file override for `full` mode.
+    /// `full` mode: a directory holding `stage1.onnx` and `stage2.onnx` that overrides the
+    /// networks bundled in the binary.
     pub model: Option<PathBuf>,
     /// Physics-stage parameters.
     pub physics: PhysicsParams,

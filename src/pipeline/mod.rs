@@ -9,6 +9,8 @@ pub mod config;
 pub use config::{Backend, Config, Mode, PhysicsParams};
 
 use crate::engine::Engine;
+use crate::nets::FullNets;
+use crate::nets::full::{FullWorkspace, derain_full_into};
 use crate::error::{Error, Result};
 use crate::frame::{FrameMut, FrameRef, PlanarRgb, ensure_same_frame};
 use crate::physics::{AtmosphereTracker, Components, FrameSink, RunInfo, Sink, Source, Workspace};
@@ -19,6 +21,8 @@ pub struct Pipeline {
     engine: Engine,
     tracker: AtmosphereTracker,
     workspace: Workspace,
+    /// `full` mode: the networks and their buffers (CPU, tract).
+    full: Option<(FullNets, FullWorkspace)>,
     last: Option<RunInfo>,
     frames: u64,
 }
@@ -38,12 +42,23 @@ impl Pipeline {
     pub fn new(config: Config) -> Result<Self> {
         config.validate()?;
         let engine = Engine::new(&config)?;
+        // A model override is validated whatever the mode, so a bad file is reported at start.
+        let full = if config.mode == Mode::Full || config.model.is_some() {
+            let nets = FullNets::load(config.model.as_deref())?;
+            (config.mode == Mode::Full).then(|| (nets, FullWorkspace::default()))
+        } else {
+            None
+        };
+        if full.is_some() && engine.name() != "cpu" {
+            log::warn!("mode=full runs its networks on the CPU (tract) in this build");
+        }
         let tracker = AtmosphereTracker::new(config.atmosphere_smoothing);
         Ok(Self {
             config,
             engine,
             tracker,
             workspace: Workspace::default(),
+            full,
             last: None,
             frames: 0,
         })
@@ -103,13 +118,7 @@ impl Pipeline {
             input,
             strength: self.config.strength,
         });
-        let info = self.engine.derain_into(
-            Source::Packed(input),
-            &self.config,
-            &mut self.tracker,
-            &mut self.workspace,
-            sink,
-        )?;
+        let info = self.run(Source::Packed(input), sink)?;
         self.last = Some(info);
         self.frames += 1;
         log::trace!(
@@ -135,17 +144,32 @@ impl Pipeline {
             return Err(Error::param("input", "empty image"));
         }
         let mut out = Components::empty();
-        let info = self.engine.derain_into(
-            Source::Planar(input),
-            &self.config,
-            &mut self.tracker,
-            &mut self.workspace,
-            Sink::Components(&mut out),
-        )?;
+        let info = self.run(Source::Planar(input), Sink::Components(&mut out))?;
         out.timings = info.timings;
         self.last = Some(info);
         self.frames += 1;
         Ok(out)
+    }
+
+    /// The configured mode on one frame: `full` through the networks, `physics` on the engine.
+    fn run(&mut self, src: Source<'_>, sink: Sink<'_, '_>) -> Result<RunInfo> {
+        match &mut self.full {
+            Some((nets, ws)) => derain_full_into(
+                src,
+                nets,
+                self.config.physics.min_transmission,
+                Some(&mut self.tracker),
+                ws,
+                sink,
+            ),
+            None => self.engine.derain_into(
+                src,
+                &self.config,
+                &mut self.tracker,
+                &mut self.workspace,
+                sink,
+            ),
+        }
     }
 
     /// A and the stage timings of the last processed frame.

@@ -422,3 +422,26 @@ fn live_pipeline_runs_and_derain_adds_no_latency_it_does_not_hold() {
         live_min_latency("identity")
     );
 }
+
+#[test]
+fn full_mode_runs_the_bundled_networks_and_changes_the_frame() {
+    init();
+    let element = gst::ElementFactory::make("derain")
+        .property_from_str("backend", "cpu")
+        .property_from_str("mode", "full")
+        .build()
+        .unwrap();
+    let mut h = Harness::with_element(&element, Some("sink"), Some("src"));
+    h.set_src_caps(info(VideoFormat::Rgba, 96, 64).to_caps().unwrap());
+    for i in 0..3 {
+        let input = frame(VideoFormat::Rgba, 96, 64, i);
+        let before = bytes(&input);
+        let out = h.push_and_pull(input).unwrap();
+        assert_eq!(out.pts(), Some(FRAME * i));
+        let after = bytes(&out);
+        assert_eq!(after.len(), before.len());
+        assert_ne!(after, before, "full mode left frame {i} unchanged");
+        // Alpha is carried over untouched.
+        assert!(before.iter().zip(&after).skip(3).step_by(4).all(|(a, b)| a == b));
+    }
+}

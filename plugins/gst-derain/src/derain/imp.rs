@@ -172,8 +172,9 @@ impl ObjectImpl for Derain {
                 glib::ParamSpecEnum::builder_with_default::<Mode>("mode", DEFAULT_MODE.into())
                     .nick("Mode")
                     .blurb(
-                        "Method: physics (training-free priors) or full (networks; needs the \
-                         ONNX models). Read at READY→PAUSED",
+                        "Method: physics (training-free priors) or full (stage-1 networks and \
+                         stage-2 refinement, bundled ONNX models run on the CPU). Read at \
+                         READY→PAUSED",
                     )
                     .mutable_ready()
                     .build(),
@@ -233,9 +234,10 @@ impl ObjectImpl for Derain {
                 glib::ParamSpecString::builder("model")
                     .nick("Model file")
                     .blurb(
-                        "Network file (ONNX) overriding the bundled one for mode=full; unset = \
-                         bundled. An unreadable file fails the READY→PAUSED change with an \
-                         error naming it",
+                        "Directory holding stage1.onnx and stage2.onnx, overriding the \
+                         networks bundled for mode=full; unset = bundled. A missing, corrupt or \
+                         wrongly shaped model fails the READY→PAUSED change with an error \
+                         naming the file",
                     )
                     .mutable_ready()
                     .build(),

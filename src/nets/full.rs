@@ -1,0 +1,307 @@
+//! `full` mode: stage-1 networks, physics inversion, stage-2 depth-guided refinement.
+//!
+//! ```text
+//!   f = max(1, round(short side / WORK_LINES))           working factor (≈180 lines)
+//!   I_lo = down_f(I), res_lo = down_f(max(R,G,B) − min(R,G,B))   one pass over the frame
+//!   LF = bank(res_lo, I_lo)  (radii {2,4,8,16,32} × eps {1e-3,1e-4} × RGB), HF = I_lo − LF
+//!   T_lo, (a, b), A = stage1([I_lo, LF], [I_lo, HF])      (padded to a multiple of 4)
+//!   full resolution, per row:
+//!     T = up_f(T_lo);  S = max(up_f(a)·min(R,G,B) + up_f(b), 0)
+//!     J₁ = clamp((I − (1 − T)·A) / max(T, t0) − S, 0, 1)
+//!   ΔJ_lo = stage2([down_f(J₁), −ln max(T_lo, t0)])
+//!   J = clamp(J₁ + up_f(ΔJ_lo), 0, 1)                   then blend and pack
+//! ```
+//! `up_f` is the bilinear [`Upsampler`] and `down_f` box averaging, exactly as
+//! `training/derain_train/model.py` computes them, so the trained networks see here what they
+//! saw in training. The streak layer is estimated at low resolution as the coefficients of a
+//! local linear model on the full-resolution min(R,G,B) (the Deep Guided Filter idea), which
+//! brings thin streaks back sharp at full resolution.
+
+use rayon::prelude::*;
+
+use super::{FullNets, PAD_MULTIPLE};
+use crate::error::{Error, Result};
+use crate::frame::{PlanarRgb, Plane};
+use crate::physics::guided_filter::{Upsampler, downsample, guided_bank};
+use crate::physics::source::pack_row;
+use crate::physics::{AtmosphereTracker, RunInfo, Sink, Source, StageTimings};
+
+/// Working resolution, in lines (the networks were trained at ≈190 lines).
+pub const WORK_LINES: usize = 180;
+/// The bank's radii (working-resolution pixels).
+pub const BANK_RADII: [usize; 5] = [2, 4, 8, 16, 32];
+/// The bank's eps values.
+pub const BANK_EPS: [f32; 2] = [1e-3, 1e-4];
+
+/// Integer reduction factor from the frame to the networks' working resolution.
+pub fn work_factor(w: usize, h: usize) -> usize {
+    ((w.min(h) as f64 / WORK_LINES as f64 + 0.5).floor() as usize).max(1)
+}
+
+/// Buffers reused from frame to frame.
+#[derive(Debug, Default)]
+pub struct FullWorkspace {
+    j1: [Vec<f32>; 3],
+    x_lf: Vec<f32>,
+    x_hf: Vec<f32>,
+    x2: Vec<f32>,
+}
+
+/// Copies `planes` (each `lw`×`lh`) into a `[planes.len(), ph, pw]` tensor, repeating the last
+/// column and row into the padding.
+fn pack_padded<'a>(
+    planes: impl IntoIterator<Item = &'a Plane>,
+    ph: usize,
+    pw: usize,
+    out: &mut Vec<f32>,
+) {
+    out.clear();
+    for p in planes {
+        let (lw, lh) = (p.width, p.height);
+        for y in 0..ph {
+            let row = p.row(y.min(lh - 1));
+            out.extend_from_slice(row);
+            let last = row[lw - 1];
+            out.extend(std::iter::repeat_n(last, pw - lw));
+        }
+    }
+}
+
+/// Channel `c` of a `[C, ph, pw]` tensor, cropped to `lw`×`lh`.
+fn crop(t: &[f32], c: usize, ph: usize, pw: usize, lw: usize, lh: usize) -> Plane {
+    let base = c * ph * pw;
+    let mut data = Vec::with_capacity(lw * lh);
+    for y in 0..lh {
+        data.extend_from_slice(&t[base + y * pw..base + y * pw + lw]);
+    }
+    Plane {
+        width: lw,
+        height: lh,
+        data,
+    }
+}
+
+fn lerp_rows(up: &Upsampler, planes: [&Plane; 3], y: usize, tmp: &mut [f32], rows: &mut [Vec<f32>; 3]) {
+    let [r0, r1, r2] = rows;
+    up.rows(planes, y, tmp, [&mut r0[..], &mut r1[..], &mut r2[..]]);
+}
+
+/// Runs `full` mode from any [`Source`] into any [`Sink`] (the `Components` sink gets S and T
+/// at full resolution and J after stage 2).
+pub fn derain_full_into(
+    src: Source<'_>,
+    nets: &mut FullNets,
+    min_transmission: f32,
+    tracker: Option<&mut AtmosphereTracker>,
+    ws: &mut FullWorkspace,
+    sink: Sink<'_, '_>,
+) -> Result<RunInfo> {
+    let (w, h) = (src.width(), src.height());
+    if w == 0 || h == 0 {
+        return Err(Error::param("input", "empty image"));
+    }
+    let t0 = min_transmission;
+    let t_start = std::time::Instant::now();
+    let f = work_factor(w, h);
+    let (img_lo, res_lo) = src.downsample_with_residue(f);
+    let (lw, lh) = (res_lo.width, res_lo.height);
+    let (pw, ph) = (lw.next_multiple_of(PAD_MULTIPLE), lh.next_multiple_of(PAD_MULTIPLE));
+    let rgb_lo = PlanarRgb::from_planes(img_lo)?;
+    let lf = guided_bank(&res_lo, &rgb_lo, &BANK_RADII, &BANK_EPS)?;
+    let hf: Vec<Plane> = lf
+        .par_iter()
+        .enumerate()
+        .map(|(k, l)| Plane {
+            width: lw,
+            height: lh,
+            data: rgb_lo.planes[k % 3]
+                .data
+                .iter()
+                .zip(&l.data)
+                .map(|(&i, &l)| i - l)
+                .collect(),
+        })
+        .collect();
+    pack_padded(rgb_lo.planes.iter().chain(&lf), ph, pw, &mut ws.x_lf);
+    pack_padded(rgb_lo.planes.iter().chain(&hf), ph, pw, &mut ws.x_hf);
+    let t_bank = std::time::Instant::now();
+
+    let outs = nets.stage1.run(ph, pw, &[&ws.x_lf, &ws.x_hf])?;
+    let t_lo = crop(&outs[0], 0, ph, pw, lw, lh);
+    let coef = [crop(&outs[1], 0, ph, pw, lw, lh), crop(&outs[1], 1, ph, pw, lw, lh)];
+    let a_net: [f32; 3] = std::array::from_fn(|c| outs[2][c].clamp(0.0, 1.0));
+    let mean_luma = {
+        let [r, g, b] = &rgb_lo.planes;
+        let n = (lw * lh) as f64;
+        (r.data.iter().zip(&g.data).zip(&b.data))
+            .map(|((&r, &g), &b)| (0.299 * r + 0.587 * g + 0.114 * b) as f64)
+            .sum::<f64>()
+            / n
+    } as f32;
+    let a = match tracker {
+        Some(t) => t.update(a_net, mean_luma),
+        None => a_net,
+    };
+    let t_stage1 = std::time::Instant::now();
+
+    // Full-resolution pass 1: S, T, inversion → J₁ (and S, T into a Components sink).
+    let up = Upsampler::new(lw, lh, f, w);
+    for p in ws.j1.iter_mut() {
+        p.resize(w * h, 0.0);
+    }
+    let mut comp_st = match &sink {
+        Sink::Components(_) => Some((vec![0f32; w * h], vec![0f32; w * h])),
+        Sink::Frame(_) => None,
+    };
+    {
+        let [j0, j1, j2] = &mut ws.j1;
+        let mut st_rows: Vec<Option<(&mut [f32], &mut [f32])>> = match &mut comp_st {
+            Some((s, t)) => s.chunks_mut(w).zip(t.chunks_mut(w)).map(Some).collect(),
+            None => (0..h).map(|_| None).collect(),
+        };
+        j0.par_chunks_mut(w)
+            .zip(j1.par_chunks_mut(w))
+            .zip(j2.par_chunks_mut(w))
+            .zip(st_rows.par_iter_mut())
+            .enumerate()
+            .for_each_init(
+                || {
+                    (
+                        [vec![0f32; w], vec![0f32; w], vec![0f32; w]],
+                        [vec![0f32; w], vec![0f32; w], vec![0f32; w]],
+                        vec![0f32; 3 * lw],
+                    )
+                },
+                |(rgb, ups, tmp), (y, (((o0, o1), o2), st))| {
+                    src.row(y, rgb);
+                    lerp_rows(&up, [&t_lo, &coef[0], &coef[1]], y, tmp, ups);
+                    let (ir, ig, ib) = (&rgb[0][..w], &rgb[1][..w], &rgb[2][..w]);
+                    let (tu, ca, cb) = (&ups[0][..w], &ups[1][..w], &ups[2][..w]);
+                    for x in 0..w {
+                        let (r, g, b) = (ir[x], ig[x], ib[x]);
+                        let s = ca[x].mul_add(r.min(g).min(b), cb[x]).max(0.0);
+                        let t = tu[x];
+                        let inv_t = 1.0 / t.max(t0);
+                        let omt = 1.0 - t;
+                        o0[x] = ((r - omt * a[0]) * inv_t - s).max(0.0).min(1.0);
+                        o1[x] = ((g - omt * a[1]) * inv_t - s).max(0.0).min(1.0);
+                        o2[x] = ((b - omt * a[2]) * inv_t - s).max(0.0).min(1.0);
+                        if let Some((srow, trow)) = st.as_mut() {
+                            srow[x] = s;
+                            trow[x] = t;
+                        }
+                    }
+                },
+            );
+    }
+    let t_pass1 = std::time::Instant::now();
+
+    // Stage 2 on the working resolution.
+    let j1_lo: Vec<Plane> = ws
+        .j1
+        .par_iter()
+        .map(|d| {
+            downsample(
+                &Plane {
+                    width: w,
+                    height: h,
+                    data: d.clone(),
+                },
+                f,
+            )
+        })
+        .collect();
+    let depth = Plane {
+        width: lw,
+        height: lh,
+        data: t_lo.data.iter().map(|&t| -(t.max(t0)).ln()).collect(),
+    };
+    pack_padded(j1_lo.iter().chain([&depth]), ph, pw, &mut ws.x2);
+    let dj = nets.stage2.run(ph, pw, &[&ws.x2])?.remove(0);
+    let dj: [Plane; 3] = std::array::from_fn(|c| crop(&dj, c, ph, pw, lw, lh));
+    let t_stage2 = std::time::Instant::now();
+
+    // Pass 2: J = clamp(J₁ + up(ΔJ)), into the sink.
+    let finish_row = |y: usize, ups: &mut [Vec<f32>; 3], tmp: &mut [f32], j: &mut [Vec<f32>; 3]| {
+        lerp_rows(&up, [&dj[0], &dj[1], &dj[2]], y, tmp, ups);
+        for c in 0..3 {
+            let src_row = &ws.j1[c][y * w..(y + 1) * w];
+            for ((o, &v), &d) in j[c][..w].iter_mut().zip(src_row).zip(&ups[c][..w]) {
+                *o = (v + d).max(0.0).min(1.0);
+            }
+        }
+    };
+    let scratch = || {
+        (
+            [vec![0f32; w], vec![0f32; w], vec![0f32; w]],
+            vec![0f32; 3 * lw],
+            [vec![0f32; w], vec![0f32; w], vec![0f32; w]],
+            [vec![0f32; w], vec![0f32; w], vec![0f32; w]],
+        )
+    };
+    match sink {
+        Sink::Components(out) => {
+            let mut bg = PlanarRgb::zeros(w, h);
+            {
+                let [br, bgp, bb] = &mut bg.planes;
+                br.data
+                    .par_chunks_mut(w)
+                    .zip(bgp.data.par_chunks_mut(w))
+                    .zip(bb.data.par_chunks_mut(w))
+                    .enumerate()
+                    .for_each_init(scratch, |(ups, tmp, j, _), (y, ((r, g), b))| {
+                        finish_row(y, ups, tmp, j);
+                        r.copy_from_slice(&j[0][..w]);
+                        g.copy_from_slice(&j[1][..w]);
+                        b.copy_from_slice(&j[2][..w]);
+                    });
+            }
+            let (s, t) = comp_st.expect("components sink has S and T buffers");
+            out.background = bg;
+            out.streaks = Plane {
+                width: w,
+                height: h,
+                data: s,
+            };
+            out.transmission = Plane {
+                width: w,
+                height: h,
+                data: t,
+            };
+            out.atmosphere = a;
+        }
+        Sink::Frame(fs) => {
+            let (input, strength) = (fs.input, fs.strength);
+            let format = fs.frame.format();
+            fs.frame.par_rows_mut().enumerate().for_each_init(
+                scratch,
+                |(ups, tmp, j, rgb), (y, row)| {
+                    finish_row(y, ups, tmp, j);
+                    if strength < 1.0 {
+                        src.row(y, rgb);
+                        for c in 0..3 {
+                            crate::pipeline::blend(&mut j[c][..w], &rgb[c][..w], strength);
+                        }
+                    }
+                    pack_row(
+                        format,
+                        row,
+                        [&j[0][..w], &j[1][..w], &j[2][..w]],
+                        Some(input.row(y)),
+                    );
+                },
+            );
+        }
+    }
+    let t_end = std::time::Instant::now();
+    let ms = |a: std::time::Instant, b: std::time::Instant| (b - a).as_secs_f64() * 1e3;
+    Ok(RunInfo {
+        atmosphere: a,
+        timings: StageTimings {
+            low_res_ms: ms(t_start, t_bank),
+            decomposition_ms: 0.0,
+            inversion_ms: ms(t_stage1, t_pass1) + ms(t_stage2, t_end),
+            networks_ms: ms(t_bank, t_stage1) + ms(t_pass1, t_stage2),
+        },
+    })
+}

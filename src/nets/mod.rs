@@ -1,0 +1,247 @@
+//! The networks of `full` mode: ONNX files exported by `training/` and run by tract on the CPU.
+//!
+//! | file | inputs | outputs |
+//! |---|---|---|
+//! | `stage1.onnx` | `x_lf` = [I, LF] and `x_hf` = [I, HF], each 1×33×h×w | T 1×1×h×w in [t0,1], streak coefficients 1×2×h×w, A 1×3 |
+//! | `stage2.onnx` | `x` = [J₁, D] 1×4×h×w | residual ΔJ 1×3×h×w |
+//!
+//! h and w are the working resolution (≈180 lines) padded to a multiple of
+//! [`PAD_MULTIPLE`]. The trained files ship inside the binary (`models/`); a directory holding
+//! `stage1.onnx` and `stage2.onnx` overrides them (`--model DIR`, element property `model`).
+//! Every file is checked at load: it must parse, take the inputs above and give outputs of the
+//! shapes above on a probe frame; anything else is [`Error::ModelFile`] naming the file.
+//! tract plans are built per working size and cached (a caps change rebuilds them once).
+
+pub mod full;
+
+use std::io::Cursor;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Once};
+
+use tract_onnx::prelude::*;
+
+use crate::error::{Error, Result};
+
+/// Working-resolution sizes are padded to a multiple of this (two stride-2 levels).
+pub const PAD_MULTIPLE: usize = 4;
+/// Channels of the 10-filter bank (5 radii × 2 eps × RGB).
+pub const BANK_CHANNELS: usize = 30;
+
+/// The trained stage-1 network shipped with the binary.
+pub static EMBEDDED_STAGE1: &[u8] = include_bytes!("../../models/stage1.onnx");
+/// The trained stage-2 network shipped with the binary.
+pub static EMBEDDED_STAGE2: &[u8] = include_bytes!("../../models/stage2.onnx");
+
+type Plan = Arc<TypedSimplePlan>;
+
+/// What a network must look like: input channels, and per output its channel count (`None`:
+/// a 1×3 vector instead of a map).
+#[derive(Debug, Clone, Copy)]
+struct Spec {
+    name: &'static str,
+    inputs: &'static [usize],
+    outputs: &'static [Option<usize>],
+}
+
+const STAGE1: Spec = Spec {
+    name: "stage1.onnx",
+    inputs: &[3 + BANK_CHANNELS, 3 + BANK_CHANNELS],
+    outputs: &[Some(1), Some(2), None],
+};
+const STAGE2: Spec = Spec {
+    name: "stage2.onnx",
+    inputs: &[4],
+    outputs: &[Some(3)],
+};
+
+/// One ONNX network with a plan cache for the current working size.
+pub struct Net {
+    spec: Spec,
+    origin: PathBuf,
+    model: InferenceModel,
+    plan: Option<((usize, usize), Plan)>,
+}
+
+impl std::fmt::Debug for Net {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Net")
+            .field("name", &self.spec.name)
+            .field("origin", &self.origin)
+            .finish()
+    }
+}
+
+/// tract multiplies matrices on rayon's global pool (the one the physics code uses).
+fn init_executor() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        tract_linalg::multithread::set_default_executor(
+            tract_linalg::multithread::Executor::RayonGlobal,
+        );
+    });
+}
+
+impl Net {
+    fn load(spec: Spec, bytes: &[u8], origin: PathBuf) -> Result<Self> {
+        init_executor();
+        let bad = |reason: String| Error::ModelFile {
+            path: origin.clone(),
+            reason,
+        };
+        if bytes.is_empty() {
+            return Err(bad("file is empty".into()));
+        }
+        let model = tract_onnx::onnx()
+            .model_for_read(&mut Cursor::new(bytes))
+            .map_err(|e| bad(format!("not a readable ONNX model: {e:#}")))?;
+        let n_in = model.input_outlets().map(|o| o.len()).unwrap_or(0);
+        let n_out = model.output_outlets().map(|o| o.len()).unwrap_or(0);
+        if n_in != spec.inputs.len() || n_out != spec.outputs.len() {
+            return Err(bad(format!(
+                "expected {} inputs and {} outputs, the file has {n_in} and {n_out}",
+                spec.inputs.len(),
+                spec.outputs.len()
+            )));
+        }
+        let mut net = Self {
+            spec,
+            origin: origin.clone(),
+            model,
+            plan: None,
+        };
+        // Probe: the graph must build and give the documented shapes at a small size.
+        let (h, w) = (2 * PAD_MULTIPLE, 3 * PAD_MULTIPLE);
+        let inputs: Vec<Tensor> = spec
+            .inputs
+            .iter()
+            .map(|&c| Tensor::zero::<f32>(&[1, c, h, w]).expect("small tensor"))
+            .collect();
+        let outs = net
+            .run_tensors(h, w, inputs)
+            .map_err(|e| bad(format!("does not run on a {w}x{h} probe: {e}")))?;
+        for (k, (o, want)) in outs.iter().zip(spec.outputs).enumerate() {
+            let expect: Vec<usize> = match want {
+                Some(c) => vec![1, *c, h, w],
+                None => vec![1, 3],
+            };
+            if o.shape() != expect.as_slice() {
+                return Err(bad(format!(
+                    "output {k} has shape {:?}, expected {expect:?}",
+                    o.shape()
+                )));
+            }
+        }
+        Ok(net)
+    }
+
+    fn plan(&mut self, h: usize, w: usize) -> Result<Plan> {
+        if let Some((size, plan)) = &self.plan
+            && *size == (h, w)
+        {
+            return Ok(plan.clone());
+        }
+        let mut m = self.model.clone();
+        for (i, &c) in self.spec.inputs.iter().enumerate() {
+            m = m
+                .with_input_fact(i, f32::fact([1, c, h, w]).into())
+                .map_err(|e| self.run_error(e))?;
+        }
+        let plan = m
+            .into_optimized()
+            .and_then(|m| m.into_runnable())
+            .map_err(|e| self.run_error(e))?;
+        self.plan = Some(((h, w), plan.clone()));
+        Ok(plan)
+    }
+
+    fn run_error(&self, e: impl std::fmt::Display) -> Error {
+        Error::Inference {
+            net: self.spec.name,
+            reason: e.to_string(),
+        }
+    }
+
+    fn run_tensors(&mut self, h: usize, w: usize, inputs: Vec<Tensor>) -> Result<Vec<Tensor>> {
+        let plan = self.plan(h, w)?;
+        let outs = plan
+            .run(inputs.into_iter().map(TValue::from).collect())
+            .map_err(|e| self.run_error(format!("{e:#}")))?;
+        Ok(outs.into_iter().map(|v| v.into_tensor()).collect())
+    }
+
+    /// Runs the network on NCHW inputs given as flat `[c·h·w]` slices (batch 1); returns each
+    /// output flattened.
+    pub fn run(&mut self, h: usize, w: usize, inputs: &[&[f32]]) -> Result<Vec<Vec<f32>>> {
+        if inputs.len() != self.spec.inputs.len() {
+            return Err(self.run_error(format!("{} inputs given", inputs.len())));
+        }
+        let mut ts = Vec::with_capacity(inputs.len());
+        for (&data, &c) in inputs.iter().zip(self.spec.inputs) {
+            if data.len() != c * h * w {
+                return Err(self.run_error(format!(
+                    "input of {} values for a 1x{c}x{h}x{w} tensor",
+                    data.len()
+                )));
+            }
+            ts.push(Tensor::from_shape(&[1, c, h, w], data).map_err(|e| self.run_error(e))?);
+        }
+        self.run_tensors(h, w, ts)?
+            .into_iter()
+            .map(|t| {
+                t.try_as_plain_ram()
+                    .and_then(|v| v.as_slice::<f32>().map(|s| s.to_vec()))
+                    .map_err(|e| self.run_error(e))
+            })
+            .collect()
+    }
+}
+
+/// Both networks of `full` mode.
+#[derive(Debug)]
+pub struct FullNets {
+    /// A, T and streak estimators.
+    pub stage1: Net,
+    /// Depth-guided refinement.
+    pub stage2: Net,
+}
+
+impl FullNets {
+    /// The networks shipped with the binary.
+    pub fn embedded() -> Result<Self> {
+        Ok(Self {
+            stage1: Net::load(STAGE1, EMBEDDED_STAGE1, "<embedded>/stage1.onnx".into())?,
+            stage2: Net::load(STAGE2, EMBEDDED_STAGE2, "<embedded>/stage2.onnx".into())?,
+        })
+    }
+
+    /// `stage1.onnx` and `stage2.onnx` from `dir`.
+    pub fn from_dir(dir: &Path) -> Result<Self> {
+        if !dir.is_dir() {
+            return Err(Error::ModelFile {
+                path: dir.into(),
+                reason: "not a directory (expected one holding stage1.onnx and stage2.onnx)"
+                    .into(),
+            });
+        }
+        let read = |spec: Spec| -> Result<Net> {
+            let path = dir.join(spec.name);
+            let bytes = std::fs::read(&path).map_err(|e| Error::ModelFile {
+                path: path.clone(),
+                reason: format!("cannot be read: {e}"),
+            })?;
+            Net::load(spec, &bytes, path)
+        };
+        Ok(Self {
+            stage1: read(STAGE1)?,
+            stage2: read(STAGE2)?,
+        })
+    }
+
+    /// From the override directory if given, else the embedded ones.
+    pub fn load(dir: Option<&Path>) -> Result<Self> {
+        match dir {
+            Some(d) => Self::from_dir(d),
+            None => Self::embedded(),
+        }
+    }
+}

@@ -1,0 +1,164 @@
+//! Cross-language parity of `full` mode: the Rust bank and the tract-run networks against the
+//! PyTorch originals. The fixtures in tests/fixtures/nets/ are written (seeded) by
+//! `python -m derain_train.export` (training/derain_train/export.py) from the committed weights.
+
+use std::path::{Path, PathBuf};
+
+use derain::nets::FullNets;
+use derain::physics::guided_filter::guided_bank;
+use derain::physics::residue::residue;
+use derain::{Config, Mode, Pipeline, PlanarRgb, Plane};
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/nets").join(name)
+}
+
+/// Reads a little-endian float32 C-order .npy file: (shape, data).
+fn npy(name: &str) -> (Vec<usize>, Vec<f32>) {
+    let bytes = std::fs::read(fixture(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+    assert_eq!(&bytes[..6], b"\x93NUMPY", "{name}: not an npy file");
+    let (hlen, start) = match bytes[6] {
+        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
+        _ => (
+            u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
+            12,
+        ),
+    };
+    let header = std::str::from_utf8(&bytes[start..start + hlen]).unwrap();
+    assert!(header.contains("'descr': '<f4'"), "{name}: {header}");
+    assert!(header.contains("'fortran_order': False"), "{name}: {header}");
+    let shape_txt = header.split("'shape': (").nth(1).unwrap().split(')').next().unwrap();
+    let shape: Vec<usize> = shape_txt
+        .split(',')
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| s.trim().parse().unwrap())
+        .collect();
+    let data: Vec<f32> = bytes[start + hlen..]
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    assert_eq!(data.len(), shape.iter().product::<usize>(), "{name}");
+    (shape, data)
+}
+
+fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
+
+#[test]
+fn rust_bank_matches_the_pytorch_bank() {
+    let (shape, data) = npy("bank_input.npy");
+    let (h, w) = (shape[1], shape[2]);
+    let planes: [Plane; 3] = std::array::from_fn(|c| {
+        Plane::from_vec(w, h, data[c * w * h..(c + 1) * w * h].to_vec()).unwrap()
+    });
+    let img = PlanarRgb::from_planes(planes).unwrap();
+    let lf = guided_bank(&residue(&img), &img, &[2, 4, 8, 16, 32], &[1e-3, 1e-4]).unwrap();
+    let (oshape, want) = npy("bank_output.npy");
+    assert_eq!(oshape, vec![30, h, w]);
+    let got: Vec<f32> = lf.iter().flat_map(|p| p.data.iter().copied()).collect();
+    let d = max_abs_diff(&got, &want);
+    assert!(d <= 1e-4, "bank max |Δ| = {d}");
+}
+
+#[test]
+fn tract_networks_match_pytorch() {
+    let mut nets = FullNets::embedded().expect("embedded networks load");
+    let (s, x_lf) = npy("stage1_x_lf.npy");
+    let (_, x_hf) = npy("stage1_x_hf.npy");
+    let (h, w) = (s[2], s[3]);
+    let outs = nets.stage1.run(h, w, &[&x_lf, &x_hf]).unwrap();
+    for (k, name) in ["stage1_transmission.npy", "stage1_streak_coefs.npy", "stage1_atmosphere.npy"]
+        .iter()
+        .enumerate()
+    {
+        let (_, want) = npy(name);
+        let d = max_abs_diff(&outs[k], &want);
+        assert!(d <= 1e-4, "{name}: max |Δ| = {d}");
+    }
+    let (s2, x2) = npy("stage2_x.npy");
+    let out = nets.stage2.run(s2[2], s2[3], &[&x2]).unwrap();
+    let (_, want) = npy("stage2_residual.npy");
+    let d = max_abs_diff(&out[0], &want);
+    assert!(d <= 1e-4, "stage2: max |Δ| = {d}");
+}
+
+#[test]
+fn full_mode_matches_the_pytorch_pipeline() {
+    let img = derain::io::load_image(&fixture("full_input.png")).unwrap();
+    let mut p = Pipeline::new(Config {
+        mode: Mode::Full,
+        backend: derain::Backend::Cpu,
+        ..Config::default()
+    })
+    .unwrap();
+    let c = p.components(&img).unwrap();
+    let (_, want_a) = npy("full_atmosphere.npy");
+    let d = max_abs_diff(&c.atmosphere, &want_a);
+    assert!(d <= 1e-4, "A: max |Δ| = {d}");
+    // J, box-averaged over 4×4 blocks (the fixture stays small).
+    let (shape, want) = npy("full_output_mean4.npy");
+    let (bh, bw) = (shape[1], shape[2]);
+    let mut got = Vec::with_capacity(want.len());
+    for plane in &c.background.planes {
+        for by in 0..bh {
+            for bx in 0..bw {
+                let mut s = 0.0;
+                for y in 4 * by..4 * by + 4 {
+                    for x in 4 * bx..4 * bx + 4 {
+                        s += plane.data[y * img.width() + x];
+                    }
+                }
+                got.push(s / 16.0);
+            }
+        }
+    }
+    let d = max_abs_diff(&got, &want);
+    assert!(d <= 1e-3, "J (4×4 means): max |Δ| = {d}");
+}
+
+#[test]
+fn model_directory_errors_name_the_file() {
+    let dir = std::env::temp_dir().join(format!("derain-nets-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // Missing files.
+    let e = FullNets::from_dir(&dir).unwrap_err().to_string();
+    assert!(e.contains("stage1.onnx") && e.contains("cannot be read"), "{e}");
+    // Corrupt stage 1.
+    std::fs::write(dir.join("stage1.onnx"), b"\x08\x07garbage that is not protobuf").unwrap();
+    std::fs::write(dir.join("stage2.onnx"), derain::nets::EMBEDDED_STAGE2).unwrap();
+    let e = FullNets::from_dir(&dir).unwrap_err().to_string();
+    assert!(e.contains("stage1.onnx"), "{e}");
+    // Swapped files: loads as ONNX, wrong inputs.
+    std::fs::write(dir.join("stage1.onnx"), derain::nets::EMBEDDED_STAGE2).unwrap();
+    let e = FullNets::from_dir(&dir).unwrap_err().to_string();
+    assert!(e.contains("stage1.onnx") && e.contains("inputs"), "{e}");
+    // A file instead of a directory.
+    let e = FullNets::from_dir(&dir.join("stage2.onnx")).unwrap_err().to_string();
+    assert!(e.contains("not a directory"), "{e}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn full_mode_handles_odd_and_tiny_sizes() {
+    let mut p = Pipeline::new(Config {
+        mode: Mode::Full,
+        backend: derain::Backend::Cpu,
+        ..Config::default()
+    })
+    .unwrap();
+    for (w, h) in [(1, 1), (2, 3), (7, 5), (33, 17), (401, 227)] {
+        let mut img = PlanarRgb::zeros(w, h);
+        for (c, plane) in img.planes.iter_mut().enumerate() {
+            for (i, v) in plane.data.iter_mut().enumerate() {
+                *v = ((i * 7 + c * 13) % 29) as f32 / 29.0;
+            }
+        }
+        let out = p.process_image(&img).unwrap();
+        assert_eq!((out.width(), out.height()), (w, h));
+        for plane in &out.planes {
+            assert!(plane.data.iter().all(|v| v.is_finite() && (0.0..=1.0).contains(v)), "{w}x{h}");
+        }
+    }
+}

@@ -1,0 +1,219 @@
+"""The networks of `full` mode and the differentiable pipeline that connects them.
+
+Working resolution: the networks see the frame box-averaged by an integer factor
+f = max(1, round(short side / WORK_LINES)) (≈180 lines), padded to a multiple of 4
+(`PAD_MULTIPLE`). Per frame:
+
+    I_lo = down_f(I);  LF = bank(down_f(residue(I)), I_lo) (30 ch);  HF = I_lo − LF
+    stage 1:  T_lo = TNet([I_lo, LF]) ∈ [t0, 1];  A = ANet([I_lo, LF]) ∈ [0,1]³;
+              (a, b) = SNet([I_lo, HF])           (streak coefficients, deep-guided-filter style)
+    full res: T = up_f(T_lo);  S = max(up_f(a)·min(R,G,B) + up_f(b), 0)
+              J1 = clamp((I − (1 − T)·A) / max(T, t0) − S, 0, 1)           (physics inversion)
+    stage 2:  D_lo = −ln max(T_lo, t0)  (depth up to the scale 1/β)
+              J = clamp(J1 + up_f(G([down_f(J1), D_lo])), 0, 1)
+
+S is estimated at low resolution as the coefficients of a local linear model on the full-
+resolution min(R,G,B) channel (streaks are bright in every channel), so thin streaks come back
+sharp at full resolution (the Fast/Deep Guided Filter idea). The Rust side (src/nets/) runs
+the two ONNX graphs (`Stage1`, `Stage2`) and does everything between them itself.
+"""
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .guided_filter import downsample, guided_bank, residue, upsample
+
+T0 = 0.1  # DEFAULT_MIN_TRANSMISSION in src/pipeline/config.rs
+WORK_LINES = 180
+PAD_MULTIPLE = 4
+BANK_CHANNELS = 30
+
+
+def work_factor(h: int, w: int) -> int:
+    """Integer reduction factor for the working resolution (same formula as Rust)."""
+    return max(1, int(math.floor(min(h, w) / WORK_LINES + 0.5)))
+
+
+def act():
+    return nn.LeakyReLU(0.1)
+
+
+def conv(cin, cout, k=3, stride=1):
+    return nn.Conv2d(cin, cout, k, stride=stride, padding=k // 2)
+
+
+class UNet(nn.Module):
+    """Two-level U-Net for real time: 1×1 in, 3×3 convs at /1, /2, /4, 1×1 merges at the
+    coarse level before nearest upsampling (skips are added, not concatenated).
+
+    About 7.3 k MACs per working-resolution pixel for cin=33, cout=1.
+    """
+
+    def __init__(self, cin, cout, c0=12, c1=24, c2=32):
+        super().__init__()
+        self.inp = nn.Sequential(conv(cin, c0, 1), act())
+        self.e0 = nn.Sequential(conv(c0, c0), act())
+        self.d1 = nn.Sequential(conv(c0, c1, stride=2), act())
+        self.e1 = nn.Sequential(conv(c1, c1), act())
+        self.d2 = nn.Sequential(conv(c1, c2, stride=2), act())
+        self.e2 = nn.Sequential(conv(c2, c2), act())
+        self.m1 = conv(c2, c1, 1)
+        self.u1 = nn.Sequential(conv(c1, c1), act())
+        self.m0 = conv(c1, c0, 1)
+        self.u0 = nn.Sequential(conv(c0, c0), act())
+        self.out = conv(c0, cout, 1)
+
+    def forward(self, x):
+        x0 = self.e0(self.inp(x))
+        x1 = self.e1(self.d1(x0))
+        x2 = self.e2(self.d2(x1))
+        y1 = self.u1(F.interpolate(self.m1(x2), scale_factor=2.0, mode="nearest") + x1)
+        y0 = self.u0(F.interpolate(self.m0(y1), scale_factor=2.0, mode="nearest") + x0)
+        return self.out(y0)
+
+
+class ANet(nn.Module):
+    """Atmospheric light: strided convs, global mean and max pooling, two linear layers."""
+
+    def __init__(self, cin=33):
+        super().__init__()
+        self.body = nn.Sequential(
+            conv(cin, 16, stride=2), act(),
+            conv(16, 24, stride=2), act(),
+            conv(24, 32, stride=2), act(),
+        )
+        self.head = nn.Sequential(nn.Linear(64, 32), act(), nn.Linear(32, 3))
+
+    def forward(self, x):
+        y = self.body(x)
+        z = torch.cat([y.mean(dim=(2, 3)), y.amax(dim=(2, 3))], dim=1)
+        return torch.sigmoid(self.head(z))
+
+
+class Stage1(nn.Module):
+    """Stage-1 estimators. Inputs x_lf = [I_lo, LF] and x_hf = [I_lo, HF] (33 ch each).
+    Outputs: transmission [B,1,h,w] in [t0,1], streak coefficients [B,2,h,w], A [B,3]."""
+
+    def __init__(self):
+        super().__init__()
+        self.tnet = UNet(3 + BANK_CHANNELS, 1)
+        self.snet = UNet(3 + BANK_CHANNELS, 2)
+        self.anet = ANet(3 + BANK_CHANNELS)
+        # Start from "no veil, no streaks": T ≈ 0.95, S ≈ 0.
+        nn.init.zeros_(self.tnet.out.weight)
+        nn.init.constant_(self.tnet.out.bias, 3.0)
+        nn.init.zeros_(self.snet.out.weight)
+        nn.init.zeros_(self.snet.out.bias)
+
+    def forward(self, x_lf, x_hf):
+        t = T0 + (1.0 - T0) * torch.sigmoid(self.tnet(x_lf))
+        return t, self.snet(x_hf), self.anet(x_lf)
+
+
+class Stage2(nn.Module):
+    """Depth-guided refinement G(J, D): input [J1_lo, D_lo] (4 ch), output a residual ΔJ_lo."""
+
+    def __init__(self):
+        super().__init__()
+        self.g = UNet(4, 3, c0=12, c1=24, c2=32)
+        nn.init.zeros_(self.g.out.weight)
+        nn.init.zeros_(self.g.out.bias)
+
+    def forward(self, x):
+        return self.g(x)
+
+
+class Discriminator(nn.Module):
+    """PatchGAN on full-resolution images with a second head that predicts depth (at 1/8)."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(3, 16, 4, 2, 1), act(),
+            nn.Conv2d(16, 32, 4, 2, 1), act(),
+            nn.Conv2d(32, 64, 4, 2, 1), act(),
+            conv(64, 64), act(),
+        )
+        self.adv = conv(64, 1)
+        self.depth = conv(64, 1)
+
+    def forward(self, x):
+        y = self.body(x)
+        return self.adv(y), torch.sigmoid(self.depth(y))
+
+
+def stage1_inputs(i_lo: torch.Tensor, res_lo: torch.Tensor):
+    """[I_lo, LF] and [I_lo, HF] from the working-resolution image and guide (the residue
+    channel of the full-resolution image, box-downsampled: Rust `downsample_with_residue`)."""
+    lf = guided_bank(res_lo, i_lo)
+    hf = i_lo.repeat(1, lf.shape[1] // 3, 1, 1) - lf
+    return torch.cat([i_lo, lf], 1), torch.cat([i_lo, hf], 1)
+
+
+def invert(img, t, a, s):
+    """Physics inversion J = (I − (1 − T)·A)/max(T, t0) − S, clamped to [0, 1]."""
+    a = a[:, :, None, None]
+    return ((img - (1.0 - t) * a) / t.clamp(min=T0) - s).clamp(0.0, 1.0)
+
+
+class FullModel(nn.Module):
+    """Stage 1 + inversion + stage 2 over a full-resolution batch (H, W divisible by 4f)."""
+
+    def __init__(self):
+        super().__init__()
+        self.stage1 = Stage1()
+        self.stage2 = Stage2()
+
+    def forward(self, img, f):
+        i_lo = downsample(img, f)
+        x_lf, x_hf = stage1_inputs(i_lo, downsample(residue(img), f))
+        t_lo, ab, a = self.stage1(x_lf, x_hf)
+        t = upsample(t_lo, f)
+        ab = upsample(ab, f)
+        guide = img.amin(dim=1, keepdim=True)
+        s = torch.relu(ab[:, :1] * guide + ab[:, 1:])
+        j1 = invert(img, t, a, s)
+        d_lo = -torch.log(t_lo.clamp(min=T0))
+        dj = self.stage2(torch.cat([downsample(j1, f), d_lo], 1))
+        j = (j1 + upsample(dj, f)).clamp(0.0, 1.0)
+        return {"j": j, "j1": j1, "t": t, "s": s, "a": a, "t_lo": t_lo, "d_lo": d_lo}
+
+
+def count_params(m: nn.Module) -> int:
+    return sum(p.numel() for p in m.parameters())
+
+
+def macs_per_frame(model: FullModel, h: int, w: int) -> dict:
+    """Multiply-accumulates of the convolutions and linear layers for one h×w frame."""
+    f = work_factor(h, w)
+    lh = -(-(-(-h // f)) // PAD_MULTIPLE) * PAD_MULTIPLE
+    lw = -(-(-(-w // f)) // PAD_MULTIPLE) * PAD_MULTIPLE
+    counts = {}
+
+    def hook(name):
+        def fn(mod, inp, out):
+            if isinstance(mod, nn.Conv2d):
+                k = mod.kernel_size[0] * mod.kernel_size[1]
+                counts[name] = counts.get(name, 0) + out.numel() * mod.in_channels * k // mod.groups
+            elif isinstance(mod, nn.Linear):
+                counts[name] = counts.get(name, 0) + mod.in_features * mod.out_features
+        return fn
+
+    hs = []
+    for name, net in [("tnet", model.stage1.tnet), ("snet", model.stage1.snet),
+                      ("anet", model.stage1.anet), ("stage2", model.stage2)]:
+        for mod in net.modules():
+            if isinstance(mod, (nn.Conv2d, nn.Linear)):
+                hs.append(mod.register_forward_hook(hook(name)))
+    with torch.no_grad():
+        x = torch.zeros(1, 33, lh, lw)
+        model.stage1(x, x)
+        model.stage2(torch.zeros(1, 4, lh, lw))
+    for h_ in hs:
+        h_.remove()
+    counts["total"] = sum(counts.values())
+    counts["work_size"] = (lw, lh)
+    return counts
