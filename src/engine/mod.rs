@@ -1,5 +1,8 @@
 //! Backends. `cpu` is the reference; `cuda` is resolved here when it exists in the build.
 
+#[cfg(feature = "cuda")]
+pub mod cuda;
+
 use crate::error::{Error, Result};
 use crate::physics::{self, AtmosphereTracker, RunInfo, Sink, Source, Workspace};
 use crate::pipeline::{Backend, Config, Mode};

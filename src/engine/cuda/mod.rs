@@ -1,0 +1,2 @@
+//! The CUDA engine (WIP).
+pub mod kernels;
