@@ -188,7 +188,10 @@ pub fn estimate_from_downsampled(
     let lo = estimate_low_res(img_lo, res_lo, sc, params, tracker)?;
     let veil = veil_score(&lo.dark);
     let omega = params.veil_removal * veil;
-    log::trace!("veil score {veil:.3}, omega {omega:.3}, A {:?}", lo.atmosphere);
+    log::trace!(
+        "veil score {veil:.3}, omega {omega:.3}, A {:?}",
+        lo.atmosphere
+    );
     let transmission = transmission_coefficients(&lo, omega, sc)?;
     Ok(Estimate {
         decomposition: lo.decomposition,

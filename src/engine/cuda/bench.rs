@@ -101,7 +101,10 @@ fn time_events(
         a.record(s).map_err(|e| driver("recording an event", e))?;
         f()?;
         b.record(s).map_err(|e| driver("recording an event", e))?;
-        v.push(a.elapsed_ms(&b).map_err(|e| driver("reading an event", e))? as f64);
+        v.push(
+            a.elapsed_ms(&b)
+                .map_err(|e| driver("reading an event", e))? as f64,
+        );
     }
     Ok(median(v))
 }
@@ -151,11 +154,7 @@ fn bandwidth(engine: &CudaEngine) -> Result<(f64, f64, f64)> {
         s.memcpy_htod(&pinned, &mut dev)
             .map_err(|e| driver("host → device copy", e))
     })?;
-    Ok((
-        copy,
-        hn as f64 / (h2d * 1e6),
-        hn as f64 / (d2h * 1e6),
-    ))
+    Ok((copy, hn as f64 / (h2d * 1e6), hn as f64 / (d2h * 1e6)))
 }
 
 fn bench_size(

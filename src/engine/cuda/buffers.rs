@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use cudarc::driver::{
-    CudaContext, CudaEvent, CudaSlice, CudaStream, DeviceRepr, PinnedHostSlice,
-    ValidAsZeroBits, sys,
+    CudaContext, CudaEvent, CudaSlice, CudaStream, DeviceRepr, PinnedHostSlice, ValidAsZeroBits,
+    sys,
 };
 
 use super::launch::driver;

@@ -6,8 +6,7 @@
 use std::sync::Arc;
 
 use cudarc::driver::{
-    CudaFunction, CudaModule, CudaSlice, CudaStream, CudaView, LaunchConfig,
-    PushKernelArg,
+    CudaFunction, CudaModule, CudaSlice, CudaStream, CudaView, LaunchConfig, PushKernelArg,
 };
 
 use super::kernels::{self, KernelId};
@@ -188,7 +187,11 @@ pub(crate) fn packed8_to_planar(
     dst: &mut CudaSlice<f32>,
 ) -> Result<()> {
     check_dims(w, h)?;
-    ensure_len("src", src.len(), stride * (h - 1) + w * format.bytes_per_pixel())?;
+    ensure_len(
+        "src",
+        src.len(),
+        stride * (h - 1) + w * format.bytes_per_pixel(),
+    )?;
     ensure_len("dst", dst.len(), 3 * w * h)?;
     let (stride_i, wi, hi) = (int(stride, "stride")?, int(w, "w")?, int(h, "h")?);
     let (bpp, ro, bo) = layout(format);
@@ -321,12 +324,7 @@ pub(crate) fn box_sum_cols(
         int(r, "r")?,
     );
     let mut b = s.launch_builder(k.get(KernelId::BoxSumCols));
-    b.arg(src)
-        .arg(&np)
-        .arg(&wi)
-        .arg(&hi)
-        .arg(&ri)
-        .arg(colsum);
+    b.arg(src).arg(&np).arg(&wi).arg(&hi).arg(&ri).arg(colsum);
     // SAFETY: arguments match `box_sum_cols_f64` in kernels/box_filter.cu; sizes checked.
     unsafe { b.launch(grid_cols(w, h, nplanes)) }.map_err(|e| driver("box_sum_cols_f64", e))?;
     Ok(())
@@ -351,12 +349,7 @@ pub(crate) fn box_rows_mean(
         int(r, "r")?,
     );
     let mut b = s.launch_builder(k.get(KernelId::BoxRowsMean));
-    b.arg(colsum)
-        .arg(&np)
-        .arg(&wi)
-        .arg(&hi)
-        .arg(&ri)
-        .arg(out);
+    b.arg(colsum).arg(&np).arg(&wi).arg(&hi).arg(&ri).arg(out);
     // SAFETY: arguments match `box_rows_mean_f32` in kernels/box_filter.cu; sizes checked.
     unsafe { b.launch(grid_rows(w, h, nplanes)) }.map_err(|e| driver("box_rows_mean_f32", e))?;
     Ok(())
@@ -374,7 +367,10 @@ pub(crate) fn guided_stats_cols(
 ) -> Result<()> {
     check_dims(w, h)?;
     if nc == 0 || nc > NC_MAX {
-        return Err(Error::param("guided filter", format!("{nc} channels (1..={NC_MAX})")));
+        return Err(Error::param(
+            "guided filter",
+            format!("{nc} channels (1..={NC_MAX})"),
+        ));
     }
     ensure_len("guide", guide.len(), w * h)?;
     ensure_len("inputs", inputs.len(), nc * w * h)?;
@@ -458,12 +454,7 @@ pub(crate) fn guided_apply(
     ensure_len("coef_colsum", coef_colsum.len(), 2 * nout * w * h)?;
     ensure_len("guide", guide.len(), w * h)?;
     ensure_len("out", out.len(), nout * w * h)?;
-    let (no, wi, hi, ri) = (
-        int(nout, "nout")?,
-        int(w, "w")?,
-        int(h, "h")?,
-        int(r, "r")?,
-    );
+    let (no, wi, hi, ri) = (int(nout, "nout")?, int(w, "w")?, int(h, "h")?, int(r, "r")?);
     let mut b = s.launch_builder(k.get(KernelId::GuidedApply));
     b.arg(coef_colsum)
         .arg(guide)

@@ -65,8 +65,7 @@ pub const RING_DEPTH: usize = 3;
 /// Is a CUDA driver library (libcuda) loadable here? Never panics.
 pub fn driver_present() -> bool {
     // SAFETY: only dlopens and closes libcuda by its usual names.
-    std::panic::catch_unwind(|| unsafe { cudarc::driver::sys::is_culib_present() })
-        .unwrap_or(false)
+    std::panic::catch_unwind(|| unsafe { cudarc::driver::sys::is_culib_present() }).unwrap_or(false)
 }
 
 /// The device a [`CudaEngine`] runs on.
@@ -616,14 +615,18 @@ impl Inner {
 
     fn finish_frame(&mut self, t: Ticket, out: &mut FrameMut<'_>) -> Result<RunInfo> {
         let p = self.complete(&t)?;
-        let format = p.format.ok_or_else(|| Error::param("ticket", "not a frame"))?;
-        if out.width() as usize != p.w || out.height() as usize != p.h || out.format() != format
-        {
+        let format = p
+            .format
+            .ok_or_else(|| Error::param("ticket", "not a frame"))?;
+        if out.width() as usize != p.w || out.height() as usize != p.h || out.format() != format {
             return Err(Error::UnsupportedFrame {
                 width: out.width(),
                 height: out.height(),
                 format: out.format(),
-                reason: format!("output differs from the submitted {}x{} {format:?}", p.w, p.h),
+                reason: format!(
+                    "output differs from the submitted {}x{} {format:?}",
+                    p.w, p.h
+                ),
             });
         }
         let row = p.w * format.bytes_per_pixel();

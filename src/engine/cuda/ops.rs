@@ -62,7 +62,9 @@ pub(crate) fn guided_on_device(
     launch::guided_coeffs(s, k, &bufs.stats, nc, eps, whr, &mut bufs.coefs)?;
     launch::box_sum_cols(s, k, &bufs.coefs, 2 * nc * ne, whr, &mut bufs.coef_cols)?;
     match what {
-        GuidedOutput::Filtered => launch::guided_apply(s, k, &bufs.coef_cols, guide, nc * ne, whr, out),
+        GuidedOutput::Filtered => {
+            launch::guided_apply(s, k, &bufs.coef_cols, guide, nc * ne, whr, out)
+        }
         GuidedOutput::MeanCoefficients => {
             launch::box_rows_mean(s, k, &bufs.coef_cols, 2 * nc * ne, whr, out)
         }
@@ -83,7 +85,8 @@ pub(crate) fn upload<T: DeviceRepr>(s: &Arc<CudaStream>, v: &[T]) -> Result<Cuda
 
 fn download(s: &Arc<CudaStream>, d: &CudaSlice<f32>, n: usize) -> Result<Vec<f32>> {
     let mut v = s.clone_dtoh(d).map_err(|e| driver("downloading", e))?;
-    s.synchronize().map_err(|e| driver("waiting for the device", e))?;
+    s.synchronize()
+        .map_err(|e| driver("waiting for the device", e))?;
     v.truncate(n);
     Ok(v)
 }
@@ -173,7 +176,10 @@ impl<'a> DeviceOps<'a> {
             || (alpha_src.width(), alpha_src.height(), alpha_src.format())
                 != (out.width(), out.height(), format)
         {
-            return Err(Error::param("pack", "image, alpha source and output differ"));
+            return Err(Error::param(
+                "pack",
+                "image, alpha source and output differ",
+            ));
         }
         let row = w * format.bytes_per_pixel();
         let alpha: Vec<u8> = (0..h)
@@ -187,7 +193,8 @@ impl<'a> DeviceOps<'a> {
             let copy = format.alpha_offset().is_some();
             launch::planar_to_packed8(s, k, &d_src, &d_alpha, copy, &mut d_out, row, w, h, format)?;
             let v = s.clone_dtoh(&d_out).map_err(|e| driver("downloading", e))?;
-            s.synchronize().map_err(|e| driver("waiting for the device", e))?;
+            s.synchronize()
+                .map_err(|e| driver("waiting for the device", e))?;
             Ok(v)
         })?;
         for (y, chunk) in bytes.chunks_exact(row).take(h).enumerate() {
@@ -263,7 +270,13 @@ impl<'a> DeviceOps<'a> {
         radius_px: usize,
         eps: &[f32],
     ) -> Result<Vec<Plane>> {
-        self.guided(guide, inputs, radius_px, eps, GuidedOutput::MeanCoefficients)
+        self.guided(
+            guide,
+            inputs,
+            radius_px,
+            eps,
+            GuidedOutput::MeanCoefficients,
+        )
     }
 
     fn guided(
