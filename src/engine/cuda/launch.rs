@@ -123,7 +123,7 @@ fn ensure_len(what: &'static str, len: usize, need: usize) -> Result<()> {
     Ok(())
 }
 
-fn grid_2d(w: usize, h: usize) -> LaunchConfig {
+pub(crate) fn grid_2d(w: usize, h: usize) -> LaunchConfig {
     LaunchConfig {
         grid_dim: (
             (w as u32).div_ceil(BLOCK_2D.0),
@@ -135,7 +135,7 @@ fn grid_2d(w: usize, h: usize) -> LaunchConfig {
     }
 }
 
-fn grid_cols(w: usize, h: usize, z: usize) -> LaunchConfig {
+pub(crate) fn grid_cols(w: usize, h: usize, z: usize) -> LaunchConfig {
     LaunchConfig {
         grid_dim: (
             (w as u32).div_ceil(BLOCK_1D),
@@ -147,7 +147,7 @@ fn grid_cols(w: usize, h: usize, z: usize) -> LaunchConfig {
     }
 }
 
-fn grid_rows(w: usize, h: usize, z: usize) -> LaunchConfig {
+pub(crate) fn grid_rows(w: usize, h: usize, z: usize) -> LaunchConfig {
     let threads = h * w.div_ceil(SEG_X);
     LaunchConfig {
         grid_dim: ((threads as u32).div_ceil(BLOCK_1D), 1, z as u32),
@@ -538,11 +538,7 @@ pub(crate) fn transmission_raw(
     ensure_len("dark", dark.len(), n)?;
     ensure_len("out", out.len(), n)?;
     let ni = int(n, "n")?;
-    let cfg = LaunchConfig {
-        grid_dim: ((n as u32).div_ceil(256), 1, 1),
-        block_dim: (256, 1, 1),
-        shared_mem_bytes: 0,
-    };
+    let cfg = grid_1d(n);
     let mut b = s.launch_builder(k.get(KernelId::TransmissionRaw));
     b.arg(dark).arg(&ni).arg(&omega).arg(out);
     // SAFETY: arguments match `transmission_raw_f32` in kernels/dark.cu; sizes checked.
@@ -583,12 +579,7 @@ pub(crate) fn physics_pass1(
     if k_width > 1024 {
         return Err(Error::param("streak width", format!("{k_width} > 1024")));
     }
-    let shared = ((2 * PASS1_BX + 6 * k_width) * 4) as u32;
-    let cfg = LaunchConfig {
-        grid_dim: (w.div_ceil(PASS1_BX) as u32, h as u32, 1),
-        block_dim: (PASS1_BX as u32, 1, 1),
-        shared_mem_bytes: shared,
-    };
+    let cfg = pass1_config(w, h, k_width);
     let (wi, hi, lwi, lhi, si, ki) = (
         int(w, "w")?,
         int(h, "h")?,
@@ -612,6 +603,25 @@ pub(crate) fn physics_pass1(
     // dynamic shared memory is (PASS1_BX + 4k + PASS1_BX + 2k) floats as the kernel indexes.
     unsafe { b.launch(cfg) }.map_err(|e| driver("physics_pass1_f32", e))?;
     Ok(())
+}
+
+/// Geometry of `physics_pass1_f32`: one block of PASS1_BX threads per run of PASS1_BX pixels
+/// of a row; dynamic shared memory for m over BX + 4k and its erosion over BX + 2k.
+pub(crate) fn pass1_config(w: usize, h: usize, k_width: usize) -> LaunchConfig {
+    LaunchConfig {
+        grid_dim: (w.div_ceil(PASS1_BX) as u32, h as u32, 1),
+        block_dim: (PASS1_BX as u32, 1, 1),
+        shared_mem_bytes: ((2 * PASS1_BX + 6 * k_width) * 4) as u32,
+    }
+}
+
+/// Geometry of the 1-D per-sample kernels (`transmission_raw_f32`).
+pub(crate) fn grid_1d(n: usize) -> LaunchConfig {
+    LaunchConfig {
+        grid_dim: ((n as u32).div_ceil(256), 1, 1),
+        block_dim: (256, 1, 1),
+        shared_mem_bytes: 0,
+    }
 }
 
 fn check_low_res(w: usize, h: usize, g: LowResGeometry) -> Result<()> {

@@ -37,6 +37,8 @@
 
 pub mod bench;
 mod buffers;
+#[cfg(test)]
+mod emulated;
 pub mod kernels;
 mod launch;
 mod ops;
