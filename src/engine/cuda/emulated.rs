@@ -61,12 +61,7 @@ fn translation_unit(src: &str) -> String {
     for (name, params) in entry_points(src) {
         let args: Vec<&str> = params
             .split(',')
-            .map(|p| {
-                p.trim()
-                    .rsplit(|c: char| c == ' ' || c == '*')
-                    .next()
-                    .expect("name")
-            })
+            .map(|p| p.trim().rsplit([' ', '*']).next().expect("name"))
             .collect();
         tu += &format!(
             "extern \"C\" void emu_{name}(unsigned gx, unsigned gy, unsigned gz, unsigned bx, \

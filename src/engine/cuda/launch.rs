@@ -47,9 +47,14 @@ impl Kernels {
         let mut modules = Vec::new();
         let mut by_file = Vec::new();
         for (file, ptx) in ptx {
-            let m = ctx
-                .load_module(ptx)
-                .map_err(|e| driver("loading a compiled kernel module", e))?;
+            let m = ctx.load_module(ptx).map_err(|e| {
+                driver(
+                    "loading a compiled kernel module (if the PTX is too new for the \
+                         driver, point DERAIN_NVRTC_DIR at an NVRTC of the driver's CUDA \
+                         version, e.g. the nvidia-cuda-nvrtc==13.0.88 wheel for driver 580)",
+                    e,
+                )
+            })?;
             by_file.push((file, m.clone()));
             modules.push(m);
         }
