@@ -210,7 +210,8 @@ fn bench_size(
             host.push(inner.last_host_ms);
         }
     }
-    let lo = (w.div_ceil(5) * h.div_ceil(5)) as f64; // approximate low-res size for bytes
+    let sub = crate::physics::Scales::new(w, h, &config.physics).estimation_subsample;
+    let lo = (w.div_ceil(sub) * h.div_ceil(sub)) as f64;
     let traffic = |s: Stage| -> f64 {
         match s {
             Stage::Upload | Stage::Download => 4.0 * n,

@@ -19,10 +19,13 @@
 //! order, no contraction): A and the veil score are order statistics (medians of selected
 //! pixels) whose ties the CPU breaks arbitrarily, so only the CPU code on the CPU's input
 //! reproduces them exactly, and an error in A moves every output pixel. Its cost per frame at
-//! 1080p: 1.3 MB down, 2.7 MB up (≈ 0.2 ms over PCIe 4) and the host estimation (≈ 3 ms on
-//! 2 cores here); with frames in flight that overlaps the device work of the neighbouring
-//! frames. The dark-channel and guided-filter kernels exist for the device (`ops`), with
-//! parity tests, for the day the estimation moves there.
+//! 1080p: 1.3 MB down, 2.7 MB up (≈ 0.2 ms over PCIe 4) and the host estimation (median 4 ms
+//! at 1080p, 5 ms at 720p on the 2-core development VM, measured 2026-11-27; rayon uses every
+//! core, so less on a GPU host). With frames in flight it overlaps the device work of the
+//! neighbouring frames, but it bounds throughput per engine (≈ 1/(estimation + host copies)):
+//! the price of exact parity. The dark-channel and guided-filter kernels exist on the device
+//! (`ops`), with parity tests, for the day the estimation moves there (A's selection would
+//! then need a device radix select).
 //!
 //! # Frames in flight
 //! [`CudaEngine::submit`] / [`CudaEngine::finish`] keep up to [`RING_DEPTH`] frames in flight,
