@@ -15,7 +15,8 @@
 # DERAIN_REQUIRE_NVRTC=1). NVRTC comes from the machine's CUDA toolkit (/usr/local/cuda/lib64
 # is added to LD_LIBRARY_PATH when present) or from $DERAIN_NVRTC_DIR.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+here="$(cd "$(dirname "$0")" && pwd)"
+cd "$here/.."
 out=target/gpu-check
 features=(--no-default-features --features cli,cuda)
 
@@ -38,13 +39,13 @@ prepare() {
   cp "$0" "$out/gpu-check.sh"
   ls -la "$out"
   du -sh "$out"
-  echo "carry: $out   command: bash $out/gpu-check.sh run"
+  echo "carry: $out   command: bash scripts/gpu-check.sh run"
 }
 
 run() {
   # The binaries may be run from the carried folder itself.
   local dir="$out"
-  [ -x "$dir/cuda_parity" ] || dir="$(cd "$(dirname "$0")" && pwd)"
+  [ -x "$dir/cuda_parity" ] || dir="$here"   # run as target/gpu-check/gpu-check.sh
   [ -x "$dir/cuda_parity" ] || { echo "no prebuilt binaries: run 'scripts/gpu-check.sh prepare' first" >&2; exit 2; }
   export DERAIN_REQUIRE_GPU=1 DERAIN_REQUIRE_NVRTC=1 RUST_BACKTRACE=1
   for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib; do
