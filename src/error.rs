@@ -84,6 +84,25 @@ pub enum Error {
     /// `backend=cuda` was asked for in a build without the `cuda` feature.
     #[error("built without the `cuda` feature")]
     CudaNotCompiled,
+    /// An error reported by the CUDA driver (no device, out of memory, launch failure...).
+    #[error("CUDA: {context}: {message}")]
+    CudaDriver {
+        /// What the engine was doing.
+        context: &'static str,
+        /// The driver's error.
+        message: String,
+    },
+    /// NVRTC (the run-time CUDA compiler, `libnvrtc.so.13`) could not be loaded.
+    #[error("NVRTC (libnvrtc.so.13) not found: {0}")]
+    NoNvrtc(String),
+    /// A CUDA kernel source that NVRTC refused; `log` is NVRTC's compile log.
+    #[error("kernel `{kernel}` failed to compile:\n{log}")]
+    KernelCompile {
+        /// The kernel file (kernels/*.cu).
+        kernel: &'static str,
+        /// NVRTC's log.
+        log: String,
+    },
     /// File-system errors with the path they concern.
     #[error("{path:?}: {source}")]
     Io {

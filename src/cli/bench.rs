@@ -26,6 +26,11 @@ pub struct BenchArgs {
     /// Mode timed end to end: physics or full (the stage rows are the same for both).
     #[arg(long, default_value = "physics")]
     pub mode: String,
+    /// Engine to benchmark: `cpu` (stages, filters, end to end), `cuda` (per-kernel times
+    /// from CUDA events, fps with and without transfers, GB/s against the measured copy
+    /// bandwidth), or `auto` (CUDA if present, else CPU).
+    #[arg(long, default_value = "cpu")]
+    pub backend: derain::Backend,
 }
 
 /// A deterministic rainy-looking RGBA frame: gradients, blocks and bright vertical streaks.
@@ -94,6 +99,15 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
             .map(|s| parse_size(s))
             .collect::<anyhow::Result<_>>()?
     };
+    if a.backend != derain::Backend::Cpu {
+        match cuda_bench(&a, &sizes) {
+            Ok(()) => return Ok(()),
+            Err(e) if a.backend == derain::Backend::Auto => {
+                log::warn!("backend=auto: CUDA not used ({e:#}); benchmarking the CPU engine");
+            }
+            Err(e) => return Err(e),
+        }
+    }
     let mut results = Vec::new();
     for (w, h) in sizes {
         let bytes = test_frame(w, h);
@@ -198,4 +212,51 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// `derain bench --backend cuda`: the GPU benchmark; its table is printed last.
+#[cfg(feature = "cuda")]
+fn cuda_bench(a: &BenchArgs, sizes: &[(usize, usize)]) -> anyhow::Result<()> {
+    use derain::engine::cuda::{CudaEngine, bench};
+    let config = Config {
+        backend: derain::Backend::Cuda,
+        ..Config::default()
+    };
+    let engine = CudaEngine::new(&config)?;
+    let frames: Vec<(usize, usize, Vec<u8>)> = sizes
+        .iter()
+        .map(|&(w, h)| (w, h, test_frame(w, h)))
+        .collect();
+    let report = bench::run(&engine, &frames, a.reps, &config)?;
+    if a.json {
+        let v: Vec<_> = report
+            .sizes
+            .iter()
+            .map(|z| {
+                json!({"width": z.width, "height": z.height,
+                       "fps_with_transfers": z.fps_with_transfers,
+                       "fps_without_transfers": z.fps_without_transfers,
+                       "latency_ms": z.latency_ms,
+                       "stages": z.stages.iter().chain(&z.filters).map(|k| json!({
+                           "stage": k.name, "ms": k.ms, "gbps": k.gbps()})).collect::<Vec<_>>()})
+            })
+            .collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({
+                "device": report.device.name,
+                "copy_gbps": report.copy_gbps,
+                "h2d_gbps": report.h2d_gbps,
+                "d2h_gbps": report.d2h_gbps,
+                "sizes": v}))?
+        );
+    } else {
+        print!("{}", report.table());
+    }
+    Ok(())
+}
+
+#[cfg(not(feature = "cuda"))]
+fn cuda_bench(_a: &BenchArgs, _sizes: &[(usize, usize)]) -> anyhow::Result<()> {
+    Err(derain::Error::CudaNotCompiled.into())
 }

@@ -110,8 +110,23 @@ pub fn run(a: DemoArgs) -> anyhow::Result<()> {
         "derained vs clean   {:6.2}     {:.3}",
         after.psnr_y, after.ssim_y
     );
+    // The learned mode on the same still, for comparison.
+    let mut full = Pipeline::new(Config {
+        mode: Mode::Full,
+        backend: derain::Backend::Cpu,
+        ..Config::default()
+    })?;
+    let t = Instant::now();
+    let derained_full = full.process_image(rainy)?;
+    let ms_full = t.elapsed().as_secs_f64() * 1e3;
+    io::save_image(&dir.join("derained_full.png"), &derained_full)?;
+    let after_full = Scores::compute(&derained_full, &clean)?;
     println!(
-        "wrote {}/{{side_by_side,rainy,derained,clean,streaks,transmission}}.png \
+        "full mode  vs clean {:6.2}     {:.3}   (networks, {ms_full:.0} ms)",
+        after_full.psnr_y, after_full.ssim_y
+    );
+    println!(
+        "wrote {}/{{side_by_side,rainy,derained,derained_full,clean,streaks,transmission}}.png \
          (side by side: rainy | derained | clean)",
         dir.display()
     );

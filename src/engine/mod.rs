@@ -1,27 +1,33 @@
 //! Backends. `cpu` is the reference; `cuda` is resolved here when it exists in the build.
 
+#[cfg(feature = "cuda")]
+pub mod cuda;
+
 use crate::error::{Error, Result};
 use crate::physics::{self, AtmosphereTracker, RunInfo, Sink, Source, Workspace};
 use crate::pipeline::{Backend, Config};
+#[cfg(feature = "cuda")]
+use crate::pipeline::Mode;
 
 /// The engine a pipeline runs on.
 #[derive(Debug)]
 pub enum Engine {
     /// The CPU reference engine (multi-threaded with rayon).
     Cpu,
+    /// The CUDA engine (`physics` mode on an NVIDIA GPU; see [`cuda`]).
+    #[cfg(feature = "cuda")]
+    Cuda(cuda::CudaEngine),
 }
 
 impl Engine {
-    /// Resolves `config.backend`. `Auto` takes the CPU in this build, with one info line;
+    /// Resolves `config.backend`. `Auto` takes CUDA when a driver, a device and NVRTC are
+    /// present (and the mode runs there), otherwise the CPU with one warning per process;
     /// `Cuda` is an error naming why it cannot be had.
     pub fn new(config: &Config) -> Result<Self> {
         match config.backend {
             Backend::Cpu => Ok(Engine::Cpu),
-            Backend::Auto => {
-                log::info!("backend=auto: using the CPU engine (this build has no CUDA engine)");
-                Ok(Engine::Cpu)
-            }
-            Backend::Cuda => Err(Error::CudaNotCompiled),
+            Backend::Auto => Ok(auto_engine(config)),
+            Backend::Cuda => cuda_engine(config),
         }
     }
 
@@ -29,6 +35,8 @@ impl Engine {
     pub fn name(&self) -> &'static str {
         match self {
             Engine::Cpu => "cpu",
+            #[cfg(feature = "cuda")]
+            Engine::Cuda(_) => "cuda",
         }
     }
 
@@ -45,8 +53,57 @@ impl Engine {
             Engine::Cpu => {
                 physics::derain_physics_into(input, &config.physics, Some(tracker), workspace, out)
             }
+            #[cfg(feature = "cuda")]
+            Engine::Cuda(e) => e.derain_into(input, config, tracker, out),
         }
     }
+}
+
+/// `backend=cuda`: the CUDA engine or the reason it cannot be had.
+#[cfg(feature = "cuda")]
+fn cuda_engine(config: &Config) -> Result<Engine> {
+    if config.mode == Mode::Full {
+        return Err(Error::Unavailable(
+            "mode=full on CUDA is not implemented yet; use backend=cpu (or auto)".into(),
+        ));
+    }
+    Ok(Engine::Cuda(cuda::CudaEngine::new(config)?))
+}
+
+#[cfg(not(feature = "cuda"))]
+fn cuda_engine(_config: &Config) -> Result<Engine> {
+    Err(Error::CudaNotCompiled)
+}
+
+/// `backend=auto`: CUDA if it can be had for this mode, else the CPU. The fallback is
+/// announced by one warning per process (later fallbacks log at debug level).
+fn auto_engine(config: &Config) -> Engine {
+    #[cfg(feature = "cuda")]
+    {
+        let why = if config.mode == Mode::Physics {
+            match cuda::CudaEngine::new(config) {
+                Ok(e) => {
+                    log::info!("backend=auto: using CUDA on {}", e.device().name);
+                    return Engine::Cuda(e);
+                }
+                Err(e) => e.to_string(),
+            }
+        } else {
+            "mode=full runs on the CPU in this build".to_string()
+        };
+        static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+        if !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            log::warn!("backend=auto: CUDA not used ({why}); using the CPU engine");
+        } else {
+            log::debug!("backend=auto: CUDA not used ({why}); using the CPU engine");
+        }
+    }
+    #[cfg(not(feature = "cuda"))]
+    {
+        let _ = config;
+        log::info!("backend=auto: using the CPU engine (this build has no CUDA engine)");
+    }
+    Engine::Cpu
 }
 
 #[cfg(test)]
@@ -59,11 +116,46 @@ mod tests {
             backend: Backend::Cuda,
             ..Config::default()
         };
-        assert!(matches!(Engine::new(&cfg), Err(Error::CudaNotCompiled)));
-        let cfg = Config {
+        let auto = Config {
             backend: Backend::Auto,
             ..Config::default()
         };
-        assert_eq!(Engine::new(&cfg).unwrap().name(), "cpu");
+        match Engine::new(&cfg) {
+            // A machine with a GPU: auto must pick it too.
+            Ok(e) => {
+                assert_eq!(e.name(), "cuda");
+                assert_eq!(Engine::new(&auto).unwrap().name(), "cuda");
+            }
+            Err(e) => {
+                assert!(
+                    matches!(
+                        e,
+                        Error::NoCudaDriver
+                            | Error::CudaNotCompiled
+                            | Error::CudaDriver { .. }
+                            | Error::NoNvrtc(_)
+                    ),
+                    "{e:?}"
+                );
+                assert!(!e.to_string().is_empty());
+                assert_eq!(Engine::new(&auto).unwrap().name(), "cpu");
+            }
+        }
+    }
+
+    #[cfg(feature = "cuda")]
+    #[test]
+    fn without_libcuda_cuda_is_no_cuda_driver() {
+        if cuda::driver_present() {
+            eprintln!("SKIPPED without_libcuda_cuda_is_no_cuda_driver: libcuda is present");
+            return;
+        }
+        let cfg = Config {
+            backend: Backend::Cuda,
+            ..Config::default()
+        };
+        let e = Engine::new(&cfg).unwrap_err();
+        assert!(matches!(e, Error::NoCudaDriver), "{e:?}");
+        assert!(e.to_string().contains("no CUDA driver"), "{e}");
     }
 }

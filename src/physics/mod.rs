@@ -166,19 +166,55 @@ struct LowRes {
     atmosphere: [f32; 3],
 }
 
+/// What the full-resolution passes need from the estimation at reduced resolution.
+#[derive(Debug, Clone)]
+pub struct Estimate {
+    /// Decomposition coefficients [a_R, b_R, a_G, b_G, a_B, b_B] (guide: residue), at
+    /// estimation resolution.
+    pub decomposition: Vec<Plane>,
+    /// Coefficients [a, b] of the refined transmission (guide: luma of LF), same resolution.
+    pub transmission: Vec<Plane>,
+    /// A for this frame (after temporal smoothing when a tracker is given).
+    pub atmosphere: [f32; 3],
+}
+
+/// The whole estimation at reduced resolution (decomposition coefficients, A, veil score, T
+/// refinement) from the frame's channels and residue box-downsampled by
+/// `sc.estimation_subsample` ([`Source::downsample_with_residue`]). The CPU path and the CUDA
+/// engine (which downsamples on the device, bit-identically) both call this.
+pub fn estimate_from_downsampled(
+    img_lo: &[Plane; 3],
+    res_lo: &Plane,
+    sc: &Scales,
+    params: &PhysicsParams,
+    tracker: Option<&mut AtmosphereTracker>,
+) -> Result<Estimate> {
+    let lo = estimate_low_res(img_lo, res_lo, sc, params, tracker)?;
+    let veil = veil_score(&lo.dark);
+    let omega = params.veil_removal * veil;
+    log::trace!(
+        "veil score {veil:.3}, omega {omega:.3}, A {:?}",
+        lo.atmosphere
+    );
+    let transmission = transmission_coefficients(&lo, omega, sc)?;
+    Ok(Estimate {
+        decomposition: lo.decomposition,
+        transmission,
+        atmosphere: lo.atmosphere,
+    })
+}
+
 fn estimate_low_res(
-    img: &Source<'_>,
+    img_lo: &[Plane; 3],
+    res_lo: &Plane,
     sc: &Scales,
     params: &PhysicsParams,
     tracker: Option<&mut AtmosphereTracker>,
 ) -> Result<LowRes> {
     let s = sc.estimation_subsample;
-    // The guide at low resolution must be the downsampled full-resolution guide (not the
-    // residue of the downsampled image) for q = up(a)·res + up(b) to be the fast guided filter.
-    let (img_lo, res_lo) = img.downsample_with_residue(s);
     let r_lo = (sc.decomposition_radius / s).max(1);
     let decomposition = guided_coefficients(
-        &res_lo,
+        res_lo,
         &[&img_lo[0], &img_lo[1], &img_lo[2]],
         r_lo,
         &[params.decomposition_eps],
@@ -344,8 +380,7 @@ struct RowContext<'a> {
     w: usize,
     h: usize,
     up: Upsampler,
-    lo: &'a LowRes,
-    t_coefs: &'a [Plane],
+    est: &'a Estimate,
     streak_width: usize,
     streak_half_length: usize,
     gain: f32,
@@ -364,7 +399,7 @@ impl RowContext<'_> {
             g[x] = r.max(gg).max(b) - r.min(gg).min(b);
         }
         {
-            let d = &self.lo.decomposition;
+            let d = &self.est.decomposition;
             let [l0, l1, l2] = &mut sc.lf;
             let [u0, u1, u2] = &mut sc.ups;
             self.up.rows(
@@ -401,7 +436,7 @@ impl RowContext<'_> {
     /// Pass 2 for row y into `sc.j`, `sc.t`, `sc.s` (and `sc.rgb` holds the input row).
     fn pass2(&self, y: usize, sc: &mut RowScratch, achro: &[f32], lf_luma: &[f32]) {
         let (w, h, l) = (self.w, self.h, self.streak_half_length);
-        let a = self.lo.atmosphere;
+        let a = self.est.atmosphere;
         // Orientation test: means of the candidates along y and along x over ±L.
         // The vertical sum is kept running while a thread walks down consecutive rows
         // (rayon hands each task a contiguous range), and rebuilt every 64 rows.
@@ -433,7 +468,7 @@ impl RowContext<'_> {
         {
             let [ua, ub, _] = &mut sc.ups;
             self.up.rows(
-                [&self.t_coefs[0], &self.t_coefs[1]],
+                [&self.est.transmission[0], &self.est.transmission[1]],
                 y,
                 &mut sc.tmp,
                 [&mut ua[..], &mut ub[..]],
@@ -501,20 +536,18 @@ pub fn derain_physics_into(
     let s = sc.estimation_subsample;
 
     let t_start = std::time::Instant::now();
-    let lo = estimate_low_res(&src, &sc, params, tracker)?;
-    let a = lo.atmosphere;
-    let veil = veil_score(&lo.dark);
-    let omega = params.veil_removal * veil;
-    log::trace!("veil score {veil:.3}, omega {omega:.3}, A {a:?}");
-    let t_coefs = transmission_coefficients(&lo, omega, &sc)?;
-    let (lw, lh) = (lo.decomposition[0].width, lo.decomposition[0].height);
+    // The guide at low resolution must be the downsampled full-resolution guide (not the
+    // residue of the downsampled image) for q = up(a)·res + up(b) to be the fast guided filter.
+    let (img_lo, res_lo) = src.downsample_with_residue(s);
+    let est = estimate_from_downsampled(&img_lo, &res_lo, &sc, params, tracker)?;
+    let a = est.atmosphere;
+    let (lw, lh) = (est.decomposition[0].width, est.decomposition[0].height);
     let ctx = RowContext {
         src,
         w,
         h,
         up: Upsampler::new(lw, lh, s, w),
-        lo: &lo,
-        t_coefs: &t_coefs,
+        est: &est,
         streak_width: sc.streak_width,
         streak_half_length: sc.streak_half_length,
         gain: params.streak_gain,

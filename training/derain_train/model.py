@@ -102,11 +102,18 @@ class Stage1(nn.Module):
         self.tnet = UNet(3 + BANK_CHANNELS, 1)
         self.snet = UNet(3 + BANK_CHANNELS, 2)
         self.anet = ANet(3 + BANK_CHANNELS)
-        # Start from "no veil, no streaks": T ≈ 0.95, S ≈ 0.
+        # Start from "no veil, almost no streaks": T ≈ 0.95, S = relu(0·g + 0.02). The offset
+        # keeps the ReLU of S open at the start: at exactly 0 its gradient is 0 and the
+        # streak branch would never learn.
         nn.init.zeros_(self.tnet.out.weight)
         nn.init.constant_(self.tnet.out.bias, 3.0)
+        self.reinit_streak_head()
+
+    def reinit_streak_head(self):
         nn.init.zeros_(self.snet.out.weight)
         nn.init.zeros_(self.snet.out.bias)
+        with torch.no_grad():
+            self.snet.out.bias[1] = 0.02
 
     def forward(self, x_lf, x_hf):
         t = T0 + (1.0 - T0) * torch.sigmoid(self.tnet(x_lf))

@@ -52,6 +52,9 @@ def main(argv=None):
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--reinit-streak-head", action="store_true",
+                    help="after resuming, reset the streak head to its initial state (for "
+                         "checkpoints made before the ReLU-offset fix, whose head never learned)")
     args = ap.parse_args(argv)
 
     if args.threads:
@@ -79,6 +82,10 @@ def main(argv=None):
         opt.load_state_dict(st["opt"]), opt_d.load_state_dict(st["opt_d"])
         step = st["step"]
         print(f"resumed at step {step}", flush=True)
+        if args.reinit_streak_head:
+            model.stage1.reinit_streak_head()
+            opt = torch.optim.Adam(model.parameters(), lr=args.lr)  # fresh moments
+            print("streak head re-initialised", flush=True)
     rng = np.random.default_rng(args.seed + step)
     log = open(out / "log.jsonl", "a")
 

@@ -445,3 +445,18 @@ fn full_mode_runs_the_bundled_networks_and_changes_the_frame() {
         assert!(before.iter().zip(&after).skip(3).step_by(4).all(|(a, b)| a == b));
     }
 }
+
+#[cfg(feature = "cuda")]
+#[test]
+fn backend_cuda_without_a_driver_fails_the_state_change_with_a_clear_message() {
+    if derain_lib::engine::cuda::driver_present() {
+        eprintln!("SKIPPED backend_cuda_without_a_driver_…: libcuda is present");
+        return;
+    }
+    let p = launch(
+        "videotestsrc num-buffers=2 ! video/x-raw,width=64,height=48 ! videoconvert ! \
+         derain backend=cuda ! fakesink",
+    );
+    let err = start_error(&p).expect("start should fail");
+    assert!(err.contains("no CUDA driver"), "{err}");
+}

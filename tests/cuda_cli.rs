@@ -1,0 +1,69 @@
+//! `derain --backend cuda|auto` on a machine without a CUDA driver: `cuda` is a clear error
+//! with a non-zero exit (no panic), `auto` works on the CPU and says so. On a machine with a
+//! driver the first half is skipped (printed).
+#![cfg(feature = "cuda")]
+
+use std::process::{Command, Output};
+
+fn derain(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_derain"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run derain")
+}
+
+fn test_png(name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let d = std::env::temp_dir().join(format!("derain-cuda-cli-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    let img = image::RgbImage::from_fn(48, 32, |x, y| {
+        image::Rgb([(x * 5) as u8, (y * 7) as u8, ((x + y) * 3) as u8])
+    });
+    let input = d.join("in.png");
+    img.save(&input).unwrap();
+    (input, d.join("out.png"))
+}
+
+#[test]
+fn backend_cuda_without_driver_is_a_clear_error_and_auto_uses_the_cpu() {
+    if derain::engine::cuda::driver_present() {
+        eprintln!("SKIPPED backend_cuda_without_driver_is_a_clear_error: libcuda is present");
+        return;
+    }
+    let (input, output) = test_png("image");
+    let (i, o) = (input.to_str().unwrap(), output.to_str().unwrap());
+
+    let r = derain(&["image", i, "-o", o, "--backend", "cuda"]);
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(!r.status.success(), "--backend cuda succeeded: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(err.contains("no CUDA driver"), "{err}");
+    assert!(!output.exists());
+
+    let r = derain(&["image", i, "-o", o, "--backend", "auto"]);
+    let (out, err) = (
+        String::from_utf8_lossy(&r.stdout),
+        String::from_utf8_lossy(&r.stderr),
+    );
+    assert!(r.status.success(), "{err}");
+    assert!(out.contains("backend cpu"), "{out}");
+    // One warning naming the fallback.
+    assert_eq!(err.matches("CUDA not used").count(), 1, "{err}");
+    assert!(output.exists());
+
+    let r = derain(&[
+        "bench",
+        "--backend",
+        "cuda",
+        "--sizes",
+        "64x48",
+        "--reps",
+        "1",
+    ]);
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(
+        !r.status.success() && err.contains("no CUDA driver"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+}
