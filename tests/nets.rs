@@ -10,7 +10,9 @@ use derain::physics::residue::residue;
 use derain::{Config, Mode, Pipeline, PlanarRgb, Plane};
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/nets").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/nets")
+        .join(name)
 }
 
 /// Reads a little-endian float32 C-order .npy file: (shape, data).
@@ -26,8 +28,17 @@ fn npy(name: &str) -> (Vec<usize>, Vec<f32>) {
     };
     let header = std::str::from_utf8(&bytes[start..start + hlen]).unwrap();
     assert!(header.contains("'descr': '<f4'"), "{name}: {header}");
-    assert!(header.contains("'fortran_order': False"), "{name}: {header}");
-    let shape_txt = header.split("'shape': (").nth(1).unwrap().split(')').next().unwrap();
+    assert!(
+        header.contains("'fortran_order': False"),
+        "{name}: {header}"
+    );
+    let shape_txt = header
+        .split("'shape': (")
+        .nth(1)
+        .unwrap()
+        .split(')')
+        .next()
+        .unwrap();
     let shape: Vec<usize> = shape_txt
         .split(',')
         .filter(|s| !s.trim().is_empty())
@@ -43,7 +54,10 @@ fn npy(name: &str) -> (Vec<usize>, Vec<f32>) {
 
 fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 #[test]
@@ -69,9 +83,13 @@ fn tract_networks_match_pytorch() {
     let (_, x_hf) = npy("stage1_x_hf.npy");
     let (h, w) = (s[2], s[3]);
     let outs = nets.stage1.run(h, w, &[&x_lf, &x_hf]).unwrap();
-    for (k, name) in ["stage1_transmission.npy", "stage1_streak_coefs.npy", "stage1_atmosphere.npy"]
-        .iter()
-        .enumerate()
+    for (k, name) in [
+        "stage1_transmission.npy",
+        "stage1_streak_coefs.npy",
+        "stage1_atmosphere.npy",
+    ]
+    .iter()
+    .enumerate()
     {
         let (_, want) = npy(name);
         let d = max_abs_diff(&outs[k], &want);
@@ -124,9 +142,16 @@ fn model_directory_errors_name_the_file() {
     std::fs::create_dir_all(&dir).unwrap();
     // Missing files.
     let e = FullNets::from_dir(&dir).unwrap_err().to_string();
-    assert!(e.contains("stage1.onnx") && e.contains("cannot be read"), "{e}");
+    assert!(
+        e.contains("stage1.onnx") && e.contains("cannot be read"),
+        "{e}"
+    );
     // Corrupt stage 1.
-    std::fs::write(dir.join("stage1.onnx"), b"\x08\x07garbage that is not protobuf").unwrap();
+    std::fs::write(
+        dir.join("stage1.onnx"),
+        b"\x08\x07garbage that is not protobuf",
+    )
+    .unwrap();
     std::fs::write(dir.join("stage2.onnx"), derain::nets::EMBEDDED_STAGE2).unwrap();
     let e = FullNets::from_dir(&dir).unwrap_err().to_string();
     assert!(e.contains("stage1.onnx"), "{e}");
@@ -135,7 +160,9 @@ fn model_directory_errors_name_the_file() {
     let e = FullNets::from_dir(&dir).unwrap_err().to_string();
     assert!(e.contains("stage1.onnx") && e.contains("inputs"), "{e}");
     // A file instead of a directory.
-    let e = FullNets::from_dir(&dir.join("stage2.onnx")).unwrap_err().to_string();
+    let e = FullNets::from_dir(&dir.join("stage2.onnx"))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("not a directory"), "{e}");
     std::fs::remove_dir_all(&dir).ok();
 }
@@ -158,7 +185,13 @@ fn full_mode_handles_odd_and_tiny_sizes() {
         let out = p.process_image(&img).unwrap();
         assert_eq!((out.width(), out.height()), (w, h));
         for plane in &out.planes {
-            assert!(plane.data.iter().all(|v| v.is_finite() && (0.0..=1.0).contains(v)), "{w}x{h}");
+            assert!(
+                plane
+                    .data
+                    .iter()
+                    .all(|v| v.is_finite() && (0.0..=1.0).contains(v)),
+                "{w}x{h}"
+            );
         }
     }
 }

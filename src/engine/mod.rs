@@ -5,9 +5,9 @@ pub mod cuda;
 
 use crate::error::{Error, Result};
 use crate::physics::{self, AtmosphereTracker, RunInfo, Sink, Source, Workspace};
-use crate::pipeline::{Backend, Config};
 #[cfg(feature = "cuda")]
 use crate::pipeline::Mode;
+use crate::pipeline::{Backend, Config};
 
 /// The engine a pipeline runs on.
 #[derive(Debug)]

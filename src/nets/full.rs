@@ -81,7 +81,13 @@ fn crop(t: &[f32], c: usize, ph: usize, pw: usize, lw: usize, lh: usize) -> Plan
     }
 }
 
-fn lerp_rows(up: &Upsampler, planes: [&Plane; 3], y: usize, tmp: &mut [f32], rows: &mut [Vec<f32>; 3]) {
+fn lerp_rows(
+    up: &Upsampler,
+    planes: [&Plane; 3],
+    y: usize,
+    tmp: &mut [f32],
+    rows: &mut [Vec<f32>; 3],
+) {
     let [r0, r1, r2] = rows;
     up.rows(planes, y, tmp, [&mut r0[..], &mut r1[..], &mut r2[..]]);
 }
@@ -105,7 +111,10 @@ pub fn derain_full_into(
     let f = work_factor(w, h);
     let (img_lo, res_lo) = src.downsample_with_residue(f);
     let (lw, lh) = (res_lo.width, res_lo.height);
-    let (pw, ph) = (lw.next_multiple_of(PAD_MULTIPLE), lh.next_multiple_of(PAD_MULTIPLE));
+    let (pw, ph) = (
+        lw.next_multiple_of(PAD_MULTIPLE),
+        lh.next_multiple_of(PAD_MULTIPLE),
+    );
     let rgb_lo = PlanarRgb::from_planes(img_lo)?;
     let lf = guided_bank(&res_lo, &rgb_lo, &BANK_RADII, &BANK_EPS)?;
     let hf: Vec<Plane> = lf
@@ -128,7 +137,10 @@ pub fn derain_full_into(
 
     let outs = nets.stage1.run(ph, pw, &[&ws.x_lf, &ws.x_hf])?;
     let t_lo = crop(&outs[0], 0, ph, pw, lw, lh);
-    let coef = [crop(&outs[1], 0, ph, pw, lw, lh), crop(&outs[1], 1, ph, pw, lw, lh)];
+    let coef = [
+        crop(&outs[1], 0, ph, pw, lw, lh),
+        crop(&outs[1], 1, ph, pw, lw, lh),
+    ];
     let a_net: [f32; 3] = std::array::from_fn(|c| outs[2][c].clamp(0.0, 1.0));
     let mean_luma = {
         let [r, g, b] = &rgb_lo.planes;

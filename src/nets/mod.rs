@@ -219,8 +219,7 @@ impl FullNets {
         if !dir.is_dir() {
             return Err(Error::ModelFile {
                 path: dir.into(),
-                reason: "not a directory (expected one holding stage1.onnx and stage2.onnx)"
-                    .into(),
+                reason: "not a directory (expected one holding stage1.onnx and stage2.onnx)".into(),
             });
         }
         let read = |spec: Spec| -> Result<Net> {

@@ -9,10 +9,10 @@ pub mod config;
 pub use config::{Backend, Config, Mode, PhysicsParams};
 
 use crate::engine::Engine;
-use crate::nets::FullNets;
-use crate::nets::full::{FullWorkspace, derain_full_into};
 use crate::error::{Error, Result};
 use crate::frame::{FrameMut, FrameRef, PlanarRgb, ensure_same_frame};
+use crate::nets::FullNets;
+use crate::nets::full::{FullWorkspace, derain_full_into};
 use crate::physics::{AtmosphereTracker, Components, FrameSink, RunInfo, Sink, Source, Workspace};
 
 /// A configured derainer for a stream of frames (or single images).

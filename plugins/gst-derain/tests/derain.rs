@@ -442,7 +442,14 @@ fn full_mode_runs_the_bundled_networks_and_changes_the_frame() {
         assert_eq!(after.len(), before.len());
         assert_ne!(after, before, "full mode left frame {i} unchanged");
         // Alpha is carried over untouched.
-        assert!(before.iter().zip(&after).skip(3).step_by(4).all(|(a, b)| a == b));
+        assert!(
+            before
+                .iter()
+                .zip(&after)
+                .skip(3)
+                .step_by(4)
+                .all(|(a, b)| a == b)
+        );
     }
 }
 
