@@ -30,6 +30,8 @@ pub mod metrics;
 pub mod nets;
 pub mod physics;
 pub mod pipeline;
+#[doc(hidden)]
+pub mod skip;
 pub mod synth;
 
 pub use error::{Error, Result};

@@ -13,7 +13,7 @@ fn every_kernel_compiles_with_nvrtc() {
         if std::env::var("DERAIN_REQUIRE_NVRTC").is_ok_and(|v| v == "1") {
             panic!("DERAIN_REQUIRE_NVRTC=1 but {e}");
         }
-        eprintln!("SKIPPED every_kernel_compiles_with_nvrtc: {e}");
+        derain::skip::report_skip("every_kernel_compiles_with_nvrtc", &e.to_string());
         return;
     }
     // compute_75 is the oldest architecture NVRTC 13 accepts; compute_90 is the H100/H200.
@@ -46,7 +46,10 @@ fn every_kernel_compiles_with_nvrtc() {
 #[test]
 fn a_broken_kernel_is_a_typed_error_with_the_nvrtc_log() {
     if kernels::ensure_nvrtc().is_err() {
-        eprintln!("SKIPPED a_broken_kernel_is_a_typed_error_with_the_nvrtc_log: no NVRTC");
+        derain::skip::report_skip(
+            "a_broken_kernel_is_a_typed_error_with_the_nvrtc_log",
+            "no NVRTC",
+        );
         return;
     }
     let src = "extern \"C\" __global__ void broken_f32(float* x) { x[0] = undeclared_name; }";
@@ -64,7 +67,7 @@ fn a_broken_kernel_is_a_typed_error_with_the_nvrtc_log() {
 #[test]
 fn no_multiply_add_contraction_in_the_ptx() {
     if kernels::ensure_nvrtc().is_err() {
-        eprintln!("SKIPPED no_multiply_add_contraction_in_the_ptx: no NVRTC");
+        derain::skip::report_skip("no_multiply_add_contraction_in_the_ptx", "no NVRTC");
         return;
     }
     // `a·b + c` must stay a multiply then an add (the CPU reference rounds twice); only an

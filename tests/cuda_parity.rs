@@ -27,7 +27,7 @@ fn engine(test: &str) -> Option<CudaEngine> {
         Ok(e) => Some(e),
         Err(e) if require => panic!("{test}: DERAIN_REQUIRE_GPU=1 but the CUDA engine fails: {e}"),
         Err(e) => {
-            eprintln!("SKIPPED {test} (no GPU): {e}");
+            derain::skip::report_skip(test, &format!("no GPU: {e}"));
             None
         }
     }

@@ -457,7 +457,10 @@ fn full_mode_runs_the_bundled_networks_and_changes_the_frame() {
 #[test]
 fn backend_cuda_without_a_driver_fails_the_state_change_with_a_clear_message() {
     if derain_lib::engine::cuda::driver_present() {
-        eprintln!("SKIPPED backend_cuda_without_a_driver_…: libcuda is present");
+        derain_lib::skip::report_skip(
+            "backend_cuda_without_a_driver_fails_the_state_change",
+            "libcuda is present",
+        );
         return;
     }
     let p = launch(

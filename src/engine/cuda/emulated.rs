@@ -141,7 +141,7 @@ fn emu(test: &str) -> Option<&'static Emu> {
             panic!("{test}: DERAIN_REQUIRE_EMU=1 but {e}")
         }
         Err(Unavailable::NoCompiler(e)) => {
-            eprintln!("SKIPPED {test}: kernel emulation unavailable: {e}");
+            crate::skip::report_skip(test, &format!("kernel emulation unavailable: {e}"));
             None
         }
     }
