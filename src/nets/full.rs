@@ -143,13 +143,9 @@ pub fn derain_full_into(
     ];
     let a_net: [f32; 3] = std::array::from_fn(|c| outs[2][c].clamp(0.0, 1.0));
     let mean_luma = {
-        let [r, g, b] = &rgb_lo.planes;
-        let n = (lw * lh) as f64;
-        (r.data.iter().zip(&g.data).zip(&b.data))
-            .map(|((&r, &g), &b)| (0.299 * r + 0.587 * g + 0.114 * b) as f64)
-            .sum::<f64>()
-            / n
-    } as f32;
+        let y = crate::physics::luma(&rgb_lo);
+        (y.data.iter().map(|&v| v as f64).sum::<f64>() / y.data.len() as f64) as f32
+    };
     let a = match tracker {
         Some(t) => t.update(a_net, mean_luma),
         None => a_net,
@@ -209,18 +205,19 @@ pub fn derain_full_into(
     let t_pass1 = std::time::Instant::now();
 
     // Stage 2 on the working resolution.
+    // Box-downsample J₁ in place of a copy: the buffers are lent to `Plane`s and taken back.
     let j1_lo: Vec<Plane> = ws
         .j1
-        .par_iter()
+        .iter_mut()
         .map(|d| {
-            downsample(
-                &Plane {
-                    width: w,
-                    height: h,
-                    data: d.clone(),
-                },
-                f,
-            )
+            let full = Plane {
+                width: w,
+                height: h,
+                data: std::mem::take(d),
+            };
+            let lo = downsample(&full, f);
+            *d = full.data;
+            lo
         })
         .collect();
     let depth = Plane {

@@ -308,7 +308,8 @@ fn apply_row(ma: &[f32], mb: &[f32], g: &[f32], out: &mut [f32]) {
     }
 }
 
-fn check_inputs(guide: &Plane, inputs: &[&Plane], r: usize, eps: &[f32]) -> Result<()> {
+/// Shape and range checks shared by every guided-filter entry point (and the CUDA ones).
+pub(crate) fn check_inputs(guide: &Plane, inputs: &[&Plane], r: usize, eps: &[f32]) -> Result<()> {
     if guide.width == 0 || guide.height == 0 {
         return Err(Error::param("guide", "empty plane"));
     }

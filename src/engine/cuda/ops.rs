@@ -106,24 +106,15 @@ fn split(v: &[f32], w: usize, h: usize, count: usize) -> Vec<Plane> {
         .collect()
 }
 
+/// The CPU filter's checks (`guided_filter::check_inputs`) plus the device kernels' limits on
+/// the number of inputs and eps values.
 fn check_guided(guide: &Plane, inputs: &[&Plane], r: usize, eps: &[f32]) -> Result<()> {
-    if guide.width == 0 || guide.height == 0 {
-        return Err(Error::param("guide", "empty plane"));
-    }
-    if inputs.is_empty() || inputs.len() > NC_MAX || eps.is_empty() || eps.len() > NE_MAX {
+    crate::physics::guided_filter::check_inputs(guide, inputs, r, eps)?;
+    if inputs.len() > NC_MAX || eps.len() > NE_MAX {
         return Err(Error::param(
             "guided filter",
             format!("1..={NC_MAX} inputs and 1..={NE_MAX} eps on the device"),
         ));
-    }
-    for p in inputs {
-        guide.ensure_same_dims(p, "guided filter guide vs input")?;
-    }
-    if r == 0 || r > 1024 {
-        return Err(Error::param("radius", format!("{r} is outside 1..=1024")));
-    }
-    if let Some(e) = eps.iter().find(|e| !(e.is_finite() && **e > 0.0)) {
-        return Err(Error::param("eps", format!("{e} must be finite and > 0")));
     }
     Ok(())
 }
