@@ -38,19 +38,15 @@ pub const BANK_RADII: [usize; 5] = [2, 4, 8, 16, 32];
 pub const BANK_EPS: [f32; 2] = [1e-3, 1e-4];
 
 /// Window means along x of up to 4 column-sum rows at once: `out[k][x] = Σ_{|i−x|≤r} src[k][i]
-/// · inv_nx[x] · inv_ny`, as an f64 running window sum (N add chains in flight). The sources
-/// are f64 sums of f32 samples, so the rounding of the running sum (≈ 1e-16 relative per step)
-/// stays far below f32 resolution over any row length.
-fn hmeans<const N: usize>(
-    src: [&[f64]; N],
-    out: [&mut [f64]; N],
-    r: usize,
-    inv_nx: &[f64],
-    inv_ny: f64,
-) {
-    let w = inv_nx.len();
+/// · inv[x]` (`inv` = 1/window size, per column, for this row). The sources are f64 sums of f32
+/// samples and the window sum is an f64 running sum, so its rounding (≈ 1e-16 relative per
+/// step) stays far below f32 resolution over any row length. The interior, where one element
+/// enters and one leaves, runs four columns per step on AVX2 (an in-register prefix sum of the
+/// differences); the borders and other targets use the scalar loop.
+fn hmeans<const N: usize>(src: [&[f64]; N], out: [&mut [f64]; N], r: usize, inv: &[f64]) {
+    let w = inv.len();
     let s: [&[f64]; N] = src.map(|s| &s[..w]);
-    let o: [&mut [f64]; N] = out.map(|o| &mut o[..w]);
+    let mut o: [&mut [f64]; N] = out.map(|o| &mut o[..w]);
     let mut acc = [0f64; N];
     // Window of x = 0 without its last element: [0, r).
     for k in 0..N {
@@ -63,73 +59,288 @@ fn hmeans<const N: usize>(
             if x + r < w {
                 acc[k] += s[k][x + r];
             }
-            o[k][x] = acc[k] * inv_nx[x] * inv_ny;
+            o[k][x] = acc[k] * inv[x];
         }
     }
     // Interior: one element enters, one leaves.
-    if w > r + 1 + r {
-        for x in head..w - r {
+    let end = w.saturating_sub(r);
+    if end > head {
+        #[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
+        let start = simd::window_scan(&s, &mut o, r, inv, head, end, &mut acc);
+        #[cfg(not(all(target_arch = "x86_64", target_feature = "avx2")))]
+        let start = head;
+        for x in start..end {
             for k in 0..N {
                 acc[k] += s[k][x + r] - s[k][x - r - 1];
-                o[k][x] = acc[k] * inv_nx[x] * inv_ny;
+                o[k][x] = acc[k] * inv[x];
             }
         }
     }
     // Tail: the window only shrinks.
-    for x in head.max(w.saturating_sub(r))..w {
+    for x in head.max(end)..w {
         for k in 0..N {
             acc[k] -= s[k][x - r - 1];
-            o[k][x] = acc[k] * inv_nx[x] * inv_ny;
+            o[k][x] = acc[k] * inv[x];
         }
     }
 }
 
-/// [`hmeans`] over any number of rows, four at a time.
-fn hmeans_rows(src: &[Vec<f64>], out: &mut [Vec<f64>], r: usize, inv_nx: &[f64], inv_ny: f64) {
+#[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
+mod simd {
+    use std::arch::x86_64::*;
+
+    /// The interior of [`super::hmeans`] for x in `[x0, x1)`, four columns per step: the
+    /// differences d[x] = s[x+r] − s[x−r−1] are prefix-summed inside the register and added to
+    /// the running sum carried from the previous step. Returns the first column not done
+    /// (≤ 3 are left to the scalar loop); `acc` is the running sum there.
+    #[inline]
+    pub(super) fn window_scan<const N: usize>(
+        s: &[&[f64]; N],
+        o: &mut [&mut [f64]; N],
+        r: usize,
+        inv: &[f64],
+        x0: usize,
+        x1: usize,
+        acc: &mut [f64; N],
+    ) -> usize {
+        let w = inv.len();
+        // Every load below reads [x−r−1, x+r+4) ⊂ [0, w) and every store [x, x+4) ⊂ [0, w).
+        assert!(x0 > r && x1 + r <= w);
+        assert!(s.iter().all(|s| s.len() == w) && o.iter().all(|o| o.len() == w));
+        let mut x = x0;
+        // SAFETY: the asserts above bound every pointer offset (x + 4 ≤ x1); AVX2 is enabled
+        // at compile time (this module only exists then).
+        unsafe {
+            let zero = _mm256_setzero_pd();
+            let mut carry: [__m256d; N] = acc.map(|a| _mm256_set1_pd(a));
+            while x + 4 <= x1 {
+                let iv = _mm256_loadu_pd(inv.as_ptr().add(x));
+                for k in 0..N {
+                    let sp = s[k].as_ptr();
+                    let d = _mm256_sub_pd(
+                        _mm256_loadu_pd(sp.add(x + r)),
+                        _mm256_loadu_pd(sp.add(x - r - 1)),
+                    );
+                    // [d0, d0+d1, d0+d1+d2, d0+d1+d2+d3]
+                    let t = _mm256_add_pd(
+                        d,
+                        _mm256_blend_pd::<0b0001>(_mm256_permute4x64_pd::<0b1001_0000>(d), zero),
+                    );
+                    let t = _mm256_add_pd(t, _mm256_permute2f128_pd::<0x08>(t, t));
+                    let sum = _mm256_add_pd(t, carry[k]);
+                    _mm256_storeu_pd(o[k].as_mut_ptr().add(x), _mm256_mul_pd(sum, iv));
+                    carry[k] = _mm256_permute4x64_pd::<0xFF>(sum);
+                }
+                x += 4;
+            }
+            for k in 0..N {
+                acc[k] = _mm256_cvtsd_f64(carry[k]);
+            }
+        }
+        x
+    }
+
+    /// One step of the in-register window scan shared by the fused kernels: loads the
+    /// differences d = s[x+r] − s[x−r−1] of four columns, prefix-sums them, adds the carried
+    /// running sum and returns the four window sums (the carry moves on to the last of them).
+    ///
+    /// # Safety
+    /// `sp` must be valid for reads of `[x−r−1, x+r+4)`; AVX2 is enabled at compile time.
+    #[inline(always)]
+    unsafe fn scan4(sp: *const f64, x: usize, r: usize, carry: &mut __m256d) -> __m256d {
+        // SAFETY: the caller bounds the offsets.
+        unsafe {
+            let zero = _mm256_setzero_pd();
+            let d = _mm256_sub_pd(
+                _mm256_loadu_pd(sp.add(x + r)),
+                _mm256_loadu_pd(sp.add(x - r - 1)),
+            );
+            let t = _mm256_add_pd(
+                d,
+                _mm256_blend_pd::<0b0001>(_mm256_permute4x64_pd::<0b1001_0000>(d), zero),
+            );
+            let t = _mm256_add_pd(t, _mm256_permute2f128_pd::<0x08>(t, t));
+            let sum = _mm256_add_pd(t, *carry);
+            *carry = _mm256_permute4x64_pd::<0xFF>(sum);
+            sum
+        }
+    }
+
+    /// Checks shared by the fused kernels; every access of the loops lies in `[0, w)` (an
+    /// empty span, as on planes narrower than 2r+2, makes no access).
+    fn check_span(rows: &[Vec<f64>], w: usize, r: usize, x0: usize, x1: usize) {
+        assert!(x0 >= x1 || (x0 > r && x1 + r <= w), "interior span");
+        assert!(rows.iter().all(|s| s.len() >= w), "row lengths");
+    }
+
+    /// Statistics window means → coefficient rows, fused, for the interior columns
+    /// `[x0, x1)` (four per step): `s` holds the column sums of I, I², then p and I·p per
+    /// channel (`2 + 2·NC` rows), `ring` receives a and b per eps and channel
+    /// (`ring[2·(e·NC + c)]`, `[.. + 1]`), with exactly the arithmetic of
+    /// `super::coefficients_span`. Returns the first column not done; `acc` carries the running
+    /// sums there.
+    pub(super) fn stats_coefs<const NC: usize, const NE: usize>(
+        s: &[Vec<f64>],
+        r: usize,
+        inv: &[f64],
+        eps: &[f32],
+        (x0, x1): (usize, usize),
+        acc: &mut [f64],
+        ring: &mut [Vec<f32>],
+    ) -> usize {
+        let w = inv.len();
+        let nq = 2 + 2 * NC;
+        assert!(NC <= 3 && s.len() == nq && acc.len() == nq);
+        assert!(eps.len() == NE && ring.len() == 2 * NC * NE);
+        assert!(ring.iter().all(|o| o.len() >= w));
+        check_span(s, w, r, x0, x1);
+        let mut x = x0;
+        // SAFETY: check_span and the asserts bound every offset (x + 4 ≤ x1); AVX2 is
+        // enabled at compile time.
+        unsafe {
+            let zero = _mm256_setzero_pd();
+            let one = _mm256_set1_pd(1.0);
+            let mut carry = [zero; 8];
+            for k in 0..nq {
+                carry[k] = _mm256_set1_pd(acc[k]);
+            }
+            let ep: [__m256d; NE] = std::array::from_fn(|e| _mm256_set1_pd(eps[e] as f64));
+            while x + 4 <= x1 {
+                let iv = _mm256_loadu_pd(inv.as_ptr().add(x));
+                let mut m = [zero; 8];
+                for k in 0..nq {
+                    m[k] = _mm256_mul_pd(scan4(s[k].as_ptr(), x, r, &mut carry[k]), iv);
+                }
+                let mi = m[0];
+                let var = _mm256_max_pd(_mm256_sub_pd(m[1], _mm256_mul_pd(mi, mi)), zero);
+                for e in 0..NE {
+                    let inv_den = _mm256_div_pd(one, _mm256_add_pd(var, ep[e]));
+                    for c in 0..NC {
+                        let mp = m[2 + 2 * c];
+                        let cov = _mm256_sub_pd(m[3 + 2 * c], _mm256_mul_pd(mi, mp));
+                        let a = _mm256_mul_pd(cov, inv_den);
+                        let b = _mm256_sub_pd(mp, _mm256_mul_pd(a, mi));
+                        let k = 2 * (e * NC + c);
+                        _mm_storeu_ps(ring[k].as_mut_ptr().add(x), _mm256_cvtpd_ps(a));
+                        _mm_storeu_ps(ring[k + 1].as_mut_ptr().add(x), _mm256_cvtpd_ps(b));
+                    }
+                }
+                x += 4;
+            }
+            for k in 0..nq {
+                acc[k] = _mm256_cvtsd_f64(carry[k]);
+            }
+        }
+        x
+    }
+
+    /// Coefficient window means → filter output, fused, for `P` (a, b) pairs over the
+    /// interior columns `[x0, x1)`: `s[2p]`, `s[2p+1]` are the column sums of a and b,
+    /// `outs[p][off + x] = mean(a)·I + mean(b)` with exactly the arithmetic of `super::apply_span`.
+    /// Returns the first column not done; `acc` carries the running sums there.
+    pub(super) fn apply_pairs<const P: usize>(
+        s: &[Vec<f64>],
+        g: &[f32],
+        r: usize,
+        inv: &[f64],
+        (x0, x1): (usize, usize),
+        acc: &mut [f64],
+        outs: &mut [&mut [f32]],
+        off: usize,
+    ) -> usize {
+        let w = inv.len();
+        assert!(s.len() == 2 * P && acc.len() == 2 * P && outs.len() == P);
+        assert!(g.len() >= w && outs.iter().all(|o| o.len() >= off + w));
+        check_span(s, w, r, x0, x1);
+        let mut x = x0;
+        // SAFETY: as in stats_coefs.
+        unsafe {
+            let mut carry: [[__m256d; 2]; P] =
+                std::array::from_fn(|p| [0, 1].map(|j| _mm256_set1_pd(acc[2 * p + j])));
+            while x + 4 <= x1 {
+                let iv = _mm256_loadu_pd(inv.as_ptr().add(x));
+                let gv = _mm256_cvtps_pd(_mm_loadu_ps(g.as_ptr().add(x)));
+                for p in 0..P {
+                    let [ca, cb] = &mut carry[p];
+                    let ma = _mm256_mul_pd(scan4(s[2 * p].as_ptr(), x, r, ca), iv);
+                    let mb = _mm256_mul_pd(scan4(s[2 * p + 1].as_ptr(), x, r, cb), iv);
+                    let q = _mm256_fmadd_pd(ma, gv, mb);
+                    _mm_storeu_ps(outs[p].as_mut_ptr().add(off + x), _mm256_cvtpd_ps(q));
+                }
+                x += 4;
+            }
+            for p in 0..P {
+                for j in 0..2 {
+                    acc[2 * p + j] = _mm256_cvtsd_f64(carry[p][j]);
+                }
+            }
+        }
+        x
+    }
+}
+
+/// [`hmeans`] over any number of rows, four at a time; `inv` is 1/window size per column.
+fn hmeans_rows(src: &[Vec<f64>], out: &mut [Vec<f64>], r: usize, inv: &[f64]) {
     for (s4, o4) in src.chunks(4).zip(out.chunks_mut(4)) {
         match (s4, o4) {
-            ([a, b, c, d], [oa, ob, oc, od]) => {
-                hmeans([a, b, c, d], [oa, ob, oc, od], r, inv_nx, inv_ny)
-            }
-            ([a, b, c], [oa, ob, oc]) => hmeans([a, b, c], [oa, ob, oc], r, inv_nx, inv_ny),
-            ([a, b], [oa, ob]) => hmeans([a, b], [oa, ob], r, inv_nx, inv_ny),
-            ([a], [oa]) => hmeans([a], [oa], r, inv_nx, inv_ny),
+            ([a, b, c, d], [oa, ob, oc, od]) => hmeans([a, b, c, d], [oa, ob, oc, od], r, inv),
+            ([a, b, c], [oa, ob, oc]) => hmeans([a, b, c], [oa, ob, oc], r, inv),
+            ([a, b], [oa, ob]) => hmeans([a, b], [oa, ob], r, inv),
+            ([a], [oa]) => hmeans([a], [oa], r, inv),
             _ => unreachable!("chunks of equal length"),
         }
     }
 }
 
-/// `acc (+|−)= src` (f32 → f64); `SUB` picks the sign at compile time.
+/// One vertical step of a pair of column sums, both rows in one loop:
+/// `acc0 += b_in − b_out`, `acc1 += a_in·b_in − a_out·b_out` (f32 samples, f64 sums). `ADD`
+/// and `SUB` say which of the two rows take part (the other slices are then ignored).
 #[inline(always)]
-fn accumulate<const SUB: bool>(acc: &mut [f64], src: &[f32]) {
-    let n = acc.len();
-    let src = &src[..n];
+fn vstep_pair<const ADD: bool, const SUB: bool>(
+    acc0: &mut [f64],
+    acc1: &mut [f64],
+    (a_in, b_in): (&[f32], &[f32]),
+    (a_out, b_out): (&[f32], &[f32]),
+) {
+    let n = acc0.len();
+    let (acc1, a_in, b_in, a_out, b_out) =
+        (&mut acc1[..n], &a_in[..n], &b_in[..n], &a_out[..n], &b_out[..n]);
     for x in 0..n {
-        if SUB {
-            acc[x] -= src[x] as f64;
-        } else {
-            acc[x] += src[x] as f64;
+        let (mut d0, mut d1) = (0f64, 0f64);
+        if ADD {
+            let (a, b) = (a_in[x] as f64, b_in[x] as f64);
+            d0 += b;
+            d1 += a * b;
         }
+        if SUB {
+            let (a, b) = (a_out[x] as f64, b_out[x] as f64);
+            d0 -= b;
+            d1 -= a * b;
+        }
+        acc0[x] += d0;
+        acc1[x] += d1;
     }
 }
 
-/// `acc (+|−)= a·b` (f32 → f64).
+/// One vertical step of a column sum: `acc += row_in − row_out` (f32 → f64).
 #[inline(always)]
-fn accumulate_product<const SUB: bool>(acc: &mut [f64], a: &[f32], b: &[f32]) {
+fn vstep<const ADD: bool, const SUB: bool>(acc: &mut [f64], row_in: &[f32], row_out: &[f32]) {
     let n = acc.len();
-    let (a, b) = (&a[..n], &b[..n]);
+    let (row_in, row_out) = (&row_in[..n], &row_out[..n]);
     for x in 0..n {
-        let v = a[x] as f64 * b[x] as f64;
-        if SUB {
-            acc[x] -= v;
-        } else {
-            acc[x] += v;
+        let mut d = 0f64;
+        if ADD {
+            d += row_in[x] as f64;
         }
+        if SUB {
+            d -= row_out[x] as f64;
+        }
+        acc[x] += d;
     }
 }
 
 /// Vertical running sums over the rows of a window: `acc[k]` holds, per column, the sum of
-/// quantity k over rows `[lo, hi)`. Rows enter and leave through callbacks, so a quantity
+/// quantity k over rows `[lo, hi)`. Rows enter and leave through a callback, so a quantity
 /// that can be recomputed from the inputs (the guide statistics) needs no stored history.
 struct ColumnSums {
     h: usize,
@@ -150,18 +361,25 @@ impl ColumnSums {
         }
     }
 
-    /// Moves the window to centre row `yc`: `f(y, true, acc)` adds row y, `f(y, false, acc)`
-    /// subtracts it (exactly what was added).
-    fn advance(&mut self, yc: usize, mut f: impl FnMut(usize, bool, &mut [Vec<f64>])) {
+    /// Moves the window to centre row `yc`. Each call `f(entering, leaving, acc)` adds the
+    /// entering row and subtracts the leaving one (exactly what was added), either may be
+    /// absent; in the steady state one row enters and one leaves in the same call.
+    fn advance(
+        &mut self,
+        yc: usize,
+        mut f: impl FnMut(Option<usize>, Option<usize>, &mut [Vec<f64>]),
+    ) {
         let want_hi = (yc + self.r + 1).min(self.h);
-        while self.hi < want_hi {
-            f(self.hi, true, &mut self.acc);
-            self.hi += 1;
-        }
         let want_lo = yc.saturating_sub(self.r);
-        while self.lo < want_lo {
-            f(self.lo, false, &mut self.acc);
-            self.lo += 1;
+        loop {
+            let enter = (self.hi < want_hi).then_some(self.hi);
+            let leave = (self.lo < want_lo).then_some(self.lo);
+            if enter.is_none() && leave.is_none() {
+                break;
+            }
+            f(enter, leave, &mut self.acc);
+            self.hi += enter.is_some() as usize;
+            self.lo += leave.is_some() as usize;
         }
     }
 
@@ -170,19 +388,49 @@ impl ColumnSums {
     }
 }
 
-/// Adds (or subtracts) the guide statistics of row y: I, I², and per input p, I·p.
-fn stats_row<const SUB: bool>(guide: &Plane, inputs: &[&Plane], y: usize, acc: &mut [Vec<f64>]) {
-    let g = guide.row(y);
+/// Calls `step::<ADD, SUB>(entering or leaving row, leaving or entering row)` with the
+/// compile-time flags matching which rows are present.
+macro_rules! dispatch_step {
+    ($enter:expr, $leave:expr, $step:ident ( $($arg:expr),* )) => {
+        match ($enter, $leave) {
+            (Some(i), Some(o)) => $step::<true, true>($($arg,)* i, o),
+            (Some(i), None) => $step::<true, false>($($arg,)* i, i),
+            (None, Some(o)) => $step::<false, true>($($arg,)* o, o),
+            (None, None) => {}
+        }
+    };
+}
+
+/// Adds the guide statistics of row `yi` and subtracts those of row `yo`: I, I², and per
+/// input p, p and I·p.
+fn stats_step<const ADD: bool, const SUB: bool>(
+    guide: &Plane,
+    inputs: &[&Plane],
+    acc: &mut [Vec<f64>],
+    yi: usize,
+    yo: usize,
+) {
+    let (gi, go) = (guide.row(yi), guide.row(yo));
     let [a0, a1, rest @ ..] = acc else {
         unreachable!("≥ 4 quantities")
     };
-    accumulate::<SUB>(a0, g);
-    accumulate_product::<SUB>(a1, g, g);
+    vstep_pair::<ADD, SUB>(a0, a1, (gi, gi), (go, go));
     for (c, p) in inputs.iter().enumerate() {
-        let p = p.row(y);
         let [ap, agp] = rest.get_disjoint_mut([2 * c, 2 * c + 1]).expect("distinct");
-        accumulate::<SUB>(ap, p);
-        accumulate_product::<SUB>(agp, g, p);
+        vstep_pair::<ADD, SUB>(ap, agp, (gi, p.row(yi)), (go, p.row(yo)));
+    }
+}
+
+/// Adds ring slot `si` and subtracts ring slot `so` (each `acc.len()` coefficient rows).
+fn ring_step<const ADD: bool, const SUB: bool>(
+    ring: &[Vec<f32>],
+    acc: &mut [Vec<f64>],
+    si: usize,
+    so: usize,
+) {
+    let nq = acc.len();
+    for (k, acc) in acc.iter_mut().enumerate() {
+        vstep::<ADD, SUB>(acc, &ring[si * nq + k], &ring[so * nq + k]);
     }
 }
 
@@ -192,23 +440,208 @@ fn inv_counts(w: usize, r: usize) -> Vec<f64> {
         .collect()
 }
 
-/// Runs the guided filter on output rows `[y0, y1)` and hands each row's window means of the
-/// coefficients to `emit(y, rows)`, where `rows[2·(e·nc + c)]` is mean(a) and `[.. + 1]` is
-/// mean(b) for eps `e` and channel `c`.
+/// Where [`guided_strip`] puts each output row; the row chunks start at the strip's first row.
+enum Sink<'o, 'a> {
+    /// q = mean(a)·I + mean(b): `outs[e·nc + c]`.
+    Filter(&'o mut [&'a mut [f32]]),
+    /// The coefficient window means: `outs[2·(e·nc + c)]` = mean(a), `[.. + 1]` = mean(b).
+    Means(&'o mut [&'a mut [f32]]),
+}
+
+/// Whether the fused AVX2 kernels exist in this build (they need `target-cpu` with AVX2, which
+/// `.cargo/config.toml` sets for x86-64).
+const FUSED: bool = cfg!(all(target_arch = "x86_64", target_feature = "avx2"));
+
+/// The running sums a row scan starts from: Σ src[k][..r] (the window of column −1).
+fn scan_start(src: &[Vec<f64>], r: usize, w: usize) -> Vec<f64> {
+    src.iter().map(|s| s[..r.min(w)].iter().sum()).collect()
+}
+
+/// Scalar window means of columns `[from, to)` for every row of `src`, continuing the running
+/// sums `acc[k]` (the window sum of column `from − 1`). Used on the borders of the fused
+/// kernels' spans, where windows grow or shrink.
+fn hmeans_span(
+    src: &[Vec<f64>],
+    out: &mut [Vec<f64>],
+    acc: &mut [f64],
+    r: usize,
+    inv: &[f64],
+    (from, to): (usize, usize),
+) {
+    let w = inv.len();
+    for ((s, o), a) in src.iter().zip(out.iter_mut()).zip(acc.iter_mut()) {
+        let (s, o) = (&s[..w], &mut o[..w]);
+        for x in from..to {
+            if x + r < w {
+                *a += s[x + r];
+            }
+            if x > r {
+                *a -= s[x - r - 1];
+            }
+            o[x] = *a * inv[x];
+        }
+    }
+}
+
+/// a = cov/(var+eps), b = mean(p) − a·mean(I) for columns `xs`, from the statistics' window
+/// means (I, I², then p and I·p per channel); `ring[2·(e·nc + c)]` = a, `[.. + 1]` = b. The
+/// fused kernel does exactly this arithmetic.
+fn coefficients_span(
+    mean: &[Vec<f64>],
+    eps: &[f32],
+    ring: &mut [Vec<f32>],
+    xs: std::ops::Range<usize>,
+) {
+    let nc = (mean.len() - 2) / 2;
+    for x in xs {
+        let mi = mean[0][x];
+        // Cancellation happens here, in f64.
+        let var = (mean[1][x] - mi * mi).max(0.0);
+        for (e, &eps) in eps.iter().enumerate() {
+            let inv_den = 1.0 / (var + eps as f64);
+            for c in 0..nc {
+                let mp = mean[2 + 2 * c][x];
+                let a = (mean[3 + 2 * c][x] - mi * mp) * inv_den;
+                let k = 2 * (e * nc + c);
+                ring[k][x] = a as f32;
+                ring[k + 1][x] = (mp - a * mi) as f32;
+            }
+        }
+    }
+}
+
+/// q = mean(a)·I + mean(b) for columns `xs` of output row chunks at offset `off`; the fused
+/// kernel does exactly this arithmetic.
+fn apply_span(
+    mean: &[Vec<f64>],
+    g: &[f32],
+    outs: &mut [&mut [f32]],
+    off: usize,
+    xs: std::ops::Range<usize>,
+) {
+    for (p, out) in outs.iter_mut().enumerate() {
+        let (ma, mb) = (&mean[2 * p], &mean[2 * p + 1]);
+        let out = &mut out[off..];
+        for x in xs.clone() {
+            out[x] = ma[x].mul_add(g[x] as f64, mb[x]) as f32;
+        }
+    }
+}
+
+/// The fused statistics → coefficients kernel over `span`, when this build has it and the
+/// channel/eps counts are among those it is instantiated for; returns the first column not
+/// done.
+#[allow(unused_variables)]
+fn fused_stats_coefs(
+    stats: &[Vec<f64>],
+    r: usize,
+    inv: &[f64],
+    eps: &[f32],
+    span: (usize, usize),
+    acc: &mut [f64],
+    ring: &mut [Vec<f32>],
+) -> Option<usize> {
+    #[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
+    {
+        use simd::stats_coefs as k;
+        let args = (stats, r, inv, eps, span);
+        let (s, r, i, e, sp) = args;
+        return match ((stats.len() - 2) / 2, eps.len()) {
+            (1, 1) => Some(k::<1, 1>(s, r, i, e, sp, acc, ring)),
+            (1, 2) => Some(k::<1, 2>(s, r, i, e, sp, acc, ring)),
+            (2, 1) => Some(k::<2, 1>(s, r, i, e, sp, acc, ring)),
+            (2, 2) => Some(k::<2, 2>(s, r, i, e, sp, acc, ring)),
+            (3, 1) => Some(k::<3, 1>(s, r, i, e, sp, acc, ring)),
+            (3, 2) => Some(k::<3, 2>(s, r, i, e, sp, acc, ring)),
+            _ => None,
+        };
+    }
+    #[allow(unreachable_code)]
+    None
+}
+
+/// One coefficient row (a, b per eps and channel, into `ring`) from the statistics' column
+/// sums: window means, var, cov, a, b.
+fn coefficient_rows(
+    stats: &[Vec<f64>],
+    mean: &mut [Vec<f64>],
+    r: usize,
+    inv: &[f64],
+    eps: &[f32],
+    ring: &mut [Vec<f32>],
+) {
+    let w = inv.len();
+    let head = (r + 1).min(w);
+    let end = w.saturating_sub(r).max(head);
+    let mut acc = scan_start(stats, r, w);
+    if FUSED {
+        hmeans_span(stats, mean, &mut acc, r, inv, (0, head));
+        if let Some(done) = fused_stats_coefs(stats, r, inv, eps, (head, end), &mut acc, ring) {
+            hmeans_span(stats, mean, &mut acc, r, inv, (done, w));
+            coefficients_span(mean, eps, ring, 0..head);
+            coefficients_span(mean, eps, ring, done..w);
+            return;
+        }
+    }
+    hmeans_rows(stats, mean, r, inv);
+    coefficients_span(mean, eps, ring, 0..w);
+}
+
+/// Output row `off / w` of every (eps, channel) from the coefficients' column sums.
+fn filter_rows(
+    coef: &[Vec<f64>],
+    mean: &mut [Vec<f64>],
+    r: usize,
+    inv: &[f64],
+    g: &[f32],
+    outs: &mut [&mut [f32]],
+    off: usize,
+) {
+    let w = inv.len();
+    let head = (r + 1).min(w);
+    let end = w.saturating_sub(r).max(head);
+    #[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
+    {
+        let mut acc = scan_start(coef, r, w);
+        hmeans_span(coef, mean, &mut acc, r, inv, (0, head));
+        let mut done = head;
+        let mut p = 0;
+        while p < outs.len() {
+            let n = (outs.len() - p).min(2);
+            let (s, a, o) = (&coef[2 * p..2 * (p + n)], &mut acc[2 * p..2 * (p + n)], &mut outs[p..p + n]);
+            done = if n == 2 {
+                simd::apply_pairs::<2>(s, g, r, inv, (head, end), a, o, off)
+            } else {
+                simd::apply_pairs::<1>(s, g, r, inv, (head, end), a, o, off)
+            };
+            p += n;
+        }
+        hmeans_span(coef, mean, &mut acc, r, inv, (done, w));
+        apply_span(mean, g, outs, off, 0..head);
+        apply_span(mean, g, outs, off, done..w);
+        return;
+    }
+    #[allow(unreachable_code)]
+    {
+        hmeans_rows(coef, mean, r, inv);
+        apply_span(mean, g, outs, off, 0..w);
+    }
+}
+
+/// Runs the guided filter on output rows `[y0, y1)` into `sink`.
 ///
 /// Per row: the statistics' column sums move down one row (add the entering row, subtract the
-/// leaving one, both recomputed from the inputs), their window means come from f64 prefix sums
-/// along the row, the coefficient row is computed and stored in a ring of 2r+2 rows (so the
-/// same values can be subtracted when the row leaves), and the coefficient column sums go
-/// through the same horizontal step.
+/// leaving one, both recomputed from the inputs, in one pass); their window means, var, cov
+/// and the coefficients a, b come out of one fused pass along the row and are stored in a ring
+/// of 2r+2 rows (so the same values can be subtracted when the row leaves); the coefficient
+/// column sums move down the same way and a second fused pass along the row makes the output.
 fn guided_strip(
     guide: &Plane,
     inputs: &[&Plane],
     r: usize,
     eps: &[f32],
-    y0: usize,
-    y1: usize,
-    mut emit: impl FnMut(usize, &[Vec<f32>]),
+    (y0, y1): (usize, usize),
+    mut sink: Sink<'_, '_>,
 ) {
     let (w, h) = (guide.width, guide.height);
     let nc = inputs.len();
@@ -220,91 +653,53 @@ fn guided_strip(
     let mut coefs = ColumnSums::new(w, h, r, nq_coef, coef_start);
     let ring_len = (2 * r + 2).min(h + 1);
     let mut ring = vec![vec![0f32; w]; ring_len * nq_coef];
-    let mut mean = vec![vec![0f64; w]; nq_stats.max(nq_coef)];
-    let mut out_rows = vec![vec![0f32; w]; nq_coef];
-    let mut var = vec![0f32; w];
-    let mut inv = vec![0f32; w];
+    let mut mean = vec![vec![0f64; w]; nq_stats];
+    let mut coef_mean = vec![vec![0f64; w]; nq_coef];
+    let mut inv_row = vec![0f64; w];
 
     for y in y0..y1 {
-        coefs.advance(y, |yc, entering, acc| {
-            if !entering {
-                let slot = (yc % ring_len) * nq_coef;
-                for (acc, row) in acc.iter_mut().zip(&ring[slot..slot + nq_coef]) {
-                    accumulate::<true>(acc, row);
-                }
-                return;
-            }
-            {
+        coefs.advance(y, |enter, leave, acc| {
+            if let Some(yc) = enter {
                 // Coefficient row yc from the statistics window centred on it.
-                stats.advance(yc, |ys, entering, acc| {
-                    if entering {
-                        stats_row::<false>(guide, inputs, ys, acc)
-                    } else {
-                        stats_row::<true>(guide, inputs, ys, acc)
-                    }
+                stats.advance(yc, |si, so, sacc| {
+                    dispatch_step!(si, so, stats_step(guide, inputs, sacc))
                 });
-                let inv_ny = stats.inv_ny();
-                hmeans_rows(&stats.acc, &mut mean[..nq_stats], r, &inv_nx, inv_ny);
-                let (mg, mgg) = (&mean[0], &mean[1]);
-                // Cancellation happens here, in f64.
-                for ((v, &m), &mm) in var.iter_mut().zip(&mg[..w]).zip(&mgg[..w]) {
-                    *v = (mm - m * m).max(0.0) as f32;
-                }
+                fill_inv(&mut inv_row, &inv_nx, stats.inv_ny());
                 let slot = (yc % ring_len) * nq_coef;
-                for (e, &eps) in eps.iter().enumerate() {
-                    for (iv, &v) in inv.iter_mut().zip(&var) {
-                        *iv = 1.0 / (v + eps);
-                    }
-                    for c in 0..nc {
-                        let k = 2 * (e * nc + c);
-                        let [a, b] = ring
-                            .get_disjoint_mut([slot + k, slot + k + 1])
-                            .expect("distinct");
-                        coefficients_row(mg, &mean[2 + 2 * c], &mean[3 + 2 * c], &inv, a, b);
-                    }
-                }
-                for (acc, row) in acc.iter_mut().zip(&ring[slot..slot + nq_coef]) {
-                    accumulate::<false>(acc, row);
-                }
+                let rows = &mut ring[slot..slot + nq_coef];
+                coefficient_rows(&stats.acc, &mut mean, r, &inv_row, eps, rows);
             }
+            let slot = |y: Option<usize>| y.map(|y| y % ring_len);
+            dispatch_step!(slot(enter), slot(leave), ring_step(&ring, acc));
         });
-        hmeans_rows(&coefs.acc, &mut mean[..nq_coef], r, &inv_nx, coefs.inv_ny());
-        for (o, m) in out_rows.iter_mut().zip(&mean) {
-            for (o, &m) in o.iter_mut().zip(m.iter()) {
-                *o = m as f32;
+        fill_inv(&mut inv_row, &inv_nx, coefs.inv_ny());
+        let off = (y - y0) * w;
+        match &mut sink {
+            Sink::Filter(outs) => filter_rows(
+                &coefs.acc,
+                &mut coef_mean,
+                r,
+                &inv_row,
+                guide.row(y),
+                outs,
+                off,
+            ),
+            Sink::Means(outs) => {
+                hmeans_rows(&coefs.acc, &mut coef_mean, r, &inv_row);
+                for (o, m) in outs.iter_mut().zip(&coef_mean) {
+                    for (o, &m) in o[off..off + w].iter_mut().zip(m) {
+                        *o = m as f32;
+                    }
+                }
             }
         }
-        emit(y, &out_rows);
     }
 }
 
-/// a = cov/(var+eps), b = mean(p) − a·mean(I) for one row.
-#[inline(always)]
-fn coefficients_row(
-    mg: &[f64],
-    mp: &[f64],
-    mgp: &[f64],
-    inv: &[f32],
-    a: &mut [f32],
-    b: &mut [f32],
-) {
-    let n = a.len();
-    let (mg, mp, mgp, inv, b) = (&mg[..n], &mp[..n], &mgp[..n], &inv[..n], &mut b[..n]);
-    for x in 0..n {
-        let cov = (mgp[x] - mg[x] * mp[x]) as f32;
-        let ax = cov * inv[x];
-        a[x] = ax;
-        b[x] = mp[x] as f32 - ax * mg[x] as f32;
-    }
-}
-
-/// q = mean(a)·I + mean(b) for one row; all slices have equal length.
-#[inline(always)]
-fn apply_row(ma: &[f32], mb: &[f32], g: &[f32], out: &mut [f32]) {
-    let n = out.len();
-    let (ma, mb, g) = (&ma[..n], &mb[..n], &g[..n]);
-    for x in 0..n {
-        out[x] = ma[x].mul_add(g[x], mb[x]);
+/// `inv[x] = inv_nx[x] · inv_ny`: 1 / window size per column of one row.
+fn fill_inv(inv: &mut [f64], inv_nx: &[f64], inv_ny: f64) {
+    for (i, &n) in inv.iter_mut().zip(inv_nx) {
+        *i = n * inv_ny;
     }
 }
 
@@ -387,21 +782,10 @@ fn run_jobs(guide: &Plane, inputs: &[&Plane], jobs: Vec<Job<'_>>) {
             tasks.push((job.r, job.eps, a, b, outs));
         }
     }
-    let nc = inputs.len();
     tasks
         .into_par_iter()
         .for_each(|(r, eps, y0, y1, mut outs)| {
-            guided_strip(guide, inputs, r, eps, y0, y1, |y, rows| {
-                let g = guide.row(y);
-                let off = (y - y0) * w;
-                for e in 0..eps.len() {
-                    for c in 0..nc {
-                        let k = e * nc + c;
-                        let (ma, mb) = (&rows[2 * k], &rows[2 * k + 1]);
-                        apply_row(&ma[..w], &mb[..w], &g[..w], &mut outs[k][off..off + w]);
-                    }
-                }
-            });
+            guided_strip(guide, inputs, r, eps, (y0, y1), Sink::Filter(&mut outs));
         });
 }
 
@@ -414,9 +798,22 @@ pub fn guided_filter_multi(
     eps: &[f32],
 ) -> Result<Vec<Plane>> {
     check_inputs(guide, inputs, radius_px, eps)?;
-    let mut outs: Vec<Plane> = (0..inputs.len() * eps.len())
-        .map(|_| Plane::zeros(guide.width, guide.height))
-        .collect();
+    let mut outs = zeroed_like(guide, inputs.len() * eps.len());
+    guided_filter_multi_into(guide, inputs, radius_px, eps, &mut outs)?;
+    Ok(outs)
+}
+
+/// [`guided_filter_multi`] into caller-owned planes (`outs[e·inputs.len() + c]`, each the size
+/// of the guide), so a caller that filters every frame allocates nothing.
+pub fn guided_filter_multi_into(
+    guide: &Plane,
+    inputs: &[&Plane],
+    radius_px: usize,
+    eps: &[f32],
+    outs: &mut [Plane],
+) -> Result<()> {
+    check_inputs(guide, inputs, radius_px, eps)?;
+    check_outputs(guide, outs, inputs.len() * eps.len())?;
     run_jobs(
         guide,
         inputs,
@@ -426,7 +823,27 @@ pub fn guided_filter_multi(
             outs: outs.iter_mut().collect(),
         }],
     );
-    Ok(outs)
+    Ok(())
+}
+
+fn zeroed_like(guide: &Plane, n: usize) -> Vec<Plane> {
+    (0..n)
+        .map(|_| Plane::zeros(guide.width, guide.height))
+        .collect()
+}
+
+/// Output planes must be `n`, each the size of the guide.
+fn check_outputs(guide: &Plane, outs: &[Plane], n: usize) -> Result<()> {
+    if outs.len() != n {
+        return Err(Error::param(
+            "guided filter outputs",
+            format!("{} planes given, {n} needed", outs.len()),
+        ));
+    }
+    for o in outs {
+        guide.ensure_same_dims(o, "guided filter guide vs output")?;
+    }
+    Ok(())
 }
 
 /// Guided filter of one plane.
@@ -456,15 +873,26 @@ pub fn guided_bank(
     radii: &[usize],
     eps: &[f32],
 ) -> Result<Vec<Plane>> {
+    let mut outs = zeroed_like(guide, radii.len() * eps.len() * 3);
+    guided_bank_into(guide, input, radii, eps, &mut outs)?;
+    Ok(outs)
+}
+
+/// [`guided_bank`] into caller-owned planes (same order, each the size of the guide).
+pub fn guided_bank_into(
+    guide: &Plane,
+    input: &PlanarRgb,
+    radii: &[usize],
+    eps: &[f32],
+    outs: &mut [Plane],
+) -> Result<()> {
     let [r, g, b] = &input.planes;
     let inputs = [r, g, b];
     for &rad in radii {
         check_inputs(guide, &inputs, rad, eps)?;
     }
     let per_radius = 3 * eps.len();
-    let mut outs: Vec<Plane> = (0..radii.len() * per_radius)
-        .map(|_| Plane::zeros(guide.width, guide.height))
-        .collect();
+    check_outputs(guide, outs, radii.len() * per_radius)?;
     let mut it = outs.iter_mut();
     let jobs = radii
         .iter()
@@ -475,7 +903,7 @@ pub fn guided_bank(
         })
         .collect();
     run_jobs(guide, &inputs, jobs);
-    Ok(outs)
+    Ok(())
 }
 
 /// Box mean with radius `r` (border policy above).
@@ -492,15 +920,14 @@ pub fn box_mean(src: &Plane, r: usize) -> Result<Plane> {
         let dst = &mut *dst[0];
         let mut cols = ColumnSums::new(w, h, r, 1, y0.saturating_sub(r));
         let mut mean = vec![vec![0f64; w]];
+        let mut inv = vec![0f64; w];
         for y in y0..y1 {
-            cols.advance(y, |yy, entering, acc| {
-                if entering {
-                    accumulate::<false>(&mut acc[0], src.row(yy))
-                } else {
-                    accumulate::<true>(&mut acc[0], src.row(yy))
-                }
+            cols.advance(y, |yi, yo, acc| {
+                let row = |y: Option<usize>| y.map(|y| src.row(y));
+                dispatch_step!(row(yi), row(yo), vstep(&mut acc[0]))
             });
-            hmeans_rows(&cols.acc, &mut mean, r, &inv_nx, cols.inv_ny());
+            fill_inv(&mut inv, &inv_nx, cols.inv_ny());
+            hmeans_rows(&cols.acc, &mut mean, r, &inv);
             for (o, &m) in dst[(y - y0) * w..(y - y0 + 1) * w].iter_mut().zip(&mean[0]) {
                 *o = m as f32;
             }
@@ -709,12 +1136,7 @@ pub fn guided_coefficients(
     st.into_par_iter()
         .zip(per)
         .for_each(|((y0, y1), mut outs)| {
-            guided_strip(guide, inputs, radius_px, eps, y0, y1, |y, rows| {
-                let off = (y - y0) * w;
-                for (o, row) in outs.iter_mut().zip(rows) {
-                    o[off..off + w].copy_from_slice(row);
-                }
-            });
+            guided_strip(guide, inputs, radius_px, eps, (y0, y1), Sink::Means(&mut outs));
         });
     Ok(coefs)
 }
