@@ -13,14 +13,23 @@
 //! ```
 //!
 //! # How it is fast
-//! - One streaming pass per row strip: statistics rows (I, I², p_c, I·p_c) are box-summed
-//!   horizontally (prefix sums in f64, several quantities per loop for ILP) into a ring buffer
-//!   of 2r+2 rows, and a vertical running sum in f64 keeps the window total; coefficient rows
-//!   are made as soon as their window is complete and go through the same machinery. Nothing
-//!   the size of the frame is materialised except the outputs.
+//! - One streaming pass per row strip, nothing the size of the frame materialised except the
+//!   outputs: the statistics (I, I², p_c, I·p_c) are kept as f64 column sums over the 2r+1
+//!   rows of the window (one row enters and one leaves per step, in one pass); a row pass
+//!   along x turns them into window means, var, cov and the coefficients a, b, which go into a
+//!   ring of 2r+2 rows (so the same values can be subtracted when a row leaves); the
+//!   coefficients' column sums move down the same way and a second row pass turns them into
+//!   q = mean(a)·I + mean(b).
+//! - On x86-64 with AVX2 (the project's `target-cpu`) the two row passes are fused kernels:
+//!   the window sums along x are an in-register prefix sum of the differences
+//!   s[x+r] − s[x−r−1], four columns per step, and the means feed the coefficient or output
+//!   arithmetic without being stored. Elsewhere (and for more than 3 inputs or 2 eps) the same
+//!   arithmetic runs as scalar running sums.
 //! - The guide statistics (mean I, var I and 1/(var+eps)) are shared across channels and eps.
-//! - Row strips (with a 2r halo) and, in the bank, radii run in parallel on rayon.
-//!
+//! - The jobs' rows (one job per radius in the bank) are cut into 2 groups per thread of equal
+//!   work; a radius is split into strips (each with a 2r halo) only where a group ends.
+//! - `*_into` variants write into caller-owned planes; the coefficient ring is kept per thread.
+
 //! # Accuracy
 //! Window sums come from f64 prefix sums of f32 samples and f64 running sums of exactly the
 //! f32 row sums that are later subtracted, so nothing drifts along a row or down the frame.
@@ -213,8 +222,8 @@ mod simd {
                 }
                 let mi = m[0];
                 let var = _mm256_max_pd(_mm256_sub_pd(m[1], _mm256_mul_pd(mi, mi)), zero);
-                for e in 0..NE {
-                    let inv_den = _mm256_div_pd(one, _mm256_add_pd(var, ep[e]));
+                for (e, &epv) in ep.iter().enumerate() {
+                    let inv_den = _mm256_div_pd(one, _mm256_add_pd(var, epv));
                     for c in 0..NC {
                         let mp = m[2 + 2 * c];
                         let cov = _mm256_sub_pd(m[3 + 2 * c], _mm256_mul_pd(mi, mp));
@@ -245,8 +254,7 @@ mod simd {
         inv: &[f64],
         (x0, x1): (usize, usize),
         acc: &mut [f64],
-        outs: &mut [&mut [f32]],
-        off: usize,
+        (outs, off): (&mut [&mut [f32]], usize),
     ) -> usize {
         let w = inv.len();
         assert!(s.len() == 2 * P && acc.len() == 2 * P && outs.len() == P);
@@ -608,11 +616,12 @@ fn filter_rows(
         let mut p = 0;
         while p < outs.len() {
             let n = (outs.len() - p).min(2);
-            let (s, a, o) = (&coef[2 * p..2 * (p + n)], &mut acc[2 * p..2 * (p + n)], &mut outs[p..p + n]);
+            let (s, a) = (&coef[2 * p..2 * (p + n)], &mut acc[2 * p..2 * (p + n)]);
+            let o = (&mut outs[p..p + n], off);
             done = if n == 2 {
-                simd::apply_pairs::<2>(s, g, r, inv, (head, end), a, o, off)
+                simd::apply_pairs::<2>(s, g, r, inv, (head, end), a, o)
             } else {
-                simd::apply_pairs::<1>(s, g, r, inv, (head, end), a, o, off)
+                simd::apply_pairs::<1>(s, g, r, inv, (head, end), a, o)
             };
             p += n;
         }
@@ -626,6 +635,11 @@ fn filter_rows(
         hmeans_rows(coef, mean, r, inv);
         apply_span(mean, g, outs, off, 0..w);
     }
+}
+
+thread_local! {
+    /// [`guided_strip`]'s coefficient ring, reused by the next call on this thread.
+    static RING: std::cell::Cell<Vec<Vec<f32>>> = const { std::cell::Cell::new(Vec::new()) };
 }
 
 /// Runs the guided filter on output rows `[y0, y1)` into `sink`.
@@ -652,7 +666,13 @@ fn guided_strip(
     let mut stats = ColumnSums::new(w, h, r, nq_stats, coef_start.saturating_sub(r));
     let mut coefs = ColumnSums::new(w, h, r, nq_coef, coef_start);
     let ring_len = (2 * r + 2).min(h + 1);
-    let mut ring = vec![vec![0f32; w]; ring_len * nq_coef];
+    // The ring (megabytes at large radii) is kept per thread across calls: every slot is
+    // written before it is read, and fresh pages would cost more than the filtering.
+    let mut ring = RING.take();
+    ring.resize_with(ring_len * nq_coef, Vec::new);
+    for row in &mut ring {
+        row.resize(w, 0.0);
+    }
     let mut mean = vec![vec![0f64; w]; nq_stats];
     let mut coef_mean = vec![vec![0f64; w]; nq_coef];
     let mut inv_row = vec![0f64; w];
@@ -694,6 +714,7 @@ fn guided_strip(
             }
         }
     }
+    RING.set(ring);
 }
 
 /// `inv[x] = inv_nx[x] · inv_ny`: 1 / window size per column of one row.
@@ -768,25 +789,62 @@ struct Job<'a> {
 /// (radius, eps, first row, end row, output row chunks) of one parallel task.
 type Task<'a> = (usize, &'a [f32], usize, usize, Vec<&'a mut [f32]>);
 
-/// Runs every job over row strips in parallel, writing q = mean(a)·I + mean(b).
+/// Splits `n_jobs` jobs of `h` rows each into `n_groups` groups of about equal work: the jobs'
+/// rows are laid end to end and cut into equal runs, so a job is split only where a run ends
+/// (each cut costs a halo of 3r rows). Pieces shorter than `min_piece` rows are not made.
+/// Returns, per job, its strips `(y0, y1, group)`.
+fn partition(
+    n_jobs: usize,
+    h: usize,
+    n_groups: usize,
+    min_piece: usize,
+) -> Vec<Vec<(usize, usize, usize)>> {
+    let n_groups = n_groups.max(1);
+    let per = (n_jobs * h).div_ceil(n_groups).max(1);
+    (0..n_jobs)
+        .map(|j| {
+            let pos = j * h;
+            let mut st = Vec::new();
+            let mut a = 0;
+            while a < h {
+                let g = ((pos + a) / per).min(n_groups - 1);
+                let mut b = ((g + 1) * per).saturating_sub(pos).clamp(a + 1, h);
+                if b - a < min_piece || h - b < min_piece {
+                    b = h;
+                }
+                st.push((a, b, g));
+                a = b;
+            }
+            st
+        })
+        .collect()
+}
+
+/// Groups of work per thread: more than one, so a thread that falls behind (another process,
+/// a busy sibling) is made up for by stealing.
+const GROUPS_PER_THREAD: usize = 2;
+
+/// Runs every job over row strips in parallel, writing q = mean(a)·I + mean(b): the jobs'
+/// rows are shared out in equal groups (see [`partition`]), run in parallel.
 fn run_jobs(guide: &Plane, inputs: &[&Plane], jobs: Vec<Job<'_>>) {
     let w = guide.width;
     let h = guide.height;
-    let threads = rayon::current_num_threads();
-    // Tasks: (radius, eps, strip rows, output row chunks).
-    let mut tasks: Vec<Task<'_>> = Vec::new();
-    for job in jobs {
-        let st = strips(h, job.r, 2 * threads);
-        let per = split_strips(job.outs, &st, w);
-        for (&(a, b), outs) in st.iter().zip(per) {
-            tasks.push((job.r, job.eps, a, b, outs));
+    let n_groups = GROUPS_PER_THREAD * rayon::current_num_threads();
+    let max_r = jobs.iter().map(|j| j.r).max().unwrap_or(1);
+    let parts = partition(jobs.len(), h, n_groups, (4 * max_r).max(32));
+    let mut groups: Vec<Vec<Task<'_>>> = (0..n_groups).map(|_| Vec::new()).collect();
+    for (job, st) in jobs.into_iter().zip(parts) {
+        let ranges: Vec<(usize, usize)> = st.iter().map(|&(a, b, _)| (a, b)).collect();
+        let per = split_strips(job.outs, &ranges, w);
+        for (&(a, b, g), outs) in st.iter().zip(per) {
+            groups[g].push((job.r, job.eps, a, b, outs));
         }
     }
-    tasks
-        .into_par_iter()
-        .for_each(|(r, eps, y0, y1, mut outs)| {
+    groups.into_par_iter().for_each(|tasks| {
+        for (r, eps, y0, y1, mut outs) in tasks {
             guided_strip(guide, inputs, r, eps, (y0, y1), Sink::Filter(&mut outs));
-        });
+        }
+    });
 }
 
 /// Guided filter of several input channels with one guide, for several eps at once (the guide
@@ -1340,6 +1398,66 @@ mod tests {
                     assert_eq!(bank[k].data, single.data, "r={r} eps={eps} c={c}");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn many_inputs_and_eps_take_the_general_path_and_match_the_reference() {
+        // Four inputs and three eps: outside the fused kernels' instantiations.
+        let (w, h) = (83, 61);
+        let g = test_plane(w, h, 11);
+        let ps: Vec<Plane> = (0..4).map(|k| test_plane(w, h, 20 + k)).collect();
+        let refs: Vec<&Plane> = ps.iter().collect();
+        let eps = [1e-2, 1e-3, 1e-4];
+        let out = guided_filter_multi(&g, &refs, 6, &eps).unwrap();
+        for (e, &ev) in eps.iter().enumerate() {
+            for (c, p) in ps.iter().enumerate() {
+                let want = reference::guided(&g, p, 6, ev as f64);
+                let d = max_abs_diff(&out[e * ps.len() + c].data, &want);
+                assert!(d <= 1e-4, "eps={ev} c={c}: max |Δ| = {d}");
+            }
+        }
+    }
+
+    #[test]
+    fn into_variants_check_their_outputs() {
+        let g = test_plane(16, 12, 1);
+        let img = PlanarRgb::from_planes([g.clone(), g.clone(), g.clone()]).unwrap();
+        let mut few = vec![Plane::zeros(16, 12); 5];
+        assert!(guided_bank_into(&g, &img, &[2, 4], &BANK_EPS, &mut few).is_err());
+        let mut wrong = vec![Plane::zeros(15, 12); 12];
+        assert!(guided_bank_into(&g, &img, &[2, 4], &BANK_EPS, &mut wrong).is_err());
+        let mut ok = vec![Plane::zeros(16, 12); 12];
+        guided_bank_into(&g, &img, &[2, 4], &BANK_EPS, &mut ok).unwrap();
+        let alloc = guided_bank(&g, &img, &[2, 4], &BANK_EPS).unwrap();
+        assert!(ok.iter().zip(&alloc).all(|(a, b)| a.data == b.data));
+        let mut one = vec![Plane::zeros(16, 12); 2];
+        assert!(guided_filter_multi_into(&g, &[&g], 3, &[1e-3], &mut one).is_err());
+    }
+
+    #[test]
+    fn partition_covers_every_row_once_in_balanced_groups() {
+        for &(jobs, h, groups, min_piece) in
+            &[(5, 1080, 4, 128), (1, 1080, 4, 32), (5, 7, 4, 128), (3, 100, 1, 32), (2, 33, 8, 32)]
+        {
+            let parts = partition(jobs, h, groups, min_piece);
+            assert_eq!(parts.len(), jobs);
+            let mut load = vec![0usize; groups];
+            for st in &parts {
+                // Consecutive strips covering [0, h).
+                assert_eq!(st.first().unwrap().0, 0);
+                assert_eq!(st.last().unwrap().1, h);
+                for win in st.windows(2) {
+                    assert_eq!(win[0].1, win[1].0);
+                }
+                for &(a, b, g) in st {
+                    assert!(a < b && g < groups);
+                    assert!(b - a >= min_piece.min(h), "{a}..{b} shorter than {min_piece}");
+                    load[g] += b - a;
+                }
+            }
+            let ideal = (jobs * h).div_ceil(groups);
+            assert!(load.iter().all(|&l| l <= ideal + min_piece), "{load:?} vs {ideal}");
         }
     }
 
