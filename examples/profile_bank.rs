@@ -1,9 +1,15 @@
 //! Profiling aid: the 10-filter bank at 1080p, repeated.
-use derain::physics::guided_filter::{guided_bank_into, BANK_EPS, BANK_RADII};
+use derain::physics::guided_filter::{BANK_EPS, BANK_RADII, guided_bank_into};
 use derain::{PlanarRgb, Plane};
 
 fn main() {
-    let (w, h): (usize, usize) = std::env::var("SIZE").ok().and_then(|s| { let (a, b) = s.split_once('x')?; Some((a.parse().ok()?, b.parse().ok()?)) }).unwrap_or((1920, 1080));
+    let (w, h): (usize, usize) = std::env::var("SIZE")
+        .ok()
+        .and_then(|s| {
+            let (a, b) = s.split_once('x')?;
+            Some((a.parse().ok()?, b.parse().ok()?))
+        })
+        .unwrap_or((1920, 1080));
     let mk = |k: usize| Plane {
         width: w,
         height: h,

@@ -3,7 +3,13 @@ use derain::Plane;
 use derain::physics::guided_filter::guided_filter_multi_into;
 
 fn main() {
-    let (w, h): (usize, usize) = std::env::var("SIZE").ok().and_then(|s| { let (a, b) = s.split_once('x')?; Some((a.parse().ok()?, b.parse().ok()?)) }).unwrap_or((1920, 1080));
+    let (w, h): (usize, usize) = std::env::var("SIZE")
+        .ok()
+        .and_then(|s| {
+            let (a, b) = s.split_once('x')?;
+            Some((a.parse().ok()?, b.parse().ok()?))
+        })
+        .unwrap_or((1920, 1080));
     let mk = |k: usize| Plane {
         width: w,
         height: h,
