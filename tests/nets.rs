@@ -77,29 +77,72 @@ fn rust_bank_matches_the_pytorch_bank() {
 }
 
 #[test]
-fn tract_networks_match_pytorch() {
+fn both_engines_match_pytorch() {
     let mut nets = FullNets::embedded().expect("embedded networks load");
+    // The shipped files are the architecture the native engine implements.
+    assert_eq!(nets.stage1.engine(), "native", "stage 1 fell back to tract");
+    assert_eq!(nets.stage2.engine(), "native", "stage 2 fell back to tract");
     let (s, x_lf) = npy("stage1_x_lf.npy");
     let (_, x_hf) = npy("stage1_x_hf.npy");
     let (h, w) = (s[2], s[3]);
-    let outs = nets.stage1.run(h, w, &[&x_lf, &x_hf]).unwrap();
-    for (k, name) in [
-        "stage1_transmission.npy",
-        "stage1_streak_coefs.npy",
-        "stage1_atmosphere.npy",
-    ]
-    .iter()
-    .enumerate()
-    {
-        let (_, want) = npy(name);
-        let d = max_abs_diff(&outs[k], &want);
-        assert!(d <= 1e-4, "{name}: max |Δ| = {d}");
-    }
     let (s2, x2) = npy("stage2_x.npy");
-    let out = nets.stage2.run(s2[2], s2[3], &[&x2]).unwrap();
-    let (_, want) = npy("stage2_residual.npy");
-    let d = max_abs_diff(&out[0], &want);
-    assert!(d <= 1e-4, "stage2: max |Δ| = {d}");
+    for engine in ["native", "tract"] {
+        let outs = if engine == "native" {
+            nets.stage1.run(h, w, &[&x_lf, &x_hf]).unwrap()
+        } else {
+            nets.stage1.run_tract(h, w, &[&x_lf, &x_hf]).unwrap()
+        };
+        for (k, name) in [
+            "stage1_transmission.npy",
+            "stage1_streak_coefs.npy",
+            "stage1_atmosphere.npy",
+        ]
+        .iter()
+        .enumerate()
+        {
+            let (_, want) = npy(name);
+            let d = max_abs_diff(&outs[k], &want);
+            assert!(d <= 1e-4, "{engine} {name}: max |Δ| = {d}");
+        }
+        let out = if engine == "native" {
+            nets.stage2.run(s2[2], s2[3], &[&x2]).unwrap()
+        } else {
+            nets.stage2.run_tract(s2[2], s2[3], &[&x2]).unwrap()
+        };
+        let (_, want) = npy("stage2_residual.npy");
+        let d = max_abs_diff(&out[0], &want);
+        assert!(d <= 1e-4, "{engine} stage2: max |Δ| = {d}");
+    }
+}
+
+#[test]
+fn native_engine_matches_tract_on_a_working_size_frame() {
+    // 720p works at 320×180; odd multiples of 4 exercise every stride-2 border case.
+    let mut nets = FullNets::embedded().expect("embedded networks load");
+    for (h, w) in [(180, 320), (44, 52), (4, 4)] {
+        let mut seed = (h * 1000 + w) as u64;
+        let mut rand = |n: usize| -> Vec<f32> {
+            (0..n)
+                .map(|_| {
+                    seed = seed
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    (seed >> 40) as f32 / (1u64 << 24) as f32 - 0.2
+                })
+                .collect()
+        };
+        let (x_lf, x_hf, x2) = (rand(33 * h * w), rand(33 * h * w), rand(4 * h * w));
+        let native = nets.stage1.run(h, w, &[&x_lf, &x_hf]).unwrap();
+        let tract = nets.stage1.run_tract(h, w, &[&x_lf, &x_hf]).unwrap();
+        for (k, (a, b)) in native.iter().zip(&tract).enumerate() {
+            let d = max_abs_diff(a, b);
+            assert!(d <= 1e-4, "{w}x{h} stage 1 output {k}: max |Δ| = {d}");
+        }
+        let native = nets.stage2.run(h, w, &[&x2]).unwrap();
+        let tract = nets.stage2.run_tract(h, w, &[&x2]).unwrap();
+        let d = max_abs_diff(&native[0], &tract[0]);
+        assert!(d <= 1e-4, "{w}x{h} stage 2: max |Δ| = {d}");
+    }
 }
 
 #[test]
@@ -164,6 +207,38 @@ fn model_directory_errors_name_the_file() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("not a directory"), "{e}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn a_graph_the_native_engine_does_not_know_runs_on_tract() {
+    // Rename one weight everywhere (initializer and the node that reads it): still a valid
+    // stage-2 graph for tract, no longer the architecture the native engine reads by name.
+    let dir = std::env::temp_dir().join(format!("derain-nets-rename-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (from, to) = (b"g.out.weight".as_slice(), b"g.out.weighx".as_slice());
+    let mut bytes = derain::nets::EMBEDDED_STAGE2.to_vec();
+    let mut renamed = 0;
+    for i in 0..bytes.len().saturating_sub(from.len()) {
+        if &bytes[i..i + from.len()] == from {
+            bytes[i..i + from.len()].copy_from_slice(to);
+            renamed += 1;
+        }
+    }
+    assert!(
+        renamed >= 2,
+        "initializer and node input renamed ({renamed})"
+    );
+    std::fs::write(dir.join("stage1.onnx"), derain::nets::EMBEDDED_STAGE1).unwrap();
+    std::fs::write(dir.join("stage2.onnx"), &bytes).unwrap();
+    let mut nets = FullNets::from_dir(&dir).expect("valid ONNX loads");
+    assert_eq!(nets.stage1.engine(), "native");
+    assert_eq!(nets.stage2.engine(), "tract");
+    // And it still computes the same function.
+    let (s2, x2) = npy("stage2_x.npy");
+    let out = nets.stage2.run(s2[2], s2[3], &[&x2]).unwrap();
+    let (_, want) = npy("stage2_residual.npy");
+    assert!(max_abs_diff(&out[0], &want) <= 1e-4);
     std::fs::remove_dir_all(&dir).ok();
 }
 

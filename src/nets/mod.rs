@@ -13,6 +13,7 @@
 //! tract plans are built per working size and cached (a caps change rebuilds them once).
 
 pub mod full;
+mod native;
 
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
@@ -60,6 +61,9 @@ pub struct Net {
     origin: PathBuf,
     model: InferenceModel,
     plan: Option<((usize, usize), Plan)>,
+    /// The same network run natively (see `native.rs`), when the file is that architecture
+    /// and both engines agreed on a probe at load time.
+    native: Option<native::Native>,
 }
 
 impl std::fmt::Debug for Net {
@@ -67,6 +71,7 @@ impl std::fmt::Debug for Net {
         f.debug_struct("Net")
             .field("name", &self.spec.name)
             .field("origin", &self.origin)
+            .field("engine", &self.engine())
             .finish()
     }
 }
@@ -108,6 +113,7 @@ impl Net {
             origin: origin.clone(),
             model,
             plan: None,
+            native: None,
         };
         // Probe: the graph must build and give the documented shapes at a small size.
         let (h, w) = (2 * PAD_MULTIPLE, 3 * PAD_MULTIPLE);
@@ -131,7 +137,50 @@ impl Net {
                 )));
             }
         }
+        net.native = net.native_if_equivalent(bytes);
         Ok(net)
+    }
+
+    /// The native engine for this file if its weights are the architecture of `native.rs`
+    /// and it reproduces tract's outputs (≤ 1e-4) on a pseudo-random probe.
+    fn native_if_equivalent(&mut self, bytes: &[u8]) -> Option<native::Native> {
+        let stage = if self.spec.name == STAGE1.name { 1 } else { 2 };
+        let candidate = native::Native::from_onnx(stage, bytes).ok()?;
+        let (h, w) = (4 * PAD_MULTIPLE, 5 * PAD_MULTIPLE);
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let probe: Vec<Vec<f32>> = self
+            .spec
+            .inputs
+            .iter()
+            .map(|&c| {
+                (0..c * h * w)
+                    .map(|_| {
+                        seed = seed
+                            .wrapping_mul(6364136223846793005)
+                            .wrapping_add(1442695040888963407);
+                        (seed >> 40) as f32 / (1u64 << 24) as f32
+                    })
+                    .collect()
+            })
+            .collect();
+        let refs: Vec<&[f32]> = probe.iter().map(|v| v.as_slice()).collect();
+        let want = self.run_tract(h, w, &refs).ok()?;
+        let got = candidate.run(h, w, &refs);
+        let agree = want.len() == got.len()
+            && want.iter().zip(&got).all(|(a, b)| {
+                a.len() == b.len() && a.iter().zip(b).all(|(x, y)| (x - y).abs() <= 1e-4)
+            });
+        agree.then_some(candidate)
+    }
+
+    /// Which engine [`Net::run`] uses: "native", or "tract" (also when `DERAIN_INFERENCE=tract`
+    /// is set, for comparisons).
+    pub fn engine(&self) -> &'static str {
+        if self.native.is_some() && !force_tract() {
+            "native"
+        } else {
+            "tract"
+        }
     }
 
     fn plan(&mut self, h: usize, w: usize) -> Result<Plan> {
@@ -172,6 +221,30 @@ impl Net {
     /// Runs the network on NCHW inputs given as flat `[c·h·w]` slices (batch 1); returns each
     /// output flattened.
     pub fn run(&mut self, h: usize, w: usize, inputs: &[&[f32]]) -> Result<Vec<Vec<f32>>> {
+        self.check_inputs(h, w, inputs)?;
+        match &self.native {
+            Some(n) if !force_tract() => Ok(n.run(h, w, inputs)),
+            _ => self.run_tract(h, w, inputs),
+        }
+    }
+
+    fn check_inputs(&self, h: usize, w: usize, inputs: &[&[f32]]) -> Result<()> {
+        if inputs.len() != self.spec.inputs.len() {
+            return Err(self.run_error(format!("{} inputs given", inputs.len())));
+        }
+        for (&data, &c) in inputs.iter().zip(self.spec.inputs) {
+            if data.len() != c * h * w {
+                return Err(self.run_error(format!(
+                    "input of {} values for a 1x{c}x{h}x{w} tensor",
+                    data.len()
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// [`Net::run`] on tract, the reference engine, whatever [`Net::engine`] says.
+    pub fn run_tract(&mut self, h: usize, w: usize, inputs: &[&[f32]]) -> Result<Vec<Vec<f32>>> {
         if inputs.len() != self.spec.inputs.len() {
             return Err(self.run_error(format!("{} inputs given", inputs.len())));
         }
@@ -194,6 +267,12 @@ impl Net {
             })
             .collect()
     }
+}
+
+/// `DERAIN_INFERENCE=tract` runs the networks on tract even where the native engine exists.
+fn force_tract() -> bool {
+    static FORCE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *FORCE.get_or_init(|| std::env::var("DERAIN_INFERENCE").is_ok_and(|v| v == "tract"))
 }
 
 /// Both networks of `full` mode.

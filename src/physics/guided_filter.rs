@@ -311,8 +311,13 @@ fn vstep_pair<const ADD: bool, const SUB: bool>(
     (a_out, b_out): (&[f32], &[f32]),
 ) {
     let n = acc0.len();
-    let (acc1, a_in, b_in, a_out, b_out) =
-        (&mut acc1[..n], &a_in[..n], &b_in[..n], &a_out[..n], &b_out[..n]);
+    let (acc1, a_in, b_in, a_out, b_out) = (
+        &mut acc1[..n],
+        &a_in[..n],
+        &b_in[..n],
+        &a_out[..n],
+        &b_out[..n],
+    );
     for x in 0..n {
         let (mut d0, mut d1) = (0f64, 0f64);
         if ADD {
@@ -1194,7 +1199,14 @@ pub fn guided_coefficients(
     st.into_par_iter()
         .zip(per)
         .for_each(|((y0, y1), mut outs)| {
-            guided_strip(guide, inputs, radius_px, eps, (y0, y1), Sink::Means(&mut outs));
+            guided_strip(
+                guide,
+                inputs,
+                radius_px,
+                eps,
+                (y0, y1),
+                Sink::Means(&mut outs),
+            );
         });
     Ok(coefs)
 }
@@ -1437,9 +1449,13 @@ mod tests {
 
     #[test]
     fn partition_covers_every_row_once_in_balanced_groups() {
-        for &(jobs, h, groups, min_piece) in
-            &[(5, 1080, 4, 128), (1, 1080, 4, 32), (5, 7, 4, 128), (3, 100, 1, 32), (2, 33, 8, 32)]
-        {
+        for &(jobs, h, groups, min_piece) in &[
+            (5, 1080, 4, 128),
+            (1, 1080, 4, 32),
+            (5, 7, 4, 128),
+            (3, 100, 1, 32),
+            (2, 33, 8, 32),
+        ] {
             let parts = partition(jobs, h, groups, min_piece);
             assert_eq!(parts.len(), jobs);
             let mut load = vec![0usize; groups];
@@ -1452,12 +1468,18 @@ mod tests {
                 }
                 for &(a, b, g) in st {
                     assert!(a < b && g < groups);
-                    assert!(b - a >= min_piece.min(h), "{a}..{b} shorter than {min_piece}");
+                    assert!(
+                        b - a >= min_piece.min(h),
+                        "{a}..{b} shorter than {min_piece}"
+                    );
                     load[g] += b - a;
                 }
             }
             let ideal = (jobs * h).div_ceil(groups);
-            assert!(load.iter().all(|&l| l <= ideal + min_piece), "{load:?} vs {ideal}");
+            assert!(
+                load.iter().all(|&l| l <= ideal + min_piece),
+                "{load:?} vs {ideal}"
+            );
         }
     }
 
