@@ -100,12 +100,14 @@ impl Conv {
                     .collect::<Vec<_>>()
             })
             .collect();
-        for (y, row) in results {
-            for oc in 0..self.cout {
-                out.data[oc * plane + y * wo..oc * plane + (y + 1) * wo]
-                    .copy_from_slice(&row[oc * wo_pad..oc * wo_pad + wo]);
-            }
-        }
+        out.data
+            .par_chunks_mut(plane)
+            .enumerate()
+            .for_each(|(oc, o)| {
+                for (y, row) in &results {
+                    o[y * wo..(y + 1) * wo].copy_from_slice(&row[oc * wo_pad..oc * wo_pad + wo]);
+                }
+            });
         out
     }
 }
@@ -137,39 +139,27 @@ impl Sources {
             "1×1 convolutions have stride 1 in this architecture"
         );
         let (ph, pw) = (h + 2, w + 2);
-        if conv.stride == 1 {
-            let mut buf = vec![0f32; x.c * ph * pw + SLACK];
-            for c in 0..x.c {
+        let half = pw.div_ceil(2);
+        let row = if conv.stride == 1 { pw } else { 2 * half };
+        let mut buf = vec![0f32; x.c * ph * row + SLACK];
+        buf[..x.c * ph * row]
+            .par_chunks_mut(ph * row)
+            .enumerate()
+            .for_each(|(c, dst)| {
                 let p = x.plane(c);
                 for y in 0..h {
-                    let o = c * ph * pw + (y + 1) * pw + 1;
-                    buf[o..o + w].copy_from_slice(&p[y * w..(y + 1) * w]);
+                    let (src, base) = (&p[y * w..(y + 1) * w], (y + 1) * row);
+                    if conv.stride == 1 {
+                        dst[base + 1..base + 1 + w].copy_from_slice(src);
+                    } else {
+                        for (xi, &v) in src.iter().enumerate() {
+                            let px = xi + 1;
+                            dst[base + (px % 2) * half + px / 2] = v;
+                        }
+                    }
                 }
-            }
-            return Self {
-                buf,
-                row: pw,
-                rows: ph,
-            };
-        }
-        // Stride 2: every padded row becomes [even columns | odd columns], each half wide.
-        let half = pw.div_ceil(2);
-        let mut buf = vec![0f32; x.c * ph * 2 * half + SLACK];
-        for c in 0..x.c {
-            let p = x.plane(c);
-            for y in 0..h {
-                let base = c * ph * 2 * half + (y + 1) * 2 * half;
-                for (xi, &v) in p[y * w..(y + 1) * w].iter().enumerate() {
-                    let px = xi + 1; // padded column
-                    buf[base + (px % 2) * half + px / 2] = v;
-                }
-            }
-        }
-        Self {
-            buf,
-            row: 2 * half,
-            rows: ph,
-        }
+            });
+        Self { buf, row, rows: ph }
     }
 
     /// Offsets into `buf` of the source row of every tap for output row `y`.
