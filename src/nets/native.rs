@@ -60,7 +60,10 @@ impl Map {
     }
 }
 
-/// Extra floats after every source buffer: the kernel reads whole 16-pixel blocks, up to 15
+/// Output pixels per kernel step: three AVX2 registers per output channel.
+const BLOCK: usize = 24;
+
+/// Extra floats after every source buffer: the kernel reads whole 24-pixel blocks, up to 23
 /// (+2 taps) past the last output column; those lanes are computed and thrown away.
 const SLACK: usize = 32;
 
@@ -77,7 +80,7 @@ impl Conv {
     fn run(&self, x: &Map, leaky: bool) -> Map {
         assert_eq!(x.c, self.cin, "channel count checked at load");
         let (ho, wo) = self.out_size(x.h, x.w);
-        let wo_pad = wo.div_ceil(16) * 16;
+        let wo_pad = wo.div_ceil(BLOCK) * BLOCK;
         // Source rows: for each (ic, dy, dx) and output row y, a pointer such that
         // src[x_out] is the input sample under tap (dy, dx) of output column x_out.
         let src = Sources::new(self, x);
@@ -190,7 +193,7 @@ impl Sources {
 }
 
 /// One output row of every output channel: `row[oc·wo_pad + x] = b[oc] + Σ_t w[oc][t] ·
-/// buf[ptrs[t] + x]`, then LeakyReLU if `leaky`. `wo_pad` is a multiple of 16.
+/// buf[ptrs[t] + x]`, then LeakyReLU if `leaky`. `wo_pad` is a multiple of [`BLOCK`].
 fn conv_row(
     buf: &[f32],
     ptrs: &[usize],
@@ -202,7 +205,7 @@ fn conv_row(
 ) {
     let taps = ptrs.len();
     let cout = b.len();
-    assert!(w.len() == cout * taps && row.len() == cout * wo_pad && wo_pad.is_multiple_of(16));
+    assert!(w.len() == cout * taps && row.len() == cout * wo_pad && wo_pad.is_multiple_of(BLOCK));
     assert!(
         ptrs.iter().all(|&p| p + wo_pad <= buf.len()),
         "source rows in bounds"
@@ -254,8 +257,8 @@ fn conv_row(
 mod simd {
     use std::arch::x86_64::*;
 
-    /// `N` output channels × 16 pixels per step: 2N accumulators, one broadcast weight per
-    /// channel and tap. The caller checked that every `ptrs[t] + wo_pad` is within `buf`.
+    /// `N` output channels × 24 pixels per step: 3N accumulators (12 for N = 4, of the 16
+    /// registers), three loads and N broadcast weights per input tap. The caller checked that every `ptrs[t] + wo_pad` is within `buf`.
     #[inline]
     pub(super) fn block<const N: usize>(
         buf: &[f32],
@@ -269,21 +272,26 @@ mod simd {
         let taps = ptrs.len();
         assert!(w.len() == N * taps && b.len() == N && row.len() == N * wo_pad);
         let base = buf.as_ptr();
-        // SAFETY: every load reads buf[ptrs[t] + x .. + 16] with x + 16 ≤ wo_pad, in bounds
-        // by the caller's check; every store writes row[oc·wo_pad + x .. + 16] in bounds by
+        // SAFETY: every load reads buf[ptrs[t] + x .. + 24] with x + 24 ≤ wo_pad, in bounds
+        // by the caller's check; every store writes row[oc·wo_pad + x .. + 24] in bounds by
         // the assert above; AVX2 and FMA are enabled at compile time.
         unsafe {
             let slope = _mm256_set1_ps(super::SLOPE);
             let mut x = 0;
             while x < wo_pad {
-                let mut acc: [[__m256; 2]; N] = std::array::from_fn(|j| [_mm256_set1_ps(b[j]); 2]);
+                let mut acc: [[__m256; 3]; N] = std::array::from_fn(|j| [_mm256_set1_ps(b[j]); 3]);
                 for (t, &src) in ptrs.iter().enumerate() {
                     let p = base.add(src + x);
-                    let (v0, v1) = (_mm256_loadu_ps(p), _mm256_loadu_ps(p.add(8)));
-                    for (j, [a0, a1]) in acc.iter_mut().enumerate() {
+                    let v = [
+                        _mm256_loadu_ps(p),
+                        _mm256_loadu_ps(p.add(8)),
+                        _mm256_loadu_ps(p.add(16)),
+                    ];
+                    for (j, a) in acc.iter_mut().enumerate() {
                         let wt = _mm256_broadcast_ss(&*w.as_ptr().add(j * taps + t));
-                        *a0 = _mm256_fmadd_ps(wt, v0, *a0);
-                        *a1 = _mm256_fmadd_ps(wt, v1, *a1);
+                        a[0] = _mm256_fmadd_ps(wt, v[0], a[0]);
+                        a[1] = _mm256_fmadd_ps(wt, v[1], a[1]);
+                        a[2] = _mm256_fmadd_ps(wt, v[2], a[2]);
                     }
                 }
                 for (j, pair) in acc.iter().enumerate() {
@@ -296,7 +304,7 @@ mod simd {
                         _mm256_storeu_ps(row.as_mut_ptr().add(j * wo_pad + x + 8 * h), a);
                     }
                 }
-                x += 16;
+                x += super::BLOCK;
             }
         }
     }
