@@ -258,7 +258,8 @@ mod simd {
     use std::arch::x86_64::*;
 
     /// `N` output channels × 24 pixels per step: 3N accumulators (12 for N = 4, of the 16
-    /// registers), three loads and N broadcast weights per input tap. The caller checked that every `ptrs[t] + wo_pad` is within `buf`.
+    /// registers), three loads and N broadcast weights per input tap. The caller checked
+    /// that every `ptrs[t] + wo_pad` is within `buf`.
     #[inline]
     pub(super) fn block<const N: usize>(
         buf: &[f32],

@@ -120,25 +120,12 @@ mod simd {
         // SAFETY: the asserts above bound every pointer offset (x + 4 ≤ x1); AVX2 is enabled
         // at compile time (this module only exists then).
         unsafe {
-            let zero = _mm256_setzero_pd();
             let mut carry: [__m256d; N] = acc.map(|a| _mm256_set1_pd(a));
             while x + 4 <= x1 {
                 let iv = _mm256_loadu_pd(inv.as_ptr().add(x));
                 for k in 0..N {
-                    let sp = s[k].as_ptr();
-                    let d = _mm256_sub_pd(
-                        _mm256_loadu_pd(sp.add(x + r)),
-                        _mm256_loadu_pd(sp.add(x - r - 1)),
-                    );
-                    // [d0, d0+d1, d0+d1+d2, d0+d1+d2+d3]
-                    let t = _mm256_add_pd(
-                        d,
-                        _mm256_blend_pd::<0b0001>(_mm256_permute4x64_pd::<0b1001_0000>(d), zero),
-                    );
-                    let t = _mm256_add_pd(t, _mm256_permute2f128_pd::<0x08>(t, t));
-                    let sum = _mm256_add_pd(t, carry[k]);
+                    let sum = scan4(s[k].as_ptr(), x, r, &mut carry[k]);
                     _mm256_storeu_pd(o[k].as_mut_ptr().add(x), _mm256_mul_pd(sum, iv));
-                    carry[k] = _mm256_permute4x64_pd::<0xFF>(sum);
                 }
                 x += 4;
             }
