@@ -1,4 +1,5 @@
-//! The networks of `full` mode: ONNX files exported by `training/` and run by tract on the CPU.
+//! The networks of `full` mode: ONNX files exported by `training/`, run on the CPU by the
+//! native engine (`native.rs`, direct AVX2 convolutions for this architecture) or by tract.
 //!
 //! | file | inputs | outputs |
 //! |---|---|---|
@@ -11,6 +12,12 @@
 //! Every file is checked at load: it must parse, take the inputs above and give outputs of the
 //! shapes above on a probe frame; anything else is [`Error::ModelFile`] naming the file.
 //! tract plans are built per working size and cached (a caps change rebuilds them once).
+//!
+//! Engines: tract runs any file that passes those checks and is the reference. When a file's
+//! initializers are the architecture of `training/derain_train/model.py` by name and shape,
+//! the native engine is built from them and compared with tract on a pseudo-random probe;
+//! if every output agrees within 1e-4 it runs the frames (about twice as fast here,
+//! BENCHMARKS.md §7), otherwise tract does. `DERAIN_INFERENCE=tract` forces tract.
 
 pub mod full;
 mod native;
