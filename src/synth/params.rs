@@ -268,8 +268,11 @@ impl RainParams {
                 weight: StreakLayer::reference_weight(len),
             });
         }
-        // Veil: the reference β range at k = 1, thinning towards light rain.
-        let beta = rng.random_range(2.6..=4.6f32) * lerp(0.25, 1.0, k);
+        // Veil: the reference β range at k = 1, thinning towards light rain, and fading out
+        // below k = 0.3 so that the lightest renders have no veil (T = 1), as light real rain
+        // often has none; above 0.3 (and so the default heavy range 0.45..1) the draw is as it
+        // was. Without veil-free pairs the networks learned to dehaze every scene.
+        let beta = rng.random_range(2.6..=4.6f32) * lerp(0.25, 1.0, k) * (k / 0.3).min(1.0);
         // Grey level: triangular on the reference's [0.25, 0.95] (mode 0.6), so the extremes
         // (a near-black or a blinding veil) are rarer than with the reference's uniform draw.
         let grey = 0.25 + 0.35 * (rng.random_range(0.0..=1.0f32) + rng.random_range(0.0..=1.0f32));
@@ -318,6 +321,10 @@ mod tests {
                 p.validate().unwrap();
                 assert!(!p.layers.is_empty() && p.layers.len() <= 3);
                 assert!(p.beta <= 4.6 && p.atmosphere.iter().all(|&a| a <= 1.0));
+                if style == Style::Extended && p.intensity < 0.3 {
+                    // The veil fades out towards the lightest rain.
+                    assert!(p.beta <= 4.6 * p.intensity / 0.3 + 1e-6);
+                }
                 if style == Style::Reference {
                     let l = &p.layers[0];
                     assert!((80.0..=100.0).contains(&l.angle_deg));
