@@ -386,10 +386,8 @@ fn sigmoid(v: f32) -> f32 {
 
 impl ANet {
     fn forward(&self, x: &Map) -> [f32; 3] {
-        let mut y = x.clone();
-        for c in &self.body {
-            y = c.run(&y, true);
-        }
+        let [c0, c1, c2] = &self.body;
+        let y = c2.run(&c1.run(&c0.run(x, true), true), true);
         let n = (y.h * y.w) as f32;
         let mut z: Vec<f32> = (0..y.c)
             .map(|c| y.plane(c).iter().sum::<f32>() / n)

@@ -62,7 +62,7 @@ fn hmeans<const N: usize>(src: [&[f64]; N], out: [&mut [f64]; N], r: usize, inv:
         acc[k] = s[k][..r.min(w)].iter().sum();
     }
     // Head: x ≤ r, the window only grows.
-    let head = (r + 1).min(w);
+    let (head, end) = interior(w, r);
     for x in 0..head {
         for k in 0..N {
             if x + r < w {
@@ -72,7 +72,6 @@ fn hmeans<const N: usize>(src: [&[f64]; N], out: [&mut [f64]; N], r: usize, inv:
         }
     }
     // Interior: one element enters, one leaves.
-    let end = w.saturating_sub(r);
     if end > head {
         #[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
         let start = simd::window_scan(&s, &mut o, r, inv, head, end, &mut acc);
@@ -86,7 +85,7 @@ fn hmeans<const N: usize>(src: [&[f64]; N], out: [&mut [f64]; N], r: usize, inv:
         }
     }
     // Tail: the window only shrinks.
-    for x in head.max(end)..w {
+    for x in end..w {
         for k in 0..N {
             acc[k] -= s[k][x - r - 1];
             o[k][x] = acc[k] * inv[x];
@@ -528,9 +527,14 @@ fn apply_span(
     }
 }
 
-/// The fused statistics → coefficients kernel over `span`, when this build has it and the
-/// channel/eps counts are among those it is instantiated for; returns the first column not
-/// done.
+/// Whether this build has the fused statistics → coefficients kernel for `nc` inputs and `ne`
+/// eps (the counts it is instantiated for).
+fn fusable(nc: usize, ne: usize) -> bool {
+    FUSED && (1..=3).contains(&nc) && (1..=2).contains(&ne)
+}
+
+/// The fused statistics → coefficients kernel over `span` (only called when [`fusable`]);
+/// returns the first column not done.
 #[allow(unused_variables)]
 fn fused_stats_coefs(
     stats: &[Vec<f64>],
@@ -540,24 +544,33 @@ fn fused_stats_coefs(
     span: (usize, usize),
     acc: &mut [f64],
     ring: &mut [Vec<f32>],
-) -> Option<usize> {
+) -> usize {
     #[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
     {
         use simd::stats_coefs as k;
-        let args = (stats, r, inv, eps, span);
-        let (s, r, i, e, sp) = args;
-        return match ((stats.len() - 2) / 2, eps.len()) {
-            (1, 1) => Some(k::<1, 1>(s, r, i, e, sp, acc, ring)),
-            (1, 2) => Some(k::<1, 2>(s, r, i, e, sp, acc, ring)),
-            (2, 1) => Some(k::<2, 1>(s, r, i, e, sp, acc, ring)),
-            (2, 2) => Some(k::<2, 2>(s, r, i, e, sp, acc, ring)),
-            (3, 1) => Some(k::<3, 1>(s, r, i, e, sp, acc, ring)),
-            (3, 2) => Some(k::<3, 2>(s, r, i, e, sp, acc, ring)),
-            _ => None,
+        let (s, i, e) = (stats, inv, eps);
+        return match ((s.len() - 2) / 2, e.len()) {
+            (1, 1) => k::<1, 1>(s, r, i, e, span, acc, ring),
+            (1, 2) => k::<1, 2>(s, r, i, e, span, acc, ring),
+            (2, 1) => k::<2, 1>(s, r, i, e, span, acc, ring),
+            (2, 2) => k::<2, 2>(s, r, i, e, span, acc, ring),
+            (3, 1) => k::<3, 1>(s, r, i, e, span, acc, ring),
+            (3, 2) => k::<3, 2>(s, r, i, e, span, acc, ring),
+            _ => unreachable!("fusable() admits 1..=3 inputs and 1..=2 eps"),
         };
     }
     #[allow(unreachable_code)]
-    None
+    {
+        unreachable!("fusable() is false without AVX2")
+    }
+}
+
+/// Columns where a row pass has whole windows: `[head, end)`, head = r + 1 (the first column
+/// whose window has lost a column on the left), end = w − r (the first that reaches the right
+/// border); empty on planes narrower than 2r + 2.
+fn interior(w: usize, r: usize) -> (usize, usize) {
+    let head = (r + 1).min(w);
+    (head, w.saturating_sub(r).max(head))
 }
 
 /// One coefficient row (a, b per eps and channel, into `ring`) from the statistics' column
@@ -571,20 +584,18 @@ fn coefficient_rows(
     ring: &mut [Vec<f32>],
 ) {
     let w = inv.len();
-    let head = (r + 1).min(w);
-    let end = w.saturating_sub(r).max(head);
-    let mut acc = scan_start(stats, r, w);
-    if FUSED {
-        hmeans_span(stats, mean, &mut acc, r, inv, (0, head));
-        if let Some(done) = fused_stats_coefs(stats, r, inv, eps, (head, end), &mut acc, ring) {
-            hmeans_span(stats, mean, &mut acc, r, inv, (done, w));
-            coefficients_span(mean, eps, ring, 0..head);
-            coefficients_span(mean, eps, ring, done..w);
-            return;
-        }
+    if !fusable((stats.len() - 2) / 2, eps.len()) {
+        hmeans_rows(stats, mean, r, inv);
+        coefficients_span(mean, eps, ring, 0..w);
+        return;
     }
-    hmeans_rows(stats, mean, r, inv);
-    coefficients_span(mean, eps, ring, 0..w);
+    let (head, end) = interior(w, r);
+    let mut acc = scan_start(stats, r, w);
+    hmeans_span(stats, mean, &mut acc, r, inv, (0, head));
+    let done = fused_stats_coefs(stats, r, inv, eps, (head, end), &mut acc, ring);
+    hmeans_span(stats, mean, &mut acc, r, inv, (done, w));
+    coefficients_span(mean, eps, ring, 0..head);
+    coefficients_span(mean, eps, ring, done..w);
 }
 
 /// Output row `off / w` of every (eps, channel) from the coefficients' column sums.
@@ -598,10 +609,9 @@ fn filter_rows(
     off: usize,
 ) {
     let w = inv.len();
-    let head = (r + 1).min(w);
-    let end = w.saturating_sub(r).max(head);
     #[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
     {
+        let (head, end) = interior(w, r);
         let mut acc = scan_start(coef, r, w);
         hmeans_span(coef, mean, &mut acc, r, inv, (0, head));
         let mut done = head;
