@@ -358,13 +358,16 @@ impl UNet {
     }
 }
 
-/// Atmospheric-light net (model.py `ANet`).
+/// Atmospheric-light net (model.py `ANet`): A and the frame's veil gate from globally
+/// pooled features.
 #[derive(Debug, Clone)]
 pub(super) struct ANet {
     body: [Conv; 3],
     /// Linear 64 → 32 (`[out][in]`) and 32 → 3.
     l0: (Vec<f32>, Vec<f32>),
     l1: (Vec<f32>, Vec<f32>),
+    /// Linear 64 → 1: the veil gate's logit.
+    gate: (Vec<f32>, Vec<f32>),
 }
 
 fn linear((w, b): &(Vec<f32>, Vec<f32>), x: &[f32]) -> Vec<f32> {
@@ -385,7 +388,8 @@ fn sigmoid(v: f32) -> f32 {
 }
 
 impl ANet {
-    fn forward(&self, x: &Map) -> [f32; 3] {
+    /// (A, g): the atmospheric light and the veil gate.
+    fn forward(&self, x: &Map) -> ([f32; 3], f32) {
         let [c0, c1, c2] = &self.body;
         let y = c2.run(&c1.run(&c0.run(x, true), true), true);
         let n = (y.h * y.w) as f32;
@@ -398,7 +402,8 @@ impl ANet {
             .map(|v| v.max(SLOPE * v))
             .collect();
         let a = linear(&self.l1, &hidden);
-        std::array::from_fn(|c| sigmoid(a[c]))
+        let gate = sigmoid(linear(&self.gate, &z)[0]);
+        (std::array::from_fn(|c| sigmoid(a[c])), gate)
     }
 }
 
@@ -513,6 +518,10 @@ impl Native {
                         w.take("anet.head.2.weight", &[3, 32])?,
                         w.take("anet.head.2.bias", &[3])?,
                     ),
+                    gate: (
+                        w.take("anet.gate.weight", &[1, 64])?,
+                        w.take("anet.gate.bias", &[1])?,
+                    ),
                 }),
             },
             _ => Native::Stage2 {
@@ -533,14 +542,15 @@ impl Native {
         match self {
             Native::Stage1 { t, s, a } => {
                 let (x_lf, x_hf) = (map(inputs[0]), map(inputs[1]));
-                let ((tz, ab), av) = rayon::join(
+                let ((tz, ab), (av, gate)) = rayon::join(
                     || rayon::join(|| t.forward(&x_lf), || s.forward(&x_hf)),
                     || a.forward(&x_lf),
                 );
+                // T = 1 − g·(1 − T_local), T_local = t0 + (1 − t0)·σ(z).
                 let t_out = tz
                     .data
                     .iter()
-                    .map(|&z| T0 + (1.0 - T0) * sigmoid(z))
+                    .map(|&z| 1.0 - gate * (1.0 - (T0 + (1.0 - T0) * sigmoid(z))))
                     .collect();
                 vec![t_out, ab.data, av.to_vec()]
             }

@@ -5,7 +5,8 @@ f = max(1, round(short side / WORK_LINES)) (≈180 lines), padded to a multiple 
 (`PAD_MULTIPLE`). Per frame:
 
     I_lo = down_f(I);  LF = bank(down_f(residue(I)), I_lo) (30 ch);  HF = I_lo − LF
-    stage 1:  T_lo = TNet([I_lo, LF]) ∈ [t0, 1];  A = ANet([I_lo, LF]) ∈ [0,1]³;
+    stage 1:  A, g = ANet([I_lo, LF])  (A ∈ [0,1]³, veil gate g ∈ [0,1], one per frame)
+              T_lo = 1 − g·(1 − TNet([I_lo, LF])) ∈ [t0, 1];
               (a, b) = SNet([I_lo, HF])           (streak coefficients, deep-guided-filter style)
     full res: T = up_f(T_lo);  S = max(up_f(a)·min(R,G,B) + up_f(b), 0)
               J1 = clamp((I − (1 − T)·A) / max(T, t0) − S, 0, 1)           (physics inversion)
@@ -76,7 +77,13 @@ class UNet(nn.Module):
 
 
 class ANet(nn.Module):
-    """Atmospheric light: strided convs, global mean and max pooling, two linear layers."""
+    """Frame-level heads on globally pooled features (strided convs, global mean and max
+    pooling): the atmospheric light A = sigmoid(head(z)) and the veil gate
+    g = sigmoid(gate(z)) ∈ [0, 1], "is there a rain veil at all". The transmission is
+    T = 1 − g·(1 − T_local): the TNet sees about 30 working pixels around each pixel, but
+    whether a grey distance is rain veil or haze that belongs to the scene (light rain over a
+    hazy landscape) is a whole-frame question.
+    """
 
     def __init__(self, cin=33):
         super().__init__()
@@ -86,11 +93,18 @@ class ANet(nn.Module):
             conv(24, 32, stride=2), act(),
         )
         self.head = nn.Sequential(nn.Linear(64, 32), act(), nn.Linear(32, 3))
+        self.gate = nn.Linear(64, 1)
+        self.reinit_gate()
+
+    def reinit_gate(self):
+        """Start open (g ≈ 0.98: T as the TNet says)."""
+        nn.init.zeros_(self.gate.weight)
+        nn.init.constant_(self.gate.bias, 4.0)
 
     def forward(self, x):
         y = self.body(x)
         z = torch.cat([y.mean(dim=(2, 3)), y.amax(dim=(2, 3))], dim=1)
-        return torch.sigmoid(self.head(z))
+        return torch.sigmoid(self.head(z)), torch.sigmoid(self.gate(z))
 
 
 class Stage1(nn.Module):
@@ -117,7 +131,8 @@ class Stage1(nn.Module):
 
     def forward(self, x_lf, x_hf):
         t = T0 + (1.0 - T0) * torch.sigmoid(self.tnet(x_lf))
-        return t, self.snet(x_hf), self.anet(x_lf)
+        a, g = self.anet(x_lf)
+        return 1.0 - g[:, :, None, None] * (1.0 - t), self.snet(x_hf), a
 
 
 class Stage2(nn.Module):

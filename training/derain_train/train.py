@@ -28,6 +28,13 @@ from .model import Discriminator, FullModel
 FACTOR = 2  # renders are ≈384 lines: work_factor(384, 512) == 2
 
 
+def trained(model):
+    """The parameters this loop trains: all but the veil gate, which is a whole-frame
+    decision fitted afterwards on whole frames (fit_atm.py); here it stays at its initial
+    g ≈ 0.98."""
+    return [p for n, p in model.named_parameters() if not n.startswith("stage1.anet.gate.")]
+
+
 def split_names(data, val_images):
     stems = sorted({p.stem for root in data for p in (Path(root) / "in").glob("*.png")})
     clean = sorted({s.rsplit("_", 1)[0] for s in stems})
@@ -52,6 +59,10 @@ def main(argv=None):
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--init", default=None,
+                    help="start a new run (step 0, fresh optimiser) from these weights: a ckpt.pt "
+                         "(model and discriminator) or a weights.pt; parameters the file lacks "
+                         "keep their initial values")
     ap.add_argument("--reinit-streak-head", action="store_true",
                     help="after resuming, reset the streak head to its initial state (for "
                          "checkpoints made before the ReLU-offset fix, whose head never learned)")
@@ -72,20 +83,32 @@ def main(argv=None):
 
     model = FullModel().to(dev)
     disc = Discriminator().to(dev)
-    opt = torch.optim.Adam(model.parameters(), lr=args.lr)
+    opt = torch.optim.Adam(trained(model), lr=args.lr)
     opt_d = torch.optim.Adam(disc.parameters(), lr=args.lr * 0.5, betas=(0.5, 0.999))
     step = 0
     ckpt = out / "ckpt.pt"
     if ckpt.exists():
         st = torch.load(ckpt, map_location=dev)
-        model.load_state_dict(st["model"]), disc.load_state_dict(st["disc"])
+        missing, _ = model.load_state_dict(st["model"], strict=False)
+        if [k for k in missing if not k.startswith("stage1.anet.gate.")]:
+            raise RuntimeError(f"{ckpt} lacks {missing}")
+        disc.load_state_dict(st["disc"])
         opt.load_state_dict(st["opt"]), opt_d.load_state_dict(st["opt_d"])
         step = st["step"]
         print(f"resumed at step {step}", flush=True)
         if args.reinit_streak_head:
             model.stage1.reinit_streak_head()
-            opt = torch.optim.Adam(model.parameters(), lr=args.lr)  # fresh moments
+            opt = torch.optim.Adam(trained(model), lr=args.lr)  # fresh moments
             print("streak head re-initialised", flush=True)
+    elif args.init:
+        st = torch.load(args.init, map_location=dev)
+        missing, unexpected = model.load_state_dict(st.get("model", st), strict=False)
+        if "disc" in st:
+            disc.load_state_dict(st["disc"])
+        if any(k.startswith("stage1.anet.gate") for k in missing):
+            model.stage1.anet.reinit_gate()
+        print(f"initialised from {args.init}; new parameters: {missing}; dropped: {unexpected}",
+              flush=True)
     rng = np.random.default_rng(args.seed + step)
     log = open(out / "log.jsonl", "a")
 
@@ -112,7 +135,7 @@ def main(argv=None):
             loss = loss + args.w_gan * l_gan + args.w_depth * l_depth
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(trained(model), 1.0)
         opt.step()
         rec = {"step": step, "loss": loss.item(), "phys": l_phys.item(), "rec": l_rec.item(),
                "perc": l_perc.item(), "psnr_j": psnr(o["j"].detach(), b["gt"])}

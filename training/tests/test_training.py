@@ -73,6 +73,25 @@ def test_networks_shapes_and_ranges():
     assert s2(torch.rand(1, 4, 16, 8)).shape == (1, 3, 16, 8)
 
 
+def test_veil_gate():
+    torch.manual_seed(1)
+    s1 = Stage1()
+    x = torch.rand(1, 33, 16, 24)
+    with torch.no_grad():
+        torch.nn.init.normal_(s1.tnet.out.weight, std=0.5)
+    # A closed gate (g -> 0) means no veil: T = 1 whatever the TNet says; an open one
+    # (g -> 1) leaves the TNet's T as it is.
+    with torch.no_grad():
+        s1.anet.gate.bias.fill_(-40.0)
+    t, _, _ = s1(x, x)
+    assert torch.allclose(t, torch.ones_like(t))
+    with torch.no_grad():
+        s1.anet.gate.bias.fill_(40.0)
+    t, _, _ = s1(x, x)
+    t_local = T0 + (1 - T0) * torch.sigmoid(s1.tnet(x))
+    assert torch.allclose(t, t_local) and t.min() < 0.99
+
+
 def test_full_model_output_is_an_image():
     m = FullModel()
     o = m(torch.rand(1, 3, 32, 48), 2)

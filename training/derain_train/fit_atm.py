@@ -1,0 +1,139 @@
+"""Fit the frame-level heads (atmospheric light A and the veil gate g) on whole frames, with
+every other network frozen.
+
+    python -m derain_train.fit_atm --data synth-train synth-light --init runs/ft/weights.pt \
+        --out runs/atm --steps 1500
+
+Both are one value per frame, so they are fitted on whole frames: crops change which pixels
+are the most veiled and how much of the frame is sky, and heads fitted on crops are biased on
+frames. With T_local from the frozen TNet, T = 1 − g·(1 − T_local) and S from the frozen
+SNet, the loss is
+    L1(J1, J_gt) + 10·‖T − T_gt‖² + w·(10·‖A − A_gt‖² + |A − A_gt|),   w = min(1, mean(1 − T_gt)/0.1)
+where J1 = invert(I, T, A, S) is the stage-1 inversion: through it A is also fitted to the
+frozen TNet (their errors are coupled: ΔJ ≈ −ΔA·(1−T)/T). w drops the A terms on frames
+without a veil, where A is not observable.
+"""
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .data import Renders
+from .guided_filter import downsample, residue, upsample
+from .model import T0, FullModel, invert, stage1_inputs
+from .train import FACTOR, split_names
+
+
+def frame_terms(model, v):
+    """Frozen stage-1 outputs for one whole frame: x_lf, T_local (working resolution) and
+    full-resolution S."""
+    with torch.no_grad():
+        img = v["in"]
+        x_lf, x_hf = stage1_inputs(downsample(img, FACTOR), downsample(residue(img), FACTOR))
+        t_local = T0 + (1.0 - T0) * torch.sigmoid(model.stage1.tnet(x_lf))
+        ab = upsample(model.stage1.snet(x_hf), FACTOR)
+        s = torch.relu(ab[:, :1] * img.amin(dim=1, keepdim=True) + ab[:, 1:])
+        return x_lf, t_local, s
+
+
+def heads(anet, x_lf, t_local, img, s):
+    a, g = anet(x_lf)
+    t = upsample(1.0 - g[:, :, None, None] * (1.0 - t_local), FACTOR)
+    return a, g, t, invert(img, t, a, s)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", nargs="+", required=True, help="derain synth output root(s)")
+    ap.add_argument("--init", required=True, help="weights.pt (or ckpt.pt) of the full model")
+    ap.add_argument("--out", required=True, help="folder for weights.pt and log.jsonl")
+    ap.add_argument("--steps", type=int, default=1500)
+    ap.add_argument("--batch", type=int, default=4, help="whole frames per step")
+    ap.add_argument("--lr", type=float, default=3e-4, help="for A's net (a fine-tune)")
+    ap.add_argument("--gate-lr-scale", type=float, default=30.0,
+                    help="the new gate layer learns this many times faster")
+    ap.add_argument("--every", type=int, default=150, help="validation/save interval")
+    ap.add_argument("--val-images", type=int, default=4)
+    ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    train_names, val_names = split_names(args.data, args.val_images)
+    train = Renders(args.data, train_names)
+    val = Renders(args.data, val_names)
+    print(f"{len(train)} training frames, {len(val)} validation", flush=True)
+
+    model = FullModel()
+    st = torch.load(args.init, map_location="cpu")
+    missing, _ = model.load_state_dict(st.get("model", st), strict=False)
+    anet = model.stage1.anet
+    if any(k.startswith("stage1.anet.gate") for k in missing):
+        anet.reinit_gate()
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    for p in anet.parameters():
+        p.requires_grad_(True)
+    gate = list(anet.gate.parameters())
+    rest = [p for n, p in anet.named_parameters() if not n.startswith("gate.")]
+    opt = torch.optim.Adam([{"params": rest, "scale": 1.0},
+                            {"params": gate, "scale": args.gate_lr_scale}], lr=args.lr)
+    rng = np.random.default_rng(args.seed)
+    log = open(out / "log.jsonl", "a")
+
+    def evaluate():
+        da, ps, g_veil, g_clear = [], [], [], []
+        for i in range(len(val)):
+            v = val.whole(i, 4 * FACTOR)
+            x_lf, t_local, s = frame_terms(model, v)
+            with torch.no_grad():
+                a, g, _, j1 = heads(anet, x_lf, t_local, v["in"], s)
+            veil = 1 - v["trans"].mean().item()
+            (g_veil if veil >= 0.1 else g_clear).append(g.item())
+            if veil >= 0.1:
+                da.append((a - v["atm"]).abs().mean().item())
+            ps.append(-10 * np.log10(F.mse_loss(j1, v["gt"]).item()))
+        return {"val_abs_da": float(np.mean(da)), "val_psnr_j1": float(np.mean(ps)),
+                "val_gate_veiled": float(np.mean(g_veil)) if g_veil else None,
+                "val_gate_clear": float(np.mean(g_clear)) if g_clear else None}
+
+    print(f"step 0: {evaluate()}", flush=True)
+    t0 = time.time()
+    for step in range(1, args.steps + 1):
+        lr = args.lr * 0.5 * (1 + np.cos(np.pi * step / args.steps))
+        for g in opt.param_groups:
+            g["lr"] = lr * g["scale"]
+        loss = 0.0
+        for _ in range(args.batch):
+            v = train.whole(int(rng.integers(len(train))), 4 * FACTOR)
+            if rng.random() < 0.5:
+                v = {k: (x.flip(3) if x.dim() == 4 else x) for k, x in v.items()}
+            x_lf, t_local, s = frame_terms(model, v)
+            a, _, t, j1 = heads(anet, x_lf, t_local, v["in"], s)
+            w = min(1.0, (1 - v["trans"].mean().item()) / 0.1)
+            loss = loss + (F.l1_loss(j1, v["gt"]) + 10 * F.mse_loss(t, v["trans"])
+                           + w * (10 * F.mse_loss(a, v["atm"]) + F.l1_loss(a, v["atm"]))) / args.batch
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        rec = {"step": step, "loss": loss.item(), "lr": lr}
+        if step % args.every == 0 or step == args.steps:
+            rec.update(evaluate())
+            print(f"step {step} ({time.time() - t0:.0f} s): loss {loss.item():.4f}, {rec}", flush=True)
+            torch.save(model.state_dict(), out / "weights.pt")
+        log.write(json.dumps(rec) + "\n")
+        log.flush()
+
+
+if __name__ == "__main__":
+    main()
