@@ -1,8 +1,8 @@
 """Fit the frame-level heads (atmospheric light A and the veil gate g) on whole frames, with
 every other network frozen.
 
-    python -m derain_train.fit_atm --data synth-train synth-light --init runs/ft/weights.pt \
-        --out runs/atm --steps 1500
+    python -m derain_train.fit_atm --data synth-train synth-light synth-clear \
+        --init runs/ft/weights.pt --out runs/gate --steps 600
 
 Both are one value per frame, so they are fitted on whole frames: crops change which pixels
 are the most veiled and how much of the frame is sky, and heads fitted on crops are biased on
@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 from .data import Renders
 from .guided_filter import downsample, residue, upsample
-from .model import T0, FullModel, invert, stage1_inputs
+from .model import FullModel, gated, invert, stage1_inputs, streaks
 from .train import FACTOR, split_names
 
 
@@ -35,15 +35,13 @@ def frame_terms(model, v):
     with torch.no_grad():
         img = v["in"]
         x_lf, x_hf = stage1_inputs(downsample(img, FACTOR), downsample(residue(img), FACTOR))
-        t_local = T0 + (1.0 - T0) * torch.sigmoid(model.stage1.tnet(x_lf))
-        ab = upsample(model.stage1.snet(x_hf), FACTOR)
-        s = torch.relu(ab[:, :1] * img.amin(dim=1, keepdim=True) + ab[:, 1:])
-        return x_lf, t_local, s
+        s = streaks(upsample(model.stage1.snet(x_hf), FACTOR), img)
+        return x_lf, model.stage1.local_transmission(x_lf), s
 
 
 def heads(anet, x_lf, t_local, img, s):
     a, g = anet(x_lf)
-    t = upsample(1.0 - g[:, :, None, None] * (1.0 - t_local), FACTOR)
+    t = upsample(gated(t_local, g), FACTOR)
     return a, g, t, invert(img, t, a, s)
 
 
@@ -75,10 +73,9 @@ def main(argv=None):
 
     model = FullModel()
     st = torch.load(args.init, map_location="cpu")
-    missing, _ = model.load_state_dict(st.get("model", st), strict=False)
+    # strict=False: weights from before the gate lack it; it keeps its initial g ≈ 0.98.
+    model.load_state_dict(st.get("model", st), strict=False)
     anet = model.stage1.anet
-    if any(k.startswith("stage1.anet.gate") for k in missing):
-        anet.reinit_gate()
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)
@@ -98,10 +95,11 @@ def main(argv=None):
             x_lf, t_local, s = frame_terms(model, v)
             with torch.no_grad():
                 a, g, _, j1 = heads(anet, x_lf, t_local, v["in"], s)
-            veil = 1 - v["trans"].mean().item()
-            (g_veil if veil >= 0.1 else g_clear).append(g.item())
-            if veil >= 0.1:
+            if 1 - v["trans"].mean().item() >= 0.1:
+                g_veil.append(g.item())
                 da.append((a - v["atm"]).abs().mean().item())
+            else:
+                g_clear.append(g.item())
             ps.append(-10 * np.log10(F.mse_loss(j1, v["gt"]).item()))
         return {"val_abs_da": float(np.mean(da)), "val_psnr_j1": float(np.mean(ps)),
                 "val_gate_veiled": float(np.mean(g_veil)) if g_veil else None,

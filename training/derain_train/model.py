@@ -93,11 +93,8 @@ class ANet(nn.Module):
             conv(24, 32, stride=2), act(),
         )
         self.head = nn.Sequential(nn.Linear(64, 32), act(), nn.Linear(32, 3))
+        # The gate starts open (g ≈ 0.98: T as the TNet says).
         self.gate = nn.Linear(64, 1)
-        self.reinit_gate()
-
-    def reinit_gate(self):
-        """Start open (g ≈ 0.98: T as the TNet says)."""
         nn.init.zeros_(self.gate.weight)
         nn.init.constant_(self.gate.bias, 4.0)
 
@@ -129,10 +126,23 @@ class Stage1(nn.Module):
         with torch.no_grad():
             self.snet.out.bias[1] = 0.02
 
+    def local_transmission(self, x_lf):
+        """The TNet's transmission T_local ∈ [t0, 1], before the veil gate."""
+        return T0 + (1.0 - T0) * torch.sigmoid(self.tnet(x_lf))
+
     def forward(self, x_lf, x_hf):
-        t = T0 + (1.0 - T0) * torch.sigmoid(self.tnet(x_lf))
         a, g = self.anet(x_lf)
-        return 1.0 - g[:, :, None, None] * (1.0 - t), self.snet(x_hf), a
+        return gated(self.local_transmission(x_lf), g), self.snet(x_hf), a
+
+
+def gated(t_local, g):
+    """T = 1 − g·(1 − T_local): the frame's veil gate g ([B, 1]) applied to T_local."""
+    return 1.0 - g[:, :, None, None] * (1.0 - t_local)
+
+
+def streaks(ab, img):
+    """S = max(a·min(R,G,B) + b, 0) from full-resolution coefficients ab ([B, 2, H, W])."""
+    return torch.relu(ab[:, :1] * img.amin(dim=1, keepdim=True) + ab[:, 1:])
 
 
 class Stage2(nn.Module):
@@ -195,8 +205,7 @@ class FullModel(nn.Module):
         t_lo, ab, a = self.stage1(x_lf, x_hf)
         t = upsample(t_lo, f)
         ab = upsample(ab, f)
-        guide = img.amin(dim=1, keepdim=True)
-        s = torch.relu(ab[:, :1] * guide + ab[:, 1:])
+        s = streaks(ab, img)
         j1 = invert(img, t, a, s)
         d_lo = -torch.log(t_lo.clamp(min=T0))
         dj = self.stage2(torch.cat([downsample(j1, f), d_lo], 1))

@@ -105,8 +105,6 @@ def main(argv=None):
         missing, unexpected = model.load_state_dict(st.get("model", st), strict=False)
         if "disc" in st:
             disc.load_state_dict(st["disc"])
-        if any(k.startswith("stage1.anet.gate") for k in missing):
-            model.stage1.anet.reinit_gate()
         print(f"initialised from {args.init}; new parameters: {missing}; dropped: {unexpected}",
               flush=True)
     rng = np.random.default_rng(args.seed + step)
