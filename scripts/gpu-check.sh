@@ -6,10 +6,13 @@
 #
 #   scripts/gpu-check.sh prepare   # on the development machine: builds the binaries (no
 #                                  # GStreamer: --no-default-features --features cli,cuda),
-#                                  # strips them, copies them to target/gpu-check/
+#                                  # strips them, packs them into target/gpu-check/bin.tar.xz
 #   scripts/gpu-check.sh [run]     # on the GPU machine (carry target/gpu-check): runs them all;
 #                                  # the benchmark table is printed LAST. Exit status non-zero
 #                                  # if any test failed. Takes ~1–3 minutes.
+#   scripts/gpu-check.sh tests     # the tests alone (they may share the machine with other work)
+#   scripts/gpu-check.sh bench     # the benchmark alone (give it the machine to itself)
+#   scripts/gpu-check.sh unpack    # unpack the binaries (target/gpu-check/bin/) and print where
 #
 # Tests that would skip without a GPU fail here instead (DERAIN_REQUIRE_GPU=1,
 # DERAIN_REQUIRE_NVRTC=1). NVRTC comes from the machine's CUDA toolkit (/usr/local/cuda/lib64
@@ -26,31 +29,51 @@ prepare() {
   cargo build --release "${features[@]}" --bin derain
   json=$(cargo test --release "${features[@]}" --no-run --message-format=json \
            --lib --test cuda_parity --test cuda_nvrtc 2>/dev/null)
-  rm -rf "$out" && mkdir -p "$out"
-  cp target/release/derain "$out/derain"
+  rm -rf "$out" && mkdir -p "$out/bin"
+  cp target/release/derain "$out/bin/derain"
   for name in cuda_parity cuda_nvrtc derain; do
     exe=$(printf '%s\n' "$json" | grep '"executable":"[^"]*/'"$name"'-[0-9a-f]*"' \
             | grep '"test":true' | sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -1)
     [ -n "$exe" ] || { echo "no test binary for $name" >&2; exit 1; }
     target_name=$name; [ "$name" = derain ] && target_name=lib_tests
-    cp "$exe" "$out/$target_name"
+    cp "$exe" "$out/bin/$target_name"
   done
-  strip --strip-debug "$out"/* 2>/dev/null || true
+  # Stripped and xz-packed: ≈13 MB instead of ≈145 MB, so it fits a lease's 64 MiB carry
+  # (with room for training images).
+  strip --strip-all "$out"/bin/*
+  tar cf - -C "$out/bin" . | xz -9 -T0 > "$out/bin.tar.xz"
+  rm -rf "$out/bin"
   cp "$0" "$out/gpu-check.sh"
   ls -la "$out"
-  du -sh "$out"
   echo "carry: $out   command: bash scripts/gpu-check.sh run"
 }
 
-run() {
-  # The binaries may be run from the carried folder itself.
-  local dir="$out"
-  [ -x "$dir/cuda_parity" ] || dir="$here"   # run as target/gpu-check/gpu-check.sh
-  [ -x "$dir/cuda_parity" ] || { echo "no prebuilt binaries: run 'scripts/gpu-check.sh prepare' first" >&2; exit 2; }
+setup() {
+  # The packed binaries may be run from the carried folder itself (target/gpu-check/gpu-check.sh).
+  local pack="$out/bin.tar.xz"
+  [ -f "$pack" ] || pack="$here/bin.tar.xz"
+  [ -f "$pack" ] || { echo "no prebuilt binaries: run 'scripts/gpu-check.sh prepare' first" >&2; exit 2; }
+  dir="$(dirname "$pack")/bin"
+  if [ ! -x "$dir/cuda_parity" ]; then
+    mkdir -p "$dir" && xz -dc "$pack" | tar xf - -C "$dir" || { echo "cannot unpack $pack" >&2; exit 2; }
+  fi
   export DERAIN_REQUIRE_GPU=1 DERAIN_REQUIRE_NVRTC=1 RUST_BACKTRACE=1
   for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib; do
     [ -d "$d" ] && export LD_LIBRARY_PATH="$d${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
   done
+}
+
+bench() {
+  # The CPU engine on the same machine, all its cores, is the side-by-side baseline.
+  local f=0
+  echo "=== derain bench --backend cuda (720p, 1080p)"
+  timeout 300 "$dir/derain" bench --backend cuda --reps 15 || f=1
+  echo "=== derain bench --backend cpu (720p, 1080p; baseline, all cores)"
+  timeout 200 "$dir/derain" bench --backend cpu --reps 9 || f=1
+  return $f
+}
+
+tests() {
   command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
   local failed=0 log
   log=$(mktemp)
@@ -64,13 +87,14 @@ run() {
   awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i) ~ /^passed/) p += $(i-1); if ($(i) ~ /^failed/) f += $(i-1) } }
        END { printf "gpu-check tests: %d passed, %d failed\n", p, f }' "$log"
   rm -f "$log"
-  echo "=== derain bench --backend cuda (720p, 1080p)"
-  timeout 300 "$dir/derain" bench --backend cuda --reps 15 || failed=1
-  exit $failed
+  return $failed
 }
 
 case "${1:-run}" in
   prepare) prepare ;;
-  run) run ;;
-  *) echo "usage: $0 [prepare|run]" >&2; exit 2 ;;
+  run) setup; tests; t=$?; bench; b=$?; exit $((t | b)) ;;
+  tests) setup; tests ;;
+  bench) setup; bench ;;
+  unpack) setup; echo "$dir" ;;
+  *) echo "usage: $0 [prepare|run|tests|bench|unpack]" >&2; exit 2 ;;
 esac

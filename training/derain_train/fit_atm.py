@@ -59,7 +59,13 @@ def main(argv=None):
     ap.add_argument("--val-images", type=int, default=4)
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--train", choices=("anet", "heads", "a-head"), default="anet",
+                    help="anet: all of ANet (A and the gate); heads: A's MLP head and the gate "
+                         "layer on ANet's frozen pooled features; a-head: only A's MLP head, so "
+                         "the gate (which reads the same features) stays exactly as it is")
     args = ap.parse_args(argv)
+    dev = torch.device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -75,23 +81,25 @@ def main(argv=None):
     st = torch.load(args.init, map_location="cpu")
     # strict=False: weights from before the gate lack it; it keeps its initial g ≈ 0.98.
     model.load_state_dict(st.get("model", st), strict=False)
+    model.to(dev)
     anet = model.stage1.anet
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)
-    for p in anet.parameters():
+    trainable = {"anet": [anet], "heads": [anet.head, anet.gate], "a-head": [anet.head]}[args.train]
+    for p in (p for m in trainable for p in m.parameters()):
         p.requires_grad_(True)
-    gate = list(anet.gate.parameters())
-    rest = [p for n, p in anet.named_parameters() if not n.startswith("gate.")]
-    opt = torch.optim.Adam([{"params": rest, "scale": 1.0},
-                            {"params": gate, "scale": args.gate_lr_scale}], lr=args.lr)
+    gate = [p for p in anet.gate.parameters() if p.requires_grad]
+    rest = [p for n, p in anet.named_parameters() if not n.startswith("gate.") and p.requires_grad]
+    groups = [{"params": rest, "scale": 1.0}, {"params": gate, "scale": args.gate_lr_scale}]
+    opt = torch.optim.Adam([g for g in groups if g["params"]], lr=args.lr)
     rng = np.random.default_rng(args.seed)
     log = open(out / "log.jsonl", "a")
 
     def evaluate():
         da, ps, g_veil, g_clear = [], [], [], []
         for i in range(len(val)):
-            v = val.whole(i, 4 * FACTOR)
+            v = {k: x.to(dev) for k, x in val.whole(i, 4 * FACTOR).items()}
             x_lf, t_local, s = frame_terms(model, v)
             with torch.no_grad():
                 a, g, _, j1 = heads(anet, x_lf, t_local, v["in"], s)
@@ -113,7 +121,7 @@ def main(argv=None):
             g["lr"] = lr * g["scale"]
         loss = 0.0
         for _ in range(args.batch):
-            v = train.whole(int(rng.integers(len(train))), 4 * FACTOR)
+            v = {k: x.to(dev) for k, x in train.whole(int(rng.integers(len(train))), 4 * FACTOR).items()}
             if rng.random() < 0.5:
                 v = {k: (x.flip(3) if x.dim() == 4 else x) for k, x in v.items()}
             x_lf, t_local, s = frame_terms(model, v)
@@ -128,7 +136,7 @@ def main(argv=None):
         if step % args.every == 0 or step == args.steps:
             rec.update(evaluate())
             print(f"step {step} ({time.time() - t0:.0f} s): loss {loss.item():.4f}, {rec}", flush=True)
-            torch.save(model.state_dict(), out / "weights.pt")
+            torch.save({k: x.cpu() for k, x in model.state_dict().items()}, out / "weights.pt")
         log.write(json.dumps(rec) + "\n")
         log.flush()
 

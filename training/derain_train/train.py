@@ -3,7 +3,9 @@
 CPU (background, resumable):
     python -m derain_train.train --data /path/synth-out --out runs/main --steps 6000
 GPU (a few minutes on an H100-class card, data copied next to it):
-    python -m derain_train.train --data synth-subset --out $OUT/run --steps 20000 --batch 16 --device cuda
+    python -m derain_train.train --data synth-train --out $OUT/run --steps 20000 --minutes 4 --batch 16 --device cuda
+    (--minutes: a wall-clock budget for a lease; the learning-rate schedule runs on whichever of
+    steps and minutes is used up first, so a run cut by time still ends at the low learning rate)
 
 Losses (DESIGN.md §2): L_phys = ‖S−S_gt‖² + ‖T−T_gt‖² + ‖A−A_gt‖²; reconstruction L1 on J
 (and on the stage-1 inversion J1); the substitute perceptual loss (losses.py); after
@@ -57,6 +59,10 @@ def main(argv=None):
     ap.add_argument("--val-images", type=int, default=4, help="clean images held out for validation")
     ap.add_argument("--every", type=int, default=250, help="checkpoint/validation interval")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--minutes", type=float, default=0.0,
+                    help="wall-clock budget of this process (0 = none): the schedule's progress is "
+                         "the larger of step/steps and elapsed/budget, and the run ends with a "
+                         "checkpoint when either is used up")
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--init", default=None,
@@ -110,13 +116,26 @@ def main(argv=None):
     rng = np.random.default_rng(args.seed + step)
     log = open(out / "log.jsonl", "a")
 
-    def lr_at(s):
-        warm = min(1.0, (s + 1) / 200)
-        return args.lr * warm * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, s / args.steps))))
+    start = time.time()
+    budget = args.minutes * 60.0
+    first = step
 
-    while step < args.steps:
+    def progress(s):
+        p = s / args.steps
+        if budget > 0:
+            # Time counts only this process's steps; a resumed run keeps its step-based share.
+            p = max(p, first / args.steps + (1 - first / args.steps) * (time.time() - start) / budget)
+        return min(1.0, p)
+
+    def lr_at(s, p):
+        warm = min(1.0, (s + 1) / 200)
+        return args.lr * warm * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * p)))
+
+    done = False
+    while not done:
+        p = progress(step)
         for g in opt.param_groups:
-            g["lr"] = lr_at(step)
+            g["lr"] = lr_at(step, p)
         b = {k: v.to(dev) for k, v in train.batch(args.batch, args.crop, rng).items()}
         o = model(b["in"], FACTOR)
         l_phys = (F.mse_loss(o["s"], b["streak"]) + F.mse_loss(o["t"], b["trans"])
@@ -146,9 +165,11 @@ def main(argv=None):
             opt_d.step()
             rec.update(gan=l_gan.item(), depth=l_depth.item(), d=l_d.item())
         step += 1
+        done = step >= args.steps or (budget > 0 and progress(step) >= 1.0)
         if step % 25 == 0:
+            rec["lr"] = lr_at(step - 1, p)
             print(json.dumps(rec), flush=True)
-        if step % args.every == 0 or step == args.steps:
+        if step % args.every == 0 or done:
             if val is not None:
                 model.eval()
                 with torch.no_grad():

@@ -142,3 +142,50 @@ def test_onnx_export_round_trip(tmp_path):
     want = [v.detach().numpy() for v in s1(y, y)]
     for g, w in zip(got, want):
         assert np.abs(g - w).max() < 1e-4  # float32 summation order differs
+
+
+def _fake_renders(root, n=3, h=72, w=96):
+    """A tiny `derain synth`-shaped folder: in/ gt/ streak/ trans/ atm/ depth/."""
+    from PIL import Image
+    rng = np.random.default_rng(0)
+    for d in ("in", "gt", "streak", "trans", "atm", "depth"):
+        (root / d).mkdir(parents=True)
+    for k in range(n):
+        stem = f"img{k}_00"
+        gt = rng.integers(0, 200, (h, w, 3), dtype=np.uint8)
+        t = np.full((h, w), 140 + 15 * k, np.uint8)
+        rainy = (gt * (t[..., None] / 255.0) + 200 * (1 - t[..., None] / 255.0)).astype(np.uint8)
+        Image.fromarray(rainy).save(root / "in" / f"{stem}.png")
+        Image.fromarray(gt).save(root / "gt" / f"{stem}.png")
+        Image.fromarray(np.zeros((h, w), np.uint8)).save(root / "streak" / f"{stem}.png")
+        Image.fromarray(t).save(root / "trans" / f"{stem}.png")
+        Image.fromarray(np.full((4, 4, 3), 200, np.uint8)).save(root / "atm" / f"{stem}.png")
+        Image.fromarray(np.full((h, w), 100, np.uint8)).save(root / "depth" / f"{stem}.png")
+
+
+def test_a_time_budget_ends_the_run_with_a_checkpoint(tmp_path):
+    import time
+    from derain_train import train
+    _fake_renders(tmp_path / "data")
+    t = time.time()
+    train.main(["--data", str(tmp_path / "data"), "--out", str(tmp_path / "run"),
+                "--steps", "1000000", "--minutes", "0.02", "--batch", "1", "--crop", "48",
+                "--val-images", "1", "--every", "1000000", "--threads", "1"])
+    assert time.time() - t < 60
+    st = torch.load(tmp_path / "run" / "ckpt.pt")
+    assert 0 < st["step"] < 1000000
+    assert (tmp_path / "run" / "weights.pt").exists()
+
+
+def test_fitting_only_the_a_head_leaves_the_gate_unchanged(tmp_path):
+    from derain_train import fit_atm
+    _fake_renders(tmp_path / "data", n=6)
+    m = FullModel()
+    torch.save(m.state_dict(), tmp_path / "init.pt")
+    fit_atm.main(["--data", str(tmp_path / "data"), "--init", str(tmp_path / "init.pt"),
+                  "--out", str(tmp_path / "fit"), "--steps", "3", "--batch", "1", "--every", "3",
+                  "--val-images", "1", "--train", "a-head", "--lr", "1e-2", "--threads", "1"])
+    after = torch.load(tmp_path / "fit" / "weights.pt")
+    before = m.state_dict()
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed and all(k.startswith("stage1.anet.head.") for k in changed), changed
