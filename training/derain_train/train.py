@@ -131,7 +131,7 @@ def main(argv=None):
         warm = min(1.0, (s + 1) / 200)
         return args.lr * warm * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * p)))
 
-    done = False
+    done = step >= args.steps  # a finished run resumed with the same --steps does nothing
     while not done:
         p = progress(step)
         for g in opt.param_groups:
