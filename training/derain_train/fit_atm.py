@@ -60,10 +60,12 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--train", choices=("anet", "heads", "a-head"), default="anet",
+    ap.add_argument("--train", choices=("anet", "heads", "a-head", "tnet-a-head"), default="anet",
                     help="anet: all of ANet (A and the gate); heads: A's MLP head and the gate "
                          "layer on ANet's frozen pooled features; a-head: only A's MLP head, so "
-                         "the gate (which reads the same features) stays exactly as it is")
+                         "the gate (which reads the same features) stays exactly as it is; "
+                         "tnet-a-head: the TNet and A's head together (their errors are coupled), "
+                         "the gate as it is")
     args = ap.parse_args(argv)
     dev = torch.device(args.device)
     if args.threads:
@@ -86,11 +88,13 @@ def main(argv=None):
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)
-    trainable = {"anet": [anet], "heads": [anet.head, anet.gate], "a-head": [anet.head]}[args.train]
+    trainable = {"anet": [anet], "heads": [anet.head, anet.gate], "a-head": [anet.head],
+                 "tnet-a-head": [anet.head, model.stage1.tnet]}[args.train]
     for p in (p for m in trainable for p in m.parameters()):
         p.requires_grad_(True)
     gate = [p for p in anet.gate.parameters() if p.requires_grad]
     rest = [p for n, p in anet.named_parameters() if not n.startswith("gate.") and p.requires_grad]
+    rest += [p for p in model.stage1.tnet.parameters() if p.requires_grad]
     groups = [{"params": rest, "scale": 1.0}, {"params": gate, "scale": args.gate_lr_scale}]
     opt = torch.optim.Adam([g for g in groups if g["params"]], lr=args.lr)
     rng = np.random.default_rng(args.seed)
@@ -125,6 +129,8 @@ def main(argv=None):
             if rng.random() < 0.5:
                 v = {k: (x.flip(3) if x.dim() == 4 else x) for k, x in v.items()}
             x_lf, t_local, s = frame_terms(model, v)
+            if args.train == "tnet-a-head":  # T_local with gradients
+                t_local = model.stage1.local_transmission(x_lf)
             a, _, t, j1 = heads(anet, x_lf, t_local, v["in"], s)
             w = min(1.0, (1 - v["trans"].mean().item()) / 0.1)
             loss = loss + (F.l1_loss(j1, v["gt"]) + 10 * F.mse_loss(t, v["trans"])
