@@ -26,16 +26,17 @@ import torch.nn.functional as F
 from .data import Renders
 from .guided_filter import downsample, residue, upsample
 from .model import FullModel, gated, invert, stage1_inputs, streaks
-from .train import FACTOR, split_names
+from .train import FACTOR, split_names, trained
 
 
-def frame_terms(model, v):
-    """Frozen stage-1 outputs for one whole frame: x_lf, T_local (working resolution) and
-    full-resolution S."""
+def frame_terms(model, v, t_grad=False):
+    """Stage-1 terms for one whole frame: x_lf, T_local (working resolution) and
+    full-resolution S, all frozen except T_local when `t_grad` (the TNet is being fitted)."""
     with torch.no_grad():
         img = v["in"]
         x_lf, x_hf = stage1_inputs(downsample(img, FACTOR), downsample(residue(img), FACTOR))
         s = streaks(upsample(model.stage1.snet(x_hf), FACTOR), img)
+    with torch.set_grad_enabled(t_grad):
         return x_lf, model.stage1.local_transmission(x_lf), s
 
 
@@ -93,8 +94,7 @@ def main(argv=None):
     for p in (p for m in trainable for p in m.parameters()):
         p.requires_grad_(True)
     gate = [p for p in anet.gate.parameters() if p.requires_grad]
-    rest = [p for n, p in anet.named_parameters() if not n.startswith("gate.") and p.requires_grad]
-    rest += [p for p in model.stage1.tnet.parameters() if p.requires_grad]
+    rest = [p for p in trained(model) if p.requires_grad]  # all but the gate
     groups = [{"params": rest, "scale": 1.0}, {"params": gate, "scale": args.gate_lr_scale}]
     opt = torch.optim.Adam([g for g in groups if g["params"]], lr=args.lr)
     rng = np.random.default_rng(args.seed)
@@ -128,9 +128,7 @@ def main(argv=None):
             v = {k: x.to(dev) for k, x in train.whole(int(rng.integers(len(train))), 4 * FACTOR).items()}
             if rng.random() < 0.5:
                 v = {k: (x.flip(3) if x.dim() == 4 else x) for k, x in v.items()}
-            x_lf, t_local, s = frame_terms(model, v)
-            if args.train == "tnet-a-head":  # T_local with gradients
-                t_local = model.stage1.local_transmission(x_lf)
+            x_lf, t_local, s = frame_terms(model, v, t_grad=args.train == "tnet-a-head")
             a, _, t, j1 = heads(anet, x_lf, t_local, v["in"], s)
             w = min(1.0, (1 - v["trans"].mean().item()) / 0.1)
             loss = loss + (F.l1_loss(j1, v["gt"]) + 10 * F.mse_loss(t, v["trans"])

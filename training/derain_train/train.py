@@ -89,7 +89,8 @@ def main(argv=None):
 
     model = FullModel().to(dev)
     disc = Discriminator().to(dev)
-    opt = torch.optim.Adam(trained(model), lr=args.lr)
+    params = trained(model)
+    opt = torch.optim.Adam(params, lr=args.lr)
     opt_d = torch.optim.Adam(disc.parameters(), lr=args.lr * 0.5, betas=(0.5, 0.999))
     step = 0
     ckpt = out / "ckpt.pt"
@@ -104,7 +105,7 @@ def main(argv=None):
         print(f"resumed at step {step}", flush=True)
         if args.reinit_streak_head:
             model.stage1.reinit_streak_head()
-            opt = torch.optim.Adam(trained(model), lr=args.lr)  # fresh moments
+            opt = torch.optim.Adam(params, lr=args.lr)  # fresh moments
             print("streak head re-initialised", flush=True)
     elif args.init:
         st = torch.load(args.init, map_location=dev)
@@ -152,7 +153,7 @@ def main(argv=None):
             loss = loss + args.w_gan * l_gan + args.w_depth * l_depth
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(trained(model), 1.0)
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         rec = {"step": step, "loss": loss.item(), "phys": l_phys.item(), "rec": l_rec.item(),
                "perc": l_perc.item(), "psnr_j": psnr(o["j"].detach(), b["gt"])}
@@ -167,7 +168,7 @@ def main(argv=None):
         step += 1
         done = step >= args.steps or (budget > 0 and progress(step) >= 1.0)
         if step % 25 == 0:
-            rec["lr"] = lr_at(step - 1, p)
+            rec["lr"] = opt.param_groups[0]["lr"]
             print(json.dumps(rec), flush=True)
         if step % args.every == 0 or done:
             if val is not None:
