@@ -148,6 +148,12 @@ fn native_engine_matches_tract_on_a_working_size_frame() {
 #[test]
 fn full_mode_matches_the_pytorch_pipeline() {
     let img = derain::io::load_image(&fixture("full_input.png")).unwrap();
+    // export.py runs the PyTorch model without the physics veil gate (k = 1); the fixture
+    // scene must have k = 1 in Rust too, or the comparison would not be like for like.
+    let (m, k) =
+        derain::nets::full::physics_gate(&img, &derain::pipeline::PhysicsParams::default())
+            .unwrap();
+    assert_eq!(k, 1.0, "fixture physics gate: median {m}");
     let mut p = Pipeline::new(Config {
         mode: Mode::Full,
         backend: derain::Backend::Cpu,
@@ -269,4 +275,76 @@ fn full_mode_handles_odd_and_tiny_sizes() {
             );
         }
     }
+}
+
+/// A clear, colourful 360×240 scene (saturated blocks over a gradient: its dark channel is
+/// low almost everywhere) and the same scene under a uniform veil I = t·J + (1 − t)·A.
+fn clear_and_veiled(t: f32) -> (PlanarRgb, PlanarRgb) {
+    let (w, h) = (360, 240);
+    let clean: [Plane; 3] = std::array::from_fn(|c| Plane {
+        width: w,
+        height: h,
+        data: (0..w * h)
+            .map(|i| {
+                let (x, y) = (i % w, i / w);
+                let block = (x / 40 + 3 * (y / 40) + c) % 3;
+                let base = if block == 0 { 0.85 } else { 0.05 };
+                base + 0.1 * (x as f32 / w as f32)
+            })
+            .collect(),
+    });
+    let a = [0.85f32, 0.86, 0.88];
+    let veiled: [Plane; 3] = std::array::from_fn(|c| Plane {
+        width: w,
+        height: h,
+        data: clean[c]
+            .data
+            .iter()
+            .map(|&j| t * j + (1.0 - t) * a[c])
+            .collect(),
+    });
+    (
+        PlanarRgb::from_planes(clean).unwrap(),
+        PlanarRgb::from_planes(veiled).unwrap(),
+    )
+}
+
+#[test]
+fn the_physics_veil_gate_separates_clear_from_veiled_frames() {
+    let params = derain::pipeline::PhysicsParams::default();
+    let (clear, veiled) = clear_and_veiled(0.3);
+    let (m_clear, k_clear) = derain::nets::full::physics_gate(&clear, &params).unwrap();
+    let (m_veiled, k_veiled) = derain::nets::full::physics_gate(&veiled, &params).unwrap();
+    assert!(
+        m_clear < 0.3 && k_clear == 0.0,
+        "clear: median {m_clear}, k {k_clear}"
+    );
+    assert!(
+        m_veiled > 0.5 && k_veiled == 1.0,
+        "veiled: median {m_veiled}, k {k_veiled}"
+    );
+    let tiny = PlanarRgb::zeros(1, 1);
+    let (_, k) = derain::nets::full::physics_gate(&tiny, &params).unwrap();
+    assert!(k.is_finite());
+    assert!(derain::nets::full::physics_gate(&PlanarRgb::zeros(0, 0), &params).is_err());
+}
+
+#[test]
+fn full_mode_leaves_no_veil_to_remove_on_a_clear_frame() {
+    let (clear, _) = clear_and_veiled(0.3);
+    let mut p = Pipeline::new(Config {
+        mode: Mode::Full,
+        backend: derain::Backend::Cpu,
+        ..Config::default()
+    })
+    .unwrap();
+    let c = p.components(&clear).unwrap();
+    // k = 0: T = 1 − 0·(1 − T_net) is exactly 1, whatever the learned gate says.
+    let t_min = c
+        .transmission
+        .data
+        .iter()
+        .copied()
+        .fold(f32::INFINITY, f32::min);
+    assert_eq!(t_min, 1.0, "T must be 1 on a clear frame");
 }

@@ -5,6 +5,8 @@
 //!   I_lo = down_f(I), res_lo = down_f(max(R,G,B) − min(R,G,B))   one pass over the frame
 //!   LF = bank(res_lo, I_lo)  (radii {2,4,8,16,32} × eps {1e-3,1e-4} × RGB), HF = I_lo − LF
 //!   T_lo, (a, b), A = stage1([I_lo, LF], [I_lo, HF])      (padded to a multiple of 4)
+//!   k = smoothstep(median dark(LF_phys/A_phys), 0.3, 0.5)  physics veil gate (I_lo, res_lo)
+//!   T_lo ← 1 − k·(1 − T_lo)                             no veil removal on clear frames
 //!   full resolution, per row:
 //!     T = up_f(T_lo);  S = max(up_f(a)·min(R,G,B) + up_f(b), 0)
 //!     J₁ = clamp((I − (1 − T)·A) / max(T, t0) − S, 0, 1)
@@ -16,6 +18,14 @@
 //! saw in training. The streak layer is estimated at low resolution as the coefficients of a
 //! local linear model on the full-resolution min(R,G,B) (the Deep Guided Filter idea), which
 //! brings thin streaks back sharp at full resolution.
+//!
+//! Stage 1's T already carries the networks' learned frame-level veil gate g (T = 1 −
+//! g·(1 − T_local)), but g, read from pooled features of a ≈180-line image, does not tell light
+//! rain over a hazy scene from a rain veil well enough: every fit that opened it on heavy rain
+//! opened it on light rain too. The physics stage's veil statistic (the median of the dark
+//! channel of its LF layer over its A) does, so `full` mode multiplies the two:
+//! T = 1 − k·g·(1 − T_local). `training/derain_train/fit_atm.py --physics-gate` fits g and A
+//! with the same k (per frame, from `examples/veil_gate.rs`).
 
 use rayon::prelude::*;
 
@@ -24,7 +34,11 @@ use crate::error::{Error, Result};
 use crate::frame::{PlanarRgb, Plane};
 use crate::physics::guided_filter::{Upsampler, downsample, guided_bank};
 use crate::physics::source::pack_row;
-use crate::physics::{AtmosphereTracker, RunInfo, Sink, Source, StageTimings};
+use crate::physics::{
+    AtmosphereTracker, RunInfo, Scales, Sink, Source, StageTimings, smoothstep,
+    veil_median_from_downsampled,
+};
+use crate::pipeline::PhysicsParams;
 
 /// Working resolution, in lines (the networks were trained at ≈190 lines).
 pub const WORK_LINES: usize = 180;
@@ -33,9 +47,44 @@ pub const BANK_RADII: [usize; 5] = [2, 4, 8, 16, 32];
 /// The bank's eps values.
 pub const BANK_EPS: [f32; 2] = [1e-3, 1e-4];
 
+/// Ramp (lo, hi) of the physics veil gate on the median of the A-normalised dark channel
+/// ([`veil_median_from_downsampled`]): T = 1 − k·(1 − T_net) with k = smoothstep(median, lo,
+/// hi), so the networks' veil removal is switched off on clear and light-rain frames whatever
+/// their learned gate says. Chosen on the training validation renders (BENCHMARKS.md §7): frames
+/// with a true veil 1 − mean T ≥ 0.3 have medians ≥ 0.44, veil-free and light ones ≤ 0.41.
+pub const PHYSICS_GATE: (f32, f32) = (0.3, 0.5);
+
 /// Integer reduction factor from the frame to the networks' working resolution.
 pub fn work_factor(w: usize, h: usize) -> usize {
     ((w.min(h) as f64 / WORK_LINES as f64 + 0.5).floor() as usize).max(1)
+}
+
+/// k of the physics veil gate ([`PHYSICS_GATE`]) from a frame already box-downsampled to the
+/// working resolution (factor `f` = [`work_factor`] of the `w`×`h` frame); returns
+/// (median of the A-normalised dark channel, k).
+pub fn physics_gate_from_downsampled(
+    img_lo: &[Plane; 3],
+    res_lo: &Plane,
+    w: usize,
+    h: usize,
+    params: &PhysicsParams,
+) -> Result<(f32, f32)> {
+    let f = work_factor(w, h);
+    let sc = Scales::with_subsample(w, h, params, f);
+    let median = veil_median_from_downsampled(img_lo, res_lo, &sc, params)?;
+    Ok((median, smoothstep(median, PHYSICS_GATE.0, PHYSICS_GATE.1)))
+}
+
+/// [`physics_gate_from_downsampled`] of a whole image, exactly as `full` mode computes it:
+/// (median of the A-normalised dark channel, k). `training/` reads these for its fits
+/// (`cargo run --release --example veil_gate`).
+pub fn physics_gate(img: &PlanarRgb, params: &PhysicsParams) -> Result<(f32, f32)> {
+    let (w, h) = (img.width(), img.height());
+    if w == 0 || h == 0 {
+        return Err(Error::param("input", "empty image"));
+    }
+    let (img_lo, res_lo) = Source::Planar(img).downsample_with_residue(work_factor(w, h));
+    physics_gate_from_downsampled(&img_lo, &res_lo, w, h, params)
 }
 
 /// Buffers reused from frame to frame.
@@ -97,7 +146,7 @@ fn lerp_rows(
 pub fn derain_full_into(
     src: Source<'_>,
     nets: &mut FullNets,
-    min_transmission: f32,
+    params: &PhysicsParams,
     tracker: Option<&mut AtmosphereTracker>,
     ws: &mut FullWorkspace,
     sink: Sink<'_, '_>,
@@ -106,7 +155,7 @@ pub fn derain_full_into(
     if w == 0 || h == 0 {
         return Err(Error::param("input", "empty image"));
     }
-    let t0 = min_transmission;
+    let t0 = params.min_transmission;
     let t_start = std::time::Instant::now();
     let f = work_factor(w, h);
     let (img_lo, res_lo) = src.downsample_with_residue(f);
@@ -115,6 +164,7 @@ pub fn derain_full_into(
         lw.next_multiple_of(PAD_MULTIPLE),
         lh.next_multiple_of(PAD_MULTIPLE),
     );
+    let (_, veil) = physics_gate_from_downsampled(&img_lo, &res_lo, w, h, params)?;
     let rgb_lo = PlanarRgb::from_planes(img_lo)?;
     let lf = guided_bank(&res_lo, &rgb_lo, &BANK_RADII, &BANK_EPS)?;
     let hf: Vec<Plane> = lf
@@ -136,7 +186,10 @@ pub fn derain_full_into(
     let t_bank = std::time::Instant::now();
 
     let outs = nets.stage1.run(ph, pw, &[&ws.x_lf, &ws.x_hf])?;
-    let t_lo = crop(&outs[0], 0, ph, pw, lw, lh);
+    let mut t_lo = crop(&outs[0], 0, ph, pw, lw, lh);
+    for t in &mut t_lo.data {
+        *t = 1.0 - veil * (1.0 - *t);
+    }
     let coef = [
         crop(&outs[1], 0, ph, pw, lw, lh),
         crop(&outs[1], 1, ph, pw, lw, lh),

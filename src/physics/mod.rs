@@ -101,8 +101,21 @@ impl Scales {
     /// Scales for a `w`×`h` frame.
     pub fn new(w: usize, h: usize, params: &PhysicsParams) -> Self {
         let short = w.min(h) as f32;
-        let k = short / 720.0;
         let estimation_subsample = ((short / 200.0).round() as usize).clamp(1, 8);
+        Self::with_subsample(w, h, params, estimation_subsample)
+    }
+
+    /// Scales for a `w`×`h` frame estimated at `1/estimation_subsample` resolution (`full`
+    /// mode reuses its own working resolution).
+    pub fn with_subsample(
+        w: usize,
+        h: usize,
+        params: &PhysicsParams,
+        estimation_subsample: usize,
+    ) -> Self {
+        let short = w.min(h) as f32;
+        let k = short / 720.0;
+        let estimation_subsample = estimation_subsample.max(1);
         let s = estimation_subsample as f32;
         Self {
             decomposition_radius: ((params.decomposition_radius_px as f32 * k).round() as usize)
@@ -121,15 +134,27 @@ impl Scales {
 /// were chosen on Rain12 (light rain over often hazy scenes, whose haze belongs to the ground
 /// truth: must stay) against rendered heavy rain with veil (must go); see BENCHMARKS.md.
 fn veil_score(dark: &Plane) -> f32 {
-    const LO: f32 = 0.4;
-    const HI: f32 = 0.8;
+    smoothstep(dark_median(dark), VEIL_LO, VEIL_HI)
+}
+
+/// Thresholds of [`veil_score`] on the median of the A-normalised dark channel.
+const VEIL_LO: f32 = 0.4;
+const VEIL_HI: f32 = 0.8;
+
+/// Median of a dark channel (0 for an empty plane).
+fn dark_median(dark: &Plane) -> f32 {
     let mut v = dark.data.clone();
     if v.is_empty() {
         return 0.0;
     }
     let mid = v.len() / 2;
     let (_, m, _) = v.select_nth_unstable_by(mid, f32::total_cmp);
-    let t = ((*m - LO) / (HI - LO)).clamp(0.0, 1.0);
+    *m
+}
+
+/// 0 below `lo`, 1 above `hi`, the cubic smoothstep between.
+pub fn smoothstep(x: f32, lo: f32, hi: f32) -> f32 {
+    let t = ((x - lo) / (hi - lo)).clamp(0.0, 1.0);
     t * t * (3.0 - 2.0 * t)
 }
 
@@ -202,6 +227,20 @@ pub fn estimate_from_downsampled(
         transmission,
         atmosphere: lo.atmosphere,
     })
+}
+
+/// The physics stage's frame-level veil statistic: the median of the dark channel of LF/A
+/// (≈0.15–0.35 on clear and light-rain scenes, 0.45–0.95 under a heavy rain veil; see
+/// [`veil_score`]), from a frame box-downsampled by `sc.estimation_subsample`, without a
+/// temporal tracker. `full` mode multiplies its learned veil gate by a ramp of it.
+pub fn veil_median_from_downsampled(
+    img_lo: &[Plane; 3],
+    res_lo: &Plane,
+    sc: &Scales,
+    params: &PhysicsParams,
+) -> Result<f32> {
+    let lo = estimate_low_res(img_lo, res_lo, sc, params, None)?;
+    Ok(dark_median(&lo.dark))
 }
 
 fn estimate_low_res(

@@ -157,7 +157,7 @@ impl Pipeline {
             Some((nets, ws)) => derain_full_into(
                 src,
                 nets,
-                self.config.physics.min_transmission,
+                &self.config.physics,
                 Some(&mut self.tracker),
                 ws,
                 sink,

@@ -43,6 +43,7 @@ class Renders:
         # PNG decoding releases the GIL: threads load thousands of samples several times faster.
         with ThreadPoolExecutor(max_workers=min(16, os.cpu_count() or 1)) as pool:
             self.samples = list(pool.map(lambda job: _sample(*job), jobs))
+        self.keys = jobs  # (root, stem) of each sample
         if not self.samples:
             raise FileNotFoundError(f"no rendered samples (in/*.png) under {list(roots)}")
 

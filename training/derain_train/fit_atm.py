@@ -9,6 +9,8 @@ are the most veiled and how much of the frame is sky, and heads fitted on crops 
 frames. With T_local from the frozen TNet, T = 1 − g·(1 − T_local) and S from the frozen
 SNet, the loss is
     L1(J1, J_gt) + 10·‖T − T_gt‖² + w·(10·‖A − A_gt‖² + |A − A_gt|),   w = min(1, mean(1 − T_gt)/0.1)
+(with --physics-gate, T = 1 − k·g·(1 − T_local), k the Rust `full` mode's physics veil gate of
+the frame, read from `veil.json` in each data root: `cargo run --release --example veil_gate`)
 where J1 = invert(I, T, A, S) is the stage-1 inversion: through it A is also fitted to the
 frozen TNet (their errors are coupled: ΔJ ≈ −ΔA·(1−T)/T). w drops the A terms on frames
 without a veil, where A is not observable.
@@ -40,9 +42,27 @@ def frame_terms(model, v, t_grad=False):
         return x_lf, model.stage1.local_transmission(x_lf), s
 
 
-def heads(anet, x_lf, t_local, img, s):
+def physics_gates(ds):
+    """k of every sample of `ds` from `veil.json` in its root (written by the Rust example
+    `veil_gate`, so k is exactly what `full` mode computes on that frame)."""
+    tables, ks = {}, []
+    for root, stem in ds.keys:
+        if root not in tables:
+            path = Path(root) / "veil.json"
+            if not path.exists():
+                raise FileNotFoundError(f"{path} is missing: run `cargo run --release --example "
+                                        f"veil_gate -- {root}` first")
+            tables[root] = json.loads(path.read_text())
+        if stem not in tables[root]:
+            raise KeyError(f"{Path(root) / 'veil.json'} has no entry for {stem}")
+        ks.append(float(tables[root][stem]["k"]))
+    return ks
+
+
+def heads(anet, x_lf, t_local, img, s, k=1.0):
+    """A, the learned gate g, T = 1 − k·g·(1 − T_local) at full resolution and J1."""
     a, g = anet(x_lf)
-    t = upsample(gated(t_local, g), FACTOR)
+    t = upsample(gated(t_local, g * k), FACTOR)
     return a, g, t, invert(img, t, a, s)
 
 
@@ -67,6 +87,9 @@ def main(argv=None):
                          "the gate (which reads the same features) stays exactly as it is; "
                          "tnet-a-head: the TNet and A's head together (their errors are coupled), "
                          "the gate as it is")
+    ap.add_argument("--physics-gate", action="store_true",
+                    help="multiply the learned gate by the physics veil gate k of each frame, as "
+                         "`full` mode does (reads veil.json in each --data root)")
     args = ap.parse_args(argv)
     dev = torch.device(args.device)
     if args.threads:
@@ -79,6 +102,8 @@ def main(argv=None):
     train = Renders(args.data, train_names)
     val = Renders(args.data, val_names)
     print(f"{len(train)} training frames, {len(val)} validation", flush=True)
+    k_train = physics_gates(train) if args.physics_gate else [1.0] * len(train)
+    k_val = physics_gates(val) if args.physics_gate else [1.0] * len(val)
 
     model = FullModel()
     st = torch.load(args.init, map_location="cpu")
@@ -106,7 +131,7 @@ def main(argv=None):
             v = {k: x.to(dev) for k, x in val.whole(i, 4 * FACTOR).items()}
             x_lf, t_local, s = frame_terms(model, v)
             with torch.no_grad():
-                a, g, _, j1 = heads(anet, x_lf, t_local, v["in"], s)
+                a, g, _, j1 = heads(anet, x_lf, t_local, v["in"], s, k_val[i])
             if 1 - v["trans"].mean().item() >= 0.1:
                 g_veil.append(g.item())
                 da.append((a - v["atm"]).abs().mean().item())
@@ -125,11 +150,12 @@ def main(argv=None):
             g["lr"] = lr * g["scale"]
         loss = 0.0
         for _ in range(args.batch):
-            v = {k: x.to(dev) for k, x in train.whole(int(rng.integers(len(train))), 4 * FACTOR).items()}
+            i = int(rng.integers(len(train)))
+            v = {k: x.to(dev) for k, x in train.whole(i, 4 * FACTOR).items()}
             if rng.random() < 0.5:
                 v = {k: (x.flip(3) if x.dim() == 4 else x) for k, x in v.items()}
             x_lf, t_local, s = frame_terms(model, v, t_grad=args.train == "tnet-a-head")
-            a, _, t, j1 = heads(anet, x_lf, t_local, v["in"], s)
+            a, _, t, j1 = heads(anet, x_lf, t_local, v["in"], s, k_train[i])
             w = min(1.0, (1 - v["trans"].mean().item()) / 0.1)
             loss = loss + (F.l1_loss(j1, v["gt"]) + 10 * F.mse_loss(t, v["trans"])
                            + w * (10 * F.mse_loss(a, v["atm"]) + F.l1_loss(a, v["atm"]))) / args.batch

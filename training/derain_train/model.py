@@ -199,10 +199,15 @@ class FullModel(nn.Module):
         self.stage1 = Stage1()
         self.stage2 = Stage2()
 
-    def forward(self, img, f):
+    def forward(self, img, f, k=None):
+        """`k` ([B] or float): the physics veil gate of each frame, which the Rust `full` mode
+        computes from the dark channel (`derain::nets::full::physics_gate`); None = 1."""
         i_lo = downsample(img, f)
         x_lf, x_hf = stage1_inputs(i_lo, downsample(residue(img), f))
         t_lo, ab, a = self.stage1(x_lf, x_hf)
+        if k is not None:
+            k = torch.as_tensor(k, dtype=t_lo.dtype, device=t_lo.device).reshape(-1, 1)
+            t_lo = gated(t_lo, k.expand(t_lo.shape[0], 1))
         t = upsample(t_lo, f)
         ab = upsample(ab, f)
         s = streaks(ab, img)

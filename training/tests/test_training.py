@@ -189,3 +189,40 @@ def test_fitting_only_the_a_head_leaves_the_gate_unchanged(tmp_path):
     before = m.state_dict()
     changed = {k for k in before if not torch.equal(before[k], after[k])}
     assert changed and all(k.startswith("stage1.anet.head.") for k in changed), changed
+
+
+def test_the_physics_gate_scales_the_veil():
+    torch.manual_seed(2)
+    m = FullModel()
+    with torch.no_grad():
+        torch.nn.init.normal_(m.stage1.tnet.out.weight, std=0.5)
+    img = torch.rand(2, 3, 32, 48)
+    with torch.no_grad():
+        plain, one, off = m(img, 2), m(img, 2, k=1.0), m(img, 2, k=torch.tensor([0.0, 0.0]))
+    assert torch.equal(plain["t"], one["t"]) and plain["t"].min() < 0.99
+    assert torch.equal(off["t"], torch.ones_like(off["t"]))  # k = 0: no veil at all
+
+
+def test_fit_atm_with_the_physics_gate(tmp_path):
+    import json
+    import pytest
+    from derain_train import fit_atm
+    _fake_renders(tmp_path / "data", n=6)
+    m = FullModel()
+    torch.save(m.state_dict(), tmp_path / "init.pt")
+    args = ["--data", str(tmp_path / "data"), "--init", str(tmp_path / "init.pt"),
+            "--out", str(tmp_path / "fit"), "--steps", "3", "--batch", "1", "--every", "3",
+            "--val-images", "1", "--train", "heads", "--lr", "1e-2", "--threads", "1",
+            "--physics-gate"]
+    with pytest.raises(FileNotFoundError, match="veil_gate"):
+        fit_atm.main(args)
+    # k = 0 on every frame: the learned gate has no effect on T, so it gets no gradient and
+    # stays exactly as it was, while A's head is still fitted.
+    stems = [p.stem for p in (tmp_path / "data" / "in").glob("*.png")]
+    (tmp_path / "data" / "veil.json").write_text(
+        json.dumps({s: {"median": 0.1, "k": 0.0} for s in stems}))
+    fit_atm.main(args)
+    after = torch.load(tmp_path / "fit" / "weights.pt")
+    before = m.state_dict()
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed and all(k.startswith("stage1.anet.head.") for k in changed), changed
