@@ -1,4 +1,4 @@
-//! Writes `veil.json` into each `derain synth` output root given: for every `in/*.png`, the
+//! Writes `veil.json` into each `derain synth` output root given: for every `in/*.png` (or .jpg), the
 //! physics veil statistic and gate k that `full` mode computes on that frame
 //! (`derain::nets::full::physics_gate`). `training/derain_train/fit_atm.py --physics-gate`
 //! reads them.
@@ -18,7 +18,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for root in roots {
         let mut files: Vec<_> = std::fs::read_dir(Path::new(&root).join("in"))?
             .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "png"))
+            .filter(|p| {
+                p.extension()
+                    .is_some_and(|x| x == "png" || x == "jpg" || x == "jpeg")
+            })
             .collect();
         files.sort();
         let rows: Vec<(String, f32, f32)> = files

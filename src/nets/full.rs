@@ -6,7 +6,7 @@
 //!   LF = bank(res_lo, I_lo)  (radii {2,4,8,16,32} × eps {1e-3,1e-4} × RGB), HF = I_lo − LF
 //!   T_lo, (a, b), A = stage1([I_lo, LF], [I_lo, HF])      (padded to a multiple of 4)
 //!   k = smoothstep(median dark(LF_phys/A_phys), 0.3, 0.5)  physics veil gate (I_lo, res_lo)
-//!   T_lo ← 1 − k·(1 − T_lo)                             no veil removal on clear frames
+//!   T_lo ← 1 − k·(1 − T_lo)         no veil removal on clear frames (k smoothed in video)
 //!   full resolution, per row:
 //!     T = up_f(T_lo);  S = max(up_f(a)·min(R,G,B) + up_f(b), 0)
 //!     J₁ = clamp((I − (1 − T)·A) / max(T, t0) − S, 0, 1)
@@ -164,7 +164,7 @@ pub fn derain_full_into(
         lw.next_multiple_of(PAD_MULTIPLE),
         lh.next_multiple_of(PAD_MULTIPLE),
     );
-    let (_, veil) = physics_gate_from_downsampled(&img_lo, &res_lo, w, h, params)?;
+    let (_, raw_veil) = physics_gate_from_downsampled(&img_lo, &res_lo, w, h, params)?;
     let rgb_lo = PlanarRgb::from_planes(img_lo)?;
     let lf = guided_bank(&res_lo, &rgb_lo, &BANK_RADII, &BANK_EPS)?;
     let hf: Vec<Plane> = lf
@@ -187,9 +187,6 @@ pub fn derain_full_into(
 
     let outs = nets.stage1.run(ph, pw, &[&ws.x_lf, &ws.x_hf])?;
     let mut t_lo = crop(&outs[0], 0, ph, pw, lw, lh);
-    for t in &mut t_lo.data {
-        *t = 1.0 - veil * (1.0 - *t);
-    }
     let coef = [
         crop(&outs[1], 0, ph, pw, lw, lh),
         crop(&outs[1], 1, ph, pw, lw, lh),
@@ -199,10 +196,13 @@ pub fn derain_full_into(
         let y = crate::physics::luma(&rgb_lo);
         (y.data.iter().map(|&v| v as f64).sum::<f64>() / y.data.len() as f64) as f32
     };
-    let a = match tracker {
-        Some(t) => t.update(a_net, mean_luma),
-        None => a_net,
+    let (a, veil) = match tracker {
+        Some(t) => t.update_with_gate(a_net, mean_luma, raw_veil),
+        None => (a_net, raw_veil),
     };
+    for t in &mut t_lo.data {
+        *t = 1.0 - veil * (1.0 - *t);
+    }
     let t_stage1 = std::time::Instant::now();
 
     // Full-resolution pass 1: S, T, inversion → J₁ (and S, T into a Components sink).
@@ -359,6 +359,7 @@ pub fn derain_full_into(
     let ms = |a: std::time::Instant, b: std::time::Instant| (b - a).as_secs_f64() * 1e3;
     Ok(RunInfo {
         atmosphere: a,
+        veil_gate: Some(veil),
         timings: StageTimings {
             low_res_ms: ms(t_start, t_bank),
             decomposition_ms: 0.0,

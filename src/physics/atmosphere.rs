@@ -36,11 +36,14 @@ pub fn estimate(lf: &PlanarRgb, dark: &Plane) -> [f32; 3] {
     })
 }
 
-/// Exponential smoothing of A over frames, reset on scene cuts.
+/// Exponential smoothing of A over frames, reset on scene cuts; in `full` mode also of the
+/// physics veil gate k, with the same weight and the same cuts (k of single frames of real rain
+/// video moves by up to ≈0.17 from frame to frame, which would make the veil removal pulse).
 #[derive(Debug, Clone)]
 pub struct AtmosphereTracker {
     smoothing: f32,
     state: Option<([f32; 3], f32)>,
+    gate: Option<f32>,
 }
 
 /// Change of mean frame luminance (on [0,1]) that counts as a scene cut.
@@ -54,6 +57,7 @@ impl AtmosphereTracker {
         Self {
             smoothing: smoothing.clamp(0.0, 0.999),
             state: None,
+            gate: None,
         }
     }
     /// Changes the smoothing weight.
@@ -63,15 +67,20 @@ impl AtmosphereTracker {
     /// Forgets the history (flush, seek, new stream).
     pub fn reset(&mut self) {
         self.state = None;
+        self.gate = None;
+    }
+    /// Whether a frame with this raw A and mean luminance continues the tracked scene.
+    fn continues(&self, raw: [f32; 3], mean_luma: f32) -> bool {
+        self.state.is_some_and(|(prev, luma)| {
+            (mean_luma - luma).abs() <= SCENE_CUT_LUMA
+                && (0..3).all(|c| (raw[c] - prev[c]).abs() <= SCENE_CUT_ATMOSPHERE)
+        })
     }
     /// Feeds this frame's raw A and mean luminance; returns the A to use.
     pub fn update(&mut self, raw: [f32; 3], mean_luma: f32) -> [f32; 3] {
+        let s = self.smoothing;
         let a = match self.state {
-            Some((prev, luma))
-                if (mean_luma - luma).abs() <= SCENE_CUT_LUMA
-                    && (0..3).all(|c| (raw[c] - prev[c]).abs() <= SCENE_CUT_ATMOSPHERE) =>
-            {
-                let s = self.smoothing;
+            Some((prev, _)) if self.continues(raw, mean_luma) => {
                 std::array::from_fn(|c| s * prev[c] + (1.0 - s) * raw[c])
             }
             _ => {
@@ -83,6 +92,24 @@ impl AtmosphereTracker {
         };
         self.state = Some((a, mean_luma));
         a
+    }
+    /// [`update`](Self::update) plus the frame's raw veil gate k, smoothed with the same weight
+    /// and reset on the same scene cuts; returns (A, k) to use.
+    pub fn update_with_gate(
+        &mut self,
+        raw: [f32; 3],
+        mean_luma: f32,
+        raw_gate: f32,
+    ) -> ([f32; 3], f32) {
+        let cut = !self.continues(raw, mean_luma);
+        let a = self.update(raw, mean_luma);
+        let s = self.smoothing;
+        let k = match self.gate {
+            Some(prev) if !cut => s * prev + (1.0 - s) * raw_gate,
+            _ => raw_gate,
+        };
+        self.gate = Some(k);
+        (a, k)
     }
 }
 
@@ -126,5 +153,26 @@ mod tests {
         assert_eq!(t.update([0.3; 3], 0.9), [0.3; 3]);
         t.reset();
         assert_eq!(t.update([0.6; 3], 0.1), [0.6; 3]);
+    }
+
+    #[test]
+    fn tracker_smooths_the_veil_gate_with_a_and_resets_it_on_the_same_cuts() {
+        let mut t = AtmosphereTracker::new(0.5);
+        assert_eq!(t.update_with_gate([0.8; 3], 0.5, 1.0), ([0.8; 3], 1.0));
+        let (a, k) = t.update_with_gate([0.7; 3], 0.5, 0.0);
+        assert!(
+            (a[0] - 0.75).abs() < 1e-6 && (k - 0.5).abs() < 1e-6,
+            "{a:?} {k}"
+        );
+        // Scene cut (luminance jump): both start again from the raw values.
+        assert_eq!(t.update_with_gate([0.3; 3], 0.9, 0.2), ([0.3; 3], 0.2));
+        // reset() forgets both.
+        t.reset();
+        assert_eq!(t.update_with_gate([0.6; 3], 0.1, 0.9), ([0.6; 3], 0.9));
+        let mut u = AtmosphereTracker::new(0.9);
+        let (_, k) = u.update_with_gate([0.6; 3], 0.1, 0.0);
+        assert_eq!(k, 0.0);
+        let (_, k) = u.update_with_gate([0.6; 3], 0.1, 1.0);
+        assert!((k - 0.1).abs() < 1e-6, "{k}");
     }
 }

@@ -352,6 +352,9 @@ pub enum Sink<'a, 'b> {
 pub struct RunInfo {
     /// A used for this frame.
     pub atmosphere: [f32; 3],
+    /// The physics veil gate k used for this frame in `full` mode (after temporal smoothing);
+    /// `None` in `physics` mode.
+    pub veil_gate: Option<f32>,
     /// Wall time of each step.
     pub timings: StageTimings,
 }
@@ -664,6 +667,7 @@ pub fn derain_physics_into(
     };
     Ok(RunInfo {
         atmosphere: a,
+        veil_gate: None,
         timings,
     })
 }

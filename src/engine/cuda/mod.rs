@@ -580,6 +580,7 @@ impl Inner {
             format,
             info: RunInfo {
                 atmosphere: est.atmosphere,
+                veil_gate: None,
                 timings: StageTimings {
                     low_res_ms: host_ms,
                     decomposition_ms: 0.0,
