@@ -14,7 +14,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if roots.is_empty() {
         return Err("usage: veil_gate SYNTH_ROOT...".into());
     }
-    let params = derain::pipeline::PhysicsParams::default();
     for root in roots {
         let mut files: Vec<_> = std::fs::read_dir(Path::new(&root).join("in"))?
             .filter_map(|e| e.ok().map(|e| e.path()))
@@ -28,7 +27,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .par_iter()
             .map(|p| {
                 let img = derain::io::load_image(p)?;
-                let (m, k) = derain::nets::full::physics_gate(&img, &params)?;
+                let (m, k) = derain::nets::full::physics_gate(&img)?;
                 let stem = p
                     .file_stem()
                     .unwrap_or_default()

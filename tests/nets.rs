@@ -150,9 +150,7 @@ fn full_mode_matches_the_pytorch_pipeline() {
     let img = derain::io::load_image(&fixture("full_input.png")).unwrap();
     // export.py runs the PyTorch model without the physics veil gate (k = 1); the fixture
     // scene must have k = 1 in Rust too, or the comparison would not be like for like.
-    let (m, k) =
-        derain::nets::full::physics_gate(&img, &derain::pipeline::PhysicsParams::default())
-            .unwrap();
+    let (m, k) = derain::nets::full::physics_gate(&img).unwrap();
     assert_eq!(k, 1.0, "fixture physics gate: median {m}");
     let mut p = Pipeline::new(Config {
         mode: Mode::Full,
@@ -311,10 +309,9 @@ fn clear_and_veiled(t: f32) -> (PlanarRgb, PlanarRgb) {
 
 #[test]
 fn the_physics_veil_gate_separates_clear_from_veiled_frames() {
-    let params = derain::pipeline::PhysicsParams::default();
     let (clear, veiled) = clear_and_veiled(0.3);
-    let (m_clear, k_clear) = derain::nets::full::physics_gate(&clear, &params).unwrap();
-    let (m_veiled, k_veiled) = derain::nets::full::physics_gate(&veiled, &params).unwrap();
+    let (m_clear, k_clear) = derain::nets::full::physics_gate(&clear).unwrap();
+    let (m_veiled, k_veiled) = derain::nets::full::physics_gate(&veiled).unwrap();
     assert!(
         m_clear < 0.3 && k_clear == 0.0,
         "clear: median {m_clear}, k {k_clear}"
@@ -324,9 +321,9 @@ fn the_physics_veil_gate_separates_clear_from_veiled_frames() {
         "veiled: median {m_veiled}, k {k_veiled}"
     );
     let tiny = PlanarRgb::zeros(1, 1);
-    let (_, k) = derain::nets::full::physics_gate(&tiny, &params).unwrap();
+    let (_, k) = derain::nets::full::physics_gate(&tiny).unwrap();
     assert!(k.is_finite());
-    assert!(derain::nets::full::physics_gate(&PlanarRgb::zeros(0, 0), &params).is_err());
+    assert!(derain::nets::full::physics_gate(&PlanarRgb::zeros(0, 0)).is_err());
 }
 
 #[test]

@@ -61,30 +61,31 @@ pub fn work_factor(w: usize, h: usize) -> usize {
 
 /// k of the physics veil gate ([`PHYSICS_GATE`]) from a frame already box-downsampled to the
 /// working resolution (factor `f` = [`work_factor`] of the `w`×`h` frame); returns
-/// (median of the A-normalised dark channel, k).
+/// (median of the A-normalised dark channel, k). The estimation always uses the default
+/// [`PhysicsParams`] (the ramp was calibrated with them), whatever the user's `physics`
+/// settings.
 pub fn physics_gate_from_downsampled(
     img_lo: &[Plane; 3],
     res_lo: &Plane,
     w: usize,
     h: usize,
-    params: &PhysicsParams,
 ) -> Result<(f32, f32)> {
-    let f = work_factor(w, h);
-    let sc = Scales::with_subsample(w, h, params, f);
-    let median = veil_median_from_downsampled(img_lo, res_lo, &sc, params)?;
+    let params = PhysicsParams::default();
+    let sc = Scales::with_subsample(w, h, &params, work_factor(w, h));
+    let median = veil_median_from_downsampled(img_lo, res_lo, &sc, &params)?;
     Ok((median, smoothstep(median, PHYSICS_GATE.0, PHYSICS_GATE.1)))
 }
 
 /// [`physics_gate_from_downsampled`] of a whole image, exactly as `full` mode computes it:
 /// (median of the A-normalised dark channel, k). `training/` reads these for its fits
 /// (`cargo run --release --example veil_gate`).
-pub fn physics_gate(img: &PlanarRgb, params: &PhysicsParams) -> Result<(f32, f32)> {
+pub fn physics_gate(img: &PlanarRgb) -> Result<(f32, f32)> {
     let (w, h) = (img.width(), img.height());
     if w == 0 || h == 0 {
         return Err(Error::param("input", "empty image"));
     }
     let (img_lo, res_lo) = Source::Planar(img).downsample_with_residue(work_factor(w, h));
-    physics_gate_from_downsampled(&img_lo, &res_lo, w, h, params)
+    physics_gate_from_downsampled(&img_lo, &res_lo, w, h)
 }
 
 /// Buffers reused from frame to frame.
@@ -164,7 +165,7 @@ pub fn derain_full_into(
         lw.next_multiple_of(PAD_MULTIPLE),
         lh.next_multiple_of(PAD_MULTIPLE),
     );
-    let (_, raw_veil) = physics_gate_from_downsampled(&img_lo, &res_lo, w, h, params)?;
+    let (_, raw_veil) = physics_gate_from_downsampled(&img_lo, &res_lo, w, h)?;
     let rgb_lo = PlanarRgb::from_planes(img_lo)?;
     let lf = guided_bank(&res_lo, &rgb_lo, &BANK_RADII, &BANK_EPS)?;
     let hf: Vec<Plane> = lf
