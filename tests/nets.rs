@@ -145,6 +145,16 @@ fn native_engine_matches_tract_on_a_working_size_frame() {
     }
 }
 
+/// A `full`-mode pipeline on the CPU engine with the bundled networks.
+fn full_cpu_pipeline() -> Pipeline {
+    Pipeline::new(Config {
+        mode: Mode::Full,
+        backend: derain::Backend::Cpu,
+        ..Config::default()
+    })
+    .unwrap()
+}
+
 #[test]
 fn full_mode_matches_the_pytorch_pipeline() {
     let img = derain::io::load_image(&fixture("full_input.png")).unwrap();
@@ -152,12 +162,7 @@ fn full_mode_matches_the_pytorch_pipeline() {
     // scene must have k = 1 in Rust too, or the comparison would not be like for like.
     let (m, k) = derain::nets::full::physics_gate(&img).unwrap();
     assert_eq!(k, 1.0, "fixture physics gate: median {m}");
-    let mut p = Pipeline::new(Config {
-        mode: Mode::Full,
-        backend: derain::Backend::Cpu,
-        ..Config::default()
-    })
-    .unwrap();
+    let mut p = full_cpu_pipeline();
     let c = p.components(&img).unwrap();
     let (_, want_a) = npy("full_atmosphere.npy");
     let d = max_abs_diff(&c.atmosphere, &want_a);
@@ -248,12 +253,7 @@ fn a_graph_the_native_engine_does_not_know_runs_on_tract() {
 
 #[test]
 fn full_mode_handles_odd_and_tiny_sizes() {
-    let mut p = Pipeline::new(Config {
-        mode: Mode::Full,
-        backend: derain::Backend::Cpu,
-        ..Config::default()
-    })
-    .unwrap();
+    let mut p = full_cpu_pipeline();
     for (w, h) in [(1, 1), (2, 3), (7, 5), (33, 17), (401, 227)] {
         let mut img = PlanarRgb::zeros(w, h);
         for (c, plane) in img.planes.iter_mut().enumerate() {
@@ -329,12 +329,7 @@ fn the_physics_veil_gate_separates_clear_from_veiled_frames() {
 #[test]
 fn full_mode_leaves_no_veil_to_remove_on_a_clear_frame() {
     let (clear, _) = clear_and_veiled(0.3);
-    let mut p = Pipeline::new(Config {
-        mode: Mode::Full,
-        backend: derain::Backend::Cpu,
-        ..Config::default()
-    })
-    .unwrap();
+    let mut p = full_cpu_pipeline();
     let c = p.components(&clear).unwrap();
     // k = 0: T = 1 − 0·(1 − T_net) is exactly 1, whatever the learned gate says.
     let t_min = c

@@ -69,29 +69,33 @@ impl AtmosphereTracker {
         self.state = None;
         self.gate = None;
     }
-    /// Whether a frame with this raw A and mean luminance continues the tracked scene.
-    fn continues(&self, raw: [f32; 3], mean_luma: f32) -> bool {
-        self.state.is_some_and(|(prev, luma)| {
-            (mean_luma - luma).abs() <= SCENE_CUT_LUMA
-                && (0..3).all(|c| (raw[c] - prev[c]).abs() <= SCENE_CUT_ATMOSPHERE)
-        })
-    }
-    /// Feeds this frame's raw A and mean luminance; returns the A to use.
-    pub fn update(&mut self, raw: [f32; 3], mean_luma: f32) -> [f32; 3] {
+    /// Feeds this frame's raw A and mean luminance; returns the A to use and whether the frame
+    /// started a new scene (a cut, or the first frame).
+    fn advance(&mut self, raw: [f32; 3], mean_luma: f32) -> ([f32; 3], bool) {
         let s = self.smoothing;
-        let a = match self.state {
-            Some((prev, _)) if self.continues(raw, mean_luma) => {
-                std::array::from_fn(|c| s * prev[c] + (1.0 - s) * raw[c])
+        let (a, cut) = match self.state {
+            Some((prev, luma))
+                if (mean_luma - luma).abs() <= SCENE_CUT_LUMA
+                    && (0..3).all(|c| (raw[c] - prev[c]).abs() <= SCENE_CUT_ATMOSPHERE) =>
+            {
+                (
+                    std::array::from_fn(|c| s * prev[c] + (1.0 - s) * raw[c]),
+                    false,
+                )
             }
             _ => {
                 if self.state.is_some() {
                     log::debug!("scene cut: atmospheric light reset");
                 }
-                raw
+                (raw, true)
             }
         };
         self.state = Some((a, mean_luma));
-        a
+        (a, cut)
+    }
+    /// Feeds this frame's raw A and mean luminance; returns the A to use.
+    pub fn update(&mut self, raw: [f32; 3], mean_luma: f32) -> [f32; 3] {
+        self.advance(raw, mean_luma).0
     }
     /// [`update`](Self::update) plus the frame's raw veil gate k, smoothed with the same weight
     /// and reset on the same scene cuts; returns (A, k) to use.
@@ -101,8 +105,7 @@ impl AtmosphereTracker {
         mean_luma: f32,
         raw_gate: f32,
     ) -> ([f32; 3], f32) {
-        let cut = !self.continues(raw, mean_luma);
-        let a = self.update(raw, mean_luma);
+        let (a, cut) = self.advance(raw, mean_luma);
         let s = self.smoothing;
         let k = match self.gate {
             Some(prev) if !cut => s * prev + (1.0 - s) * raw_gate,
