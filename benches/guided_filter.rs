@@ -1,5 +1,6 @@
 //! Guided filter throughput (pixels/s): one filter r=8 with a 3-channel input at 720p/1080p and
-//! the paper's 10-filter bank at 1080p. The OpenCV baseline for the same work is measured by
+//! the paper's 10-filter bank at 1080p, on 8-bit frame data (the exact integer path) and, for the
+//! bank, on the same data nudged off the 8-bit grid (the f64 path). The OpenCV baseline for the same work is measured by
 //! `scripts/opencv_bench.py`; BENCHMARKS.md puts both side by side.
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use derain::Plane;
@@ -40,8 +41,20 @@ fn bench(c: &mut Criterion) {
     grp.throughput(Throughput::Elements(1920 * 1080));
     grp.sample_size(10);
     let mut out: Vec<Plane> = (0..30).map(|_| Plane::zeros(1920, 1080)).collect();
+    // 8-bit frame data: the exact integer path.
     grp.bench_function("radii2-32_eps1e-3_1e-4_3ch", |bch| {
         bch.iter(|| guided_bank_into(&guide, &img, &BANK_RADII, &BANK_EPS, &mut out).unwrap())
+    });
+    // The same data a quarter step off the 8-bit grid: the f64 path.
+    let nudge = |p: &Plane| Plane {
+        data: p.data.iter().map(|v| (v + 0.25 / 255.0).min(1.0)).collect(),
+        ..p.clone()
+    };
+    let [r, g, b] = &img.planes;
+    let img_f = PlanarRgb::from_planes([nudge(r), nudge(g), nudge(b)]).unwrap();
+    let guide_f = nudge(&guide);
+    grp.bench_function("radii2-32_eps1e-3_1e-4_3ch_offgrid_f64path", |bch| {
+        bch.iter(|| guided_bank_into(&guide_f, &img_f, &BANK_RADII, &BANK_EPS, &mut out).unwrap())
     });
     grp.finish();
 }

@@ -10,11 +10,17 @@ fn main() {
             Some((a.parse().ok()?, b.parse().ok()?))
         })
         .unwrap_or((1920, 1080));
+    // 8-bit samples (the exact integer path), or with FLOAT=1 samples off the 1/255 grid
+    // (the f64 path).
+    let off = match std::env::var("FLOAT").as_deref() {
+        Ok("1") => 0.25 / 255.0,
+        _ => 0.0,
+    };
     let mk = |k: usize| Plane {
         width: w,
         height: h,
         data: (0..w * h)
-            .map(|i| ((i * 7 + k * 13) % 255) as f32 / 255.0)
+            .map(|i| ((i * 7 + k * 13) % 255) as f32 / 255.0 + off)
             .collect(),
     };
     let g = mk(0);

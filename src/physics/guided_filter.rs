@@ -29,6 +29,11 @@
 //! - The jobs' rows (one job per radius in the bank) are cut into 2 groups per thread of equal
 //!   work; a radius is split into strips (each with a 2r halo) only where a group ends.
 //! - `*_into` variants write into caller-owned planes; the coefficient ring is kept per thread.
+//! - **8-bit data** (every sample of the guide and inputs a multiple of 1/255, as from a camera
+//!   frame and its residue channel) takes an exact integer path on AVX2 builds (`q8`): i32
+//!   statistics, fixed-point coefficients with a proven error bound (≤ 6.9e-5 for the paper's
+//!   bank), eight columns per instruction. Other data, radii above 90 and eps too small for
+//!   the bound take the f64 path below.
 
 //! # Accuracy
 //! Window sums come from f64 prefix sums of f32 samples and f64 running sums of exactly the
@@ -40,6 +45,9 @@ use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 use crate::frame::{PlanarRgb, Plane};
+
+#[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
+mod q8;
 
 /// Radii of the paper's decomposition bank.
 pub const BANK_RADII: [usize; 5] = [2, 4, 8, 16, 32];
@@ -788,8 +796,8 @@ struct Job<'a> {
     outs: Vec<&'a mut Plane>,
 }
 
-/// (radius, eps, first row, end row, output row chunks) of one parallel task.
-type Task<'a> = (usize, &'a [f32], usize, usize, Vec<&'a mut [f32]>);
+/// (job, radius, eps, first row, end row, output row chunks) of one parallel task.
+type Task<'a> = (usize, usize, &'a [f32], usize, usize, Vec<&'a mut [f32]>);
 
 /// Splits `n_jobs` jobs of `h` rows each into `n_groups` groups of about equal work: the jobs'
 /// rows are laid end to end and cut into equal runs, so a job is split only where a run ends
@@ -829,24 +837,75 @@ const GROUPS_PER_THREAD: usize = 2;
 /// Runs every job over row strips in parallel, writing q = mean(a)·I + mean(b): the jobs'
 /// rows are shared out in equal groups (see [`partition`]), run in parallel.
 fn run_jobs(guide: &Plane, inputs: &[&Plane], jobs: Vec<Job<'_>>) {
+    run_jobs_on(guide, inputs, jobs, true)
+}
+
+/// The 8-bit view of the data and the fixed-point scales of each job, where the exact
+/// integer path applies (see `q8`): an AVX2 build, 1..=3 inputs and 1..=2 eps, every sample a
+/// multiple of 1/255, and a radius and eps whose error bound it meets.
+#[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
+struct Integer8 {
+    q: q8::Q8,
+    scales: Vec<Option<Vec<q8::Fixed>>>,
+}
+
+#[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
+fn integer8(guide: &Plane, inputs: &[&Plane], jobs: &[Job<'_>]) -> Option<Integer8> {
+    let (w, h) = (guide.width, guide.height);
+    let scales: Vec<Option<Vec<q8::Fixed>>> = jobs
+        .iter()
+        .map(|j| {
+            let ok = fusable(inputs.len(), j.eps.len());
+            let fx: Option<Vec<q8::Fixed>> =
+                j.eps.iter().map(|&e| q8::fixed(j.r, e, w, h)).collect();
+            fx.filter(|_| ok)
+        })
+        .collect();
+    if scales.iter().all(Option::is_none) {
+        return None;
+    }
+    Some(Integer8 {
+        q: q8::quantize(guide, inputs)?,
+        scales,
+    })
+}
+
+/// [`run_jobs`], with the exact integer path for 8-bit data allowed or not (tests compare the
+/// two).
+fn run_jobs_on(guide: &Plane, inputs: &[&Plane], jobs: Vec<Job<'_>>, allow_int: bool) {
     let w = guide.width;
     let h = guide.height;
+    #[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
+    let int8 = allow_int.then(|| integer8(guide, inputs, &jobs)).flatten();
+    #[cfg(not(all(target_arch = "x86_64", target_feature = "avx2")))]
+    let _ = allow_int;
     let n_groups = GROUPS_PER_THREAD * rayon::current_num_threads();
     let max_r = jobs.iter().map(|j| j.r).max().unwrap_or(1);
     let parts = partition(jobs.len(), h, n_groups, (4 * max_r).max(32));
     let mut groups: Vec<Vec<Task<'_>>> = (0..n_groups).map(|_| Vec::new()).collect();
-    for (job, st) in jobs.into_iter().zip(parts) {
+    for (j, (job, st)) in jobs.into_iter().zip(parts).enumerate() {
         let ranges: Vec<(usize, usize)> = st.iter().map(|&(a, b, _)| (a, b)).collect();
         let per = split_strips(job.outs, &ranges, w);
         for (&(a, b, g), outs) in st.iter().zip(per) {
-            groups[g].push((job.r, job.eps, a, b, outs));
+            groups[g].push((j, job.r, job.eps, a, b, outs));
         }
     }
     groups.into_par_iter().for_each(|tasks| {
-        for (r, eps, y0, y1, mut outs) in tasks {
+        for (_j, r, eps, y0, y1, mut outs) in tasks {
+            #[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
+            if let Some(int8) = &int8
+                && let Some(fx) = &int8.scales[_j]
+            {
+                q8::strip(&int8.q, inputs.len(), r, eps, fx, (y0, y1), &mut outs);
+                continue;
+            }
             guided_strip(guide, inputs, r, eps, (y0, y1), Sink::Filter(&mut outs));
         }
     });
+    #[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
+    if let Some(int8) = int8 {
+        q8::recycle(int8.q);
+    }
 }
 
 /// Guided filter of several input channels with one guide, for several eps at once (the guide
@@ -1408,6 +1467,152 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// `test_plane` rounded to 8-bit samples, stored as an 8-bit frame's conversion stores them.
+    fn test_plane8(w: usize, h: usize, seed: u64) -> Plane {
+        let mut p = test_plane(w, h, seed);
+        for v in &mut p.data {
+            *v = (*v * 255.0).round() as u8 as f32 * (1.0 / 255.0);
+        }
+        p
+    }
+
+    /// Whether the exact integer path takes every job of this filter (AVX2 builds).
+    fn takes_integer_path(g: &Plane, inputs: &[&Plane], r: usize, eps: &[f32]) -> bool {
+        #[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
+        {
+            let mut outs = zeroed_like(g, inputs.len() * eps.len());
+            let jobs = vec![Job {
+                r,
+                eps,
+                outs: outs.iter_mut().collect(),
+            }];
+            integer8(g, inputs, &jobs).is_some_and(|i| i.scales.iter().all(Option::is_some))
+        }
+        #[cfg(not(all(target_arch = "x86_64", target_feature = "avx2")))]
+        {
+            let _ = (g, inputs, r, eps);
+            false
+        }
+    }
+
+    #[test]
+    fn eight_bit_data_matches_reference_all_small_radii() {
+        // The exact integer path: 1×1, 2×3, widths below 2r+1, odd widths and widths that are
+        // not a multiple of 8, every radius 1..=16, one and three inputs, both bank eps.
+        let sizes = [(1, 1), (2, 3), (3, 2), (7, 5), (13, 11), (31, 17), (45, 40)];
+        for &(w, h) in &sizes {
+            for r in 1..=16 {
+                let g = test_plane8(w, h, (w * 31 + h + r) as u64);
+                let ps: Vec<Plane> = (0..3)
+                    .map(|c| test_plane8(w, h, (w * 17 + r + c) as u64))
+                    .collect();
+                let refs: Vec<&Plane> = ps.iter().collect();
+                let one = guided_filter_multi(&g, &refs[..1], r, &BANK_EPS[..1]).unwrap();
+                let three = guided_filter_multi(&g, &refs, r, &BANK_EPS).unwrap();
+                if cfg!(all(target_arch = "x86_64", target_feature = "avx2")) {
+                    assert!(takes_integer_path(&g, &refs, r, &BANK_EPS), "{w}x{h} r={r}");
+                }
+                let want = reference::guided(&g, &ps[0], r, BANK_EPS[0] as f64);
+                let d = max_abs_diff(&one[0].data, &want);
+                assert!(d <= 1e-4, "{w}x{h} r={r} one input: max |Δ| = {d}");
+                for (e, &eps) in BANK_EPS.iter().enumerate() {
+                    for (c, p) in ps.iter().enumerate() {
+                        let want = reference::guided(&g, p, r, eps as f64);
+                        let d = max_abs_diff(&three[e * 3 + c].data, &want);
+                        assert!(d <= 1e-4, "{w}x{h} r={r} eps={eps} c={c}: max |Δ| = {d}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn eight_bit_data_large_radius_strips_and_steep_coefficients() {
+        // r = 32 on a plane split into strips; then the worst case for the fixed-point
+        // coefficients: a guide whose variance is about eps, with an input that follows it
+        // from 0 to 1, so |a| is near its bound 1/(4√eps) = 25.
+        let (w, h) = (97, 301);
+        let g = test_plane8(w, h, 5);
+        let p = test_plane8(w, h, 6);
+        assert!(takes_integer_path(&g, &[&p], 32, &[1e-4]) || !FUSED);
+        let got = guided_filter(&g, &p, 32, 1e-4).unwrap();
+        let d = max_abs_diff(&got.data, &reference::guided(&g, &p, 32, 1e-4));
+        assert!(d <= 1e-4, "r=32: max |Δ| = {d}");
+
+        let (w, h) = (70, 90);
+        let mut g = Plane::zeros(w, h);
+        let mut p = Plane::zeros(w, h);
+        for y in 0..h {
+            for x in 0..w {
+                let hi = (x / 3 + y / 5) % 2 == 1;
+                g.data[y * w + x] = (120 + 3 * hi as u8) as f32 * (1.0 / 255.0);
+                p.data[y * w + x] = hi as u8 as f32;
+            }
+        }
+        for &r in &[2, 8, 32] {
+            assert!(takes_integer_path(&g, &[&p], r, &[1e-4]) || !FUSED);
+            let got = guided_filter(&g, &p, r, 1e-4).unwrap();
+            let want = reference::guided(&g, &p, r, 1e-4);
+            let d = max_abs_diff(&got.data, &want);
+            assert!(d <= 1e-4, "steep r={r}: max |Δ| = {d}");
+        }
+    }
+
+    #[test]
+    fn integer_and_float_paths_agree_on_the_bank() {
+        let (w, h) = (203, 150);
+        let img = PlanarRgb::from_planes([
+            test_plane8(w, h, 2),
+            test_plane8(w, h, 3),
+            test_plane8(w, h, 4),
+        ])
+        .unwrap();
+        // The residue of 8-bit samples: differences of f32 multiples of 1/255.
+        let g = crate::physics::residue::residue(&img);
+        let [r, gr, b] = &img.planes;
+        let inputs = [r, gr, b];
+        assert!(takes_integer_path(&g, &inputs, 32, &BANK_EPS) || !FUSED);
+        let mut int = zeroed_like(&g, 30);
+        let mut float = zeroed_like(&g, 30);
+        guided_bank_into(&g, &img, &BANK_RADII, &BANK_EPS, &mut int).unwrap();
+        let mut it = float.iter_mut();
+        let jobs = BANK_RADII
+            .iter()
+            .map(|&rad| Job {
+                r: rad,
+                eps: &BANK_EPS,
+                outs: it.by_ref().take(6).collect(),
+            })
+            .collect();
+        run_jobs_on(&g, &inputs, jobs, false);
+        for (k, (a, b)) in int.iter().zip(&float).enumerate() {
+            let d = a
+                .data
+                .iter()
+                .zip(&b.data)
+                .map(|(x, y)| (x - y).abs())
+                .fold(0f32, f32::max);
+            assert!(d <= 1e-4, "plane {k}: max |Δ| = {d}");
+        }
+    }
+
+    #[test]
+    fn only_eight_bit_samples_take_the_integer_path() {
+        let g = test_plane8(20, 10, 1);
+        let p = test_plane8(20, 10, 2);
+        assert!(takes_integer_path(&g, &[&p], 4, &[1e-3]) || !FUSED);
+        // Off the 1/255 grid by half a step, or outside [0,1]: the float path.
+        let mut off = p.clone();
+        off.data[7] += 0.5 / 255.0;
+        assert!(!takes_integer_path(&g, &[&off], 4, &[1e-3]));
+        let mut big = p.clone();
+        big.data[3] = 2.0;
+        assert!(!takes_integer_path(&g, &[&big], 4, &[1e-3]));
+        // Radii and eps whose fixed-point error bound is too large: the float path.
+        assert!(!takes_integer_path(&g, &[&p], 200, &[1e-3]));
+        assert!(!takes_integer_path(&g, &[&p], 4, &[1e-9]));
     }
 
     #[test]
