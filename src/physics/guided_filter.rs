@@ -1005,6 +1005,29 @@ pub fn guided_bank_into(
     eps: &[f32],
     outs: &mut [Plane],
 ) -> Result<()> {
+    guided_bank_into_with(guide, input, radii, eps, outs, Arithmetic::Auto)
+}
+
+/// Which arithmetic the guided filter runs in.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Arithmetic {
+    /// The exact integer path where every sample is an 8-bit one (a multiple of 1/255) and the
+    /// build has AVX2, the f64 path otherwise (module docs).
+    #[default]
+    Auto,
+    /// Always the f64 path: the reference the integer path is checked and timed against.
+    F64,
+}
+
+/// [`guided_bank_into`] in the given [`Arithmetic`].
+pub fn guided_bank_into_with(
+    guide: &Plane,
+    input: &PlanarRgb,
+    radii: &[usize],
+    eps: &[f32],
+    outs: &mut [Plane],
+    arithmetic: Arithmetic,
+) -> Result<()> {
     let [r, g, b] = &input.planes;
     let inputs = [r, g, b];
     for &rad in radii {
@@ -1021,7 +1044,7 @@ pub fn guided_bank_into(
             outs: it.by_ref().take(per_radius).collect(),
         })
         .collect();
-    run_jobs(guide, &inputs, jobs);
+    run_jobs_on(guide, &inputs, jobs, arithmetic == Arithmetic::Auto);
     Ok(())
 }
 
@@ -1577,16 +1600,8 @@ mod tests {
         let mut int = zeroed_like(&g, 30);
         let mut float = zeroed_like(&g, 30);
         guided_bank_into(&g, &img, &BANK_RADII, &BANK_EPS, &mut int).unwrap();
-        let mut it = float.iter_mut();
-        let jobs = BANK_RADII
-            .iter()
-            .map(|&rad| Job {
-                r: rad,
-                eps: &BANK_EPS,
-                outs: it.by_ref().take(6).collect(),
-            })
-            .collect();
-        run_jobs_on(&g, &inputs, jobs, false);
+        let f64_path = Arithmetic::F64;
+        guided_bank_into_with(&g, &img, &BANK_RADII, &BANK_EPS, &mut float, f64_path).unwrap();
         for (k, (a, b)) in int.iter().zip(&float).enumerate() {
             let d = a
                 .data

@@ -280,6 +280,8 @@ fn strip_n<const NC: usize, const NE: usize>(
         })
         .collect();
     let mut inv64 = vec![0f64; wp];
+    // The 1/N rows above are filled for these 1/(window rows) (NaN: not yet).
+    let (mut inv64_ny, mut inv32_ny) = (f64::NAN, f64::NAN);
     let mut tmp = vec![0i32; nq * wp];
     let mut inv32 = vec![0f32; wp];
     let mut gf = vec![0f32; wp];
@@ -297,9 +299,13 @@ fn strip_n<const NC: usize, const NE: usize>(
                         std::array::from_fn(|c| (row(1 + c, si), row(1 + c, so)));
                     stats_step::<NC>(stats, len, pad, wp, g, &p);
                 }
+                // 1/N per column changes only where the window is cut by the top or bottom.
                 let iny = swin.inv_n();
-                for (d, &n) in inv64.iter_mut().zip(&inv_nx) {
-                    *d = n * iny;
+                if iny != inv64_ny {
+                    inv64_ny = iny;
+                    for (d, &n) in inv64.iter_mut().zip(&inv_nx) {
+                        *d = n * iny;
+                    }
                 }
                 let slot = &mut ring[(yc % ring_len) * nk * wp..][..nk * wp];
                 coefs_row::<NC, NE>(stats, (len, pad, wp, r), &inv64, eps, fx, &mut tmp, slot);
@@ -312,8 +318,11 @@ fn strip_n<const NC: usize, const NE: usize>(
             coef_step(coefs, len, pad, wp, nk, si, so);
         }
         let iny = cwin.inv_n();
-        for (d, &n) in inv32.iter_mut().zip(&inv_nx) {
-            *d = (n * iny) as f32;
+        if iny != inv32_ny {
+            inv32_ny = iny;
+            for (d, &n) in inv32.iter_mut().zip(&inv_nx) {
+                *d = (n * iny) as f32;
+            }
         }
         for (d, &v) in gf.iter_mut().zip(q.row(0, y)) {
             *d = v as f32 * (1.0 / 255.0);
@@ -336,9 +345,10 @@ fn strip_n<const NC: usize, const NE: usize>(
 /// from one step to the next is a single add.
 ///
 /// # Safety
-/// `sp` must be valid for reads of `[x−r−1, x+r+8)`.
+/// `sp` must be valid for reads of `[x−r−1, x+r+8)`; `last` is seven in every lane (the
+/// index that broadcasts the last lane, passed in so loops load it once).
 #[inline(always)]
-unsafe fn scan8(sp: *const i32, x: usize, r: usize, carry: &mut __m256i) -> __m256i {
+unsafe fn scan8(sp: *const i32, x: usize, r: usize, carry: &mut __m256i, last: __m256i) -> __m256i {
     // SAFETY: the caller bounds the offsets; AVX2 is enabled at compile time.
     unsafe {
         let d = _mm256_sub_epi32(
@@ -351,7 +361,7 @@ unsafe fn scan8(sp: *const i32, x: usize, r: usize, carry: &mut __m256i) -> __m2
         let lo = _mm256_permute2x128_si256::<0x08>(d, d);
         let d = _mm256_add_epi32(d, _mm256_shuffle_epi32::<0xFF>(lo));
         let sum = _mm256_add_epi32(d, *carry);
-        *carry = _mm256_add_epi32(*carry, _mm256_permutevar8x32_epi32(d, _mm256_set1_epi32(7)));
+        *carry = _mm256_add_epi32(*carry, _mm256_permutevar8x32_epi32(d, last));
         sum
     }
 }
@@ -380,10 +390,11 @@ unsafe fn scan_pair(
             _mm256_set1_epi32(t)
         };
         let (mut c0, mut c1) = (start(s0), start(s1));
+        let last = _mm256_set1_epi32(7);
         let mut x = 0;
         while x < wp {
-            let v0 = scan8(s0, x, r, &mut c0);
-            let v1 = scan8(s1, x, r, &mut c1);
+            let v0 = scan8(s0, x, r, &mut c0, last);
+            let v1 = scan8(s1, x, r, &mut c1, last);
             _mm256_storeu_si256(out0.add(x) as *mut __m256i, v0);
             _mm256_storeu_si256(out1.add(x) as *mut __m256i, v1);
             x += 8;
@@ -579,11 +590,12 @@ fn apply_row<const NC: usize, const NE: usize>(
                     _mm256_set1_epi32(t)
                 };
                 let (mut ca, mut cb) = (start(s0), start(s1));
+                let last = _mm256_set1_epi32(7);
                 let dst = outs[p].as_mut_ptr().add(off);
                 let mut x = 0;
                 while x < wp {
-                    let sa = scan8(s0, x, r, &mut ca);
-                    let sb = scan8(s1, x, r, &mut cb);
+                    let sa = scan8(s0, x, r, &mut ca, last);
+                    let sb = scan8(s1, x, r, &mut cb, last);
                     // q = (Σa·I + Σb)·2^-f/N.
                     let g = _mm256_loadu_ps(gf.as_ptr().add(x));
                     let t = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sa), g, _mm256_cvtepi32_ps(sb));
