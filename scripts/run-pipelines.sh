@@ -8,7 +8,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
-    cargo build --release -p gst-plugin-derain
+    # The whole workspace, so dependency features unify as in `cargo test --workspace` and its
+    # build is reused (`-p` alone would rebuild the dependencies with other features).
+    cargo build --release --workspace
 fi
 export GST_PLUGIN_PATH="$PWD/target/release${GST_PLUGIN_PATH:+:$GST_PLUGIN_PATH}"
 gst-inspect-1.0 derain >/dev/null || { echo "derain element not found in $GST_PLUGIN_PATH" >&2; exit 1; }
