@@ -8,9 +8,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
-    # The whole workspace, so dependency features unify as in `cargo test --workspace` and its
-    # build is reused (`-p` alone would rebuild the dependencies with other features).
-    cargo build --release --workspace
+    # Every target of the workspace, so the dependencies get the features `cargo test
+    # --workspace` gave them (dev-dependencies included) and that build is reused: building
+    # the plugin alone (`-p`) or without the test targets rebuilt tract and gstreamer.
+    cargo build --release --workspace --all-targets
 fi
 export GST_PLUGIN_PATH="$PWD/target/release${GST_PLUGIN_PATH:+:$GST_PLUGIN_PATH}"
 gst-inspect-1.0 derain >/dev/null || { echo "derain element not found in $GST_PLUGIN_PATH" >&2; exit 1; }
