@@ -346,52 +346,72 @@ fn vstep<const ADD: bool, const SUB: bool>(acc: &mut [f64], row_in: &[f32], row_
     }
 }
 
-/// Vertical running sums over the rows of a window: `acc[k]` holds, per column, the sum of
-/// quantity k over rows `[lo, hi)`. Rows enter and leave through a callback, so a quantity
-/// that can be recomputed from the inputs (the guide statistics) needs no stored history.
-struct ColumnSums {
+/// The rows of a vertical window `[lo, hi)` centred on a row, moved one row at a time (shared
+/// by the f64 path's [`ColumnSums`] and the integer path).
+struct Window {
     h: usize,
     r: usize,
-    acc: Vec<Vec<f64>>,
     lo: usize,
     hi: usize,
 }
 
-impl ColumnSums {
-    fn new(w: usize, h: usize, r: usize, q: usize, start: usize) -> Self {
+impl Window {
+    fn new(h: usize, r: usize, start: usize) -> Self {
         Self {
             h,
             r,
-            acc: vec![vec![0.0; w]; q],
             lo: start,
             hi: start,
         }
     }
 
+    /// The next (entering, leaving) rows on the way to the window centred on `yc`, or `None`
+    /// once it is there; in the steady state one row enters and one leaves in the same step.
+    fn step(&mut self, yc: usize) -> Option<(Option<usize>, Option<usize>)> {
+        let enter = (self.hi < (yc + self.r + 1).min(self.h)).then_some(self.hi);
+        let leave = (self.lo < yc.saturating_sub(self.r)).then_some(self.lo);
+        self.hi += enter.is_some() as usize;
+        self.lo += leave.is_some() as usize;
+        (enter.is_some() || leave.is_some()).then_some((enter, leave))
+    }
+
+    /// 1 / the number of rows in the window.
+    fn inv_n(&self) -> f64 {
+        1.0 / (self.hi - self.lo) as f64
+    }
+}
+
+/// Vertical running sums over the rows of a window: `acc[k]` holds, per column, the sum of
+/// quantity k over the window's rows. Rows enter and leave through a callback, so a quantity
+/// that can be recomputed from the inputs (the guide statistics) needs no stored history.
+struct ColumnSums {
+    win: Window,
+    acc: Vec<Vec<f64>>,
+}
+
+impl ColumnSums {
+    fn new(w: usize, h: usize, r: usize, q: usize, start: usize) -> Self {
+        Self {
+            win: Window::new(h, r, start),
+            acc: vec![vec![0.0; w]; q],
+        }
+    }
+
     /// Moves the window to centre row `yc`. Each call `f(entering, leaving, acc)` adds the
     /// entering row and subtracts the leaving one (exactly what was added), either may be
-    /// absent; in the steady state one row enters and one leaves in the same call.
+    /// absent.
     fn advance(
         &mut self,
         yc: usize,
         mut f: impl FnMut(Option<usize>, Option<usize>, &mut [Vec<f64>]),
     ) {
-        let want_hi = (yc + self.r + 1).min(self.h);
-        let want_lo = yc.saturating_sub(self.r);
-        loop {
-            let enter = (self.hi < want_hi).then_some(self.hi);
-            let leave = (self.lo < want_lo).then_some(self.lo);
-            if enter.is_none() && leave.is_none() {
-                break;
-            }
+        while let Some((enter, leave)) = self.win.step(yc) {
             f(enter, leave, &mut self.acc);
-            self.hi += enter.is_some() as usize;
-            self.lo += leave.is_some() as usize;
         }
     }
 
     fn inv_ny(&self) -> f64 {
-        1.0 / (self.hi - self.lo) as f64
+        self.win.inv_n()
     }
 }
 
@@ -855,10 +875,9 @@ fn integer8(guide: &Plane, inputs: &[&Plane], jobs: &[Job<'_>]) -> Option<Intege
     let scales: Vec<Option<Vec<q8::Fixed>>> = jobs
         .iter()
         .map(|j| {
-            let ok = fusable(inputs.len(), j.eps.len());
-            let fx: Option<Vec<q8::Fixed>> =
-                j.eps.iter().map(|&e| q8::fixed(j.r, e, w, h)).collect();
-            fx.filter(|_| ok)
+            fusable(inputs.len(), j.eps.len())
+                .then(|| j.eps.iter().map(|&e| q8::fixed(j.r, e, w, h)).collect())
+                .flatten()
         })
         .collect();
     if scales.iter().all(Option::is_none) {

@@ -25,6 +25,7 @@ use std::arch::x86_64::*;
 
 use rayon::prelude::*;
 
+use super::{Window, fill_inv, inv_counts};
 use crate::frame::Plane;
 
 /// Largest |v − k/255| accepted as the 8-bit sample k (4 ulp of 1.0 in f32).
@@ -176,39 +177,6 @@ fn precision(r: usize, eps: f32, w: usize, h: usize) -> Option<(i32, f64)> {
     Some((f, 2f64.powi(-f) + F32_ERR_PER_A * bound))
 }
 
-/// The rows of a vertical window `[lo, hi)` centred on a row, moved one row at a time.
-struct Window {
-    h: usize,
-    r: usize,
-    lo: usize,
-    hi: usize,
-}
-
-impl Window {
-    fn new(h: usize, r: usize, start: usize) -> Self {
-        Self {
-            h,
-            r,
-            lo: start,
-            hi: start,
-        }
-    }
-
-    /// The next (entering, leaving) rows on the way to the window centred on `yc`, or `None`
-    /// once it is there.
-    fn step(&mut self, yc: usize) -> Option<(Option<usize>, Option<usize>)> {
-        let enter = (self.hi < (yc + self.r + 1).min(self.h)).then_some(self.hi);
-        let leave = (self.lo < yc.saturating_sub(self.r)).then_some(self.lo);
-        self.hi += enter.is_some() as usize;
-        self.lo += leave.is_some() as usize;
-        (enter.is_some() || leave.is_some()).then_some((enter, leave))
-    }
-
-    fn inv_n(&self) -> f64 {
-        1.0 / (self.hi - self.lo) as f64
-    }
-}
-
 thread_local! {
     /// [`strip`]'s buffers (the coefficient ring is megabytes at large radii), reused by the
     /// next call on this thread: every value is written before it is read.
@@ -273,12 +241,9 @@ fn strip_n<const NC: usize, const NE: usize>(
     let (ring, zero_row) = ring.split_at_mut(ring_len * nk * wp);
     let zero_u8 = vec![0u8; wp];
 
-    let inv_nx: Vec<f64> = (0..wp)
-        .map(|x| match x < w {
-            true => 1.0 / ((x + r).min(w - 1) + 1 - x.saturating_sub(r)) as f64,
-            false => 0.0,
-        })
-        .collect();
+    // 1/(window columns), 0 on the padding columns past the width.
+    let mut inv_nx = inv_counts(w, r);
+    inv_nx.resize(wp, 0.0);
     let mut inv64 = vec![0f64; wp];
     // The 1/N rows above are filled for these 1/(window rows) (NaN: not yet).
     let (mut inv64_ny, mut inv32_ny) = (f64::NAN, f64::NAN);
@@ -303,9 +268,7 @@ fn strip_n<const NC: usize, const NE: usize>(
                 let iny = swin.inv_n();
                 if iny != inv64_ny {
                     inv64_ny = iny;
-                    for (d, &n) in inv64.iter_mut().zip(&inv_nx) {
-                        *d = n * iny;
-                    }
+                    fill_inv(&mut inv64, &inv_nx, iny);
                 }
                 let slot = &mut ring[(yc % ring_len) * nk * wp..][..nk * wp];
                 coefs_row::<NC, NE>(stats, (len, pad, wp, r), &inv64, eps, fx, &mut tmp, slot);
@@ -366,6 +329,19 @@ unsafe fn scan8(sp: *const i32, x: usize, r: usize, carry: &mut __m256i, last: _
     }
 }
 
+/// The carry [`scan8`] starts a row from: the window sum of column −1, i.e. of columns
+/// `[0, r)` (the padding adds zeros), in every lane.
+///
+/// # Safety
+/// `s` must be valid for reads of `r` values.
+#[inline(always)]
+unsafe fn carry_start(s: *const i32, r: usize) -> __m256i {
+    // SAFETY: as documented.
+    let t = (0..r).fold(0i32, |t, i| t.wrapping_add(unsafe { *s.add(i) }));
+    // SAFETY: AVX2 is enabled at compile time.
+    unsafe { _mm256_set1_epi32(t) }
+}
+
 /// Window sums along x of two column-sum rows at once (two independent carry chains), for
 /// the columns `[0, wp)`: `out0[x]`, `out1[x]`.
 ///
@@ -381,15 +357,7 @@ unsafe fn scan_pair(
 ) {
     // SAFETY: as documented.
     unsafe {
-        let start = |s: *const i32| {
-            // Window sum of column −1: the r columns [0, r) (the padding adds zeros).
-            let mut t = 0i32;
-            for i in 0..r {
-                t = t.wrapping_add(*s.add(i));
-            }
-            _mm256_set1_epi32(t)
-        };
-        let (mut c0, mut c1) = (start(s0), start(s1));
+        let (mut c0, mut c1) = (carry_start(s0, r), carry_start(s1, r));
         let last = _mm256_set1_epi32(7);
         let mut x = 0;
         while x < wp {
@@ -582,14 +550,7 @@ fn apply_row<const NC: usize, const NE: usize>(
             for c in 0..NC {
                 let p = e * NC + c;
                 let (s0, s1) = (sp.add(2 * p * len + pad), sp.add((2 * p + 1) * len + pad));
-                let start = |s: *const i32| {
-                    let mut t = 0i32;
-                    for i in 0..r {
-                        t = t.wrapping_add(*s.add(i));
-                    }
-                    _mm256_set1_epi32(t)
-                };
-                let (mut ca, mut cb) = (start(s0), start(s1));
+                let (mut ca, mut cb) = (carry_start(s0, r), carry_start(s1, r));
                 let last = _mm256_set1_epi32(7);
                 let dst = outs[p].as_mut_ptr().add(off);
                 let mut x = 0;
