@@ -31,7 +31,7 @@
 //! - `*_into` variants write into caller-owned planes; the coefficient ring is kept per thread.
 //! - **8-bit data** (every sample of the guide and inputs a multiple of 1/255, as from a camera
 //!   frame and its residue channel) takes an exact integer path on AVX2 builds (`q8`): i32
-//!   statistics, fixed-point coefficients with a proven error bound (≤ 6.9e-5 for the paper's
+//!   statistics, fixed-point coefficients with a proven error bound (≤ 8.5e-5 for the paper's
 //!   bank), eight columns per instruction. Other data, radii above 90 and eps too small for
 //!   the bound take the f64 path below.
 
@@ -373,6 +373,15 @@ impl Window {
         self.hi += enter.is_some() as usize;
         self.lo += leave.is_some() as usize;
         (enter.is_some() || leave.is_some()).then_some((enter, leave))
+    }
+
+    /// The number of rows in the window.
+    #[cfg_attr(
+        not(all(target_arch = "x86_64", target_feature = "avx2")),
+        allow(dead_code)
+    )]
+    fn rows(&self) -> usize {
+        self.hi - self.lo
     }
 
     /// 1 / the number of rows in the window.
