@@ -262,7 +262,8 @@ fn strip_n<const NC: usize, const NE: usize>(
     // `cols` is filled for windows of this many rows (0: not yet); `inv32` for this 1/rows.
     let (mut cols_ny, mut inv32_ny) = (0, f64::NAN);
     let mut tmp = vec![0i32; nq * wp];
-    let mut inv32 = vec![0f32; wp];
+    // 2^-f/N per eps and column for the output pass (`NE` rows of `wp`).
+    let mut inv32 = vec![0f32; NE * wp];
     let mut gf = vec![0f32; wp];
 
     let coef_start = y0.saturating_sub(r);
@@ -302,21 +303,16 @@ fn strip_n<const NC: usize, const NE: usize>(
         let iny = cwin.inv_n();
         if iny != inv32_ny {
             inv32_ny = iny;
-            for (d, &n) in inv32.iter_mut().zip(&inv_nx) {
-                *d = (n * iny) as f32;
+            for (row, fx) in inv32.chunks_exact_mut(wp).zip(fx) {
+                for (d, &n) in row.iter_mut().zip(&inv_nx) {
+                    *d = (n * iny) as f32 * fx.inv_scale;
+                }
             }
         }
         for (d, &v) in gf.iter_mut().zip(q.row(0, y)) {
             *d = v as f32 * (1.0 / 255.0);
         }
-        apply_row::<NC, NE>(
-            coefs,
-            (len, pad, w, r),
-            (&inv32, fx),
-            &gf,
-            outs,
-            (y - y0) * w,
-        );
+        apply_row::<NC, NE>(coefs, (len, pad, w, r), &inv32, &gf, outs, (y - y0) * w);
     }
     BUFS.set(buf);
 }
@@ -622,14 +618,13 @@ fn coefs_row<const NC: usize, const NE: usize>(
 }
 
 /// Output row at `off` of every (eps, input) from the coefficients' column sums:
-/// q = mean(a)·I + mean(b), one (eps, input) at a time along the row; `scale[e]` holds
-/// 1/N·2^-fa and 1/N·2^-fb per column, `gf` the guide row as f32; the last chunk is stored only
-/// up to the width.
-#[allow(clippy::too_many_arguments)]
+/// q = mean(a)·I + mean(b), one (eps, input) at a time along the row; `inv[e·wp + x]` holds
+/// 2^-f/N for eps e and column x, `gf` the guide row as f32; the last chunk is stored only up
+/// to the width.
 fn apply_row<const NC: usize, const NE: usize>(
     coefs: &[i32],
     (len, pad, w, r): (usize, usize, usize, usize),
-    (inv, fx): (&[f32], &[Fixed]),
+    inv: &[f32],
     gf: &[f32],
     outs: &mut [&mut [f32]],
     off: usize,
@@ -637,7 +632,7 @@ fn apply_row<const NC: usize, const NE: usize>(
     let nk = 2 * NC * NE;
     let wp = gf.len();
     assert!(coefs.len() == nk * len && pad > r && pad + wp + r + 8 <= len);
-    assert!(wp.is_multiple_of(8) && w <= wp && wp < w + 8 && fx.len() == NE && inv.len() >= wp);
+    assert!(wp.is_multiple_of(8) && w <= wp && wp < w + 8 && inv.len() >= NE * wp);
     assert!(outs.len() == NC * NE && outs.iter().all(|o| o.len() >= off + w));
     let sp = coefs.as_ptr();
     // SAFETY: reads as in coefs_row; stores of full chunks lie in [off, off + w), the last
@@ -646,29 +641,29 @@ fn apply_row<const NC: usize, const NE: usize>(
         let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
         let tail = w / 8 * 8;
         let mask = _mm256_cmpgt_epi32(_mm256_set1_epi32((w - tail) as i32), lanes);
-        for (e, fx) in fx.iter().enumerate() {
-            let is = _mm256_set1_ps(fx.inv_scale);
+        for e in 0..NE {
+            let inv = inv.as_ptr().add(e * wp);
             for c in 0..NC {
                 let p = e * NC + c;
                 let (s0, s1) = (sp.add(2 * p * len + pad), sp.add((2 * p + 1) * len + pad));
                 let (mut ca, mut cb) = (carry_start(s0, r), carry_start(s1, r));
                 let last = _mm256_set1_epi32(7);
                 let dst = outs[p].as_mut_ptr().add(off);
-                let mut x = 0;
-                while x < wp {
+                // q = (Σa·I + Σb)·2^-f/N.
+                let mut q = |x: usize| {
                     let sa = scan8(s0, x, r, &mut ca, last);
                     let sb = scan8(s1, x, r, &mut cb, last);
-                    // q = (Σa·I + Σb)·2^-f/N.
                     let g = _mm256_loadu_ps(gf.as_ptr().add(x));
                     let t = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sa), g, _mm256_cvtepi32_ps(sb));
-                    let f = _mm256_mul_ps(_mm256_loadu_ps(inv.as_ptr().add(x)), is);
-                    let qv = _mm256_mul_ps(t, f);
-                    if x < tail {
-                        _mm256_storeu_ps(dst.add(x), qv);
-                    } else {
-                        _mm256_maskstore_ps(dst.add(x), mask, qv);
-                    }
+                    _mm256_mul_ps(t, _mm256_loadu_ps(inv.add(x)))
+                };
+                let mut x = 0;
+                while x < tail {
+                    _mm256_storeu_ps(dst.add(x), q(x));
                     x += 8;
+                }
+                if x < wp {
+                    _mm256_maskstore_ps(dst.add(x), mask, q(x));
                 }
             }
         }
