@@ -469,6 +469,21 @@ fn unpack_row<const BPP: usize, const R: usize, const B: usize>(
     gg: &mut [f32],
     bb: &mut [f32],
 ) {
+    #[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
+    let done = if BPP == 4 {
+        unpack4_avx2::<R, B>(src, rr, gg, bb)
+    } else {
+        0
+    };
+    #[cfg(not(all(target_arch = "x86_64", target_feature = "avx2")))]
+    let done = 0;
+    // `done` ≤ every length (the fast path stops at the shortest).
+    let (src, rr, gg, bb) = (
+        &src[done * BPP..],
+        &mut rr[done..],
+        &mut gg[done..],
+        &mut bb[done..],
+    );
     for (((px, r), g), b) in src.chunks_exact(BPP).zip(rr).zip(gg).zip(bb) {
         *r = px[R] as f32 * INV_255;
         *g = px[1] as f32 * INV_255;
@@ -485,6 +500,17 @@ fn pack_row<const BPP: usize, const R: usize, const B: usize>(
     b: &[f32],
     alpha: Option<&[u8]>,
 ) {
+    #[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
+    let done = if BPP == 4 {
+        pack4_avx2::<R, B>(row, r, g, b, alpha)
+    } else {
+        0
+    };
+    #[cfg(not(all(target_arch = "x86_64", target_feature = "avx2")))]
+    let done = 0;
+    // `done` ≤ every length (the fast path stops at the shortest).
+    let (row, r, g, b) = (&mut row[done * BPP..], &r[done..], &g[done..], &b[done..]);
+    let alpha = alpha.map(|a| &a[done * BPP..]);
     for (((px, &r), &g), &b) in row.chunks_exact_mut(BPP).zip(r).zip(g).zip(b) {
         px[R] = to_u8(r);
         px[1] = to_u8(g);
@@ -500,9 +526,171 @@ fn pack_row<const BPP: usize, const R: usize, const B: usize>(
     }
 }
 
+/// [`unpack_row`] for 4-byte pixels, eight at a time: the same `byte as f32 * INV_255` per
+/// channel (bit-identical). Returns the number of pixels done (a multiple of 8).
+#[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
+fn unpack4_avx2<const R: usize, const B: usize>(
+    src: &[u8],
+    rr: &mut [f32],
+    gg: &mut [f32],
+    bb: &mut [f32],
+) -> usize {
+    use std::arch::x86_64::*;
+    let n = (src.len() / 4).min(rr.len()).min(gg.len()).min(bb.len());
+    let mut x = 0;
+    // SAFETY: AVX2 is enabled at compile time; x + 8 ≤ n bounds the 32-byte load and the
+    // eight-float stores.
+    unsafe {
+        let (k, mask) = (_mm256_set1_ps(INV_255), _mm256_set1_epi32(0xff));
+        let chan = |v: __m256i, byte: usize| {
+            let c = match byte {
+                0 => v,
+                1 => _mm256_srli_epi32::<8>(v),
+                2 => _mm256_srli_epi32::<16>(v),
+                _ => _mm256_srli_epi32::<24>(v),
+            };
+            _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_and_si256(c, mask)), k)
+        };
+        while x + 8 <= n {
+            let v = _mm256_loadu_si256(src.as_ptr().add(4 * x) as *const __m256i);
+            _mm256_storeu_ps(rr.as_mut_ptr().add(x), chan(v, R));
+            _mm256_storeu_ps(gg.as_mut_ptr().add(x), chan(v, 1));
+            _mm256_storeu_ps(bb.as_mut_ptr().add(x), chan(v, B));
+            x += 8;
+        }
+    }
+    x
+}
+
+/// [`pack_row`] for 4-byte pixels, eight at a time: [`to_u8`] per channel (`v·255 + 0.5`,
+/// truncated and saturated, NaN to 0: bit-identical), the 4th byte from `alpha` or 255.
+/// Returns the number of pixels done (a multiple of 8).
+#[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
+fn pack4_avx2<const R: usize, const B: usize>(
+    row: &mut [u8],
+    r: &[f32],
+    g: &[f32],
+    b: &[f32],
+    alpha: Option<&[u8]>,
+) -> usize {
+    use std::arch::x86_64::*;
+    let mut n = (row.len() / 4).min(r.len()).min(g.len()).min(b.len());
+    if let Some(a) = alpha {
+        n = n.min(a.len() / 4);
+    }
+    let mut x = 0;
+    // SAFETY: AVX2 is enabled at compile time; x + 8 ≤ n bounds the loads and the 32-byte
+    // store.
+    unsafe {
+        let (k, half) = (_mm256_set1_ps(255.0), _mm256_set1_ps(0.5));
+        let (zero, top) = (_mm256_setzero_ps(), _mm256_set1_ps(255.0));
+        // max(NaN, 0) is 0 (vmaxps returns its second operand on NaN), then ≤ 255: the
+        // truncation is then the saturating `as u8`.
+        let q = |p: *const f32| {
+            let v = _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(p), k), half);
+            _mm256_cvttps_epi32(_mm256_min_ps(_mm256_max_ps(v, zero), top))
+        };
+        let alpha_mask = _mm256_set1_epi32(0xff00_0000u32 as i32);
+        while x + 8 <= n {
+            let (cr, cg, cb) = (
+                q(r.as_ptr().add(x)),
+                q(g.as_ptr().add(x)),
+                q(b.as_ptr().add(x)),
+            );
+            // R and B are bytes 0 and 2 (RGBA/RGBx) or 2 and 0 (BGRA/BGRx).
+            let rb = if R == 0 {
+                _mm256_or_si256(cr, _mm256_slli_epi32::<16>(cb))
+            } else {
+                _mm256_or_si256(_mm256_slli_epi32::<16>(cr), cb)
+            };
+            let a = match alpha {
+                Some(a) => _mm256_and_si256(
+                    _mm256_loadu_si256(a.as_ptr().add(4 * x) as *const __m256i),
+                    alpha_mask,
+                ),
+                None => alpha_mask,
+            };
+            let px = _mm256_or_si256(_mm256_or_si256(rb, _mm256_slli_epi32::<8>(cg)), a);
+            _mm256_storeu_si256(row.as_mut_ptr().add(4 * x) as *mut __m256i, px);
+            x += 8;
+        }
+    }
+    x
+}
+
 /// [0,1] f32 → u8 with rounding; NaN becomes 0.
 #[inline]
 pub fn to_u8(v: f32) -> u8 {
     // `as u8` saturates and maps NaN to 0.
     (v * 255.0 + 0.5) as u8
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packing_and_unpacking_rows_match_the_per_pixel_rules_in_every_format() {
+        // Widths around the eight-pixel blocks of the AVX2 paths; values off the grid, at the
+        // rounding boundary, out of range and NaN.
+        let special = [
+            f32::NAN,
+            -0.3,
+            0.0,
+            0.5 / 255.0,
+            1.0,
+            1.7,
+            127.5 / 255.0,
+            f32::INFINITY,
+        ];
+        for format in [
+            PixelFormat::Rgba,
+            PixelFormat::Bgra,
+            PixelFormat::Rgbx,
+            PixelFormat::Bgrx,
+            PixelFormat::Rgb,
+        ] {
+            let bpp = format.bytes_per_pixel();
+            let [ro, go, bo] = format.rgb_offsets();
+            for w in [1usize, 7, 8, 9, 16, 37] {
+                let val = |c: usize, x: usize| {
+                    let i = x * 3 + c;
+                    if i.is_multiple_of(5) {
+                        special[(i / 5) % special.len()]
+                    } else {
+                        ((i * 37) % 263) as f32 / 257.0
+                    }
+                };
+                let rgb: [Vec<f32>; 3] =
+                    std::array::from_fn(|c| (0..w).map(|x| val(c, x)).collect());
+                let alpha: Vec<u8> = (0..w * bpp).map(|i| (i * 11 % 256) as u8).collect();
+                let mut row = vec![0u8; w * bpp];
+                pack_rgb_row(format, &mut row, [&rgb[0], &rgb[1], &rgb[2]], Some(&alpha));
+                for x in 0..w {
+                    let px = &row[x * bpp..(x + 1) * bpp];
+                    for (c, &o) in [ro, go, bo].iter().enumerate() {
+                        assert_eq!(px[o], to_u8(rgb[c][x]), "{format:?} w={w} x={x} c={c}");
+                    }
+                    if let Some(a) = format.alpha_offset() {
+                        assert_eq!(px[a], alpha[x * bpp + a], "{format:?} alpha");
+                    } else if bpp == 4 {
+                        assert_eq!(px[3], 255, "{format:?} padding");
+                    }
+                }
+                let mut back: [Vec<f32>; 3] = std::array::from_fn(|_| vec![f32::NAN; w]);
+                let [r, g, b] = &mut back;
+                unpack_rgb_row(format, &row, r, g, b);
+                for x in 0..w {
+                    for (c, &o) in [ro, go, bo].iter().enumerate() {
+                        let want = row[x * bpp + o] as f32 * INV_255;
+                        assert_eq!(
+                            back[c][x].to_bits(),
+                            want.to_bits(),
+                            "{format:?} w={w} x={x}"
+                        );
+                    }
+                }
+            }
+        }
+    }
 }
