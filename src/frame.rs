@@ -27,6 +27,15 @@ pub enum PixelFormat {
 }
 
 impl PixelFormat {
+    /// Every format, in declaration order.
+    pub const ALL: [PixelFormat; 5] = [
+        PixelFormat::Rgba,
+        PixelFormat::Bgra,
+        PixelFormat::Rgbx,
+        PixelFormat::Bgrx,
+        PixelFormat::Rgb,
+    ];
+
     /// Bytes per pixel.
     pub const fn bytes_per_pixel(self) -> usize {
         match self {
@@ -643,13 +652,7 @@ mod tests {
             127.5 / 255.0,
             f32::INFINITY,
         ];
-        for format in [
-            PixelFormat::Rgba,
-            PixelFormat::Bgra,
-            PixelFormat::Rgbx,
-            PixelFormat::Bgrx,
-            PixelFormat::Rgb,
-        ] {
+        for format in PixelFormat::ALL {
             let bpp = format.bytes_per_pixel();
             let [ro, go, bo] = format.rgb_offsets();
             for w in [1usize, 7, 8, 9, 16, 37] {

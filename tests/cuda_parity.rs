@@ -90,13 +90,7 @@ fn cuda_conversion_is_bit_identical() {
     };
     let mut rng = ChaCha8Rng::seed_from_u64(1);
     for &(w, h) in &SIZES {
-        for format in [
-            PixelFormat::Rgba,
-            PixelFormat::Bgra,
-            PixelFormat::Rgbx,
-            PixelFormat::Bgrx,
-            PixelFormat::Rgb,
-        ] {
+        for format in PixelFormat::ALL {
             let bpp = format.bytes_per_pixel();
             let stride = w * bpp + 5; // padded rows
             let bytes: Vec<u8> = (0..stride * h).map(|_| rng.random()).collect();

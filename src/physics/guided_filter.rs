@@ -376,17 +376,13 @@ impl Window {
     }
 
     /// The number of rows in the window.
-    #[cfg_attr(
-        not(all(target_arch = "x86_64", target_feature = "avx2")),
-        allow(dead_code)
-    )]
     fn rows(&self) -> usize {
         self.hi - self.lo
     }
 
     /// 1 / the number of rows in the window.
     fn inv_n(&self) -> f64 {
-        1.0 / (self.hi - self.lo) as f64
+        1.0 / self.rows() as f64
     }
 }
 
@@ -471,9 +467,13 @@ fn ring_step<const ADD: bool, const SUB: bool>(
 }
 
 fn inv_counts(w: usize, r: usize) -> Vec<f64> {
-    (0..w)
-        .map(|x| 1.0 / ((x + r).min(w - 1) + 1 - x.saturating_sub(r)) as f64)
-        .collect()
+    (0..w).map(|x| 1.0 / window_count(x, w, r) as f64).collect()
+}
+
+/// The number of in-image columns (or rows, with `w` the height) of the radius-`r` window
+/// centred on `x`.
+fn window_count(x: usize, w: usize, r: usize) -> usize {
+    (x + r).min(w - 1) + 1 - x.saturating_sub(r)
 }
 
 /// Where [`guided_strip`] puts each output row; the row chunks start at the strip's first row.

@@ -27,7 +27,7 @@ use std::arch::x86_64::*;
 
 use rayon::prelude::*;
 
-use super::{Window, inv_counts};
+use super::{Window, window_count};
 use crate::frame::Plane;
 
 /// Largest |v − k/255| accepted as the 8-bit sample k (4 ulp of 1.0 in f32).
@@ -251,16 +251,23 @@ fn strip_n<const NC: usize, const NE: usize>(
     let (stats, coefs) = sums.split_at_mut(nq * len);
     let zero_u8 = vec![0u8; wp];
 
-    // 1/(window columns), 0 on the padding columns past the width.
-    let mut inv_nx = inv_counts(w, r);
-    inv_nx.resize(wp, 0.0);
-    let nx: Vec<f64> = inv_nx
+    // Window columns and their inverses, 0 on the padding columns past the width.
+    let nx: Vec<f64> = (0..wp)
+        .map(|x| {
+            if x < w {
+                window_count(x, w, r) as f64
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    let inv_nx: Vec<f64> = nx
         .iter()
-        .map(|&i| if i > 0.0 { (1.0 / i).round() } else { 0.0 })
+        .map(|&n| if n > 0.0 { 1.0 / n } else { 0.0 })
         .collect();
     let mut cols = CoefCols::<NE>::new(wp);
-    // `cols` is filled for windows of this many rows (0: not yet); `inv32` for this 1/rows.
-    let (mut cols_ny, mut inv32_ny) = (0, f64::NAN);
+    // `cols` and `inv32` are filled for windows of these many rows (0: not yet).
+    let (mut cols_ny, mut inv32_ny) = (0, 0);
     let mut tmp = vec![0i32; nq * wp];
     // 2^-f/N per eps and column for the output pass (`NE` rows of `wp`).
     let mut inv32 = vec![0f32; NE * wp];
@@ -300,9 +307,9 @@ fn strip_n<const NC: usize, const NE: usize>(
             }
             coefs_row::<NC, NE>(stats, (len, pad, wp, r), &cols, &mut tmp, slot, coefs);
         }
-        let iny = cwin.inv_n();
-        if iny != inv32_ny {
-            inv32_ny = iny;
+        if cwin.rows() != inv32_ny {
+            inv32_ny = cwin.rows();
+            let iny = cwin.inv_n();
             for (row, fx) in inv32.chunks_exact_mut(wp).zip(fx) {
                 for (d, &n) in row.iter_mut().zip(&inv_nx) {
                     *d = (n * iny) as f32 * fx.inv_scale;
