@@ -27,7 +27,7 @@ use std::arch::x86_64::*;
 
 use rayon::prelude::*;
 
-use super::{Window, window_count};
+use super::{Window, inv_counts, window_count};
 use crate::frame::Plane;
 
 /// Largest |v − k/255| accepted as the 8-bit sample k (4 ulp of 1.0 in f32).
@@ -250,6 +250,8 @@ fn strip_n<const NC: usize, const NE: usize>(
     let (sums, ring) = buf[..total].split_at_mut(sums_len);
     let (stats, coefs) = sums.split_at_mut(nq * len);
     let zero_u8 = vec![0u8; wp];
+    // The ring slot of coefficient row y.
+    let slot_of = |y: usize| (y % ring_len) * nk * wp..(y % ring_len + 1) * nk * wp;
 
     // Window columns and their inverses, 0 on the padding columns past the width.
     let nx: Vec<f64> = (0..wp)
@@ -261,10 +263,8 @@ fn strip_n<const NC: usize, const NE: usize>(
             }
         })
         .collect();
-    let inv_nx: Vec<f64> = nx
-        .iter()
-        .map(|&n| if n > 0.0 { 1.0 / n } else { 0.0 })
-        .collect();
+    let mut inv_nx = inv_counts(w, r);
+    inv_nx.resize(wp, 0.0);
     let mut cols = CoefCols::<NE>::new(wp);
     // `cols` and `inv32` are filled for windows of these many rows (0: not yet).
     let (mut cols_ny, mut inv32_ny) = (0, 0);
@@ -281,7 +281,7 @@ fn strip_n<const NC: usize, const NE: usize>(
             let Some(yc) = enter else {
                 // Near the bottom rows only leave.
                 if let Some(l) = leave {
-                    let slot = &ring[(l % ring_len) * nk * wp..][..nk * wp];
+                    let slot = &ring[slot_of(l)];
                     sub_rows(coefs, len, pad, wp, nk, slot);
                 }
                 continue;
@@ -301,7 +301,7 @@ fn strip_n<const NC: usize, const NE: usize>(
             // In the steady state the leaving row is the one in the entering row's slot; when
             // none leaves, the slot is cleared so that it subtracts nothing.
             assert!(leave.is_none_or(|l| l % ring_len == yc % ring_len));
-            let slot = &mut ring[(yc % ring_len) * nk * wp..][..nk * wp];
+            let slot = &mut ring[slot_of(yc)];
             if leave.is_none() {
                 slot.fill(0);
             }
@@ -456,8 +456,8 @@ fn stats_step<const NC: usize>(
     }
 }
 
-/// Subtracts ring row set `so` (`nk` rows of `wp`, laid out as in [`coefs_row`]) from the coefficient column sums: a row
-/// leaving the window with none entering (the bottom rows).
+/// Subtracts ring row set `so` (`nk` rows of `wp`, laid out as in [`coefs_row`]) from the
+/// coefficient column sums: a row leaving the window with none entering (the bottom rows).
 fn sub_rows(coefs: &mut [i32], len: usize, pad: usize, wp: usize, nk: usize, so: &[i32]) {
     assert!(coefs.len() == nk * len && pad + wp <= len && so.len() >= nk * wp);
     for (xb, block) in so[..nk * wp].chunks_exact(8 * nk).enumerate() {
@@ -586,12 +586,10 @@ fn coefs_row<const NC: usize, const NE: usize>(
                 }
             };
             let (lo, hi) = (inv_d(0), inv_d(1));
-            let id: [__m256; NE] = std::array::from_fn(|e| {
-                _mm256_mul_ps(
-                    narrow(lo[e], hi[e]),
-                    _mm256_loadu_ps(cols.scale[e].as_ptr().add(x)),
-                )
-            });
+            let sc: [__m256; NE] =
+                std::array::from_fn(|e| _mm256_loadu_ps(cols.scale[e].as_ptr().add(x)));
+            let id: [__m256; NE] =
+                std::array::from_fn(|e| _mm256_mul_ps(narrow(lo[e], hi[e]), sc[e]));
             let s1f = _mm256_cvtepi32_ps(_mm256_loadu_si256(t as *const __m256i));
             let inv_n = _mm256_loadu_ps(cols.inv_n.as_ptr().add(x));
             // Stores the eight values of row k into the slot and moves the column sums.
@@ -609,11 +607,11 @@ fn coefs_row<const NC: usize, const NE: usize>(
                 };
                 let cov = narrow(cov(0), cov(1));
                 let spf = _mm256_cvtepi32_ps(_mm256_loadu_si256(t.add(8 * p) as *const __m256i));
-                for (e, &id) in id.iter().enumerate() {
+                for e in 0..NE {
                     // a·2^f, and b·2^f = (S_p·2^f − a·2^f·S₁)/(255N); 0 on the padding.
-                    let a = _mm256_mul_ps(cov, id);
-                    let sc = _mm256_loadu_ps(cols.scale[e].as_ptr().add(x));
-                    let b = _mm256_mul_ps(_mm256_fnmadd_ps(a, s1f, _mm256_mul_ps(spf, sc)), inv_n);
+                    let a = _mm256_mul_ps(cov, id[e]);
+                    let b =
+                        _mm256_mul_ps(_mm256_fnmadd_ps(a, s1f, _mm256_mul_ps(spf, sc[e])), inv_n);
                     let k = 2 * (e * NC + c);
                     put(k, _mm256_cvtps_epi32(a));
                     put(k + 1, _mm256_cvtps_epi32(b));
