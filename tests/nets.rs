@@ -1,10 +1,12 @@
-//! Cross-language parity of `full` mode: the Rust bank and the tract-run networks against the
-//! PyTorch originals. The fixtures in tests/fixtures/nets/ are written (seeded) by
-//! `python -m derain_train.export` (training/derain_train/export.py) from the committed weights.
+//! Cross-language parity of `full` mode: the Rust bank and every shipped network, on both
+//! engines, against the PyTorch originals. The fixtures in tests/fixtures/nets/{fast,quality}/
+//! are written (seeded) by `python -m derain_train.export_full --fixtures`
+//! (training/derain_train/export_full.py) from the weights the shipped files were exported
+//! from; the bank's by `derain_train.export` (export.py).
 
 use std::path::{Path, PathBuf};
 
-use derain::nets::FullNets;
+use derain::nets::{FullNets, ModelChoice, ModelSize};
 use derain::physics::guided_filter::guided_bank;
 use derain::physics::residue::residue;
 use derain::{Config, Mode, Pipeline, PlanarRgb, Plane};
@@ -76,76 +78,129 @@ fn rust_bank_matches_the_pytorch_bank() {
     assert!(d <= 1e-4, "bank max |Δ| = {d}");
 }
 
-#[test]
-fn both_engines_match_pytorch() {
-    let mut nets = FullNets::embedded().expect("embedded networks load");
-    // The shipped files are the architecture the native engine implements.
-    assert_eq!(nets.stage1.engine(), "native", "stage 1 fell back to tract");
-    assert_eq!(nets.stage2.engine(), "native", "stage 2 fell back to tract");
-    let (s, x_lf) = npy("stage1_x_lf.npy");
-    let (_, x_hf) = npy("stage1_x_hf.npy");
-    let (h, w) = (s[2], s[3]);
-    let (s2, x2) = npy("stage2_x.npy");
-    for engine in ["native", "tract"] {
-        let outs = if engine == "native" {
-            nets.stage1.run(h, w, &[&x_lf, &x_hf]).unwrap()
-        } else {
-            nets.stage1.run_tract(h, w, &[&x_lf, &x_hf]).unwrap()
-        };
-        for (k, name) in [
-            "stage1_transmission.npy",
-            "stage1_streak_coefs.npy",
-            "stage1_atmosphere.npy",
-        ]
-        .iter()
-        .enumerate()
-        {
-            let (_, want) = npy(name);
-            let d = max_abs_diff(&outs[k], &want);
-            assert!(d <= 1e-4, "{engine} {name}: max |Δ| = {d}");
-        }
-        let out = if engine == "native" {
-            nets.stage2.run(s2[2], s2[3], &[&x2]).unwrap()
-        } else {
-            nets.stage2.run_tract(s2[2], s2[3], &[&x2]).unwrap()
-        };
-        let (_, want) = npy("stage2_residual.npy");
-        let d = max_abs_diff(&out[0], &want);
-        assert!(d <= 1e-4, "{engine} stage2: max |Δ| = {d}");
-    }
+const SIZES: [ModelSize; 2] = [ModelSize::Fast, ModelSize::Quality];
+
+/// The fixture `name` of one size.
+fn sized(size: ModelSize, name: &str) -> String {
+    format!("{}/{name}", size.name())
+}
+
+/// The shipped file `name` of one size.
+fn shipped(size: ModelSize, name: &str) -> Vec<u8> {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("models")
+        .join(size.name())
+        .join(name);
+    std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
 #[test]
-fn native_engine_matches_tract_on_a_working_size_frame() {
-    // 720p works at 320×180; odd multiples of 4 exercise every stride-2 border case.
-    let mut nets = FullNets::embedded().expect("embedded networks load");
-    for (h, w) in [(180, 320), (44, 52), (4, 4)] {
-        let mut seed = (h * 1000 + w) as u64;
-        let mut rand = |n: usize| -> Vec<f32> {
-            (0..n)
-                .map(|_| {
-                    seed = seed
-                        .wrapping_mul(6364136223846793005)
-                        .wrapping_add(1442695040888963407);
-                    (seed >> 40) as f32 / (1u64 << 24) as f32 - 0.2
-                })
-                .collect()
-        };
-        let (x_lf, x_hf, x2) = (rand(33 * h * w), rand(33 * h * w), rand(4 * h * w));
-        let native = nets.stage1.run(h, w, &[&x_lf, &x_hf]).unwrap();
-        let tract = nets.stage1.run_tract(h, w, &[&x_lf, &x_hf]).unwrap();
-        for (k, (a, b)) in native.iter().zip(&tract).enumerate() {
-            let d = max_abs_diff(a, b);
-            assert!(d <= 1e-4, "{w}x{h} stage 1 output {k}: max |Δ| = {d}");
+fn every_shipped_network_matches_pytorch_on_both_engines() {
+    for size in SIZES {
+        let mut nets = FullNets::embedded(size).expect("embedded networks load");
+        // The shipped files are architectures the native engine implements.
+        for (name, net) in [
+            ("streak", &nets.streak),
+            ("stage 1", &nets.stage1),
+            ("stage 2", &nets.stage2),
+        ] {
+            assert_eq!(net.engine(), "native", "{size:?} {name} fell back to tract");
         }
-        let native = nets.stage2.run(h, w, &[&x2]).unwrap();
-        let tract = nets.stage2.run_tract(h, w, &[&x2]).unwrap();
-        let d = max_abs_diff(&native[0], &tract[0]);
-        assert!(d <= 1e-4, "{w}x{h} stage 2: max |Δ| = {d}");
+        let (si, x) = npy(&sized(size, "streak_input.npy"));
+        let (_, want_r) = npy(&sized(size, "streak_rain.npy"));
+        let (s1, x_lf) = npy(&sized(size, "stage1_x_lf.npy"));
+        let (s2, x2) = npy(&sized(size, "stage2_x.npy"));
+        for engine in ["native", "tract"] {
+            let run = |net: &mut derain::nets::Net, h, w, inputs: &[&[f32]]| {
+                if engine == "native" {
+                    net.run(h, w, inputs).unwrap()
+                } else {
+                    net.run_tract(h, w, inputs).unwrap()
+                }
+            };
+            let r = run(&mut nets.streak, si[2], si[3], &[&x]);
+            let d = max_abs_diff(&r[0], &want_r);
+            assert!(d <= 1e-4, "{size:?} {engine} streak: max |Δ| = {d}");
+            let outs = run(&mut nets.stage1, s1[2], s1[3], &[&x_lf]);
+            for (k, name) in ["stage1_transmission.npy", "stage1_atmosphere.npy"]
+                .iter()
+                .enumerate()
+            {
+                let (_, want) = npy(&sized(size, name));
+                let d = max_abs_diff(&outs[k], &want);
+                assert!(d <= 1e-4, "{size:?} {engine} {name}: max |Δ| = {d}");
+            }
+            let out = run(&mut nets.stage2, s2[2], s2[3], &[&x2]);
+            let (_, want) = npy(&sized(size, "stage2_residual.npy"));
+            let d = max_abs_diff(&out[0], &want);
+            assert!(d <= 1e-4, "{size:?} {engine} stage2: max |Δ| = {d}");
+        }
     }
 }
 
-/// A `full`-mode pipeline on the CPU engine with the bundled networks.
+fn pseudo_random(n: usize, seed: &mut u64) -> Vec<f32> {
+    (0..n)
+        .map(|_| {
+            *seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (*seed >> 40) as f32 / (1u64 << 24) as f32 - 0.2
+        })
+        .collect()
+}
+
+#[test]
+fn native_engine_matches_tract_on_frame_sizes() {
+    for size in SIZES {
+        let mut nets = FullNets::embedded(size).expect("embedded networks load");
+        // 720p works at 320×180; odd multiples of 4 exercise every stride-2 border case.
+        for (h, w) in [(180, 320), (44, 52), (4, 4)] {
+            let mut seed = (h * 1000 + w) as u64;
+            let (x_lf, x2) = (
+                pseudo_random(33 * h * w, &mut seed),
+                pseudo_random(4 * h * w, &mut seed),
+            );
+            let native = nets.stage1.run(h, w, &[&x_lf]).unwrap();
+            let tract = nets.stage1.run_tract(h, w, &[&x_lf]).unwrap();
+            for (k, (a, b)) in native.iter().zip(&tract).enumerate() {
+                let d = max_abs_diff(a, b);
+                assert!(
+                    d <= 1e-4,
+                    "{size:?} {w}x{h} stage 1 output {k}: max |Δ| = {d}"
+                );
+            }
+            let native = nets.stage2.run(h, w, &[&x2]).unwrap();
+            let tract = nets.stage2.run_tract(h, w, &[&x2]).unwrap();
+            let d = max_abs_diff(&native[0], &tract[0]);
+            assert!(d <= 1e-4, "{size:?} {w}x{h} stage 2: max |Δ| = {d}");
+        }
+        // The streak network at full-resolution sizes (multiples of 16, odd multiples too).
+        for (h, w) in [(16, 16), (48, 80), (144, 208)] {
+            let mut seed = (h * 7 + w) as u64;
+            let x: Vec<f32> = pseudo_random(3 * h * w, &mut seed)
+                .iter()
+                .map(|v| v + 0.2)
+                .collect();
+            let native = nets.streak.run(h, w, &[&x]).unwrap();
+            let tract = nets.streak.run_tract(h, w, &[&x]).unwrap();
+            let d = max_abs_diff(&native[0], &tract[0]);
+            assert!(d <= 1e-4, "{size:?} {w}x{h} streak: max |Δ| = {d}");
+        }
+    }
+}
+
+/// A `full`-mode pipeline on the CPU engine with the bundled networks of `size`.
+fn full_cpu_pipeline_of(size: ModelSize) -> Pipeline {
+    Pipeline::new(Config {
+        mode: Mode::Full,
+        backend: derain::Backend::Cpu,
+        model: Some(ModelChoice::Embedded(size)),
+        ..Config::default()
+    })
+    .unwrap()
+}
+
+/// A `full`-mode pipeline on the CPU engine with its default networks.
 fn full_cpu_pipeline() -> Pipeline {
     Pipeline::new(Config {
         mode: Mode::Full,
@@ -157,35 +212,61 @@ fn full_cpu_pipeline() -> Pipeline {
 
 #[test]
 fn full_mode_matches_the_pytorch_pipeline() {
-    let img = derain::io::load_image(&fixture("full_input.png")).unwrap();
-    // export.py runs the PyTorch model without the physics veil gate (k = 1); the fixture
-    // scene must have k = 1 in Rust too, or the comparison would not be like for like.
-    let (m, k) = derain::nets::full::physics_gate(&img).unwrap();
-    assert_eq!(k, 1.0, "fixture physics gate: median {m}");
-    let mut p = full_cpu_pipeline();
-    let c = p.components(&img).unwrap();
-    let (_, want_a) = npy("full_atmosphere.npy");
-    let d = max_abs_diff(&c.atmosphere, &want_a);
-    assert!(d <= 1e-4, "A: max |Δ| = {d}");
-    // J, box-averaged over 4×4 blocks (the fixture stays small).
-    let (shape, want) = npy("full_output_mean4.npy");
-    let (bh, bw) = (shape[1], shape[2]);
-    let mut got = Vec::with_capacity(want.len());
-    for plane in &c.background.planes {
-        for by in 0..bh {
-            for bx in 0..bw {
-                let mut s = 0.0;
-                for y in 4 * by..4 * by + 4 {
-                    for x in 4 * bx..4 * bx + 4 {
-                        s += plane.data[y * img.width() + x];
+    for size in SIZES {
+        let img = derain::io::load_image(&fixture(&sized(size, "full_input.png"))).unwrap();
+        let mut p = full_cpu_pipeline_of(size);
+        let c = p.components(&img).unwrap();
+        // export_full.py runs the PyTorch model without the physics veil gate (k = 1): the
+        // fixture scene must have k = 1 in Rust too, or the comparison would not be like for
+        // like.
+        let k = p.last_run().and_then(|r| r.veil_gate).unwrap();
+        assert_eq!(k, 1.0, "{size:?}: fixture physics gate");
+        let (_, want_a) = npy(&sized(size, "full_atmosphere.npy"));
+        let d = max_abs_diff(&c.atmosphere, &want_a);
+        assert!(d <= 1e-4, "{size:?} A: max |Δ| = {d}");
+        // J, box-averaged over 4×4 blocks (the fixture stays small).
+        let (shape, want) = npy(&sized(size, "full_output_mean4.npy"));
+        let (bh, bw) = (shape[1], shape[2]);
+        let mut got = Vec::with_capacity(want.len());
+        for plane in &c.background.planes {
+            for by in 0..bh {
+                for bx in 0..bw {
+                    let mut s = 0.0;
+                    for y in 4 * by..4 * by + 4 {
+                        for x in 4 * bx..4 * bx + 4 {
+                            s += plane.data[y * img.width() + x];
+                        }
                     }
+                    got.push(s / 16.0);
                 }
-                got.push(s / 16.0);
             }
         }
+        let d = max_abs_diff(&got, &want);
+        assert!(d <= 1e-3, "{size:?} J (4×4 means): max |Δ| = {d}");
     }
-    let d = max_abs_diff(&got, &want);
-    assert!(d <= 1e-3, "J (4×4 means): max |Δ| = {d}");
+}
+
+#[test]
+fn the_default_networks_are_fast_on_the_cpu() {
+    let p = full_cpu_pipeline();
+    assert_eq!(
+        p.config().model_for(p.backend_name()),
+        ModelChoice::Embedded(ModelSize::Fast)
+    );
+    let cfg = Config::default();
+    assert_eq!(
+        cfg.model_for("cuda"),
+        ModelChoice::Embedded(ModelSize::Quality)
+    );
+    assert_eq!(
+        "quality".parse::<ModelChoice>().unwrap(),
+        ModelChoice::Embedded(ModelSize::Quality)
+    );
+    assert_eq!(
+        "some/dir".parse::<ModelChoice>().unwrap(),
+        ModelChoice::Dir("some/dir".into())
+    );
+    assert!("".parse::<ModelChoice>().is_err());
 }
 
 #[test]
@@ -195,22 +276,28 @@ fn model_directory_errors_name_the_file() {
     // Missing files.
     let e = FullNets::from_dir(&dir).unwrap_err().to_string();
     assert!(
-        e.contains("stage1.onnx") && e.contains("cannot be read"),
+        e.contains("streak.onnx") && e.contains("cannot be read"),
         "{e}"
     );
+    let fast = |n: &str| shipped(ModelSize::Fast, n);
+    std::fs::write(dir.join("streak.onnx"), fast("streak.onnx")).unwrap();
     // Corrupt stage 1.
     std::fs::write(
         dir.join("stage1.onnx"),
         b"\x08\x07garbage that is not protobuf",
     )
     .unwrap();
-    std::fs::write(dir.join("stage2.onnx"), derain::nets::EMBEDDED_STAGE2).unwrap();
+    std::fs::write(dir.join("stage2.onnx"), fast("stage2.onnx")).unwrap();
     let e = FullNets::from_dir(&dir).unwrap_err().to_string();
     assert!(e.contains("stage1.onnx"), "{e}");
     // Swapped files: loads as ONNX, wrong inputs.
-    std::fs::write(dir.join("stage1.onnx"), derain::nets::EMBEDDED_STAGE2).unwrap();
+    std::fs::write(dir.join("stage1.onnx"), fast("stage2.onnx")).unwrap();
     let e = FullNets::from_dir(&dir).unwrap_err().to_string();
     assert!(e.contains("stage1.onnx") && e.contains("inputs"), "{e}");
+    std::fs::write(dir.join("stage1.onnx"), fast("stage1.onnx")).unwrap();
+    std::fs::write(dir.join("streak.onnx"), fast("stage2.onnx")).unwrap();
+    let e = FullNets::from_dir(&dir).unwrap_err().to_string();
+    assert!(e.contains("streak.onnx"), "{e}");
     // A file instead of a directory.
     let e = FullNets::from_dir(&dir.join("stage2.onnx"))
         .unwrap_err()
@@ -222,31 +309,47 @@ fn model_directory_errors_name_the_file() {
 #[test]
 fn a_graph_the_native_engine_does_not_know_runs_on_tract() {
     // Rename one weight everywhere (initializer and the node that reads it): still a valid
-    // stage-2 graph for tract, no longer the architecture the native engine reads by name.
+    // graph for tract, no longer the architecture the native engine reads by name.
     let dir = std::env::temp_dir().join(format!("derain-nets-rename-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let (from, to) = (b"g.out.weight".as_slice(), b"g.out.weighx".as_slice());
-    let mut bytes = derain::nets::EMBEDDED_STAGE2.to_vec();
-    let mut renamed = 0;
-    for i in 0..bytes.len().saturating_sub(from.len()) {
-        if &bytes[i..i + from.len()] == from {
-            bytes[i..i + from.len()].copy_from_slice(to);
-            renamed += 1;
+    let rename = |mut bytes: Vec<u8>, from: &[u8], to: &[u8]| {
+        let mut renamed = 0;
+        for i in 0..bytes.len().saturating_sub(from.len()) {
+            if &bytes[i..i + from.len()] == from {
+                bytes[i..i + from.len()].copy_from_slice(to);
+                renamed += 1;
+            }
         }
-    }
-    assert!(
-        renamed >= 2,
-        "initializer and node input renamed ({renamed})"
-    );
-    std::fs::write(dir.join("stage1.onnx"), derain::nets::EMBEDDED_STAGE1).unwrap();
-    std::fs::write(dir.join("stage2.onnx"), &bytes).unwrap();
+        assert!(
+            renamed >= 2,
+            "initializer and node input renamed ({renamed})"
+        );
+        bytes
+    };
+    let fast = |n: &str| shipped(ModelSize::Fast, n);
+    std::fs::write(
+        dir.join("streak.onnx"),
+        rename(fast("streak.onnx"), b"out.weight", b"out.weighx"),
+    )
+    .unwrap();
+    std::fs::write(dir.join("stage1.onnx"), fast("stage1.onnx")).unwrap();
+    std::fs::write(
+        dir.join("stage2.onnx"),
+        rename(fast("stage2.onnx"), b"g.out.weight", b"g.out.weighx"),
+    )
+    .unwrap();
     let mut nets = FullNets::from_dir(&dir).expect("valid ONNX loads");
     assert_eq!(nets.stage1.engine(), "native");
     assert_eq!(nets.stage2.engine(), "tract");
-    // And it still computes the same function.
-    let (s2, x2) = npy("stage2_x.npy");
+    assert_eq!(nets.streak.engine(), "tract");
+    // And they still compute the same functions.
+    let (s2, x2) = npy("fast/stage2_x.npy");
     let out = nets.stage2.run(s2[2], s2[3], &[&x2]).unwrap();
-    let (_, want) = npy("stage2_residual.npy");
+    let (_, want) = npy("fast/stage2_residual.npy");
+    assert!(max_abs_diff(&out[0], &want) <= 1e-4);
+    let (si, x) = npy("fast/streak_input.npy");
+    let out = nets.streak.run(si[2], si[3], &[&x]).unwrap();
+    let (_, want) = npy("fast/streak_rain.npy");
     assert!(max_abs_diff(&out[0], &want) <= 1e-4);
     std::fs::remove_dir_all(&dir).ok();
 }

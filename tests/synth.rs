@@ -87,9 +87,9 @@ fn saved_layers_satisfy_the_model_within_one_grey_level() {
         assert_eq!(l.background, clean);
         let mut worst = 0f32;
         for i in 0..80 * 60 {
-            let (t, st) = (l.transmission.data[i], l.streaks.data[i]);
+            let t = l.transmission.data[i];
             for c in 0..3 {
-                let j = l.background.planes[c].data[i];
+                let (j, st) = (l.background.planes[c].data[i], l.streaks.planes[c].data[i]);
                 assert!(j + st <= 1.0 + 1e-6, "J + S > 1");
                 let model = t * (j + st) + (1.0 - t) * l.atmosphere[c];
                 worst = worst.max((l.input.planes[c].data[i] - model).abs());
@@ -214,7 +214,7 @@ fn the_video_ground_truth_matches_its_clean_source() {
         // Every frame satisfies the model.
         for i in 0..w * h {
             let tr = f.transmission.data[i];
-            let want = tr * (f.background.planes[1].data[i] + f.streaks.data[i])
+            let want = tr * (f.background.planes[1].data[i] + f.streaks.planes[1].data[i])
                 + (1.0 - tr) * f.atmosphere[1];
             assert!((f.input.planes[1].data[i] - want).abs() < 1e-5);
         }

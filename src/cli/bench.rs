@@ -31,6 +31,9 @@ pub struct BenchArgs {
     /// bandwidth), or `auto` (CUDA if present, else CPU).
     #[arg(long, default_value = "cpu")]
     pub backend: derain::Backend,
+    /// `full` mode's networks: `fast`, `quality` or a directory (default: `fast` on the CPU).
+    #[arg(long)]
+    pub model: Option<derain::nets::ModelChoice>,
 }
 
 /// A deterministic rainy-looking RGBA frame: gradients, blocks and bright vertical streaks.
@@ -120,6 +123,7 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
         let mut pipeline = Pipeline::new(Config {
             backend: derain::Backend::Cpu,
             mode,
+            model: a.model.clone(),
             ..Config::default()
         })?;
         let mut stages: Vec<(&str, f64)> = Vec::new();
@@ -174,7 +178,7 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
         ));
         // End to end through the pipeline (packed RGBA in → packed RGBA out), with the
         // pipeline's own per-step timings.
-        let mut steps: Vec<[f64; 4]> = Vec::new();
+        let mut steps: Vec<[f64; 5]> = Vec::new();
         let e2e = median_ms(a.reps, || {
             let mut out =
                 FrameMut::new(&mut out_bytes, w as u32, h as u32, w * 4, PixelFormat::Rgba)
@@ -186,6 +190,7 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
                     t.decomposition_ms,
                     t.inversion_ms,
                     t.networks_ms,
+                    t.streak_ms,
                 ]);
             }
         });
@@ -195,9 +200,10 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
             v[v.len() / 2]
         };
         if mode == derain::Mode::Full {
+            stages.push(("full: streak network (full res, I_s = I − R)", med(4)));
             stages.push(("full: downsample + 10-filter bank (work res)", med(0)));
-            stages.push(("full: networks (stage 1 + stage 2)", med(3)));
-            stages.push(("full: full-res passes (S, T, inversion, ΔJ)", med(2)));
+            stages.push(("full: veil + refinement networks", med(3)));
+            stages.push(("full: full-res passes (T, inversion, ΔJ)", med(2)));
             stages.push(("end to end (full, RGBA in/out)", e2e));
         } else {
             stages.push(("physics: low-res estimation (A, T, LF coefs)", med(0)));

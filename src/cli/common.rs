@@ -15,10 +15,11 @@ pub struct EngineArgs {
     /// Blend with the input in [0,1] (1 = fully derained).
     #[arg(long, default_value_t = derain::pipeline::config::DEFAULT_STRENGTH)]
     pub strength: f32,
-    /// Directory holding `stage1.onnx` and `stage2.onnx` for `full` mode (overrides the
-    /// networks bundled in the binary).
+    /// Networks for `full` mode: `fast` (real time on the CPU), `quality` (real time on a
+    /// GPU), or a directory holding streak.onnx, stage1.onnx and stage2.onnx. Default:
+    /// `quality` on CUDA, `fast` on the CPU.
     #[arg(long)]
-    pub model: Option<std::path::PathBuf>,
+    pub model: Option<derain::nets::ModelChoice>,
 }
 
 impl EngineArgs {

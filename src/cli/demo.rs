@@ -49,7 +49,7 @@ pub fn run(a: DemoArgs) -> anyhow::Result<()> {
     let clean = decode_photo()?;
     let mut rng = ChaCha8Rng::seed_from_u64(a.seed);
     let range = RainRange {
-        style: Style::Extended,
+        style: Style::Layered,
         intensity: (DEMO_INTENSITY, DEMO_INTENSITY),
     };
     let params = RainParams::sample(&mut rng, &range)?;
@@ -75,7 +75,7 @@ pub fn run(a: DemoArgs) -> anyhow::Result<()> {
         &dir.join("side_by_side.png"),
         &io::side_by_side(&[rainy, &derained, &clean])?,
     )?;
-    io::save_plane(&dir.join("streaks.png"), &sample.streaks, 0.0, 1.0)?;
+    io::save_image(&dir.join("streaks.png"), &sample.streaks)?;
     io::save_plane(
         &dir.join("transmission.png"),
         &sample.transmission,

@@ -32,6 +32,8 @@ enum Command {
     Synth(synth::SynthArgs),
     /// Render a synthetic rainy video (frames + ground truth) from one clean image.
     SynthVideo(synth::SynthVideoArgs),
+    /// Render rain layers of one family for training-time composition (training/).
+    SynthBank(synth::SynthBankArgs),
     /// The built-in demo: bundled photo → heavy rain → derained, side by side, with scores.
     Demo(demo::DemoArgs),
     /// Derain a video file, a folder of frames or an RTSP stream into H.264 MP4/MKV.
@@ -47,6 +49,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(a) => bench::run(a),
         Command::Synth(a) => synth::run_synth(a),
         Command::SynthVideo(a) => synth::run_synth_video(a),
+        Command::SynthBank(a) => synth::run_synth_bank(a),
         Command::Demo(a) => demo::run(a),
         #[cfg(feature = "video")]
         Command::Video(a) => video::run(a),

@@ -10,7 +10,8 @@ use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 use derain::metrics::{psnr_y, temporal};
 use derain::synth::{
-    self, RainParams, RainRange, RainySample, Size, Style,
+    self, Blend, LayerMethod, RainParams, RainRange, RainySample, Size, Style,
+    camera::Camera,
     video::{RainVideo, VideoParams},
 };
 use derain::{Config, Pipeline, io};
@@ -21,21 +22,33 @@ use serde_json::{Value, json};
 
 use super::eval::list_images;
 
-/// Which distribution rain parameters are drawn from.
+/// Which family rain parameters are drawn from (docs/RAIN_STYLES.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum StyleArg {
-    /// Up to three streak layers (far, reference, defocused near), light-to-heavy intensity,
-    /// slightly tinted A, perturbed depth prior.
-    Extended,
-    /// Exactly the reference generator of DESIGN.md §2.
+    /// (a) Exactly the reference generator's MATLAB code (use `--size 720x480`).
     Reference,
+    /// (b) Dense, bright, multi-direction streaks, additive with clipping.
+    Dense,
+    /// (c) Photographic screen-blended rain of many magnitudes and orientations.
+    Screen,
+    /// (d) Depth-layered streaks: near wide and defocused, far thin and faint.
+    #[value(alias = "extended")]
+    Layered,
+    /// (e) Light rain and clear frames.
+    Light,
+    /// One of (a)–(e) per sample.
+    Mixed,
 }
 
 impl From<StyleArg> for Style {
     fn from(s: StyleArg) -> Self {
         match s {
-            StyleArg::Extended => Style::Extended,
             StyleArg::Reference => Style::Reference,
+            StyleArg::Dense => Style::Dense,
+            StyleArg::Screen => Style::Screen,
+            StyleArg::Layered => Style::Layered,
+            StyleArg::Light => Style::Light,
+            StyleArg::Mixed => Style::Mixed,
         }
     }
 }
@@ -82,10 +95,10 @@ pub struct RainArgs {
     /// Random seed: the same seed, inputs and options give bit-identical outputs.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Parameter distribution.
-    #[arg(long, value_enum, default_value = "extended")]
+    /// Rain family.
+    #[arg(long, value_enum, default_value = "layered")]
     pub style: StyleArg,
-    /// Rain intensity range `LO..HI` within [0,1] for the extended style (0 light rain with a
+    /// Rain intensity range `LO..HI` within [0,1] for the layered style (0 light rain with a
     /// thin veil, 1 the heaviest reference rain); the default renders heavy rain.
     #[arg(long, default_value = "0.45..1", value_parser = parse_intensity)]
     pub intensity: (f32, f32),
@@ -125,6 +138,30 @@ pub struct SynthArgs {
     /// Use only the first N clean images in name order (0 = all).
     #[arg(long, default_value_t = 0)]
     pub limit: usize,
+    /// Add random camera effects to every sample (rescale, gamma, sensor noise, JPEG;
+    /// `derain::synth::camera`).
+    #[arg(long)]
+    pub camera: bool,
+    #[command(flatten)]
+    pub rain: RainArgs,
+}
+
+/// Arguments of `derain synth-bank`.
+#[derive(Debug, Args)]
+pub struct SynthBankArgs {
+    /// Output folder: rain/NNNNN.png (16-bit grey rain layers R, scaled by `scale` in the
+    /// manifest) and manifest.jsonl (family, blend and parameters per layer).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Number of rain layers.
+    #[arg(long, default_value_t = 500)]
+    pub count: usize,
+    /// Layer size `WxH`.
+    #[arg(long, default_value = "512x512")]
+    pub size: Size,
+    /// Worker threads (0 = all cores).
+    #[arg(long, default_value_t = 0)]
+    pub jobs: usize,
     #[command(flatten)]
     pub rain: RainArgs,
 }
@@ -165,21 +202,41 @@ pub struct SynthVideoArgs {
     pub rain: RainArgs,
 }
 
+fn blend_name(b: Blend) -> &'static str {
+    match b {
+        Blend::Achromatic => "achromatic",
+        Blend::AddClip => "add_clip",
+        Blend::Screen => "screen",
+    }
+}
+
 fn params_json(p: &RainParams) -> Value {
     json!({
+        "style": p.style.name(),
+        "blend": blend_name(p.blend),
+        "background_blur_px": p.background_blur_px,
         "intensity": p.intensity,
         "beta": p.beta,
         "atmosphere": p.atmosphere,
         "seed": p.seed,
         "depth": {
             "horizon": p.depth.horizon, "offset": p.depth.offset, "gamma": p.depth.gamma,
-            "tilt": p.depth.tilt, "wobble": p.depth.wobble,
+            "tilt": p.depth.tilt, "wobble": p.depth.wobble, "blur_px": p.depth_blur_px,
         },
         "layers": p.layers.iter().map(|l| json!({
             "density": l.density, "amplitude": l.amplitude, "scale": l.scale,
             "angle_deg": l.angle_deg, "length_px": l.length_px, "defocus_px": l.defocus_px,
-            "weight": l.weight,
+            "weight": l.weight, "seed_max": if l.seed_max.is_finite() { json!(l.seed_max) } else { Value::Null },
+            "seed_blur_px": l.seed_blur_px, "levels": l.levels.map(|(a, b)| [a, b]),
+            "method": match l.method { LayerMethod::Fast => "fast", LayerMethod::Matlab => "matlab" },
         })).collect::<Vec<_>>(),
+    })
+}
+
+fn camera_json(c: &Camera) -> Value {
+    json!({
+        "rescale": c.rescale, "gamma": c.gamma, "read_noise": c.read_noise,
+        "shot_noise": c.shot_noise, "jpeg_quality": c.jpeg_quality,
     })
 }
 
@@ -210,15 +267,25 @@ fn render_one_image(
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let params = RainParams::sample(&mut rng, range)?;
         let mut s = synth::render(&clean, &params)?;
+        let camera = a.camera.then(|| Camera::sample(&mut rng));
+        if let Some(c) = &camera {
+            s = c.apply(s)?;
+        }
         s.quantize();
-        s.save_without_background(&a.out, &name)?;
-        let gt = a.out.join("gt").join(format!("{name}.png"));
-        std::fs::write(&gt, &gt_png).with_context(|| format!("writing {}", gt.display()))?;
+        if camera.is_some() {
+            // The camera changes J too (rescale, tone curve).
+            s.save(&a.out, &name)?;
+        } else {
+            s.save_without_background(&a.out, &name)?;
+            let gt = a.out.join("gt").join(format!("{name}.png"));
+            std::fs::write(&gt, &gt_png).with_context(|| format!("writing {}", gt.display()))?;
+        }
         let psnr = psnr_y(&s.input, &s.background)?;
         let line = json!({
             "name": name, "source": path.file_name().and_then(|f| f.to_str()),
             "sample_seed": seed, "width": s.width(), "height": s.height(),
             "psnr_y_input": (psnr * 1000.0).round() / 1000.0, "params": params_json(&params),
+            "camera": camera.as_ref().map(camera_json),
         })
         .to_string();
         out.push(Record {
@@ -394,5 +461,70 @@ pub fn run_synth_video(a: SynthVideoArgs) -> anyhow::Result<()> {
             fo.mean
         );
     }
+    Ok(())
+}
+
+/// Writes one rain layer as a 16-bit grey PNG of R/scale (scale = max R, at least 1e-6).
+fn save_rain16(path: &Path, r: &derain::Plane) -> anyhow::Result<f32> {
+    let scale = r.data.iter().fold(0f32, |m, &v| m.max(v)).max(1e-6);
+    let px: Vec<u16> = r
+        .data
+        .iter()
+        .map(|&v| ((v / scale).clamp(0.0, 1.0) * 65535.0).round() as u16)
+        .collect();
+    let img =
+        image::ImageBuffer::<image::Luma<u16>, _>::from_raw(r.width as u32, r.height as u32, px)
+            .context("rain layer buffer")?;
+    img.save(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(scale)
+}
+
+/// Runs `derain synth-bank`: rain layers R of one family for training-time composition
+/// (`training/derain_train/rain.py` blends them over clean crops with its own veil, A and
+/// camera effects, with the same formulas as `derain::synth::compose`).
+pub fn run_synth_bank(a: SynthBankArgs) -> anyhow::Result<()> {
+    let Size::Exact(w, h) = a.size else {
+        bail!("--size must be WxH for synth-bank");
+    };
+    if a.count == 0 {
+        bail!("--count must be at least 1");
+    }
+    let dir = a.out.join("rain");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let range = a.rain.range();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(a.jobs)
+        .build()
+        .context("starting the worker threads")?;
+    let t0 = Instant::now();
+    let lines: Vec<String> = pool.install(|| {
+        (0..a.count)
+            .into_par_iter()
+            .map(|i| -> anyhow::Result<String> {
+                let seed = synth::sample_seed(a.rain.seed, "bank", i as u64);
+                let mut rng = ChaCha8Rng::seed_from_u64(seed);
+                let params = RainParams::sample(&mut rng, &range)?;
+                let r = synth::rain_layer(w, h, &params)?;
+                let name = format!("{i:05}");
+                let scale = save_rain16(&dir.join(format!("{name}.png")), &r)?;
+                Ok(json!({
+                    "name": name, "sample_seed": seed, "width": w, "height": h,
+                    "scale": scale, "params": params_json(&params),
+                })
+                .to_string())
+            })
+            .collect::<anyhow::Result<_>>()
+    })?;
+    let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    let manifest = a.out.join("manifest.jsonl");
+    std::fs::write(&manifest, text).with_context(|| format!("writing {}", manifest.display()))?;
+    println!(
+        "{} rain layers {w}x{h} ({:?}) in {:.1} s -> {}",
+        a.count,
+        a.rain.style,
+        t0.elapsed().as_secs_f64(),
+        a.out.display()
+    );
     Ok(())
 }

@@ -1,34 +1,39 @@
-//! `full` mode: stage-1 networks, physics inversion, stage-2 depth-guided refinement.
+//! `full` mode: the streak network at full resolution, the veil networks on the rain-free
+//! image, physics inversion, stage-2 depth-guided refinement.
 //!
 //! ```text
+//!   R = streak(I)   (full resolution, padded to a multiple of 16)   the visible rain layer
+//!   I_s = clamp(I − R, 0, 1)                              rain-free, still veiled: T·J + (1 − T)·A
 //!   f = max(1, round(short side / WORK_LINES))           working factor (≈180 lines)
-//!   I_lo = down_f(I), res_lo = down_f(max(R,G,B) − min(R,G,B))   one pass over the frame
-//!   LF = bank(res_lo, I_lo)  (radii {2,4,8,16,32} × eps {1e-3,1e-4} × RGB), HF = I_lo − LF
-//!   T_lo, (a, b), A = stage1([I_lo, LF], [I_lo, HF])      (padded to a multiple of 4)
-//!   k = smoothstep(median dark(LF_phys/A_phys), 0.3, 0.5)  physics veil gate (I_lo, res_lo)
+//!   I_lo = down_f(I_s), res_lo = down_f(max(R,G,B) − min(R,G,B) of I_s)
+//!   LF = bank(res_lo, I_lo)  (radii {2,4,8,16,32} × eps {1e-3,1e-4} × RGB)
+//!   T_lo, A = stage1([I_lo, LF])                           (padded to a multiple of 4)
+//!   k = smoothstep(median dark(LF_phys/A_phys), 0.3, 0.5)  physics veil gate on I_s
 //!   T_lo ← 1 − k·(1 − T_lo)         no veil removal on clear frames (k smoothed in video)
-//!   full resolution, per row:
-//!     T = up_f(T_lo);  S = max(up_f(a)·min(R,G,B) + up_f(b), 0)
-//!     J₁ = clamp((I − (1 − T)·A) / max(T, t0) − S, 0, 1)
+//!   full resolution, per row:  T = up_f(T_lo);  J₁ = clamp((I_s − (1 − T)·A) / max(T, t0), 0, 1)
 //!   ΔJ_lo = stage2([down_f(J₁), −ln max(T_lo, t0)])
 //!   J = clamp(J₁ + up_f(ΔJ_lo), 0, 1)                   then blend and pack
 //! ```
 //! `up_f` is the bilinear [`Upsampler`] and `down_f` box averaging, exactly as
-//! `training/derain_train/model.py` computes them, so the trained networks see here what they
-//! saw in training. The streak layer is estimated at low resolution as the coefficients of a
-//! local linear model on the full-resolution min(R,G,B) (the Deep Guided Filter idea), which
-//! brings thin streaks back sharp at full resolution.
+//! `training/derain_train/model.py` (`FullModelV2`) computes them, so the trained networks see
+//! here what they saw in training. The model's streak layer S relates to R by R = T·S; the
+//! components sink gets S = mean_c R / max(T, t0).
+//!
+//! Removing the streaks first, at full resolution, is what removes them: estimated at the
+//! ≈180-line working resolution and upsampled (the first version of this mode), thin streaks
+//! are below the resolution and survive. The veil, smooth by nature, stays at the working
+//! resolution, estimated on I_s so that bright streaks are not mistaken for veil.
 //!
 //! Stage 1's T already carries the networks' learned frame-level veil gate g (T = 1 −
 //! g·(1 − T_local)), but g, read from pooled features of a ≈180-line image, does not tell light
 //! rain over a hazy scene from a rain veil well enough: every fit that opened it on heavy rain
 //! opened it on light rain too. The physics stage's veil statistic (the median of the dark
 //! channel of its LF layer over its A) does, so `full` mode multiplies the two:
-//! T = 1 − k·g·(1 − T_local). `training/derain_train/fit_atm.py --physics-gate` fits g and A
-//! with the same k (per frame, from `examples/veil_gate.rs`).
+//! T = 1 − k·g·(1 − T_local).
 
 use rayon::prelude::*;
 
+use super::streak::MULTIPLE;
 use super::{FullNets, PAD_MULTIPLE};
 use crate::error::{Error, Result};
 use crate::frame::{PlanarRgb, Plane};
@@ -91,10 +96,37 @@ pub fn physics_gate(img: &PlanarRgb) -> Result<(f32, f32)> {
 /// Buffers reused from frame to frame.
 #[derive(Debug, Default)]
 pub struct FullWorkspace {
+    /// The frame padded to a multiple of [`MULTIPLE`], NCHW.
+    x_full: Vec<f32>,
+    /// I_s, the rain-free image.
+    i_s: Option<PlanarRgb>,
     j1: [Vec<f32>; 3],
     x_lf: Vec<f32>,
-    x_hf: Vec<f32>,
     x2: Vec<f32>,
+}
+
+/// Copies the frame into `out` as three planes of `pw`×`ph` (NCHW, batch 1), repeating the last
+/// row and column into the padding.
+fn pack_frame(src: &Source<'_>, pw: usize, ph: usize, out: &mut Vec<f32>) {
+    let (w, h) = (src.width(), src.height());
+    out.resize(3 * pw * ph, 0.0);
+    let (r, rest) = out.split_at_mut(pw * ph);
+    let (g, b) = rest.split_at_mut(pw * ph);
+    r.par_chunks_mut(pw)
+        .zip(g.par_chunks_mut(pw))
+        .zip(b.par_chunks_mut(pw))
+        .enumerate()
+        .for_each_init(
+            || [vec![0f32; w], vec![0f32; w], vec![0f32; w]],
+            |rgb, (y, ((ro, go), bo))| {
+                src.row(y.min(h - 1), rgb);
+                for (o, s) in [ro, go, bo].into_iter().zip(rgb.iter()) {
+                    o[..w].copy_from_slice(&s[..w]);
+                    let last = s[w - 1];
+                    o[w..].fill(last);
+                }
+            },
+        );
 }
 
 /// Copies `planes` (each `lw`×`lh`) into a `[planes.len(), ph, pw]` tensor, repeating the last
@@ -158,8 +190,36 @@ pub fn derain_full_into(
     }
     let t0 = params.min_transmission;
     let t_start = std::time::Instant::now();
+
+    // The streak network at full resolution: R, then I_s = clamp(I − R, 0, 1).
+    let (pw_full, ph_full) = (w.next_multiple_of(MULTIPLE), h.next_multiple_of(MULTIPLE));
+    pack_frame(&src, pw_full, ph_full, &mut ws.x_full);
+    let rain = nets.streak.run(ph_full, pw_full, &[&ws.x_full])?.remove(0);
+    let t_streak = std::time::Instant::now();
+    let mut i_s = match ws.i_s.take() {
+        Some(p) if p.width() == w && p.height() == h => p,
+        _ => PlanarRgb::zeros(w, h),
+    };
+    let plane_full = pw_full * ph_full;
+    for (c, p) in i_s.planes.iter_mut().enumerate() {
+        let (x, r) = (
+            &ws.x_full[c * plane_full..(c + 1) * plane_full],
+            &rain[c * plane_full..(c + 1) * plane_full],
+        );
+        p.data.par_chunks_mut(w).enumerate().for_each(|(y, row)| {
+            let (xr, rr) = (
+                &x[y * pw_full..y * pw_full + w],
+                &r[y * pw_full..y * pw_full + w],
+            );
+            for ((o, &xv), &rv) in row.iter_mut().zip(xr).zip(rr) {
+                *o = (xv - rv).max(0.0).min(1.0);
+            }
+        });
+    }
+    let i_s_src = Source::Planar(&i_s);
+
     let f = work_factor(w, h);
-    let (img_lo, res_lo) = src.downsample_with_residue(f);
+    let (img_lo, res_lo) = i_s_src.downsample_with_residue(f);
     let (lw, lh) = (res_lo.width, res_lo.height);
     let (pw, ph) = (
         lw.next_multiple_of(PAD_MULTIPLE),
@@ -168,31 +228,12 @@ pub fn derain_full_into(
     let (_, raw_veil) = physics_gate_from_downsampled(&img_lo, &res_lo, w, h)?;
     let rgb_lo = PlanarRgb::from_planes(img_lo)?;
     let lf = guided_bank(&res_lo, &rgb_lo, &BANK_RADII, &BANK_EPS)?;
-    let hf: Vec<Plane> = lf
-        .par_iter()
-        .enumerate()
-        .map(|(k, l)| Plane {
-            width: lw,
-            height: lh,
-            data: rgb_lo.planes[k % 3]
-                .data
-                .iter()
-                .zip(&l.data)
-                .map(|(&i, &l)| i - l)
-                .collect(),
-        })
-        .collect();
     pack_padded(rgb_lo.planes.iter().chain(&lf), ph, pw, &mut ws.x_lf);
-    pack_padded(rgb_lo.planes.iter().chain(&hf), ph, pw, &mut ws.x_hf);
     let t_bank = std::time::Instant::now();
 
-    let outs = nets.stage1.run(ph, pw, &[&ws.x_lf, &ws.x_hf])?;
+    let outs = nets.stage1.run(ph, pw, &[&ws.x_lf])?;
     let mut t_lo = crop(&outs[0], 0, ph, pw, lw, lh);
-    let coef = [
-        crop(&outs[1], 0, ph, pw, lw, lh),
-        crop(&outs[1], 1, ph, pw, lw, lh),
-    ];
-    let a_net: [f32; 3] = std::array::from_fn(|c| outs[2][c].clamp(0.0, 1.0));
+    let a_net: [f32; 3] = std::array::from_fn(|c| outs[1][c].clamp(0.0, 1.0));
     let mean_luma = {
         let y = crate::physics::luma(&rgb_lo);
         (y.data.iter().map(|&v| v as f64).sum::<f64>() / y.data.len() as f64) as f32
@@ -206,7 +247,7 @@ pub fn derain_full_into(
     }
     let t_stage1 = std::time::Instant::now();
 
-    // Full-resolution pass 1: S, T, inversion → J₁ (and S, T into a Components sink).
+    // Full-resolution pass 1: T, inversion of I_s → J₁ (and S, T into a Components sink).
     let up = Upsampler::new(lw, lh, f, w);
     for p in ws.j1.iter_mut() {
         p.resize(w * h, 0.0);
@@ -235,21 +276,23 @@ pub fn derain_full_into(
                     )
                 },
                 |(rgb, ups, tmp), (y, (((o0, o1), o2), st))| {
-                    src.row(y, rgb);
-                    lerp_rows(&up, [&t_lo, &coef[0], &coef[1]], y, tmp, ups);
+                    i_s_src.row(y, rgb);
+                    lerp_rows(&up, [&t_lo, &t_lo, &t_lo], y, tmp, ups);
                     let (ir, ig, ib) = (&rgb[0][..w], &rgb[1][..w], &rgb[2][..w]);
-                    let (tu, ca, cb) = (&ups[0][..w], &ups[1][..w], &ups[2][..w]);
+                    let tu = &ups[0][..w];
                     for x in 0..w {
                         let (r, g, b) = (ir[x], ig[x], ib[x]);
-                        let s = ca[x].mul_add(r.min(g).min(b), cb[x]).max(0.0);
                         let t = tu[x];
                         let inv_t = 1.0 / t.max(t0);
                         let omt = 1.0 - t;
-                        o0[x] = ((r - omt * a[0]) * inv_t - s).max(0.0).min(1.0);
-                        o1[x] = ((g - omt * a[1]) * inv_t - s).max(0.0).min(1.0);
-                        o2[x] = ((b - omt * a[2]) * inv_t - s).max(0.0).min(1.0);
+                        o0[x] = ((r - omt * a[0]) * inv_t).max(0.0).min(1.0);
+                        o1[x] = ((g - omt * a[1]) * inv_t).max(0.0).min(1.0);
+                        o2[x] = ((b - omt * a[2]) * inv_t).max(0.0).min(1.0);
                         if let Some((srow, trow)) = st.as_mut() {
-                            srow[x] = s;
+                            let k = y * pw_full + x;
+                            let mean_r =
+                                (rain[k] + rain[plane_full + k] + rain[2 * plane_full + k]) / 3.0;
+                            srow[x] = (mean_r * inv_t).max(0.0);
                             trow[x] = t;
                         }
                     }
@@ -357,15 +400,17 @@ pub fn derain_full_into(
         }
     }
     let t_end = std::time::Instant::now();
+    ws.i_s = Some(i_s);
     let ms = |a: std::time::Instant, b: std::time::Instant| (b - a).as_secs_f64() * 1e3;
     Ok(RunInfo {
         atmosphere: a,
         veil_gate: Some(veil),
         timings: StageTimings {
-            low_res_ms: ms(t_start, t_bank),
+            low_res_ms: ms(t_streak, t_bank),
             decomposition_ms: 0.0,
             inversion_ms: ms(t_stage1, t_pass1) + ms(t_stage2, t_end),
             networks_ms: ms(t_bank, t_stage1) + ms(t_pass1, t_stage2),
+            streak_ms: ms(t_start, t_streak),
         },
     })
 }

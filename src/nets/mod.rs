@@ -1,26 +1,31 @@
 //! The networks of `full` mode: ONNX files exported by `training/`, run on the CPU by the
-//! native engine (`native.rs`, direct AVX2 convolutions for this architecture) or by tract.
+//! native engine (`native.rs`, `streak.rs`: direct AVX2/AVX-512 convolutions for these
+//! architectures, `conv.rs`) or by tract.
 //!
 //! | file | inputs | outputs |
 //! |---|---|---|
-//! | `stage1.onnx` | `x_lf` = [I, LF] and `x_hf` = [I, HF], each 1×33×h×w | T 1×1×h×w in [t0,1], streak coefficients 1×2×h×w, A 1×3 |
+//! | `streak.onnx` | `image` = I, 1×3×H×W at full resolution (multiples of [`streak::MULTIPLE`]) | the visible rain layer R, 1×3×H×W |
+//! | `stage1.onnx` | `x_lf` = [I_s, LF] 1×33×h×w | T 1×1×h×w in [t0,1], A 1×3 |
 //! | `stage2.onnx` | `x` = [J₁, D] 1×4×h×w | residual ΔJ 1×3×h×w |
 //!
 //! h and w are the working resolution (≈180 lines) padded to a multiple of
-//! [`PAD_MULTIPLE`]. The trained files ship inside the binary (`models/`); a directory holding
-//! `stage1.onnx` and `stage2.onnx` overrides them (`--model DIR`, element property `model`).
-//! Every file is checked at load: it must parse, take the inputs above and give outputs of the
-//! shapes above on a probe frame; anything else is [`Error::ModelFile`] naming the file.
-//! tract plans are built per working size and cached (a caps change rebuilds them once).
+//! [`PAD_MULTIPLE`]. Two sizes of the networks ship inside the binary (`models/fast`,
+//! `models/quality`); a directory holding the three files overrides them (`--model DIR`,
+//! element property `model`). Every file is checked at load: it must parse, take the inputs
+//! above and give outputs of the shapes above on a probe; anything else is
+//! [`Error::ModelFile`] naming the file. tract plans are built per size and cached (a caps
+//! change rebuilds them once).
 //!
 //! Engines: tract runs any file that passes those checks and is the reference. When a file's
-//! initializers are the architecture of `training/derain_train/model.py` by name and shape,
-//! the native engine is built from them and compared with tract on a pseudo-random probe;
-//! if every output agrees within 1e-4 it runs the frames (about twice as fast here,
-//! BENCHMARKS.md §7), otherwise tract does. `DERAIN_INFERENCE=tract` forces tract.
+//! initializers are one of our architectures by name and shape, the native engine is built
+//! from them and compared with tract on a pseudo-random probe; if every output agrees within
+//! 1e-4 it runs the frames (several times faster, BENCHMARKS.md §7), otherwise tract does and
+//! a warning says so. `DERAIN_INFERENCE=tract` forces tract.
 
+mod conv;
 pub mod full;
 mod native;
+pub mod streak;
 
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
@@ -35,10 +40,84 @@ pub const PAD_MULTIPLE: usize = 4;
 /// Channels of the 10-filter bank (5 radii × 2 eps × RGB).
 pub const BANK_CHANNELS: usize = 30;
 
-/// The trained stage-1 network shipped with the binary.
-pub static EMBEDDED_STAGE1: &[u8] = include_bytes!("../../models/stage1.onnx");
-/// The trained stage-2 network shipped with the binary.
-pub static EMBEDDED_STAGE2: &[u8] = include_bytes!("../../models/stage2.onnx");
+/// The two sizes of the networks shipped in the binary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModelSize {
+    /// Real time on the CPU (the streak network at ≈3.5 kMAC per pixel).
+    Fast,
+    /// Real time on a GPU, and for files on the CPU (≈17 kMAC per pixel).
+    Quality,
+}
+
+impl ModelSize {
+    /// `fast` or `quality`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ModelSize::Fast => "fast",
+            ModelSize::Quality => "quality",
+        }
+    }
+
+    fn embedded(self) -> [&'static [u8]; 3] {
+        match self {
+            ModelSize::Fast => [
+                include_bytes!("../../models/fast/streak.onnx"),
+                include_bytes!("../../models/fast/stage1.onnx"),
+                include_bytes!("../../models/fast/stage2.onnx"),
+            ],
+            ModelSize::Quality => [
+                include_bytes!("../../models/quality/streak.onnx"),
+                include_bytes!("../../models/quality/stage1.onnx"),
+                include_bytes!("../../models/quality/stage2.onnx"),
+            ],
+        }
+    }
+}
+
+/// Which networks `full` mode runs: a shipped size or a directory of ONNX files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModelChoice {
+    /// One of the sizes in the binary.
+    Embedded(ModelSize),
+    /// `streak.onnx`, `stage1.onnx` and `stage2.onnx` from this directory.
+    Dir(PathBuf),
+}
+
+impl std::str::FromStr for ModelChoice {
+    type Err = Error;
+    /// `fast`, `quality`, or a directory path.
+    fn from_str(s: &str) -> Result<Self> {
+        match s.trim() {
+            "" => Err(Error::param(
+                "model",
+                "empty (use fast, quality or a directory)",
+            )),
+            "fast" => Ok(ModelChoice::Embedded(ModelSize::Fast)),
+            "quality" => Ok(ModelChoice::Embedded(ModelSize::Quality)),
+            dir => Ok(ModelChoice::Dir(PathBuf::from(dir))),
+        }
+    }
+}
+
+impl std::fmt::Display for ModelChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ModelChoice::Embedded(s) => f.write_str(s.name()),
+            ModelChoice::Dir(d) => write!(f, "{}", d.display()),
+        }
+    }
+}
+
+/// What a network is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// `streak.onnx`.
+    Streak,
+    /// `stage1.onnx`: T and A.
+    Veil,
+    /// `stage2.onnx`: the depth-guided refinement.
+    Refine,
+}
 
 type Plan = Arc<TypedSimplePlan>;
 
@@ -46,20 +125,34 @@ type Plan = Arc<TypedSimplePlan>;
 /// a 1×3 vector instead of a map).
 #[derive(Debug, Clone, Copy)]
 struct Spec {
+    kind: Kind,
     name: &'static str,
     inputs: &'static [usize],
     outputs: &'static [Option<usize>],
+    /// Input sizes are multiples of this.
+    multiple: usize,
 }
 
+const STREAK: Spec = Spec {
+    kind: Kind::Streak,
+    name: "streak.onnx",
+    inputs: &[3],
+    outputs: &[Some(3)],
+    multiple: streak::MULTIPLE,
+};
 const STAGE1: Spec = Spec {
+    kind: Kind::Veil,
     name: "stage1.onnx",
-    inputs: &[3 + BANK_CHANNELS, 3 + BANK_CHANNELS],
-    outputs: &[Some(1), Some(2), None],
+    inputs: &[3 + BANK_CHANNELS],
+    outputs: &[Some(1), None],
+    multiple: PAD_MULTIPLE,
 };
 const STAGE2: Spec = Spec {
+    kind: Kind::Refine,
     name: "stage2.onnx",
     inputs: &[4],
     outputs: &[Some(3)],
+    multiple: PAD_MULTIPLE,
 };
 
 /// One ONNX network with a plan cache for the current working size.
@@ -123,7 +216,7 @@ impl Net {
             native: None,
         };
         // Probe: the graph must build and give the documented shapes at a small size.
-        let (h, w) = (2 * PAD_MULTIPLE, 3 * PAD_MULTIPLE);
+        let (h, w) = (2 * spec.multiple, 3 * spec.multiple);
         let inputs: Vec<Tensor> = spec
             .inputs
             .iter()
@@ -145,15 +238,27 @@ impl Net {
             }
         }
         net.native = net.native_if_equivalent(bytes);
+        if net.native.is_none() {
+            log::warn!(
+                "{}: not an architecture of the native engine (or it disagreed with tract on \
+                 the probe): running it on tract, several times slower",
+                net.origin.display()
+            );
+        }
         Ok(net)
     }
 
     /// The native engine for this file if its weights are the architecture of `native.rs`
     /// and it reproduces tract's outputs (≤ 1e-4) on a pseudo-random probe.
     fn native_if_equivalent(&mut self, bytes: &[u8]) -> Option<native::Native> {
-        let stage = if self.spec.name == STAGE1.name { 1 } else { 2 };
-        let candidate = native::Native::from_onnx(stage, bytes).ok()?;
-        let (h, w) = (4 * PAD_MULTIPLE, 5 * PAD_MULTIPLE);
+        let candidate = match native::Native::from_onnx(self.spec.kind, bytes) {
+            Ok(n) => n,
+            Err(why) => {
+                log::debug!("{}: no native engine: {why}", self.origin.display());
+                return None;
+            }
+        };
+        let (h, w) = (4 * self.spec.multiple, 5 * self.spec.multiple);
         let mut seed = 0x9e37_79b9_7f4a_7c15u64;
         let probe: Vec<Vec<f32>> = self
             .spec
@@ -178,6 +283,12 @@ impl Net {
                 a.len() == b.len() && a.iter().zip(b).all(|(x, y)| (x - y).abs() <= 1e-4)
             });
         agree.then_some(candidate)
+    }
+
+    /// Multiply-accumulates per input pixel of the streak network when it runs natively (0
+    /// otherwise).
+    pub fn macs_per_pixel(&self) -> f64 {
+        self.native.as_ref().map_or(0.0, |n| n.macs_per_pixel())
     }
 
     /// Which engine [`Net::run`] uses: "native", or "tract" (also when `DERAIN_INFERENCE=tract`
@@ -276,30 +387,40 @@ fn force_tract() -> bool {
     *FORCE.get_or_init(|| std::env::var("DERAIN_INFERENCE").is_ok_and(|v| v == "tract"))
 }
 
-/// Both networks of `full` mode.
+/// The three networks of `full` mode.
 #[derive(Debug)]
 pub struct FullNets {
-    /// A, T and streak estimators.
+    /// Where they came from (`fast`, `quality` or a directory).
+    pub choice: ModelChoice,
+    /// The full-resolution streak network.
+    pub streak: Net,
+    /// T and A on the working resolution.
     pub stage1: Net,
     /// Depth-guided refinement.
     pub stage2: Net,
 }
 
 impl FullNets {
-    /// The networks shipped with the binary.
-    pub fn embedded() -> Result<Self> {
+    /// The networks of one shipped size.
+    pub fn embedded(size: ModelSize) -> Result<Self> {
+        let [s, a, b] = size.embedded();
+        let origin = |n: &str| PathBuf::from(format!("<embedded {}>/{n}", size.name()));
         Ok(Self {
-            stage1: Net::load(STAGE1, EMBEDDED_STAGE1, "<embedded>/stage1.onnx".into())?,
-            stage2: Net::load(STAGE2, EMBEDDED_STAGE2, "<embedded>/stage2.onnx".into())?,
+            choice: ModelChoice::Embedded(size),
+            streak: Net::load(STREAK, s, origin(STREAK.name))?,
+            stage1: Net::load(STAGE1, a, origin(STAGE1.name))?,
+            stage2: Net::load(STAGE2, b, origin(STAGE2.name))?,
         })
     }
 
-    /// `stage1.onnx` and `stage2.onnx` from `dir`.
+    /// `streak.onnx`, `stage1.onnx` and `stage2.onnx` from `dir`.
     pub fn from_dir(dir: &Path) -> Result<Self> {
         if !dir.is_dir() {
             return Err(Error::ModelFile {
                 path: dir.into(),
-                reason: "not a directory (expected one holding stage1.onnx and stage2.onnx)".into(),
+                reason: "not a directory (expected `fast`, `quality` or a directory holding \
+                         streak.onnx, stage1.onnx and stage2.onnx)"
+                    .into(),
             });
         }
         let read = |spec: Spec| -> Result<Net> {
@@ -311,16 +432,18 @@ impl FullNets {
             Net::load(spec, &bytes, path)
         };
         Ok(Self {
+            choice: ModelChoice::Dir(dir.into()),
+            streak: read(STREAK)?,
             stage1: read(STAGE1)?,
             stage2: read(STAGE2)?,
         })
     }
 
-    /// From the override directory if given, else the embedded ones.
-    pub fn load(dir: Option<&Path>) -> Result<Self> {
-        match dir {
-            Some(d) => Self::from_dir(d),
-            None => Self::embedded(),
+    /// The networks of `choice`.
+    pub fn load(choice: &ModelChoice) -> Result<Self> {
+        match choice {
+            ModelChoice::Embedded(size) => Self::embedded(*size),
+            ModelChoice::Dir(d) => Self::from_dir(d),
         }
     }
 }

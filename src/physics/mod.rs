@@ -76,8 +76,12 @@ pub struct StageTimings {
     /// Full-resolution pass 2: streak orientation test, T upsampling, inversion (`full`
     /// mode: both full-resolution passes).
     pub inversion_ms: f64,
-    /// `full` mode only: the two networks (and the working-resolution copy of J₁).
+    /// `full` mode only: the veil and refinement networks (and the working-resolution copy of
+    /// J₁).
     pub networks_ms: f64,
+    /// `full` mode only: the full-resolution streak network (with the frame's padded copy and
+    /// I_s = I − R).
+    pub streak_ms: f64,
 }
 
 /// Sizes derived from the frame: everything is specified at 720 lines and scaled.
@@ -664,6 +668,7 @@ pub fn derain_physics_into(
         decomposition_ms: (t_pass1 - t_low).as_secs_f64() * 1e3,
         inversion_ms: (t_end - t_pass1).as_secs_f64() * 1e3,
         networks_ms: 0.0,
+        streak_ms: 0.0,
     };
     Ok(RunInfo {
         atmosphere: a,

@@ -1,9 +1,8 @@
 //! `Config` and the `DEFAULT_*` constants: the one home of defaults (the plugin and the CLI read
 //! them from here).
 
-use std::path::PathBuf;
-
 use crate::error::{Error, Result};
+use crate::nets::{ModelChoice, ModelSize};
 
 /// Which method runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -120,9 +119,10 @@ pub struct Config {
     pub strength: f32,
     /// Temporal smoothing of A, in [0,1).
     pub atmosphere_smoothing: f32,
-    /// `full` mode: a directory holding `stage1.onnx` and `stage2.onnx` that overrides the
-    /// networks bundled in the binary.
-    pub model: Option<PathBuf>,
+    /// `full` mode: which networks (`fast`, `quality` or a directory holding `streak.onnx`,
+    /// `stage1.onnx` and `stage2.onnx`); `None` picks by backend: `quality` on CUDA, `fast`
+    /// on the CPU ([`Config::model_for`]).
+    pub model: Option<ModelChoice>,
     /// Physics-stage parameters.
     pub physics: PhysicsParams,
 }
@@ -149,6 +149,18 @@ fn in_range(name: &'static str, v: f32, lo: f32, hi: f32) -> Result<()> {
 }
 
 impl Config {
+    /// The networks `full` mode runs on an engine named `backend` (`"cpu"` or `"cuda"`): the
+    /// configured ones, else `quality` on CUDA and `fast` on the CPU.
+    pub fn model_for(&self, backend: &str) -> ModelChoice {
+        self.model
+            .clone()
+            .unwrap_or(ModelChoice::Embedded(if backend == "cuda" {
+                ModelSize::Quality
+            } else {
+                ModelSize::Fast
+            }))
+    }
+
     /// Checks every value against its documented range.
     pub fn validate(&self) -> Result<()> {
         in_range("strength", self.strength, 0.0, 1.0)?;

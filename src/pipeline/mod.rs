@@ -44,7 +44,7 @@ impl Pipeline {
         let engine = Engine::new(&config)?;
         // A model override is validated whatever the mode, so a bad file is reported at start.
         let full = if config.mode == Mode::Full || config.model.is_some() {
-            let nets = FullNets::load(config.model.as_deref())?;
+            let nets = FullNets::load(&config.model_for(engine.name()))?;
             (config.mode == Mode::Full).then(|| (nets, FullWorkspace::default()))
         } else {
             None

@@ -6,7 +6,7 @@
 //! |---|---|
 //! | `in/STEM.png` | I, the rainy input (RGB) |
 //! | `gt/STEM.png` | J, the clean background (RGB) |
-//! | `streak/STEM.png` | S, achromatic streaks, grey, [0, 1] → [0,255] |
+//! | `streak/STEM.png` | S, the streak layer (RGB; grey for the achromatic blend), [0, 1] → [0,255] |
 //! | `trans/STEM.png` | T, transmission, grey, [0, 1] → [0,255] |
 //! | `atm/STEM.png` | A, the atmospheric light, a constant RGB image |
 //! | `depth/STEM.png` | D, the proxy depth, grey, 0 near → 255 far |
@@ -76,7 +76,7 @@ impl RainySample {
     /// background for many samples of the same image).
     pub fn save_without_background(&self, root: &Path, stem: &str) -> Result<()> {
         save_image(&path(root, "in", stem), &self.input)?;
-        save_plane(&path(root, "streak", stem), &self.streaks, 0.0, 1.0)?;
+        save_image(&path(root, "streak", stem), &self.streaks)?;
         save_plane(&path(root, "trans", stem), &self.transmission, 0.0, 1.0)?;
         save_plane(&path(root, "depth", stem), &self.depth, 0.0, 1.0)?;
         let a = PlanarRgb::from_planes(
@@ -91,11 +91,11 @@ impl RainySample {
     pub fn load(root: &Path, stem: &str) -> Result<Self> {
         let input = load_image(&path(root, "in", stem))?;
         let background = load_image(&path(root, "gt", stem))?;
-        let streaks = load_plane(&path(root, "streak", stem))?;
+        let streaks = load_image(&path(root, "streak", stem))?;
         let transmission = load_plane(&path(root, "trans", stem))?;
         let depth = load_plane(&path(root, "depth", stem))?;
         let a = load_image(&path(root, "atm", stem))?;
-        for p in [&streaks, &transmission, &depth] {
+        for p in [&streaks.planes[0], &transmission, &depth] {
             input.planes[0].ensure_same_dims(p, "layers of a saved sample")?;
         }
         input.planes[0].ensure_same_dims(&background.planes[0], "layers of a saved sample")?;

@@ -1,11 +1,12 @@
-//! Rain parameters and their random sampling (the reference distribution of DESIGN.md §2 and
-//! the extended, multi-layer one used by default).
+//! Rain parameters: streak layers, the blend, the veil, and which family they are drawn from
+//! (the samplers are in `styles.rs`).
 
 use rand::{Rng, RngCore};
 
 use crate::error::{Error, Result};
 
 use super::streaks::validate_layer;
+use super::styles;
 
 /// Noise standard deviation σ of the reference streak layer. The reference states the weight
 /// but not σ; with σ = 18 and densities of 0.1–0.6 % an isolated streak is ≈ 0.15–0.3 brighter
@@ -32,6 +33,34 @@ pub struct StreakLayer {
     pub defocus_px: f32,
     /// Weight of the blurred noise, ≥ 0 (the reference uses 0.2 + 0.04·L).
     pub weight: f32,
+    /// Upper clip of the seed noise (the reference's `imnoise` clips its output to [0, 1]);
+    /// `f32::INFINITY` for none.
+    pub seed_max: f32,
+    /// Gaussian σ in px applied to the drop image before the motion blur, [0, 16] (the
+    /// photographic recipe's slight blur; 0 = none).
+    pub seed_blur_px: f32,
+    /// Photographic "levels" after the motion blur: b ← clamp((b − lo)/(hi − lo), 0, 1) with
+    /// lo = mean + k_lo·std and hi = mean + k_hi·std of the blurred layer, given as
+    /// `(k_lo, k_hi)` with k_lo < k_hi; `None` keeps b.
+    pub levels: Option<(f32, f32)>,
+    /// How the layer is drawn.
+    pub method: LayerMethod,
+}
+
+/// How a streak layer is drawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LayerMethod {
+    /// O(1)-per-pixel sheared line blur on a canvas padded by the streak reach, bilinear
+    /// seed upsampling, any length and angle in
+    /// [`ANGLE_RANGE_DEG`](super::streaks::ANGLE_RANGE_DEG).
+    #[default]
+    Fast,
+    /// Exactly as the reference MATLAB code: seeds on the image grid, `imresize` bicubic by
+    /// `scale`, a random crop back to the image size, `imfilter` with `fspecial('motion')`
+    /// (zero padding, so streaks thin out at the borders), negative values clipped. The
+    /// angle is converted to MATLAB's convention (`180° − angle_deg`); `defocus_px`,
+    /// `seed_blur_px` and `levels` must be 0/None.
+    Matlab,
 }
 
 impl StreakLayer {
@@ -40,7 +69,8 @@ impl StreakLayer {
         0.2 + 0.04 * length_px
     }
 
-    /// A reference layer: σ = [`REFERENCE_AMPLITUDE`], sharp, reference weight.
+    /// A sharp layer drawn with the fast method: σ = [`REFERENCE_AMPLITUDE`], the reference
+    /// weight 0.2 + 0.04·L, no seed clip, blur or levels.
     pub fn reference(density: f32, scale: f32, angle_deg: f32, length_px: f32) -> Self {
         Self {
             density,
@@ -50,6 +80,10 @@ impl StreakLayer {
             length_px,
             defocus_px: 0.0,
             weight: Self::reference_weight(length_px),
+            seed_max: f32::INFINITY,
+            seed_blur_px: 0.0,
+            levels: None,
+            method: LayerMethod::Fast,
         }
     }
 }
@@ -86,37 +120,122 @@ impl Default for DepthPrior {
     }
 }
 
+/// How the rain layer R is put over the background (before the veil). Each rule defines the
+/// streak layer S of the model so that I = T ⊙ (J + S) + (1 − T) ⊙ A holds exactly, with J the
+/// sharp ground truth.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Blend {
+    /// S = min(R, 1 − max_c J): achromatic and J + S ≤ 1 (the layered and light styles).
+    #[default]
+    Achromatic,
+    /// Additive with clipping per channel, J′ + R ≤ 1 (the reference generator and the dense
+    /// style): S_c = min(J′_c + R, 1) − J_c, where J′ is the background the rain falls on
+    /// (J itself, or J pre-blurred by the reference style).
+    AddClip,
+    /// Photographic "screen" blend 1 − (1 − J′_c)(1 − R): S_c = that − J_c.
+    Screen,
+}
+
 /// Everything that determines one rendered sample besides the clean image. Rendering is a
 /// pure function of (clean image, `RainParams`): the same parameters give bit-identical
 /// output on every run and thread count.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RainParams {
-    /// Streak layers, summed before the clip against the background.
+    /// Streak layers, combined into one rain layer R before the blend (summed, or screened
+    /// together for [`Blend::Screen`]).
     pub layers: Vec<StreakLayer>,
+    /// How R meets the background.
+    pub blend: Blend,
+    /// σ in px of a Gaussian pre-blur (`imgaussfilt`) of the background the rain falls on,
+    /// [0, 8]; the ground truth J stays sharp (the reference generator: min(1, |N(0.5, 0.5)|)).
+    pub background_blur_px: f32,
     /// Veil density β ≥ 0: T = exp(−β·depth) (the reference uses 2.6–4.6).
     pub beta: f32,
     /// Atmospheric light A (RGB in [0, 1]; the reference uses grey 0.25–0.95).
     pub atmosphere: [f32; 3],
     /// Proxy-depth prior.
     pub depth: DepthPrior,
+    /// σ in px of a Gaussian blur (`imgaussfilt`) of the depth before T, [0, 64] (the
+    /// reference: 5; 0 = none). The saved depth is the blurred one.
+    pub depth_blur_px: f32,
     /// Seed of the streak noise and the depth perturbation.
     pub seed: u64,
     /// Rain intensity in [0, 1] these parameters were drawn for (informational: 0 light,
     /// 1 the heaviest of the reference).
     pub intensity: f32,
+    /// The family these parameters were drawn from (informational).
+    pub style: Style,
 }
 
-/// Which distribution [`RainParams::sample`] draws from.
+/// Which distribution [`RainParams::sample`] draws from: the rain families of the renderer
+/// (documented with their parameters in `styles.rs` and `docs/RAIN_STYLES.md`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Style {
-    /// Exactly the reference generator's ranges (one sharp layer, grey A, β ∈ [2.6, 4.6]).
+    /// (a) Exactly the reference generator's MATLAB code: one `imnoise` layer at 80–100°,
+    /// background pre-blur, additive with clipping, grey A, β ∈ [2.6, 4.6], depth blur σ 5.
     Reference,
-    /// Up to three layers (fine far drops, the reference layer, large defocused near drops),
-    /// a light-to-heavy intensity range, wind-blown rain in one sample of four (65–115°),
-    /// a slightly tinted A with a grey level drawn from a triangular law on [0.25, 0.95], and
-    /// a perturbed depth prior.
+    /// (b) Dense, bright, multi-direction streaks: 1–5 layers within ±30° of vertical (one
+    /// sample in five ±60°), 1–9 px wide, 25–60 px long, additive with clipping, half of the
+    /// samples with a veil.
+    Dense,
+    /// (c) Photographic rain: noise, slight blur, motion blur, levels, screen blend; many
+    /// magnitudes and orientations, a veil on one sample in three.
+    Screen,
+    /// (d) Depth-layered: short faint far drops, the reference layer, long soft defocused near
+    /// drops, sharing a wind angle, a light-to-heavy intensity range, tinted A.
     #[default]
-    Extended,
+    Layered,
+    /// (e) Light rain (the layered family at intensity 0–0.25) and clear frames (one in four:
+    /// no rain, no veil), which a derainer must leave unharmed.
+    Light,
+    /// A mixture for training renders: each sample draws one family (a 20 %, b 25 %, c 20 %,
+    /// d 20 %, e 15 %).
+    Mixed,
+}
+
+impl Style {
+    /// The families that are not mixtures, in the order (a)–(e).
+    pub const FAMILIES: [Style; 5] = [
+        Style::Reference,
+        Style::Dense,
+        Style::Screen,
+        Style::Layered,
+        Style::Light,
+    ];
+
+    /// The name used on the command line and in manifests.
+    pub fn name(self) -> &'static str {
+        match self {
+            Style::Reference => "reference",
+            Style::Dense => "dense",
+            Style::Screen => "screen",
+            Style::Layered => "layered",
+            Style::Light => "light",
+            Style::Mixed => "mixed",
+        }
+    }
+}
+
+impl std::str::FromStr for Style {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        let s = s.to_ascii_lowercase();
+        Ok(match s.as_str() {
+            "reference" | "a" => Style::Reference,
+            "dense" | "b" => Style::Dense,
+            "screen" | "photo" | "c" => Style::Screen,
+            // `extended` is the name this family had before there were several.
+            "layered" | "extended" | "d" => Style::Layered,
+            "light" | "e" => Style::Light,
+            "mixed" => Style::Mixed,
+            _ => {
+                return Err(Error::param(
+                    "style",
+                    format!("`{s}` is not one of reference, dense, screen, layered, light, mixed"),
+                ));
+            }
+        })
+    }
 }
 
 /// The range [`RainParams::sample`] draws from.
@@ -124,23 +243,19 @@ pub enum Style {
 pub struct RainRange {
     /// Distribution family.
     pub style: Style,
-    /// Intensity range within [0, 1] (only for [`Style::Extended`]): 0 is light rain with a
-    /// thin veil, 1 the heaviest reference rain.
+    /// Intensity range within [0, 1] for [`Style::Layered`] (and the layered samples of
+    /// [`Style::Mixed`]): 0 is light rain with a thin veil, 1 the heaviest reference rain.
     pub intensity: (f32, f32),
 }
 
 impl Default for RainRange {
-    /// Heavy rain: extended style, intensity in [0.45, 1].
+    /// Heavy rain: the layered style, intensity in [0.45, 1].
     fn default() -> Self {
         Self {
-            style: Style::Extended,
+            style: Style::Layered,
             intensity: (0.45, 1.0),
         }
     }
-}
-
-fn lerp(a: f32, b: f32, t: f32) -> f32 {
-    a + (b - a) * t
 }
 
 impl RainParams {
@@ -154,6 +269,18 @@ impl RainParams {
         }
         if !(self.beta.is_finite() && self.beta >= 0.0) {
             return Err(Error::param("beta", format!("{} must be ≥ 0", self.beta)));
+        }
+        if !(0.0..=8.0).contains(&self.background_blur_px) {
+            return Err(Error::param(
+                "background_blur_px",
+                format!("{} is outside [0, 8]", self.background_blur_px),
+            ));
+        }
+        if !(0.0..=64.0).contains(&self.depth_blur_px) {
+            return Err(Error::param(
+                "depth_blur_px",
+                format!("{} is outside [0, 64]", self.depth_blur_px),
+            ));
         }
         if !self
             .atmosphere
@@ -185,123 +312,36 @@ impl RainParams {
                 format!("range {lo}..{hi} must lie within [0, 1] with lo ≤ hi"),
             ));
         }
-        Ok(match range.style {
-            Style::Reference => Self::sample_reference(rng),
-            Style::Extended => {
+        let style = match range.style {
+            Style::Mixed => {
+                let u: f32 = rng.random_range(0.0..1.0);
+                match u {
+                    u if u < 0.20 => Style::Reference,
+                    u if u < 0.45 => Style::Dense,
+                    u if u < 0.65 => Style::Screen,
+                    u if u < 0.85 => Style::Layered,
+                    _ => Style::Light,
+                }
+            }
+            s => s,
+        };
+        Ok(match style {
+            Style::Reference => styles::reference(rng),
+            Style::Dense => styles::dense(rng),
+            Style::Screen => styles::screen(rng),
+            Style::Layered => {
                 let k = if hi > lo {
                     rng.random_range(lo..=hi)
                 } else {
                     lo
                 };
-                Self::sample_extended(rng, k)
+                styles::layered(rng, k)
             }
+            Style::Light => styles::light(rng),
+            Style::Mixed => unreachable!("resolved above"),
         })
     }
-
-    /// The reference generator: one sharp layer (density 0.1–0.6 %, ×1.01–1.21, 80–100°,
-    /// 21–60 px, weight 0.2 + 0.04·L), grey A ∈ [0.25, 0.95], β ∈ [2.6, 4.6], the default
-    /// depth prior.
-    fn sample_reference<R: RngCore + ?Sized>(rng: &mut R) -> Self {
-        let layer = StreakLayer::reference(
-            rng.random_range(0.001..=0.006),
-            rng.random_range(1.01..=1.21),
-            rng.random_range(80.0..=100.0),
-            rng.random_range(21.0..=60.0),
-        );
-        let a = rng.random_range(0.25..=0.95);
-        Self {
-            layers: vec![layer],
-            beta: rng.random_range(2.6..=4.6),
-            atmosphere: [a; 3],
-            depth: DepthPrior::default(),
-            seed: rng.next_u64(),
-            intensity: 1.0,
-        }
-    }
-
-    /// The extended generator at intensity `k` ∈ [0, 1].
-    fn sample_extended<R: RngCore + ?Sized>(rng: &mut R, k: f32) -> Self {
-        // The reference's 80–100° most of the time; one sample in four gets wind-blown rain
-        // (65–115°), which real photographs often show.
-        let wind = if rng.random_bool(0.25) {
-            rng.random_range(65.0..=115.0f32)
-        } else {
-            rng.random_range(80.0..=100.0f32)
-        };
-        let jitter = |rng: &mut R, d: f32| (wind + rng.random_range(-d..=d)).clamp(60.0, 120.0);
-        let main_density = lerp(0.002, 0.009, k) * rng.random_range(0.7..=1.3);
-        let mut layers = Vec::with_capacity(3);
-        // Fine, distant drops: short, dense, faint.
-        if rng.random_bool((0.4 + 0.5 * k as f64).min(1.0)) {
-            let len = rng.random_range(8.0..=25.0);
-            layers.push(StreakLayer {
-                density: (main_density * rng.random_range(1.0..=2.5)).min(0.2),
-                amplitude: REFERENCE_AMPLITUDE * rng.random_range(0.4..=0.7),
-                scale: rng.random_range(1.0..=1.08),
-                angle_deg: jitter(rng, 3.0),
-                length_px: len,
-                defocus_px: rng.random_range(0.0..=0.4),
-                weight: StreakLayer::reference_weight(len),
-            });
-        }
-        // The reference layer (always present).
-        let len = rng.random_range(21.0..=60.0);
-        layers.push(StreakLayer {
-            density: main_density,
-            amplitude: REFERENCE_AMPLITUDE * rng.random_range(0.8..=1.2),
-            scale: rng.random_range(1.01..=1.21),
-            angle_deg: jitter(rng, 1.5),
-            length_px: len,
-            defocus_px: rng.random_range(0.0..=0.6),
-            weight: StreakLayer::reference_weight(len),
-        });
-        // Large, out-of-focus drops close to the camera: sparse, long, soft.
-        if rng.random_bool((0.2 + 0.5 * k as f64).min(1.0)) {
-            let len = rng.random_range(60.0..=140.0);
-            layers.push(StreakLayer {
-                density: (main_density * rng.random_range(0.05..=0.2)).max(2e-4),
-                amplitude: REFERENCE_AMPLITUDE * rng.random_range(0.8..=1.4),
-                scale: rng.random_range(1.5..=2.6),
-                angle_deg: jitter(rng, 3.0),
-                length_px: len,
-                defocus_px: rng.random_range(1.0..=3.0),
-                weight: StreakLayer::reference_weight(len),
-            });
-        }
-        // Veil: the reference β range at k = 1, thinning towards light rain, and fading out
-        // below k = 0.3 so that the lightest renders have no veil (T = 1), as light real rain
-        // often has none; above 0.3 (and so the default heavy range 0.45..1) the draw is as it
-        // was. Without veil-free pairs the networks learned to dehaze every scene.
-        let beta = rng.random_range(2.6..=4.6f32) * lerp(0.25, 1.0, k) * (k / 0.3).min(1.0);
-        // Grey level: triangular on the reference's [0.25, 0.95] (mode 0.6), so the extremes
-        // (a near-black or a blinding veil) are rarer than with the reference's uniform draw.
-        let grey = 0.25 + 0.35 * (rng.random_range(0.0..=1.0f32) + rng.random_range(0.0..=1.0f32));
-        // Slight tint: ±3 % per channel with a small bias towards blue (overcast daylight).
-        let blue = rng.random_range(0.0..=0.04f32);
-        let tint = [
-            rng.random_range(-0.03..=0.03f32) - 0.5 * blue,
-            rng.random_range(-0.03..=0.03f32),
-            rng.random_range(-0.03..=0.03f32) + blue,
-        ];
-        let atmosphere = tint.map(|t| (grey * (1.0 + t)).clamp(0.0, 1.0));
-        let depth = DepthPrior {
-            horizon: rng.random_range(0.05..=0.5),
-            offset: rng.random_range(0.06..=0.16),
-            gamma: rng.random_range(0.7..=1.6),
-            tilt: rng.random_range(-0.25..=0.25),
-            wobble: rng.random_range(0.0..=0.15),
-        };
-        Self {
-            layers,
-            beta,
-            atmosphere,
-            depth,
-            seed: rng.next_u64(),
-            intensity: k,
-        }
-    }
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -311,7 +351,7 @@ mod tests {
     #[test]
     fn sampled_parameters_are_valid_and_in_range() {
         let mut rng = ChaCha8Rng::seed_from_u64(9);
-        for style in [Style::Reference, Style::Extended] {
+        for style in [Style::Reference, Style::Layered] {
             for _ in 0..200 {
                 let range = RainRange {
                     style,
@@ -321,7 +361,7 @@ mod tests {
                 p.validate().unwrap();
                 assert!(!p.layers.is_empty() && p.layers.len() <= 3);
                 assert!(p.beta <= 4.6 && p.atmosphere.iter().all(|&a| a <= 1.0));
-                if style == Style::Extended && p.intensity < 0.3 {
+                if style == Style::Layered && p.intensity < 0.3 {
                     // The veil fades out towards the lightest rain.
                     assert!(p.beta <= 4.6 * p.intensity / 0.3 + 1e-6);
                 }
@@ -341,12 +381,31 @@ mod tests {
     fn bad_ranges_are_errors() {
         let mut rng = ChaCha8Rng::seed_from_u64(1);
         let range = RainRange {
-            style: Style::Extended,
+            style: Style::Layered,
             intensity: (0.8, 0.2),
         };
         assert!(RainParams::sample(&mut rng, &range).is_err());
         let mut p = RainParams::sample(&mut rng, &RainRange::default()).unwrap();
         p.beta = f32::NAN;
         assert!(p.validate().is_err());
+        let mut p = RainParams::sample(&mut rng, &RainRange::default()).unwrap();
+        p.background_blur_px = -1.0;
+        assert!(p.validate().is_err());
+        let mut p = RainParams::sample(&mut rng, &RainRange::default()).unwrap();
+        p.layers[0].levels = Some((2.0, 1.0));
+        assert!(p.validate().is_err());
+        let mut p = RainParams::sample(&mut rng, &RainRange::default()).unwrap();
+        p.layers[0].method = LayerMethod::Matlab;
+        p.layers[0].defocus_px = 1.0;
+        assert!(p.validate().is_err(), "the MATLAB method has no defocus");
+    }
+
+    #[test]
+    fn style_names_round_trip() {
+        for s in Style::FAMILIES.into_iter().chain([Style::Mixed]) {
+            assert_eq!(s.name().parse::<Style>().unwrap(), s);
+        }
+        assert_eq!("extended".parse::<Style>().unwrap(), Style::Layered);
+        assert!("drizzle".parse::<Style>().is_err());
     }
 }

@@ -8,8 +8,12 @@
 //!   b = gauss(b, defocus_px)            out-of-focus drops (0 = sharp, the reference)
 //!   R = weight · max(b, 0)              weight = 0.2 + 0.04·L in the reference
 //! ```
-//! Layers are rendered on a canvas padded by the streak's reach, so streaks enter the image
-//! from outside instead of stopping at its border; the padding is cropped away.
+//! With the fast method ([`LayerMethod::Fast`]) layers are rendered on a canvas padded by the
+//! streak's reach, so streaks enter the image from outside instead of stopping at its border;
+//! the padding is cropped away. Options used by some families: the seed noise clipped from
+//! above (`seed_max`), a Gaussian blur of the drops before the motion blur (`seed_blur_px`),
+//! and "levels" after it (`levels`). [`LayerMethod::Matlab`] draws the layer exactly as the
+//! reference MATLAB code does ([`super::matlab`]).
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -19,11 +23,13 @@ use rayon::prelude::*;
 use crate::error::{Error, Result};
 use crate::frame::Plane;
 
-use super::StreakLayer;
+use super::matlab::{correlate_zero, imresize_bicubic, motion_kernel};
+use super::{LayerMethod, StreakLayer};
 
 /// Smallest and largest accepted streak angle (degrees from +x; 90° is vertical, y points
-/// down). The shear used by [`line_blur`] needs a near-vertical direction.
-pub const ANGLE_RANGE_DEG: (f32, f32) = (45.0, 135.0);
+/// down): up to 60° either side of vertical. [`line_blur`] shears rows within 45° of vertical
+/// and columns (on the transposed plane) beyond.
+pub const ANGLE_RANGE_DEG: (f32, f32) = (30.0, 150.0);
 /// Longest accepted streak (px).
 pub const MAX_LENGTH_PX: f32 = 512.0;
 
@@ -86,6 +92,7 @@ pub(crate) fn validate_layer(l: &StreakLayer) -> Result<()> {
         l.length_px,
         l.defocus_px,
         l.weight,
+        l.seed_blur_px,
     ]
     .iter()
     .all(|v| v.is_finite());
@@ -122,10 +129,29 @@ pub(crate) fn validate_layer(l: &StreakLayer) -> Result<()> {
             format!("{} is outside [1, {MAX_LENGTH_PX}]", l.length_px),
         ));
     }
-    if !(0.0..=16.0).contains(&l.defocus_px) {
+    if !(0.0..=16.0).contains(&l.defocus_px) || !(0.0..=16.0).contains(&l.seed_blur_px) {
         return Err(Error::param(
-            "defocus_px",
-            format!("{} is outside [0, 16]", l.defocus_px),
+            "defocus_px/seed_blur_px",
+            format!("{} or {} is outside [0, 16]", l.defocus_px, l.seed_blur_px),
+        ));
+    }
+    if l.seed_max.is_nan() || l.seed_max <= 0.0 {
+        return Err(Error::param("seed_max", "must be > 0 (∞ for no clip)"));
+    }
+    if let Some((lo, hi)) = l.levels
+        && !(lo.is_finite() && hi.is_finite() && lo < hi)
+    {
+        return Err(Error::param(
+            "levels",
+            format!("({lo}, {hi}) needs lo < hi"),
+        ));
+    }
+    if l.method == LayerMethod::Matlab
+        && (l.defocus_px != 0.0 || l.seed_blur_px != 0.0 || l.levels.is_some())
+    {
+        return Err(Error::param(
+            "method",
+            "the MATLAB method has no defocus, seed blur or levels",
         ));
     }
     Ok(())
@@ -149,6 +175,9 @@ pub fn render_layer(w: usize, h: usize, layer: &StreakLayer, seed: u64) -> Resul
     if w == 0 || h == 0 {
         return Err(Error::param("streak layer", "empty image"));
     }
+    if layer.method == LayerMethod::Matlab {
+        return render_layer_matlab(w, h, layer, seed);
+    }
     let (mx, my) = reach(layer);
     let (cw, ch) = (w + 2 * mx, h + 2 * my);
     let seeds = drop_seeds(cw, ch, layer, seed);
@@ -158,12 +187,80 @@ pub fn render_layer(w: usize, h: usize, layer: &StreakLayer, seed: u64) -> Resul
 
 /// Motion blur, defocus and weight applied to a drop image on the padded canvas.
 pub(crate) fn finish_layer(seeds: &Plane, layer: &StreakLayer) -> Result<Plane> {
+    let blurred;
+    let seeds = if layer.seed_blur_px > 0.05 {
+        blurred = gaussian_blur(seeds, layer.seed_blur_px);
+        &blurred
+    } else {
+        seeds
+    };
     let mut b = line_blur(seeds, layer.angle_deg, layer.length_px)?;
     if layer.defocus_px > 0.05 {
         b = gaussian_blur(&b, layer.defocus_px);
     }
+    if let Some((k_lo, k_hi)) = layer.levels {
+        apply_levels(&mut b, k_lo, k_hi);
+    }
     let wgt = layer.weight;
     b.data.par_iter_mut().for_each(|v| *v = (*v * wgt).max(0.0));
+    Ok(b)
+}
+
+/// Mean and standard deviation of a plane, summed row by row in a fixed order (the result
+/// does not depend on the thread count).
+fn mean_std(p: &Plane) -> (f64, f64) {
+    let rows: Vec<(f64, f64)> = p
+        .data
+        .par_chunks(p.width.max(1))
+        .map(|r| {
+            r.iter().fold((0.0, 0.0), |(s, q), &v| {
+                let v = v as f64;
+                (s + v, q + v * v)
+            })
+        })
+        .collect();
+    let n = p.data.len().max(1) as f64;
+    let (s, q) = rows
+        .iter()
+        .fold((0.0, 0.0), |(s, q), &(a, b)| (s + a, q + b));
+    let mean = s / n;
+    (mean, (q / n - mean * mean).max(0.0).sqrt())
+}
+
+/// "Levels": b ← clamp((b − lo)/(hi − lo), 0, 1), lo/hi = mean + k·std of b.
+fn apply_levels(b: &mut Plane, k_lo: f32, k_hi: f32) {
+    let (mean, std) = mean_std(b);
+    let lo = (mean + k_lo as f64 * std) as f32;
+    let hi = (mean + k_hi as f64 * std) as f32;
+    let inv = 1.0 / (hi - lo).max(1e-12);
+    b.data
+        .par_iter_mut()
+        .for_each(|v| *v = ((*v - lo) * inv).clamp(0.0, 1.0));
+}
+
+/// [`LayerMethod::Matlab`]: `render_rain.m` from the seed to the motion-blurred, clipped,
+/// weighted layer.
+fn render_layer_matlab(w: usize, h: usize, layer: &StreakLayer, seed: u64) -> Result<Plane> {
+    let sigma = layer.amplitude;
+    let mu = sigma * normal_quantile(layer.density as f64) as f32;
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    // imnoise(zeros(h, w), 'gaussian', m, v): N(m, v) clipped to [0, 1] (seed_max).
+    let mut noise = Plane::zeros(w, h);
+    if layer.density > 0.0 {
+        for v in noise.data.iter_mut() {
+            let z: f32 = StandardNormal.sample(&mut rng);
+            *v = (mu + sigma * z).max(0.0).min(layer.seed_max);
+        }
+    }
+    let big = imresize_bicubic(&noise, layer.scale as f64)?;
+    // posv = randi(H − h), posh = randi(W − w): 1-based window starts in 1..=H − h.
+    let y0 = rng.random_range(1..=(big.height - h).max(1)) - 1;
+    let x0 = rng.random_range(1..=(big.width - w).max(1)) - 1;
+    let window = crop(&big, x0, y0, w, h);
+    let k = motion_kernel(layer.length_px as f64, (180.0 - layer.angle_deg) as f64);
+    let mut b = correlate_zero(&window, &k);
+    let wgt = layer.weight;
+    b.data.par_iter_mut().for_each(|v| *v = v.max(0.0) * wgt);
     Ok(b)
 }
 
@@ -182,7 +279,7 @@ fn drop_seeds(cw: usize, ch: usize, layer: &StreakLayer, seed: u64) -> Plane {
     if layer.density > 0.0 {
         for v in grid.data.iter_mut() {
             let z: f32 = StandardNormal.sample(&mut rng);
-            *v = (mu + sigma * z).max(0.0);
+            *v = (mu + sigma * z).max(0.0).min(layer.seed_max);
         }
     }
     if (s - 1.0).abs() < 1e-6 {
@@ -271,6 +368,36 @@ fn shift_row(src: &[f32], dst: &mut [f32], shift: f32) {
 /// horizontal softening (at most one pixel wide), like an anti-aliased line kernel.
 pub fn line_blur(src: &Plane, angle_deg: f32, length_px: f32) -> Result<Plane> {
     if !(ANGLE_RANGE_DEG.0..=ANGLE_RANGE_DEG.1).contains(&angle_deg) {
+        return Err(Error::param(
+            "angle_deg",
+            format!("{angle_deg}° is outside the near-vertical range"),
+        ));
+    }
+    if (angle_deg - 90.0).abs() > 45.0 {
+        // Shallow: on the transposed plane the direction (cos θ, sin θ) becomes
+        // (sin θ, cos θ), the angle 90° − θ, which lies within 45° of vertical (mod 180°).
+        let t = (90.0 - angle_deg).rem_euclid(180.0);
+        let b = line_blur_steep(&transpose(src), t, length_px)?;
+        return Ok(transpose(&b));
+    }
+    line_blur_steep(src, angle_deg, length_px)
+}
+
+/// The plane with x and y swapped.
+fn transpose(p: &Plane) -> Plane {
+    let (w, h) = (p.width, p.height);
+    let mut out = Plane::zeros(h, w);
+    out.data.par_chunks_mut(h).enumerate().for_each(|(x, row)| {
+        for (y, o) in row.iter_mut().enumerate() {
+            *o = p.data[y * w + x];
+        }
+    });
+    out
+}
+
+/// [`line_blur`] for angles within 45° of vertical.
+fn line_blur_steep(src: &Plane, angle_deg: f32, length_px: f32) -> Result<Plane> {
+    if !(45.0..=135.0).contains(&angle_deg) {
         return Err(Error::param(
             "angle_deg",
             format!("{angle_deg}° is outside the near-vertical range"),

@@ -311,13 +311,11 @@ impl RainVideo {
             self.params.width,
             self.params.height,
         );
-        compose(
-            background,
-            self.rain(t)?,
-            depth,
-            self.beta(t),
-            self.params.rain.atmosphere,
-        )
+        let params = RainParams {
+            beta: self.beta(t),
+            ..self.params.rain.clone()
+        };
+        compose(background, self.rain(t)?, depth, &params)
     }
 }
 

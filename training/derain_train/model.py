@@ -135,6 +135,27 @@ class Stage1(nn.Module):
         return gated(self.local_transmission(x_lf), g), self.snet(x_hf), a
 
 
+class Veil(nn.Module):
+    """`stage1.onnx` of the full-resolution pipeline: T and A from x_lf = [I_s_lo, LF] (the
+    rain-free image after the streak network, and its residue-guided bank). The same TNet and
+    ANet as `Stage1` (whose weights load into it by name), without the low-resolution streak
+    branch."""
+
+    def __init__(self):
+        super().__init__()
+        self.tnet = UNet(3 + BANK_CHANNELS, 1)
+        self.anet = ANet(3 + BANK_CHANNELS)
+        nn.init.zeros_(self.tnet.out.weight)
+        nn.init.constant_(self.tnet.out.bias, 3.0)
+
+    def local_transmission(self, x_lf):
+        return T0 + (1.0 - T0) * torch.sigmoid(self.tnet(x_lf))
+
+    def forward(self, x_lf):
+        a, g = self.anet(x_lf)
+        return gated(self.local_transmission(x_lf), g), a
+
+
 def gated(t_local, g):
     """T = 1 − g·(1 − T_local): the frame's veil gate g ([B, 1]) applied to T_local."""
     return 1.0 - g[:, :, None, None] * (1.0 - t_local)
@@ -253,3 +274,40 @@ def macs_per_frame(model: FullModel, h: int, w: int) -> dict:
     counts["total"] = sum(counts.values())
     counts["work_size"] = (lw, lh)
     return counts
+
+
+class FullModelV2(nn.Module):
+    """The `full` pipeline with the full-resolution streak network (src/nets/full.rs):
+
+        R = StreakNet(I);  I_s = clamp(I − R, 0, 1)
+        T_lo, A = Veil([down_f(I_s), bank(down_f(res(I_s)), down_f(I_s))]);  T_lo ← 1 − k(1 − T_lo)
+        J1 = clamp((I_s − (1 − T)A) / max(T, t0), 0, 1),  T = up_f(T_lo)
+        J = clamp(J1 + up_f(Stage2([down_f(J1), −ln max(T_lo, t0)])), 0, 1)
+    """
+
+    def __init__(self, size="fast"):
+        super().__init__()
+        from .streak import StreakNet
+        self.streak = StreakNet(size)
+        self.veil = Veil()
+        self.stage2 = Stage2()
+
+    def forward(self, img, f, k=None, i_s=None):
+        """`i_s`: the streak network's output if already computed (e.g. frozen, in no_grad)."""
+        from .streak import remove_rain
+        r = None
+        if i_s is None:
+            i_s, r = remove_rain(self.streak, img)
+        i_lo = downsample(i_s, f)
+        lf = guided_bank(downsample(residue(i_s), f), i_lo)
+        t_lo, a = self.veil(torch.cat([i_lo, lf], 1))
+        if k is not None:
+            k = torch.as_tensor(k, dtype=t_lo.dtype, device=t_lo.device).reshape(-1, 1)
+            t_lo = gated(t_lo, k.expand(t_lo.shape[0], 1))
+        t = upsample(t_lo, f)
+        at = a[:, :, None, None]
+        j1 = ((i_s - (1.0 - t) * at) / t.clamp(min=T0)).clamp(0.0, 1.0)
+        d_lo = -torch.log(t_lo.clamp(min=T0))
+        dj = self.stage2(torch.cat([downsample(j1, f), d_lo], 1))
+        j = (j1 + upsample(dj, f)).clamp(0.0, 1.0)
+        return {"j": j, "j1": j1, "i_s": i_s, "r": r, "t": t, "a": a, "t_lo": t_lo, "d_lo": d_lo}

@@ -586,6 +586,7 @@ impl Inner {
                     decomposition_ms: 0.0,
                     inversion_ms: 0.0,
                     networks_ms: 0.0,
+                    streak_ms: 0.0,
                 },
             },
         });

@@ -2,7 +2,6 @@
 //! The `derain` element: a `GstVideoFilter` that hands each mapped frame to
 //! `derain_lib::Pipeline::process` without copying.
 
-use std::path::PathBuf;
 use std::sync::{LazyLock, Mutex, Once};
 use std::time::{Duration, Instant};
 
@@ -14,6 +13,7 @@ use gst_base::subclass::prelude::*;
 use gst_video::prelude::*;
 use gst_video::subclass::prelude::*;
 
+use derain_lib::nets::ModelChoice;
 use derain_lib::pipeline::config::{
     DEFAULT_ATMOSPHERE_SMOOTHING, DEFAULT_BACKEND, DEFAULT_MODE, DEFAULT_STRENGTH,
 };
@@ -64,7 +64,7 @@ struct Settings {
     strength: f32,
     atmosphere_smoothing: f32,
     passthrough: bool,
-    model: Option<PathBuf>,
+    model: Option<ModelChoice>,
 }
 
 impl Default for Settings {
@@ -232,12 +232,13 @@ impl ObjectImpl for Derain {
                     .mutable_playing()
                     .build(),
                 glib::ParamSpecString::builder("model")
-                    .nick("Model file")
+                    .nick("Networks")
                     .blurb(
-                        "Directory holding stage1.onnx and stage2.onnx, overriding the \
-                         networks bundled for mode=full; unset = bundled. A missing, corrupt or \
-                         wrongly shaped model fails the READY→PAUSED change with an error \
-                         naming the file",
+                        "Networks for mode=full: fast (real time on the CPU), quality (real \
+                         time on a GPU) or a directory holding streak.onnx, stage1.onnx and \
+                         stage2.onnx; unset = quality on CUDA, fast on the CPU. A missing, \
+                         corrupt or wrongly shaped model fails the READY→PAUSED change with an \
+                         error naming the file",
                     )
                     .mutable_ready()
                     .build(),
@@ -351,7 +352,7 @@ impl ObjectImpl for Derain {
                     .get::<Option<String>>()
                     .expect("type checked upstream")
                     .filter(|s| !s.is_empty())
-                    .map(PathBuf::from);
+                    .map(|s| s.parse::<ModelChoice>().expect("non-empty strings parse"));
                 gst::info!(CAT, imp = self, "model: {:?} → {model:?}", settings.model);
                 settings.model = model;
                 drop(settings);
@@ -380,7 +381,7 @@ impl ObjectImpl for Derain {
                 .unwrap()
                 .model
                 .as_ref()
-                .map(|p| p.display().to_string())
+                .map(|m| m.to_string())
                 .to_value(),
             "frames-processed" => self.stats.lock().unwrap().frames.to_value(),
             "mean-ms-per-frame" => {

@@ -1,0 +1,400 @@
+"""Training pairs composed on the fly: rain layers from `derain synth-bank` over clean crops.
+
+The Rust renderer (`derain::synth`) is the one place that knows how rain looks: it draws the
+rain layers R of every family (streak seeds, bicubic rescale, motion-blur kernels, levels)
+into banks (`derain synth-bank --style S --out DIR`: rain/NNNNN.png, 16-bit, and
+manifest.jsonl). This module blends them over clean crops with the formulas of
+`derain::synth::compose` (checked against Rust renders by training/tests/test_rain.py), with
+a fresh veil, A and camera effects per sample, so that every batch is new and everything runs
+on whichever device trains (CPU or GPU):
+
+    J' = gauss(J, σ_bg)                          reference family only (GT J stays sharp)
+    K  = blend(J', R)                            achromatic | add_clip | screen (rust Blend)
+    D  = edge-aware proxy depth (vertical prior, guided by luma), blurred σ_D
+    T  = exp(−β D);  I = T K + (1 − T) A;  S = K − J
+    camera: rescale (of the rain layer), gamma (I and targets), noise and JPEG (I only)
+
+Targets per sample: J (clean), V = T J + (1 − T) A (the rain-free veiled image: what the
+streak network must leave), T, A.
+"""
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from .guided_filter import box_mean
+
+LUMA = (0.299, 0.587, 0.114)
+BLENDS = ("achromatic", "add_clip", "screen")
+# Family → probability in a mixed batch (Rust Style::Mixed uses the same weights).
+FAMILY_WEIGHTS = {"reference": 0.20, "dense": 0.25, "screen": 0.20, "layered": 0.20,
+                  "light": 0.15}
+
+
+# --------------------------------------------------------------------------------------------
+# Data in memory
+# --------------------------------------------------------------------------------------------
+
+class RainBank:
+    """All rain layers of one `derain synth-bank` folder, as uint16 tensors plus their scale."""
+
+    def __init__(self, root, device="cpu", limit=0):
+        root = Path(root)
+        lines = [json.loads(l) for l in (root / "manifest.jsonl").read_text().splitlines() if l]
+        if limit:
+            lines = lines[:limit]
+        if not lines:
+            raise FileNotFoundError(f"no rain layers in {root}")
+        self.family = lines[0]["params"]["style"]
+        self.blend = lines[0]["params"]["blend"]
+        layers, scales, meta = [], [], []
+        for rec in lines:
+            with Image.open(root / "rain" / f"{rec['name']}.png") as im:
+                a = np.asarray(im, dtype=np.uint16)
+            # R/scale in [0, 1] as float16 (2 bytes a sample, 5e-4 relative precision).
+            layers.append(torch.from_numpy((a.astype(np.float32) / 65535.0).astype(np.float16)))
+            scales.append(rec["scale"])
+            meta.append(rec["params"])
+        self.layers = torch.stack(layers).to(device)
+        self.scales = torch.tensor(scales, dtype=torch.float32, device=device)
+        self.meta = meta
+
+    def __len__(self):
+        return self.layers.shape[0]
+
+    def crops(self, idx, size, out, rng):
+        """Rain layers `idx` cropped at a random place and scale (×0.67–1.5 of the streaks,
+        the camera rescale), resized to `size`² into `out` ([n,1,size,size])."""
+        n_src = self.layers.shape[-1]
+        for k, i in enumerate(idx):
+            z = math.exp(rng.uniform(math.log(0.67), math.log(1.5)))
+            win = min(n_src, max(8, int(round(size / z))))
+            y, x = rng.integers(0, n_src - win + 1), rng.integers(0, n_src - win + 1)
+            r = self.layers[i, y:y + win, x:x + win].float() * self.scales[i]
+            r = r[None, None]
+            if win != size:
+                r = F.interpolate(r, size=(size, size), mode="bilinear", align_corners=False,
+                                  antialias=win > size)
+            if rng.random() < 0.5:
+                r = r.flip(-1)
+            out[k] = r[0]
+
+
+class CleanImages:
+    """Clean images as uint8 tensors; crops at a random scale (0.6–1.6 of the image's own)."""
+
+    def __init__(self, paths, device="cpu", max_side=1024):
+        self.images = []
+        for p in paths:
+            with Image.open(p) as im:
+                im = im.convert("RGB")
+                if max(im.size) > max_side:
+                    s = max_side / max(im.size)
+                    im = im.resize((round(im.width * s), round(im.height * s)), Image.BICUBIC)
+                self.images.append(torch.from_numpy(np.asarray(im).copy()).permute(2, 0, 1)
+                                   .contiguous().to(device))
+        if not self.images:
+            raise FileNotFoundError("no clean images")
+
+    def batch(self, n, size, rng):
+        out = []
+        for _ in range(n):
+            img = self.images[rng.integers(len(self.images))]
+            h, w = img.shape[1:]
+            z = math.exp(rng.uniform(math.log(0.6), math.log(1.6)))
+            win = int(round(size / z))
+            win = max(8, min(win, h, w))
+            y, x = rng.integers(0, h - win + 1), rng.integers(0, w - win + 1)
+            c = img[:, y:y + win, x:x + win].float()[None] / 255.0
+            if win != size:
+                c = F.interpolate(c, size=(size, size), mode="bilinear", align_corners=False,
+                                  antialias=win > size)
+            if rng.random() < 0.5:
+                c = c.flip(-1)
+            out.append(c.clamp(0, 1))
+        return torch.cat(out)
+
+
+def clean_paths(folder, split):
+    """The project's split of ../shared/data/clean: training `sun_000`–`sun_069` and
+    `urban_000`–`urban_089`; held out (test) `sun_070`–`sun_079` and `urban_090`–`urban_099`;
+    `val` is the last four training images (validation inside training)."""
+    folder = Path(folder)
+    train = [folder / f"sun_{i:03d}.jpg" for i in range(70)] + \
+            [folder / f"urban_{i:03d}.jpg" for i in range(90)]
+    test = [folder / f"sun_{i:03d}.jpg" for i in range(70, 80)] + \
+           [folder / f"urban_{i:03d}.jpg" for i in range(90, 100)]
+    val = train[-4:]
+    sets = {"train": train[:-4], "val": val, "test": test, "train+val": train}
+    return [p for p in sets[split] if p.exists()]
+
+
+# --------------------------------------------------------------------------------------------
+# The model's parts (ports of derain::synth)
+# --------------------------------------------------------------------------------------------
+
+def luma(x):
+    w = torch.tensor(LUMA, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    return (x * w).sum(1, keepdim=True)
+
+
+def gaussian_blur(x, sigma):
+    """`imgaussfilt`: separable Gaussian of size 2⌈2σ⌉+1, replicated borders; `sigma` is a
+    [B] tensor (0 = unchanged) or a float."""
+    b = x.shape[0]
+    sig = torch.as_tensor(sigma, dtype=x.dtype, device=x.device).reshape(-1).expand(b)
+    out = x.clone()
+    for i in range(b):
+        s = float(sig[i])
+        if s <= 0:
+            continue
+        r = int(math.ceil(2 * s))
+        t = torch.arange(-r, r + 1, dtype=x.dtype, device=x.device)
+        k = torch.exp(-t * t / (2 * s * s))
+        k = k / k.sum()
+        c = x.shape[1]
+        xi = F.pad(x[i:i + 1], (r, r, r, r), mode="replicate")
+        xi = F.conv2d(xi, k.view(1, 1, 1, -1).repeat(c, 1, 1, 1), groups=c)
+        xi = F.conv2d(xi, k.view(1, 1, -1, 1).repeat(c, 1, 1, 1), groups=c)
+        out[i:i + 1] = xi
+    return out
+
+
+def blend(rained_on, rain, kind):
+    """K = blend(J', R) per `derain::synth::blend_rain`; `kind` is a list of blend names."""
+    r = rain.clamp(min=0)
+    j = rained_on
+    sel = lambda name: torch.tensor([k == name for k in kind], device=j.device).view(-1, 1, 1, 1)  # noqa: E731
+    if not all(k in BLENDS for k in kind):
+        raise ValueError(kind)
+    ach = j + torch.minimum(r, 1 - j.amax(1, keepdim=True)).clamp(min=0)
+    add = (j + r).clamp(max=1)
+    scr = 1 - (1 - j) * (1 - r.clamp(max=1))
+    return torch.where(sel("achromatic"), ach, torch.where(sel("add_clip"), add, scr))
+
+
+def depth_prior(b, h, w, horizon, offset, gamma, tilt, wobble, grid):
+    """`derain::synth::veil::depth_prior` for a batch: [B] parameters, `grid` [B,5,5] of
+    uniform [−1, 1] wobble values. Returns depth ε/(δ + ε) of shape [B,1,h,w]."""
+    dev = horizon.device
+    v = (torch.arange(h, device=dev, dtype=torch.float32) / max(h - 1, 1)).view(1, h, 1)
+    u = (torch.arange(w, device=dev, dtype=torch.float32) / max(w - 1, 1)).view(1, 1, w) \
+        if w > 1 else torch.full((1, 1, 1), 0.5, device=dev)
+    hor = horizon.view(b, 1, 1)
+    ramp = ((v - hor) / (1 - hor).clamp(min=1e-3)).clamp(0, 1) ** gamma.view(b, 1, 1)
+    ramp = torch.where(v <= hor, torch.zeros_like(ramp), ramp)
+    # Bilinear 4×4-cell grid, as the Rust loop does it.
+    wob = F.interpolate(grid[:, None], size=(h, w), mode="bilinear", align_corners=True)[:, 0]
+    disp = (ramp + tilt.view(b, 1, 1) * (u - 0.5) + wobble.view(b, 1, 1) * wob).clamp(0, 1.5)
+    eps = offset.view(b, 1, 1)
+    return (eps / (disp + eps))[:, None]
+
+
+def guided_filter(guide, src, r, eps):
+    mi, mp = box_mean(guide, r), box_mean(src, r)
+    var = box_mean(guide * guide, r) - mi * mi
+    cov = box_mean(guide * src, r) - mi * mp
+    a = cov / (var + eps)
+    bb = mp - a * mi
+    return box_mean(a, r) * guide + box_mean(bb, r)
+
+
+def proxy_depth(clean, prior):
+    """`derain::synth::proxy_depth`: the prior made edge-aware by a luma-guided filter of
+    radius max(w,h)/12 and eps 1e-2, clamped to [ε/(1.5+ε), 1]."""
+    b, _, h, w = clean.shape
+    base = depth_prior(b, h, w, **prior)
+    r = max(max(w, h) // 12, 1)
+    d = guided_filter(luma(clean), base, r, 1e-2)
+    lo = (prior["offset"] / (1.5 + prior["offset"])).view(b, 1, 1, 1)
+    return torch.maximum(d, lo).clamp(max=1)
+
+
+# --------------------------------------------------------------------------------------------
+# Per-family draws of the veil, A and pre-blur (the ranges of src/synth/styles.rs)
+# --------------------------------------------------------------------------------------------
+
+def _tinted_a(rng):
+    grey = 0.25 + 0.35 * (rng.random() + rng.random())
+    blue = rng.uniform(0, 0.04)
+    tint = [rng.uniform(-0.03, 0.03) - 0.5 * blue, rng.uniform(-0.03, 0.03),
+            rng.uniform(-0.03, 0.03) + blue]
+    return [min(1.0, max(0.0, grey * (1 + t))) for t in tint]
+
+
+def _random_prior(rng):
+    return dict(horizon=rng.uniform(0.05, 0.5), offset=rng.uniform(0.06, 0.16),
+                gamma=rng.uniform(0.7, 1.6), tilt=rng.uniform(-0.25, 0.25),
+                wobble=rng.uniform(0, 0.15))
+
+
+def draw_scene(family, meta, rng):
+    """β, A, depth prior, depth blur and background blur for one sample of `family`; layered
+    and light layers keep the β their Rust draw had (it depends on the drawn intensity)."""
+    if family == "reference":
+        z = rng.normal(0.5, 0.5)
+        return dict(beta=rng.uniform(2.6, 4.6), a=[rng.uniform(0.25, 0.95)] * 3,
+                    prior=dict(horizon=0.3, offset=0.1, gamma=1.0, tilt=0.0, wobble=0.0),
+                    depth_blur=5.0, bg_blur=min(1.0, abs(z)), grid=np.zeros(25))
+    if family == "dense":
+        beta = rng.uniform(2.6, 4.6) * rng.uniform(0.2, 0.8) if rng.random() < 0.5 else 0.0
+    elif family == "screen":
+        beta = rng.uniform(2.6, 4.6) * rng.uniform(0.2, 0.7) if rng.random() < 1 / 3 else 0.0
+    else:  # layered, light: the intensity-dependent β of the Rust draw
+        beta = float(meta["beta"])
+    return dict(beta=beta, a=_tinted_a(rng), prior=_random_prior(rng), depth_blur=0.0,
+                bg_blur=0.0, grid=rng.uniform(-1, 1, 25))
+
+
+# --------------------------------------------------------------------------------------------
+# Camera effects (src/synth/camera.rs ranges; JPEG simulated by 8×8 DCT quantisation)
+# --------------------------------------------------------------------------------------------
+
+_JPEG_Y = torch.tensor([
+    16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55, 14, 13, 16, 24, 40, 57, 69, 56,
+    14, 17, 22, 29, 51, 87, 80, 62, 18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113,
+    92, 49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99], dtype=torch.float32)
+_JPEG_C = torch.tensor([
+    17, 18, 24, 47, 99, 99, 99, 99, 18, 21, 26, 66, 99, 99, 99, 99, 24, 26, 56, 99, 99, 99, 99, 99,
+    47, 66, 99, 99, 99, 99, 99, 99] + [99] * 32, dtype=torch.float32)
+
+
+def _dct_matrix(device):
+    n = torch.arange(8, dtype=torch.float32, device=device)
+    k = n.view(8, 1)
+    m = torch.cos(math.pi * (2 * n + 1) * k / 16)
+    m[0] *= 1 / math.sqrt(2)
+    return m * 0.5
+
+
+def jpeg_tables(quality, device):
+    """IJG-scaled luma and chroma tables for each quality in the list: two [N,8,8] tensors."""
+    out = []
+    for base in (_JPEG_Y, _JPEG_C):
+        rows = []
+        for q in quality:
+            q = max(1, min(100, int(q)))
+            s = 5000 / q if q < 50 else 200 - 2 * q
+            rows.append(((base * s + 50) // 100).clamp(1, 255))
+        out.append(torch.stack(rows).view(-1, 8, 8).to(device))
+    return out
+
+
+def jpeg_sim(x, quality):
+    """Baseline JPEG (IJG table scaling): YCbCr, 4:2:0 chroma, 8×8 DCT, quantisation with
+    rounding, and back. x: [N,3,H,W] in [0,1] with H, W multiples of 16; `quality` one value
+    per image."""
+    dev = x.device
+    ty, tc = jpeg_tables(quality, dev)
+    d = _dct_matrix(dev)
+    r, g, b = x[:, 0] * 255, x[:, 1] * 255, x[:, 2] * 255
+    y = 0.299 * r + 0.587 * g + 0.114 * b
+    cb = -0.168736 * r - 0.331264 * g + 0.5 * b + 128
+    cr = 0.5 * r - 0.418688 * g - 0.081312 * b + 128
+
+    def code(p, tab):
+        n, h, w = p.shape
+        blk = (p - 128).reshape(n, h // 8, 8, w // 8, 8).permute(0, 1, 3, 2, 4)
+        c = d @ blk @ d.T
+        t = tab.view(n, 1, 1, 8, 8)
+        c = torch.round(c / t) * t
+        out = d.T @ c @ d + 128
+        return out.permute(0, 1, 3, 2, 4).reshape(n, h, w)
+
+    y = code(y, ty)
+    sub = lambda p: F.avg_pool2d(p[:, None], 2)[:, 0]  # noqa: E731
+    up = lambda p: F.interpolate(p[:, None], scale_factor=2, mode="bilinear",  # noqa: E731
+                                 align_corners=False)[:, 0]
+    cb, cr = up(code(sub(cb), tc)), up(code(sub(cr), tc))
+    r = y + 1.402 * (cr - 128)
+    g = y - 0.344136 * (cb - 128) - 0.714136 * (cr - 128)
+    b = y + 1.772 * (cb - 128)
+    return (torch.stack([r, g, b], 1) / 255).clamp(0, 1)
+
+
+def camera(batch, rng, p=1.0):
+    """Gamma on I and the targets, then noise and JPEG on I (each with its probability of
+    src/synth/camera.rs; `p` scales them all, 0 = none)."""
+    x = batch["in"]
+    n, _, h, w = x.shape
+    dev = x.device
+    gam = torch.tensor([rng.uniform(0.8, 1.25) if rng.random() < 0.5 * p else 1.0
+                        for _ in range(n)], device=dev).view(n, 1, 1, 1)
+    if bool((gam != 1).any()):
+        for k in ("in", "gt", "veiled"):
+            batch[k] = batch[k].clamp(0, 1) ** gam
+    noisy = [rng.random() < 0.5 * p for _ in range(n)]
+    rn = torch.tensor([rng.uniform(0, 0.01) if z else 0.0 for z in noisy], device=dev)
+    sn = torch.tensor([rng.uniform(0, 0.03) if z else 0.0 for z in noisy], device=dev)
+    if any(noisy):
+        x = batch["in"]
+        var = rn.view(n, 1, 1, 1) ** 2 + sn.view(n, 1, 1, 1) ** 2 * x.clamp(min=0)
+        batch["in"] = (x + torch.randn_like(x) * var.sqrt()).clamp(0, 1)
+    jpg = [i for i in range(n) if rng.random() < 0.6 * p]
+    if jpg and h % 16 == 0 and w % 16 == 0:
+        q = [int(rng.integers(55, 96)) for _ in jpg]
+        batch["in"][jpg] = jpeg_sim(batch["in"][jpg], q)
+    return batch
+
+
+# --------------------------------------------------------------------------------------------
+# The composer
+# --------------------------------------------------------------------------------------------
+
+class Composer:
+    """Makes batches of rainy/clean pairs from clean images and rain banks."""
+
+    def __init__(self, clean, banks, weights=None, device="cpu"):
+        self.clean = clean
+        self.banks = {b.family: b for b in banks}
+        w = weights or FAMILY_WEIGHTS
+        self.families = [f for f in w if f in self.banks]
+        p = np.array([w[f] for f in self.families], dtype=np.float64)
+        self.p = p / p.sum()
+        self.device = device
+
+    def batch(self, n, size, rng, camera_p=1.0, families=None):
+        dev = self.device
+        j = self.clean.batch(n, size, rng).to(dev)
+        fams = families or list(rng.choice(self.families, size=n, p=self.p))
+        rain = torch.zeros(n, 1, size, size, device=dev)
+        scenes, blends = [], []
+        for i, f in enumerate(fams):
+            bank = self.banks[f]
+            k = int(rng.integers(len(bank)))
+            bank.crops([k], size, rain[i:i + 1], rng)
+            scenes.append(draw_scene(f, bank.meta[k], rng))
+            blends.append(bank.blend)
+        t, k_img, a = compose(j, rain, scenes, blends)
+        batch = {"in": None, "gt": j, "trans": t, "atm": a, "family": fams}
+        at = a[:, :, None, None]
+        batch["veiled"] = t * j + (1 - t) * at
+        batch["in"] = (t * k_img + (1 - t) * at).clamp(0, 1)
+        return camera(batch, rng, camera_p)
+
+
+def compose(j, rain, scenes, blends):
+    """The pure part of the composition for a batch: returns T [B,1,H,W], K [B,3,H,W] and
+    A [B,3] from clean J, rain R and per-sample scene draws (see `draw_scene`)."""
+    b = j.shape[0]
+    dev = j.device
+    bg = torch.tensor([s["bg_blur"] for s in scenes], device=dev)
+    rained_on = gaussian_blur(j, bg) if bool((bg > 0).any()) else j
+    k_img = blend(rained_on, rain, blends)
+    prior = {key: torch.tensor([s["prior"][key] for s in scenes], dtype=torch.float32, device=dev)
+             for key in ("horizon", "offset", "gamma", "tilt", "wobble")}
+    prior["grid"] = torch.stack([torch.as_tensor(np.asarray(s["grid"], dtype=np.float32))
+                                 .view(5, 5) for s in scenes]).to(dev)
+    d = proxy_depth(j, prior)
+    db = torch.tensor([s["depth_blur"] for s in scenes], device=dev)
+    if bool((db > 0).any()):
+        d = gaussian_blur(d, db)
+    beta = torch.tensor([s["beta"] for s in scenes], dtype=torch.float32, device=dev)
+    t = torch.exp(-beta.view(b, 1, 1, 1) * d)
+    a = torch.tensor([s["a"] for s in scenes], dtype=torch.float32, device=dev)
+    return t, k_img, a

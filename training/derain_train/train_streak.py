@@ -1,0 +1,184 @@
+"""Train the full-resolution streak network on pairs composed on the fly (rain.py).
+
+One script for the GPU machine and the CPU, unattended and resumable:
+
+    # GPU (H200): 9-minute budget, bf16 autocast, channels_last, large batches
+    python -m derain_train.train_streak --banks BANK/* --clean CLEAN --size quality \\
+        --out $OUT/quality --minutes 9 --batch 48 --crop 256 --device cuda
+    # CPU (2 cores): the fast size, or fine-tuning
+    python -m derain_train.train_streak --banks BANK/* --clean CLEAN --size fast \\
+        --out runs/fast --minutes 120 --batch 16 --crop 128 --threads 2
+
+Every `--every-min` minutes (and at the end) it writes ckpt.pt (resumable: model, optimiser,
+step, elapsed time), weights.pt and a validation line in log.jsonl and on stdout, so a run cut
+short still leaves usable weights. Re-running the same command resumes; the learning rate
+follows a cosine on the larger of step/steps and elapsed/minutes.
+
+Loss: L1(I_s, V) + 0.5·perceptual substitute (two-scale 1 − SSIM_Y with a 7×7 box window +
+gradient L1), where
+I_s = I − R is the network's rain-free image and V = T·J + (1 − T)·A the rendered rain-free
+veiled image. Validation: Y-PSNR of I_s against V on fixed renders of every family from the
+validation clean images (never the test images).
+"""
+
+import argparse
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .losses import luma, perceptual_fast
+from .rain import CleanImages, Composer, RainBank, clean_paths
+from .streak import StreakNet, remove_rain
+
+
+def ypsnr(x, y):
+    mse = ((luma(x.float()) - luma(y.float())) ** 2).mean(dim=(1, 2, 3)).clamp(min=1e-10)
+    return (10 * torch.log10(1 / mse)).tolist()
+
+
+def make_val(composer, n_per_family, crop, seed=12345):
+    """Fixed validation batches, one per family (camera effects included)."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for fam in composer.families:
+        b = composer.batch(n_per_family, crop, rng, families=[fam] * n_per_family)
+        out[fam] = {k: b[k] for k in ("in", "veiled", "gt")}
+    return out
+
+
+@torch.no_grad()
+def validate(net, val, dev, amp):
+    net.eval()
+    rows = {}
+    for fam, b in val.items():
+        x = b["in"].to(dev)
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
+            i_s, _ = remove_rain(net, x)
+        rows[fam] = (float(np.mean(ypsnr(i_s, b["veiled"].to(dev)))),
+                     float(np.mean(ypsnr(x, b["veiled"].to(dev)))))
+    net.train()
+    return rows
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--banks", nargs="+", required=True, help="derain synth-bank folders")
+    ap.add_argument("--clean", required=True, help="folder of clean images (project split)")
+    ap.add_argument("--size", default="fast", choices=["fast", "quality"])
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--minutes", type=float, default=0.0, help="wall-clock budget (0 = none)")
+    ap.add_argument("--steps", type=int, default=100000)
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--crop", type=int, default=128)
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--every-min", type=float, default=1.0, help="checkpoint + validation interval")
+    ap.add_argument("--val-per-family", type=int, default=6)
+    ap.add_argument("--val-crop", type=int, default=256)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--bank-limit", type=int, default=0, help="layers per bank (0 = all)")
+    ap.add_argument("--init", default=None, help="start from these weights (a new run)")
+    args = ap.parse_args(argv)
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    dev = torch.device(args.device)
+    amp = dev.type == "cuda"
+    if amp:
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    t_load = time.time()
+    banks = [RainBank(b, device=dev, limit=args.bank_limit) for b in args.banks]
+    train_c = CleanImages(clean_paths(args.clean, "train"), device=dev)
+    val_c = CleanImages(clean_paths(args.clean, "val"), device=dev)
+    comp = Composer(train_c, banks, device=dev)
+    val = make_val(Composer(val_c, banks, device=dev), args.val_per_family, args.val_crop)
+    print(f"loaded {sum(len(b) for b in banks)} rain layers ({', '.join(b.family for b in banks)}), "
+          f"{len(train_c.images)} clean images in {time.time() - t_load:.0f} s", flush=True)
+
+    net = StreakNet(args.size).to(dev).to(memory_format=torch.channels_last)
+    opt = torch.optim.Adam(net.parameters(), lr=args.lr)
+    step, elapsed0 = 0, 0.0
+    ckpt = out / "ckpt.pt"
+    if ckpt.exists():
+        st = torch.load(ckpt, map_location=dev)
+        net.load_state_dict(st["model"])
+        opt.load_state_dict(st["opt"])
+        step, elapsed0 = st["step"], st.get("elapsed", 0.0)
+        print(f"resumed at step {step} ({elapsed0 / 60:.1f} min)", flush=True)
+    elif args.init:
+        st = torch.load(args.init, map_location=dev)
+        net.load_state_dict(st.get("model", st))
+        print(f"initialised from {args.init}", flush=True)
+    rng = np.random.default_rng(args.seed + step)
+    torch.manual_seed(args.seed + step)
+    log = open(out / "log.jsonl", "a")
+    budget = args.minutes * 60.0
+    start = time.time()
+
+    def elapsed():
+        return elapsed0 + time.time() - start
+
+    def progress():
+        p = step / args.steps
+        if budget > 0:
+            p = max(p, elapsed() / budget)
+        return min(1.0, p)
+
+    def save(rec):
+        tmp = out / "ckpt.tmp"
+        torch.save({"model": net.state_dict(), "opt": opt.state_dict(), "step": step,
+                    "elapsed": elapsed(), "size": args.size}, tmp)
+        tmp.replace(ckpt)
+        torch.save(net.state_dict(), out / "weights.tmp")
+        (out / "weights.tmp").replace(out / "weights.pt")
+        log.write(json.dumps(rec) + "\n")
+        log.flush()
+
+    next_save = elapsed() + args.every_min * 60
+    pixels = 0
+    losses = []
+    while progress() < 1.0:
+        p = progress()
+        warm = min(1.0, (step + 1) / 300)
+        lr = args.lr * warm * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * p)))
+        for g in opt.param_groups:
+            g["lr"] = lr
+        b = comp.batch(args.batch, args.crop, rng)
+        x = b["in"].contiguous(memory_format=torch.channels_last)
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
+            r = net(x)
+        i_s = x - r.float()
+        loss = F.l1_loss(i_s, b["veiled"]) + 0.5 * perceptual_fast(i_s, b["veiled"])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+        opt.step()
+        step += 1
+        pixels += x.shape[0] * x.shape[2] * x.shape[3]
+        losses.append(loss.item())
+        if elapsed() >= next_save or progress() >= 1.0:
+            v = validate(net, val, dev, amp)
+            mean_gain = float(np.mean([a - b for a, b in v.values()]))
+            rec = {"step": step, "minutes": round(elapsed() / 60, 2), "lr": lr,
+                   "loss": float(np.mean(losses)), "gpix": pixels / 1e9,
+                   "val": {f: [round(a, 2), round(b, 2)] for f, (a, b) in v.items()},
+                   "val_gain_db": round(mean_gain, 3)}
+            losses = []
+            print(json.dumps(rec), flush=True)
+            save(rec)
+            next_save = elapsed() + args.every_min * 60
+
+
+if __name__ == "__main__":
+    main()
