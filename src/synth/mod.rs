@@ -120,7 +120,7 @@ pub fn rain_layer(w: usize, h: usize, params: &RainParams) -> Result<Plane> {
         let r = render_layer(w, h, layer, layer_seed(params.seed, i))?;
         sum.data.par_iter_mut().zip(&r.data).for_each(|(s, &v)| {
             *s = if screen {
-                1.0 - (1.0 - *s) * (1.0 - v.min(1.0))
+                *s + v.min(1.0) * (1.0 - *s)
             } else {
                 *s + v
             }
@@ -160,7 +160,8 @@ pub fn blend_rain(rained_on: &PlanarRgb, rain: &Plane, blend: Blend) -> Result<P
                         v + r.min(1.0 - m).max(0.0)
                     }
                     Blend::AddClip => (v + r).min(1.0),
-                    Blend::Screen => 1.0 - (1.0 - v) * (1.0 - r.min(1.0)),
+                    // 1 − (1 − J′)(1 − R), written so that R = 0 gives J′ exactly.
+                    Blend::Screen => v + r.min(1.0) * (1.0 - v),
                 }
             })
             .collect();

@@ -322,7 +322,7 @@ mod tests {
             let w0 = 0.2 + 0.04 * l.length_px;
             assert!(l.weight >= w0 - 1e-5 && l.weight <= w0 + 0.05 + 1e-5);
             // imnoise mean m ∈ [−1, −0.8] and variance v ∈ [0.7, 1]: P(n > 0) = Φ(m/√v).
-            assert!((0.12..=0.22).contains(&l.density), "{}", l.density);
+            assert!((0.11..=0.22).contains(&l.density), "{}", l.density);
             assert!((0.7f32.sqrt()..=1.0).contains(&l.amplitude));
             assert!((0.0..=1.0).contains(&p.background_blur_px));
             assert!((2.6..=4.6).contains(&p.beta) && p.depth_blur_px == 5.0);

@@ -174,7 +174,7 @@ def blend(rained_on, rain, kind):
         raise ValueError(kind)
     ach = j + torch.minimum(r, 1 - j.amax(1, keepdim=True)).clamp(min=0)
     add = (j + r).clamp(max=1)
-    scr = 1 - (1 - j) * (1 - r.clamp(max=1))
+    scr = j + r.clamp(max=1) * (1 - j)  # 1 − (1 − J')(1 − R), exact at R = 0
     return torch.where(sel("achromatic"), ach, torch.where(sel("add_clip"), add, scr))
 
 

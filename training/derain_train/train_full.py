@@ -1,0 +1,192 @@
+"""Train the veil networks (TNet, ANet: `stage1.onnx`) and the depth-guided refinement
+(`stage2.onnx`) of the full pipeline behind a trained, frozen streak network, on pairs composed
+on the fly (rain.py). Unattended and resumable like train_streak.py:
+
+    python -m derain_train.train_full --banks BANK/* --clean CLEAN --size fast \\
+        --streak runs/fast/weights.pt --init-veil ../models/fast --out runs/veil-fast \\
+        --minutes 40 --threads 2
+
+Model (model.py `FullModelV2`, the same steps as src/nets/full.rs, without the physics veil
+gate k, which the Rust side multiplies in): I_s = I − R(I) (frozen), T and A from the working
+image of I_s, inversion, refinement. Working factor f = 2 on crops of `--crop`.
+
+Losses (DESIGN.md §2): L1(J, J_gt) + 0.5·L1(J₁, J_gt) + 0.5·perceptual substitute +
+10·(‖T − T_gt‖² + w·‖A − A_gt‖²), w = min(1, mean(1 − T_gt)/0.1) (A is not observable
+without a veil), and with `--gan`, LSGAN on the PatchGAN discriminator that also predicts
+depth, plus the depth-consistency term for the generator.
+"""
+
+import argparse
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .export_full import load_streak, load_veil_refine
+from .losses import perceptual_fast
+from .model import Discriminator, FullModelV2
+from .rain import CleanImages, Composer, RainBank, clean_paths
+from .train_streak import make_val, ypsnr
+
+FACTOR = 2
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--banks", nargs="+", required=True)
+    ap.add_argument("--clean", required=True)
+    ap.add_argument("--size", default="fast", choices=["fast", "quality"])
+    ap.add_argument("--streak", required=True, help="trained streak weights (frozen)")
+    ap.add_argument("--init-veil", default=None,
+                    help="start the veil and refinement networks from a FullModelV2 state dict or "
+                         "a folder with stage1.onnx and stage2.onnx")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--minutes", type=float, default=0.0)
+    ap.add_argument("--steps", type=int, default=100000)
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--crop", type=int, default=256)
+    ap.add_argument("--lr", type=float, default=5e-4)
+    ap.add_argument("--gan", action="store_true", help="add the GAN and depth losses")
+    ap.add_argument("--every-min", type=float, default=2.0)
+    ap.add_argument("--val-per-family", type=int, default=6)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--bank-limit", type=int, default=0)
+    args = ap.parse_args(argv)
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    dev = torch.device(args.device)
+    amp = dev.type == "cuda"
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    banks = [RainBank(b, device=dev, limit=args.bank_limit) for b in args.banks]
+    comp = Composer(CleanImages(clean_paths(args.clean, "train"), device=dev), banks, device=dev)
+    val = make_val(Composer(CleanImages(clean_paths(args.clean, "val"), device=dev), banks,
+                            device=dev), args.val_per_family, 256)
+
+    model = FullModelV2(args.size).to(dev)
+    model.streak = load_streak(args.streak, args.size).to(dev).eval()
+    for p in model.streak.parameters():
+        p.requires_grad_(False)
+    if args.init_veil:
+        veil, refine = load_veil_refine(args.init_veil)
+        model.veil.load_state_dict(veil.state_dict())
+        model.stage2.load_state_dict(refine.state_dict())
+    params = list(model.veil.parameters()) + list(model.stage2.parameters())
+    opt = torch.optim.Adam(params, lr=args.lr)
+    disc = Discriminator().to(dev) if args.gan else None
+    opt_d = torch.optim.Adam(disc.parameters(), lr=args.lr * 0.5, betas=(0.5, 0.999)) if disc else None
+    step, elapsed0 = 0, 0.0
+    ckpt = out / "ckpt.pt"
+    if ckpt.exists():
+        st = torch.load(ckpt, map_location=dev)
+        model.load_state_dict(st["model"])
+        opt.load_state_dict(st["opt"])
+        if disc is not None and "disc" in st:
+            disc.load_state_dict(st["disc"])
+            opt_d.load_state_dict(st["opt_d"])
+        step, elapsed0 = st["step"], st.get("elapsed", 0.0)
+        print(f"resumed at step {step}", flush=True)
+    rng = np.random.default_rng(args.seed + step)
+    log = open(out / "log.jsonl", "a")
+    budget = args.minutes * 60.0
+    start = time.time()
+    elapsed = lambda: elapsed0 + time.time() - start  # noqa: E731
+
+    def progress():
+        p = step / args.steps
+        if budget > 0:
+            p = max(p, elapsed() / budget)
+        return min(1.0, p)
+
+    @torch.no_grad()
+    def validate():
+        model.eval()
+        rows = {}
+        for fam, b in val.items():
+            x = b["in"].to(dev)
+            j = torch.cat([model(x[i:i + 1], FACTOR)["j"] for i in range(x.shape[0])])
+            rows[fam] = (float(np.mean(ypsnr(j, b["gt"].to(dev)))),
+                         float(np.mean(ypsnr(x, b["gt"].to(dev)))))
+        model.veil.train()
+        model.stage2.train()
+        return rows
+
+    def save(rec):
+        tmp = out / "ckpt.tmp"
+        st = {"model": model.state_dict(), "opt": opt.state_dict(), "step": step,
+              "elapsed": elapsed(), "size": args.size}
+        if disc is not None:
+            st.update(disc=disc.state_dict(), opt_d=opt_d.state_dict())
+        torch.save(st, tmp)
+        tmp.replace(ckpt)
+        torch.save(model.state_dict(), out / "weights.tmp")
+        (out / "weights.tmp").replace(out / "weights.pt")
+        log.write(json.dumps(rec) + "\n")
+        log.flush()
+
+    if step == 0:
+        v = validate()
+        rec = {"step": 0, "minutes": 0.0, "val": {f: [round(a, 2), round(b, 2)] for f, (a, b) in v.items()},
+               "val_mean_db": round(float(np.mean([a for a, _ in v.values()])), 3)}
+        print(json.dumps(rec), flush=True)
+        log.write(json.dumps(rec) + "\n")
+    model.veil.train()
+    model.stage2.train()
+    next_save = elapsed() + args.every_min * 60
+    losses = []
+    while progress() < 1.0:
+        p = progress()
+        warm = min(1.0, (step + 1) / 100)
+        lr = args.lr * warm * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * p)))
+        for g in opt.param_groups:
+            g["lr"] = lr
+        b = comp.batch(args.batch, args.crop, rng)
+        with torch.no_grad(), torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
+            r = model.streak(b["in"])
+        i_s = (b["in"] - r.float()).clamp(0, 1)
+        o = model(b["in"], FACTOR, i_s=i_s)
+        gt = b["gt"]
+        w_a = ((1 - b["trans"]).mean(dim=(1, 2, 3)) / 0.1).clamp(max=1)
+        l_phys = F.mse_loss(o["t"], b["trans"]) + (w_a * ((o["a"] - b["atm"]) ** 2).mean(1)).mean()
+        loss = (F.l1_loss(o["j"], gt) + 0.5 * F.l1_loss(o["j1"], gt)
+                + 0.5 * perceptual_fast(o["j"], gt) + 10 * l_phys)
+        if disc is not None:
+            adv, dpred = disc(o["j"])
+            depth_gt = F.avg_pool2d(-torch.log(b["trans"].clamp(min=1e-3)), 8)
+            depth_gt = depth_gt / depth_gt.amax(dim=(1, 2, 3), keepdim=True).clamp(min=1e-3)
+            loss = loss + 0.01 * ((adv - 1) ** 2).mean() + 0.05 * F.mse_loss(dpred, depth_gt)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        if disc is not None:
+            adv_r, dep_r = disc(gt)
+            adv_f, _ = disc(o["j"].detach())
+            l_d = ((adv_r - 1) ** 2).mean() + (adv_f ** 2).mean() + F.mse_loss(dep_r, depth_gt)
+            opt_d.zero_grad(set_to_none=True)
+            l_d.backward()
+            opt_d.step()
+        step += 1
+        losses.append(loss.item())
+        if elapsed() >= next_save or progress() >= 1.0:
+            v = validate()
+            rec = {"step": step, "minutes": round(elapsed() / 60, 2), "lr": lr,
+                   "loss": float(np.mean(losses)),
+                   "val": {f: [round(a, 2), round(b_, 2)] for f, (a, b_) in v.items()},
+                   "val_mean_db": round(float(np.mean([a for a, _ in v.values()])), 3)}
+            losses = []
+            print(json.dumps(rec), flush=True)
+            save(rec)
+            next_save = elapsed() + args.every_min * 60
+
+
+if __name__ == "__main__":
+    main()
