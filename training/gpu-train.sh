@@ -1,37 +1,42 @@
 #!/usr/bin/env bash
-# One GPU lease of training: render the three training sets from clean images with the derain
-# binary, fine-tune (or train) the networks for a wall-clock budget, then fit the frame-level
-# heads (A and the veil gate) on whole frames. Needs python3 with torch (CUDA), numpy and pillow;
-# no Rust toolchain (the derain binary is prebuilt, e.g. by scripts/gpu-check.sh prepare).
+# One unattended training lease on a GPU machine (or, for a check, the CPU): render rain banks
+# with the prebuilt derain binary, train the streak network for a wall-clock budget, then the
+# veil and refinement networks behind it. Every minute both write a checkpoint and a validation
+# line under OUT, so a run cut short still leaves usable weights; export happens afterwards on
+# the development machine (training/derain_train/export_full.py).
 #
-#   training/gpu-train.sh DERAIN_BIN CLEAN_TRAIN_DIR OUT_DIR [MINUTES] [INIT_WEIGHTS] [EXTRA TRAIN ARGS...]
+#   training/gpu-train.sh PACK OUT [SIZE] [STREAK_MINUTES] [VEIL_MINUTES]
 #
-# CLEAN_TRAIN_DIR holds the training clean images only (the model card's 160: sun_000–069,
-# urban_000–089); the held-out ones must not be in it. The renders use the model card's seeds,
-# so they are bit-identical to the CPU runs' data. OUT_DIR gets run/ (ckpt.pt, weights.pt,
-# log.jsonl) and gate/ (weights.pt, log.jsonl); gate/weights.pt is what export.py takes.
-# Renders go to $DERAIN_SYNTH_DIR (default /tmp/derain-synth) and are reused when present;
-# DERAIN_TRAIN_DEVICE overrides the torch device (cuda). DERAIN_RENDER_ONLY=1 stops after rendering; FIT_STEPS sets the head fit's steps (600), FIT_TIMEOUT caps it in seconds (0 = none).
+# PACK is what scripts/gpu-pack.sh prepares (target/gpu-pack: derain, a stripped binary without
+# GStreamer; clean/, the 160 training images; init/, the committed weights to start from). OUT
+# gets banks/ (reused when present), streak/ and veil/ (ckpt.pt, weights.pt, log.jsonl each) and
+# gpu-train.log. SIZE is quality (default) or fast. Environment: DERAIN_TRAIN_DEVICE (cuda),
+# BANK_COUNT (layers per family, 2000), BATCH (48), CROP (256), PY (python3).
 set -euo pipefail
-bin=$1 clean=$2 out=$3 minutes=${4:-4} init=${5:-}
-shift $(( $# < 5 ? $# : 5 ))
+pack=$(realpath "$1"); out=$2; size=${3:-quality}; smin=${4:-5.5}; vmin=${5:-1.5}
+mkdir -p "$out"; out=$(realpath "$out")
 here="$(cd "$(dirname "$0")" && pwd)"
-data=${DERAIN_SYNTH_DIR:-/tmp/derain-synth}
 dev=${DERAIN_TRAIN_DEVICE:-cuda}
-mkdir -p "$out" "$data"
-bin=$(realpath "$bin") clean=$(realpath "$clean") out=$(realpath "$out") data=$(realpath "$data")
-[ -z "$init" ] || init=$(realpath "$init")
+py=${PY:-python3}
+count=${BANK_COUNT:-2000}
 t0=$(date +%s)
-[ -d "$data/train/in" ] || "$bin" synth --clean "$clean" --out "$data/train" --per-image 10 --intensity 0.0..1 --seed 1
-[ -d "$data/light/in" ] || "$bin" synth --clean "$clean" --out "$data/light" --per-image 4 --intensity 0.0..0.15 --seed 3
-[ -d "$data/clear/in" ] || "$bin" synth --clean "$clean" --out "$data/clear" --per-image 3 --intensity 0.0..0.03 --seed 4
-echo "renders ready in $(( $(date +%s) - t0 )) s"
-[ -z "${DERAIN_RENDER_ONLY:-}" ] || exit 0   # several runs can then share one set of renders
+exec > >(tee -a "$out/gpu-train.log") 2>&1
+echo "gpu-train: size $size, streak $smin min, veil $vmin min, device $dev, $(date -u)"
+for st in reference dense screen layered light; do
+  [ -f "$out/banks/$st/manifest.jsonl" ] || \
+    "$pack/derain" synth-bank --style "$st" --count "$count" --size 512x512 --seed 11 \
+      --out "$out/banks/$st"
+done
+echo "banks ready in $(( $(date +%s) - t0 )) s"
+banks=("$out"/banks/{reference,dense,screen,layered,light})
 cd "$here"
 export PYTHONUNBUFFERED=1
-python3 -m derain_train.train --data "$data/train" "$data/light" "$data/clear" --out "$out/run" \
-  --device "$dev" --steps 100000 --minutes "$minutes" --batch 16 --crop 256 --every 500 \
-  ${init:+--init "$init"} "$@"
-timeout "${FIT_TIMEOUT:-0}" python3 -m derain_train.fit_atm --data "$data/train" "$data/light" "$data/clear" \
-  --init "$out/run/weights.pt" --out "$out/gate" --steps "${FIT_STEPS:-600}" --device "$dev"
+init_streak=()
+[ -f "$pack/init/streak_$size.pt" ] && init_streak=(--init "$pack/init/streak_$size.pt")
+"$py" -m derain_train.train_streak --banks "${banks[@]}" --clean "$pack/clean" --size "$size" \
+  --out "$out/streak" --minutes "$smin" --every-min 1 --device "$dev" \
+  --batch "${BATCH:-48}" --crop "${CROP:-256}" --lr "${LR:-5e-4}" "${init_streak[@]}"
+"$py" -m derain_train.train_full --banks "${banks[@]}" --clean "$pack/clean" --size "$size" \
+  --streak "$out/streak/weights.pt" --init-veil "$pack/init/veil_$size" --out "$out/veil" \
+  --minutes "$vmin" --every-min 1 --device "$dev" --batch 16 --crop 256
 echo "gpu-train done in $(( $(date +%s) - t0 )) s"

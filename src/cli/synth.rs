@@ -142,6 +142,11 @@ pub struct SynthArgs {
     /// `derain::synth::camera`).
     #[arg(long)]
     pub camera: bool,
+    /// Also write the rain layer R of every sample to rain/STEM.png (16-bit grey, R/scale, the
+    /// scale in manifest.jsonl as `rain_scale`): what training/ composes with, and what its
+    /// tests compare against.
+    #[arg(long)]
+    pub save_rain: bool,
     #[command(flatten)]
     pub rain: RainArgs,
 }
@@ -267,6 +272,14 @@ fn render_one_image(
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let params = RainParams::sample(&mut rng, range)?;
         let mut s = synth::render(&clean, &params)?;
+        let rain_scale = if a.save_rain {
+            let r = synth::rain_layer(clean.width(), clean.height(), &params)?;
+            let dir = a.out.join("rain");
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            Some(save_rain16(&dir.join(format!("{name}.png")), &r)?)
+        } else {
+            None
+        };
         let camera = a.camera.then(|| Camera::sample(&mut rng));
         if let Some(c) = &camera {
             s = c.apply(s)?;
@@ -285,7 +298,7 @@ fn render_one_image(
             "name": name, "source": path.file_name().and_then(|f| f.to_str()),
             "sample_seed": seed, "width": s.width(), "height": s.height(),
             "psnr_y_input": (psnr * 1000.0).round() / 1000.0, "params": params_json(&params),
-            "camera": camera.as_ref().map(camera_json),
+            "camera": camera.as_ref().map(camera_json), "rain_scale": rain_scale,
         })
         .to_string();
         out.push(Record {

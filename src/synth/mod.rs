@@ -262,21 +262,22 @@ impl RainySample {
     }
 
     /// Rounds J, S, T, A and D to the 8-bit grid, recomposes I from the rounded layers and
-    /// rounds it too. S is rounded within [0, 1 − J] (8-bit files hold no negative values: the
-    /// small signed part of a pre-blurred background is dropped). Afterwards the layers as
-    /// saved in 8-bit PNGs satisfy I = T(J + S) + (1 − T)A to within half a grey level, and
-    /// J + S ≤ 1 still holds.
+    /// rounds it too. S is rounded to multiples of 1/255 within [−J, 1 − J] (so 0 ≤ J + S ≤ 1
+    /// still holds). Afterwards the layers satisfy I = T(J + S) + (1 − T)A to within half a
+    /// grey level, and so do the saved 8-bit PNGs wherever S ≥ 0: the files hold no negative
+    /// values, so the small signed part that the reference family's pre-blur puts into S is
+    /// saved as 0 (the input itself keeps it).
     pub fn quantize(&mut self) {
         self.background.quantize();
         for p in [&mut self.transmission, &mut self.depth] {
             p.data.par_iter_mut().for_each(|v| *v = q8(*v));
         }
-        // 1 − J is on the grid once J is, so S stays on it.
+        // ±k/255 once J is on the grid, so S stays on it.
         for (s, j) in self.streaks.planes.iter_mut().zip(&self.background.planes) {
-            s.data
-                .par_iter_mut()
-                .zip(&j.data)
-                .for_each(|(s, &j)| *s = q8(*s).min(q8(1.0 - j)));
+            s.data.par_iter_mut().zip(&j.data).for_each(|(s, &j)| {
+                let q = (s.clamp(-1.0, 1.0) * 255.0).round() / 255.0;
+                *s = q.min(q8(1.0 - j)).max(-j);
+            });
         }
         self.atmosphere = self.atmosphere.map(q8);
         self.recompose();

@@ -4,7 +4,7 @@
     python -m derain_train.export_full --streak runs/fast/weights.pt --size fast \\
         --veil runs/veil/weights.pt --models ../models/fast
 
-`--veil` takes a FullModelV2 state dict (train_veil.py), or an older `stage1.onnx` /
+`--veil` takes a FullModelV2 state dict (train_full.py), or an older `stage1.onnx` /
 `stage2.onnx` pair's folder (their TNet, ANet and G initializers load by name). Opset 17,
 NCHW float32, dynamic sizes: the streak network's H and W are multiples of 16, the others'
 multiples of 4.
@@ -18,7 +18,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .export import load_png, save_png, scene
+from PIL import Image
+
+from .guided_filter import guided_bank, residue
 from .model import PAD_MULTIPLE, T0, WORK_LINES, FullModelV2, Stage2, Veil, count_params
 from .streak import MULTIPLE, StreakNet, macs_per_pixel
 
@@ -29,6 +31,36 @@ def export_onnx(module, args, path, input_names, output_names, dynamic):
     module.eval()
     torch.onnx.export(module, args, str(path), opset_version=OPSET, input_names=input_names,
                       output_names=output_names, dynamic_axes=dynamic, dynamo=False)
+
+
+def scene(h, w, seed):
+    """A seeded test image: smooth colour gradients, blocks, a few bright vertical streaks."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:h, 0:w] / max(h, w)
+    img = np.stack([0.3 + 0.4 * x, 0.4 + 0.3 * y, 0.5 - 0.2 * x * y], 0)
+    img += 0.15 * ((np.floor(x * 9) + np.floor(y * 7)) % 2)[None]
+    img += 0.03 * rng.standard_normal((3, h, w))
+    for _ in range(12):
+        cx, cy, ln = rng.integers(w), rng.integers(h), rng.integers(8, 30)
+        img[:, cy:cy + ln, cx] += 0.3
+    return np.clip(img, 0, 1)
+
+
+def save_png(path, img):
+    Image.fromarray((np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8).transpose(1, 2, 0)).save(path)
+
+
+def load_png(path):
+    return np.asarray(Image.open(path).convert("RGB")).astype(np.float32).transpose(2, 0, 1) / 255.0
+
+
+def write_bank_fixtures(fx):
+    """The residue-guided bank (float64) on a small odd-sized image (tests/nets.rs)."""
+    img = torch.from_numpy(scene(29, 41, seed=3)).float()[None]
+    np.save(fx / "bank_input.npy", img[0].numpy())
+    with torch.no_grad():
+        lf = guided_bank(residue(img.double()), img.double())
+    np.save(fx / "bank_output.npy", lf[0].float().numpy())
 
 
 def onnx_state(path, prefix_map):
@@ -112,6 +144,7 @@ def main(argv=None):
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     if args.fixtures:
         write_fixtures(Path(args.fixtures), streak, veil, refine, args.size)
+        write_bank_fixtures(Path(args.fixtures).parent)
     print(json.dumps(manifest, indent=2))
 
 

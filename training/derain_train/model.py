@@ -1,22 +1,19 @@
-"""The networks of `full` mode and the differentiable pipeline that connects them.
+"""The networks of `full` mode and the differentiable pipeline that connects them
+(`FullModelV2`; src/nets/full.rs runs the same steps around the three ONNX graphs).
 
-Working resolution: the networks see the frame box-averaged by an integer factor
-f = max(1, round(short side / WORK_LINES)) (≈180 lines), padded to a multiple of 4
-(`PAD_MULTIPLE`). Per frame:
-
-    I_lo = down_f(I);  LF = bank(down_f(residue(I)), I_lo) (30 ch);  HF = I_lo − LF
-    stage 1:  A, g = ANet([I_lo, LF])  (A ∈ [0,1]³, veil gate g ∈ [0,1], one per frame)
-              T_lo = 1 − g·(1 − TNet([I_lo, LF])) ∈ [t0, 1];
-              (a, b) = SNet([I_lo, HF])           (streak coefficients, deep-guided-filter style)
-    full res: T = up_f(T_lo);  S = max(up_f(a)·min(R,G,B) + up_f(b), 0)
-              J1 = clamp((I − (1 − T)·A) / max(T, t0) − S, 0, 1)           (physics inversion)
+    R = StreakNet(I) at full resolution (streak.py);  I_s = clamp(I − R, 0, 1)
+    working resolution: f = max(1, round(short side / WORK_LINES)) (≈180 lines), padded to a
+    multiple of 4 (`PAD_MULTIPLE`)
+    I_lo = down_f(I_s);  LF = bank(down_f(residue(I_s)), I_lo) (30 ch)
+    Veil:     A, g = ANet([I_lo, LF])  (A ∈ [0,1]³, veil gate g ∈ [0,1], one per frame)
+              T_lo = 1 − g·(1 − TNet([I_lo, LF])) ∈ [t0, 1]
+    full res: T = up_f(T_lo);  J1 = clamp((I_s − (1 − T)·A) / max(T, t0), 0, 1)
     stage 2:  D_lo = −ln max(T_lo, t0)  (depth up to the scale 1/β)
               J = clamp(J1 + up_f(G([down_f(J1), D_lo])), 0, 1)
 
-S is estimated at low resolution as the coefficients of a local linear model on the full-
-resolution min(R,G,B) channel (streaks are bright in every channel), so thin streaks come back
-sharp at full resolution (the Fast/Deep Guided Filter idea). The Rust side (src/nets/) runs
-the two ONNX graphs (`Stage1`, `Stage2`) and does everything between them itself.
+The veil networks (TNet, ANet) and G are those of the first `full` mode, which estimated the
+streaks at the working resolution too (git history up to af0461e: model.py `Stage1`): their
+weights load into `Veil` and `Stage2` by name.
 """
 
 import math
@@ -104,37 +101,6 @@ class ANet(nn.Module):
         return torch.sigmoid(self.head(z)), torch.sigmoid(self.gate(z))
 
 
-class Stage1(nn.Module):
-    """Stage-1 estimators. Inputs x_lf = [I_lo, LF] and x_hf = [I_lo, HF] (33 ch each).
-    Outputs: transmission [B,1,h,w] in [t0,1], streak coefficients [B,2,h,w], A [B,3]."""
-
-    def __init__(self):
-        super().__init__()
-        self.tnet = UNet(3 + BANK_CHANNELS, 1)
-        self.snet = UNet(3 + BANK_CHANNELS, 2)
-        self.anet = ANet(3 + BANK_CHANNELS)
-        # Start from "no veil, almost no streaks": T ≈ 0.95, S = relu(0·g + 0.02). The offset
-        # keeps the ReLU of S open at the start: at exactly 0 its gradient is 0 and the
-        # streak branch would never learn.
-        nn.init.zeros_(self.tnet.out.weight)
-        nn.init.constant_(self.tnet.out.bias, 3.0)
-        self.reinit_streak_head()
-
-    def reinit_streak_head(self):
-        nn.init.zeros_(self.snet.out.weight)
-        nn.init.zeros_(self.snet.out.bias)
-        with torch.no_grad():
-            self.snet.out.bias[1] = 0.02
-
-    def local_transmission(self, x_lf):
-        """The TNet's transmission T_local ∈ [t0, 1], before the veil gate."""
-        return T0 + (1.0 - T0) * torch.sigmoid(self.tnet(x_lf))
-
-    def forward(self, x_lf, x_hf):
-        a, g = self.anet(x_lf)
-        return gated(self.local_transmission(x_lf), g), self.snet(x_hf), a
-
-
 class Veil(nn.Module):
     """`stage1.onnx` of the full-resolution pipeline: T and A from x_lf = [I_s_lo, LF] (the
     rain-free image after the streak network, and its residue-guided bank). The same TNet and
@@ -159,11 +125,6 @@ class Veil(nn.Module):
 def gated(t_local, g):
     """T = 1 − g·(1 − T_local): the frame's veil gate g ([B, 1]) applied to T_local."""
     return 1.0 - g[:, :, None, None] * (1.0 - t_local)
-
-
-def streaks(ab, img):
-    """S = max(a·min(R,G,B) + b, 0) from full-resolution coefficients ab ([B, 2, H, W])."""
-    return torch.relu(ab[:, :1] * img.amin(dim=1, keepdim=True) + ab[:, 1:])
 
 
 class Stage2(nn.Module):
@@ -198,82 +159,8 @@ class Discriminator(nn.Module):
         return self.adv(y), torch.sigmoid(self.depth(y))
 
 
-def stage1_inputs(i_lo: torch.Tensor, res_lo: torch.Tensor):
-    """[I_lo, LF] and [I_lo, HF] from the working-resolution image and guide (the residue
-    channel of the full-resolution image, box-downsampled: Rust `downsample_with_residue`)."""
-    lf = guided_bank(res_lo, i_lo)
-    hf = i_lo.repeat(1, lf.shape[1] // 3, 1, 1) - lf
-    return torch.cat([i_lo, lf], 1), torch.cat([i_lo, hf], 1)
-
-
-def invert(img, t, a, s):
-    """Physics inversion J = (I − (1 − T)·A)/max(T, t0) − S, clamped to [0, 1]."""
-    a = a[:, :, None, None]
-    return ((img - (1.0 - t) * a) / t.clamp(min=T0) - s).clamp(0.0, 1.0)
-
-
-class FullModel(nn.Module):
-    """Stage 1 + inversion + stage 2 over a full-resolution batch (H, W divisible by 4f)."""
-
-    def __init__(self):
-        super().__init__()
-        self.stage1 = Stage1()
-        self.stage2 = Stage2()
-
-    def forward(self, img, f, k=None):
-        """`k` ([B] or float): the physics veil gate of each frame, which the Rust `full` mode
-        computes from the dark channel (`derain::nets::full::physics_gate`); None = 1."""
-        i_lo = downsample(img, f)
-        x_lf, x_hf = stage1_inputs(i_lo, downsample(residue(img), f))
-        t_lo, ab, a = self.stage1(x_lf, x_hf)
-        if k is not None:
-            k = torch.as_tensor(k, dtype=t_lo.dtype, device=t_lo.device).reshape(-1, 1)
-            t_lo = gated(t_lo, k.expand(t_lo.shape[0], 1))
-        t = upsample(t_lo, f)
-        ab = upsample(ab, f)
-        s = streaks(ab, img)
-        j1 = invert(img, t, a, s)
-        d_lo = -torch.log(t_lo.clamp(min=T0))
-        dj = self.stage2(torch.cat([downsample(j1, f), d_lo], 1))
-        j = (j1 + upsample(dj, f)).clamp(0.0, 1.0)
-        return {"j": j, "j1": j1, "t": t, "s": s, "a": a, "t_lo": t_lo, "d_lo": d_lo}
-
-
 def count_params(m: nn.Module) -> int:
     return sum(p.numel() for p in m.parameters())
-
-
-def macs_per_frame(model: FullModel, h: int, w: int) -> dict:
-    """Multiply-accumulates of the convolutions and linear layers for one h×w frame."""
-    f = work_factor(h, w)
-    lh = -(-(-(-h // f)) // PAD_MULTIPLE) * PAD_MULTIPLE
-    lw = -(-(-(-w // f)) // PAD_MULTIPLE) * PAD_MULTIPLE
-    counts = {}
-
-    def hook(name):
-        def fn(mod, inp, out):
-            if isinstance(mod, nn.Conv2d):
-                k = mod.kernel_size[0] * mod.kernel_size[1]
-                counts[name] = counts.get(name, 0) + out.numel() * mod.in_channels * k // mod.groups
-            elif isinstance(mod, nn.Linear):
-                counts[name] = counts.get(name, 0) + mod.in_features * mod.out_features
-        return fn
-
-    hs = []
-    for name, net in [("tnet", model.stage1.tnet), ("snet", model.stage1.snet),
-                      ("anet", model.stage1.anet), ("stage2", model.stage2)]:
-        for mod in net.modules():
-            if isinstance(mod, (nn.Conv2d, nn.Linear)):
-                hs.append(mod.register_forward_hook(hook(name)))
-    with torch.no_grad():
-        x = torch.zeros(1, 33, lh, lw)
-        model.stage1(x, x)
-        model.stage2(torch.zeros(1, 4, lh, lw))
-    for h_ in hs:
-        h_.remove()
-    counts["total"] = sum(counts.values())
-    counts["work_size"] = (lw, lh)
-    return counts
 
 
 class FullModelV2(nn.Module):

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Prepares target/gpu-pack for training/gpu-train.sh on a GPU machine (carry it with the call):
+#   derain   the CLI built without GStreamer (the GPU machines have none), stripped
+#   clean/   the 160 training clean images (sun_000–069, urban_000–089; never the held-out
+#            test images), longer side ≤ 768, JPEG quality 92 (to fit the 64 MiB carry limit)
+#   init/    streak_SIZE.pt and veil_SIZE.pt: the weights the shipped networks were exported
+#            from (training/runs/…), to continue from
+# Usage: scripts/gpu-pack.sh CLEAN_DIR STREAK_FAST STREAK_QUALITY VEIL_FAST VEIL_QUALITY
+set -euo pipefail
+clean=$1
+pack=target/gpu-pack
+rm -rf "$pack"; mkdir -p "$pack/clean" "$pack/init"
+cargo build --release --no-default-features --features cli,cuda --target-dir target/gpu-build
+cp target/gpu-build/release/derain "$pack/derain"
+strip "$pack/derain"
+cp "$2" "$pack/init/streak_fast.pt"; cp "$3" "$pack/init/streak_quality.pt"
+cp "$4" "$pack/init/veil_fast.pt"; cp "$5" "$pack/init/veil_quality.pt"
+${PYTHON:-.venv/bin/python} - "$clean" "$pack/clean" <<'PY'
+import sys
+from pathlib import Path
+from PIL import Image
+src, dst = Path(sys.argv[1]), Path(sys.argv[2])
+names = [f"sun_{i:03d}.jpg" for i in range(70)] + [f"urban_{i:03d}.jpg" for i in range(90)]
+for n in names:
+    im = Image.open(src / n).convert("RGB")
+    s = 768 / max(im.size)
+    if s < 1:
+        im = im.resize((round(im.width * s), round(im.height * s)), Image.BICUBIC)
+    im.save(dst / n, quality=92)
+PY
+du -sh "$pack" "$pack"/*
