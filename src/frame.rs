@@ -697,3 +697,13 @@ mod tests {
         }
     }
 }
+
+/// `out = strength·out + (1 − strength)·input`, sample by sample (no-op at strength ≥ 1).
+pub fn blend(out: &mut [f32], input: &[f32], strength: f32) {
+    if strength >= 1.0 {
+        return;
+    }
+    for (o, &i) in out.iter_mut().zip(input) {
+        *o = strength * *o + (1.0 - strength) * i;
+    }
+}

@@ -22,6 +22,7 @@
 // into range, where `clamp` keeps NaN.
 #![allow(clippy::manual_clamp)]
 
+pub mod config;
 pub mod engine;
 pub mod error;
 pub mod frame;

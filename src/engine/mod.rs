@@ -6,8 +6,7 @@ pub mod cuda;
 use crate::error::{Error, Result};
 use crate::physics::{self, AtmosphereTracker, RunInfo, Sink, Source, Workspace};
 #[cfg(feature = "cuda")]
-use crate::pipeline::Mode;
-use crate::pipeline::{Backend, Config};
+use crate::config::{Backend, Config, Mode};
 
 /// The engine a pipeline runs on.
 #[derive(Debug)]

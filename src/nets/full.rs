@@ -43,7 +43,7 @@ use crate::physics::{
     AtmosphereTracker, RunInfo, Scales, Sink, Source, StageTimings, smoothstep,
     veil_median_from_downsampled,
 };
-use crate::pipeline::PhysicsParams;
+use crate::config::PhysicsParams;
 
 /// Working resolution, in lines (the networks were trained at ≈190 lines).
 pub const WORK_LINES: usize = 180;
@@ -386,7 +386,7 @@ pub fn derain_full_into(
                     if strength < 1.0 {
                         src.row(y, rgb);
                         for c in 0..3 {
-                            crate::pipeline::blend(&mut j[c][..w], &rgb[c][..w], strength);
+                            crate::frame::blend(&mut j[c][..w], &rgb[c][..w], strength);
                         }
                     }
                     pack_row(

@@ -40,71 +40,21 @@ pub const PAD_MULTIPLE: usize = 4;
 /// Channels of the 10-filter bank (5 radii × 2 eps × RGB).
 pub const BANK_CHANNELS: usize = 30;
 
-/// The two sizes of the networks shipped in the binary.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ModelSize {
-    /// Real time on the CPU (the streak network at ≈3.5 kMAC per pixel).
-    Fast,
-    /// Real time on a GPU, and for files on the CPU (≈17 kMAC per pixel).
-    Quality,
-}
+pub use crate::config::{ModelChoice, ModelSize};
 
-impl ModelSize {
-    /// `fast` or `quality`.
-    pub fn name(self) -> &'static str {
-        match self {
-            ModelSize::Fast => "fast",
-            ModelSize::Quality => "quality",
-        }
-    }
-
-    fn embedded(self) -> [&'static [u8]; 3] {
-        match self {
-            ModelSize::Fast => [
-                include_bytes!("../../models/fast/streak.onnx"),
-                include_bytes!("../../models/fast/stage1.onnx"),
-                include_bytes!("../../models/fast/stage2.onnx"),
-            ],
-            ModelSize::Quality => [
-                include_bytes!("../../models/quality/streak.onnx"),
-                include_bytes!("../../models/quality/stage1.onnx"),
-                include_bytes!("../../models/quality/stage2.onnx"),
-            ],
-        }
-    }
-}
-
-/// Which networks `full` mode runs: a shipped size or a directory of ONNX files.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ModelChoice {
-    /// One of the sizes in the binary.
-    Embedded(ModelSize),
-    /// `streak.onnx`, `stage1.onnx` and `stage2.onnx` from this directory.
-    Dir(PathBuf),
-}
-
-impl std::str::FromStr for ModelChoice {
-    type Err = Error;
-    /// `fast`, `quality`, or a directory path.
-    fn from_str(s: &str) -> Result<Self> {
-        match s.trim() {
-            "" => Err(Error::param(
-                "model",
-                "empty (use fast, quality or a directory)",
-            )),
-            "fast" => Ok(ModelChoice::Embedded(ModelSize::Fast)),
-            "quality" => Ok(ModelChoice::Embedded(ModelSize::Quality)),
-            dir => Ok(ModelChoice::Dir(PathBuf::from(dir))),
-        }
-    }
-}
-
-impl std::fmt::Display for ModelChoice {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ModelChoice::Embedded(s) => f.write_str(s.name()),
-            ModelChoice::Dir(d) => write!(f, "{}", d.display()),
-        }
+/// The three files of a shipped size (streak, stage 1, stage 2).
+fn embedded_files(size: ModelSize) -> [&'static [u8]; 3] {
+    match size {
+        ModelSize::Fast => [
+            include_bytes!("../../models/fast/streak.onnx"),
+            include_bytes!("../../models/fast/stage1.onnx"),
+            include_bytes!("../../models/fast/stage2.onnx"),
+        ],
+        ModelSize::Quality => [
+            include_bytes!("../../models/quality/streak.onnx"),
+            include_bytes!("../../models/quality/stage1.onnx"),
+            include_bytes!("../../models/quality/stage2.onnx"),
+        ],
     }
 }
 
@@ -403,7 +353,7 @@ pub struct FullNets {
 impl FullNets {
     /// The networks of one shipped size.
     pub fn embedded(size: ModelSize) -> Result<Self> {
-        let [s, a, b] = size.embedded();
+        let [s, a, b] = embedded_files(size);
         let origin = |n: &str| PathBuf::from(format!("<embedded {}>/{n}", size.name()));
         Ok(Self {
             choice: ModelChoice::Embedded(size),

@@ -47,7 +47,7 @@ use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 use crate::frame::{PlanarRgb, Plane};
-use crate::pipeline::PhysicsParams;
+use crate::config::PhysicsParams;
 use guided_filter::{Upsampler, guided_coefficients};
 
 /// Everything stage 1 estimates for one frame.
@@ -650,7 +650,7 @@ pub fn derain_physics_into(
                 |sc, (y, row)| {
                     ctx.pass2(y, sc, achro, lf_luma);
                     for c in 0..3 {
-                        crate::pipeline::blend(&mut sc.j[c][..w], &sc.rgb[c][..w], strength);
+                        crate::frame::blend(&mut sc.j[c][..w], &sc.rgb[c][..w], strength);
                     }
                     pack_row(
                         format,

@@ -4,9 +4,9 @@
 //! temporal state (the smoothed atmospheric light) and the reusable buffers, so a video stream
 //! allocates nothing per frame once its size is known.
 
-pub mod config;
-
-pub use config::{Backend, Config, Mode, PhysicsParams};
+pub use crate::config;
+pub use crate::config::{Backend, Config, Mode, PhysicsParams};
+pub use crate::frame::blend;
 
 use crate::engine::Engine;
 use crate::error::{Error, Result};
@@ -175,16 +175,6 @@ impl Pipeline {
     /// A and the stage timings of the last processed frame.
     pub fn last_run(&self) -> Option<RunInfo> {
         self.last
-    }
-}
-
-/// `out = strength·out + (1 − strength)·input`, sample by sample (no-op at strength ≥ 1).
-pub fn blend(out: &mut [f32], input: &[f32], strength: f32) {
-    if strength >= 1.0 {
-        return;
-    }
-    for (o, &i) in out.iter_mut().zip(input) {
-        *o = strength * *o + (1.0 - strength) * i;
     }
 }
 

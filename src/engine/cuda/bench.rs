@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 use crate::frame::{FrameMut, FrameRef, PixelFormat, PlanarRgb};
 use crate::physics::guided_filter::{BANK_EPS, BANK_RADII};
 use crate::physics::{AtmosphereTracker, Source, residue};
-use crate::pipeline::Config;
+use crate::config::Config;
 
 /// One timed step.
 #[derive(Debug, Clone)]

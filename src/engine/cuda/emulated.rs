@@ -28,7 +28,7 @@ use crate::physics::guided_filter::{self, BANK_EPS};
 use crate::physics::{
     self, FrameSink, Scales, Sink, Source, Workspace, dark, estimate_from_downsampled, residue,
 };
-use crate::pipeline::PhysicsParams;
+use crate::config::PhysicsParams;
 
 struct Emu {
     lib: libloading::Library,

@@ -62,7 +62,7 @@ use crate::physics::{
     AtmosphereTracker, Components, RunInfo, Scales, Sink, Source, StageTimings,
     estimate_from_downsampled,
 };
-use crate::pipeline::{Config, PhysicsParams};
+use crate::config::{Config, PhysicsParams};
 
 /// Frames in flight in the streaming API (upload, compute and download overlap).
 pub const RING_DEPTH: usize = 3;

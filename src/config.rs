@@ -1,8 +1,10 @@
 //! `Config` and the `DEFAULT_*` constants: the one home of defaults (the plugin and the CLI read
-//! them from here).
+//! them from here, also as `derain::pipeline::config`). Plain data at the bottom of the layers:
+//! it imports nothing of the crate but the error type, so every layer may read it.
+
+use std::path::PathBuf;
 
 use crate::error::{Error, Result};
-use crate::nets::{ModelChoice, ModelSize};
 
 /// Which method runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -52,6 +54,59 @@ impl std::str::FromStr for Backend {
                 "backend",
                 format!("`{s}` is not one of auto, cpu, cuda"),
             )),
+        }
+    }
+}
+
+/// The two sizes of the networks shipped in the binary (`derain::nets` has their files).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModelSize {
+    /// Real time on the CPU (the streak network at ≈3.5 kMAC per pixel).
+    Fast,
+    /// Real time on a GPU, and for files on the CPU (≈17 kMAC per pixel).
+    Quality,
+}
+
+impl ModelSize {
+    /// `fast` or `quality`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ModelSize::Fast => "fast",
+            ModelSize::Quality => "quality",
+        }
+    }
+}
+
+/// Which networks `full` mode runs: a shipped size or a directory of ONNX files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModelChoice {
+    /// One of the sizes in the binary.
+    Embedded(ModelSize),
+    /// `streak.onnx`, `stage1.onnx` and `stage2.onnx` from this directory.
+    Dir(PathBuf),
+}
+
+impl std::str::FromStr for ModelChoice {
+    type Err = Error;
+    /// `fast`, `quality`, or a directory path.
+    fn from_str(s: &str) -> Result<Self> {
+        match s.trim() {
+            "" => Err(Error::param(
+                "model",
+                "empty (use fast, quality or a directory)",
+            )),
+            "fast" => Ok(ModelChoice::Embedded(ModelSize::Fast)),
+            "quality" => Ok(ModelChoice::Embedded(ModelSize::Quality)),
+            dir => Ok(ModelChoice::Dir(PathBuf::from(dir))),
+        }
+    }
+}
+
+impl std::fmt::Display for ModelChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ModelChoice::Embedded(s) => f.write_str(s.name()),
+            ModelChoice::Dir(d) => write!(f, "{}", d.display()),
         }
     }
 }
