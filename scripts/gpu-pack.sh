@@ -10,9 +10,11 @@ set -euo pipefail
 clean=$1
 pack=target/gpu-pack
 rm -rf "$pack"; mkdir -p "$pack/clean" "$pack/init"
-cargo build --release --no-default-features --features cli,cuda --target-dir target/gpu-build
-cp target/gpu-build/release/derain "$pack/derain"
-strip "$pack/derain"
+# The same build as `scripts/gpu-check.sh prepare` (it replaces target/release/derain with the
+# GStreamer-free variant: `cargo build --release` afterwards restores the default one).
+cargo build --release --no-default-features --features cli,cuda --bin derain
+cp target/release/derain "$pack/derain"
+strip --strip-all "$pack/derain"
 cp "$2" "$pack/init/streak_fast.pt"; cp "$3" "$pack/init/streak_quality.pt"
 cp "$4" "$pack/init/veil_fast.pt"; cp "$5" "$pack/init/veil_quality.pt"
 ${PYTHON:-.venv/bin/python} - "$clean" "$pack/clean" <<'PY'

@@ -247,6 +247,21 @@ fn full_mode_matches_the_pytorch_pipeline() {
 }
 
 #[test]
+fn sizes_off_the_networks_multiple_are_errors_not_panics() {
+    let mut nets = FullNets::embedded(ModelSize::Fast).unwrap();
+    let x = vec![0.5f32; 3 * 17 * 16];
+    for engine in ["native", "tract"] {
+        let r = if engine == "native" {
+            nets.streak.run(17, 16, &[&x])
+        } else {
+            nets.streak.run_tract(17, 16, &[&x])
+        };
+        let e = r.unwrap_err().to_string();
+        assert!(e.contains("multiple of 16"), "{engine}: {e}");
+    }
+}
+
+#[test]
 fn the_default_networks_are_fast_on_the_cpu() {
     let p = full_cpu_pipeline();
     assert_eq!(

@@ -8,7 +8,7 @@
 //!   I_lo = down_f(I_s), res_lo = down_f(max(R,G,B) − min(R,G,B) of I_s)
 //!   LF = bank(res_lo, I_lo)  (radii {2,4,8,16,32} × eps {1e-3,1e-4} × RGB)
 //!   T_lo, A = stage1([I_lo, LF])                           (padded to a multiple of 4)
-//!   k = smoothstep(median dark(LF_phys/A_phys), 0.3, 0.5)  physics veil gate on I_s
+//!   k = smoothstep(median dark(LF_phys/A_phys), 0.3, 0.5)  physics veil gate on I
 //!   T_lo ← 1 − k·(1 − T_lo)         no veil removal on clear frames (k smoothed in video)
 //!   full resolution, per row:  T = up_f(T_lo);  J₁ = clamp((I_s − (1 − T)·A) / max(T, t0), 0, 1)
 //!   ΔJ_lo = stage2([down_f(J₁), −ln max(T_lo, t0)])
@@ -219,13 +219,18 @@ pub fn derain_full_into(
     let i_s_src = Source::Planar(&i_s);
 
     let f = work_factor(w, h);
+    // The physics veil gate reads the input, as its ramp was calibrated (on I, streaks
+    // included); the networks read I_s.
+    let raw_veil = {
+        let (img_lo, res_lo) = src.downsample_with_residue(f);
+        physics_gate_from_downsampled(&img_lo, &res_lo, w, h)?.1
+    };
     let (img_lo, res_lo) = i_s_src.downsample_with_residue(f);
     let (lw, lh) = (res_lo.width, res_lo.height);
     let (pw, ph) = (
         lw.next_multiple_of(PAD_MULTIPLE),
         lh.next_multiple_of(PAD_MULTIPLE),
     );
-    let (_, raw_veil) = physics_gate_from_downsampled(&img_lo, &res_lo, w, h)?;
     let rgb_lo = PlanarRgb::from_planes(img_lo)?;
     let lf = guided_bank(&res_lo, &rgb_lo, &BANK_RADII, &BANK_EPS)?;
     pack_padded(rgb_lo.planes.iter().chain(&lf), ph, pw, &mut ws.x_lf);

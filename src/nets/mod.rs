@@ -302,6 +302,10 @@ impl Net {
         if inputs.len() != self.spec.inputs.len() {
             return Err(self.run_error(format!("{} inputs given", inputs.len())));
         }
+        let m = self.spec.multiple;
+        if h == 0 || w == 0 || !h.is_multiple_of(m) || !w.is_multiple_of(m) {
+            return Err(self.run_error(format!("{w}x{h} is not a non-zero multiple of {m}")));
+        }
         for (&data, &c) in inputs.iter().zip(self.spec.inputs) {
             if data.len() != c * h * w {
                 return Err(self.run_error(format!(

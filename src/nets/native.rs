@@ -194,6 +194,13 @@ impl Weights {
         (cin, cout, k, stride): (usize, usize, usize, usize),
         dilation: usize,
     ) -> std::result::Result<Conv, String> {
+        if dilation > super::conv::PAD || (dilation > 1 && (stride != 1 || k != 3)) {
+            return Err(format!(
+                "{name}: dilation {dilation} (k {k}, stride {stride}) is beyond the native \
+                 engine (3×3 stride 1 up to {})",
+                super::conv::PAD
+            ));
+        }
         Ok(Conv {
             cin,
             cout,

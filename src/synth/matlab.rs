@@ -216,8 +216,11 @@ pub fn imresize_bicubic(src: &Plane, scale: f64) -> Result<Plane> {
 }
 
 /// `imgaussfilt(src, sigma)`: separable Gaussian of size 2⌈2σ⌉ + 1, normalised, borders
-/// replicated.
+/// replicated. σ ≤ 0 (or NaN) returns the plane unchanged.
 pub fn imgaussfilt(src: &Plane, sigma: f64) -> Plane {
+    if sigma.is_nan() || sigma <= 0.0 {
+        return src.clone();
+    }
     let r = (2.0 * sigma).ceil().max(0.0) as isize;
     let mut k: Vec<f64> = (-r..=r)
         .map(|i| (-((i * i) as f64) / (2.0 * sigma * sigma)).exp())

@@ -161,7 +161,7 @@ pub(crate) fn validate_layer(l: &StreakLayer) -> Result<()> {
 pub(crate) fn reach(l: &StreakLayer) -> (usize, usize) {
     let th = l.angle_deg.to_radians();
     let half = 0.5 * l.length_px;
-    let blur = 3.0 * l.defocus_px + l.scale + 2.0;
+    let blur = 3.0 * (l.defocus_px + l.seed_blur_px) + l.scale + 2.0;
     (
         (half * th.cos().abs() + blur).ceil() as usize,
         (half * th.sin().abs() + blur).ceil() as usize,

@@ -52,6 +52,9 @@ class RainBank:
             raise FileNotFoundError(f"no rain layers in {root}")
         self.family = lines[0]["params"]["style"]
         self.blend = lines[0]["params"]["blend"]
+        if any(l["params"]["style"] != self.family or l["params"]["blend"] != self.blend
+               for l in lines):
+            raise ValueError(f"{root}: one family per bank (render each with its own --style)")
         layers, scales, meta = [], [], []
         for rec in lines:
             with Image.open(root / "rain" / f"{rec['name']}.png") as im:
@@ -70,11 +73,11 @@ class RainBank:
     def crops(self, idx, size, out, rng):
         """Rain layers `idx` cropped at a random place and scale (×0.67–1.5 of the streaks,
         the camera rescale), resized to `size`² into `out` ([n,1,size,size])."""
-        n_src = self.layers.shape[-1]
+        hs, ws = self.layers.shape[-2:]
         for k, i in enumerate(idx):
             z = math.exp(rng.uniform(math.log(0.67), math.log(1.5)))
-            win = min(n_src, max(8, int(round(size / z))))
-            y, x = rng.integers(0, n_src - win + 1), rng.integers(0, n_src - win + 1)
+            win = min(hs, ws, max(8, int(round(size / z))))
+            y, x = rng.integers(0, hs - win + 1), rng.integers(0, ws - win + 1)
             r = self.layers[i, y:y + win, x:x + win].float() * self.scales[i]
             r = r[None, None]
             if win != size:

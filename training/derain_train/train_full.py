@@ -30,6 +30,7 @@ from .export_full import load_streak, load_veil_refine
 from .losses import perceptual_fast
 from .model import Discriminator, FullModelV2
 from .rain import CleanImages, Composer, RainBank, clean_paths
+from .streak import remove_rain
 from .train_streak import make_val, ypsnr
 
 FACTOR = 2
@@ -63,7 +64,6 @@ def main(argv=None):
     if args.threads:
         torch.set_num_threads(args.threads)
     dev = torch.device(args.device)
-    amp = dev.type == "cuda"
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     banks = [RainBank(b, device=dev, limit=args.bank_limit) for b in args.banks]
@@ -95,6 +95,7 @@ def main(argv=None):
         step, elapsed0 = st["step"], st.get("elapsed", 0.0)
         print(f"resumed at step {step}", flush=True)
     rng = np.random.default_rng(args.seed + step)
+    torch.manual_seed(args.seed + step)
     log = open(out / "log.jsonl", "a")
     budget = args.minutes * 60.0
     start = time.time()
@@ -149,9 +150,8 @@ def main(argv=None):
         for g in opt.param_groups:
             g["lr"] = lr
         b = comp.batch(args.batch, args.crop, rng)
-        with torch.no_grad(), torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
-            r = model.streak(b["in"])
-        i_s = (b["in"] - r.float()).clamp(0, 1)
+        with torch.no_grad():  # float32, as it runs in Rust
+            i_s, _ = remove_rain(model.streak, b["in"])
         o = model(b["in"], FACTOR, i_s=i_s)
         gt = b["gt"]
         w_a = ((1 - b["trans"]).mean(dim=(1, 2, 3)) / 0.1).clamp(max=1)

@@ -42,8 +42,10 @@ def ypsnr(x, y):
 
 
 def make_val(composer, n_per_family, crop, seed=12345):
-    """Fixed validation batches, one per family (camera effects included)."""
+    """Fixed validation batches, one per family (camera effects included): the same for every
+    run and resume (the torch generator that draws the sensor noise is seeded too)."""
     rng = np.random.default_rng(seed)
+    torch.manual_seed(seed)
     out = {}
     for fam in composer.families:
         b = composer.batch(n_per_family, crop, rng, families=[fam] * n_per_family)
