@@ -634,6 +634,16 @@ pub fn to_u8(v: f32) -> u8 {
     (v * 255.0 + 0.5) as u8
 }
 
+/// `out = strength·out + (1 − strength)·input`, sample by sample (no-op at strength ≥ 1).
+pub fn blend(out: &mut [f32], input: &[f32], strength: f32) {
+    if strength >= 1.0 {
+        return;
+    }
+    for (o, &i) in out.iter_mut().zip(input) {
+        *o = strength * *o + (1.0 - strength) * i;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -695,15 +705,5 @@ mod tests {
                 }
             }
         }
-    }
-}
-
-/// `out = strength·out + (1 − strength)·input`, sample by sample (no-op at strength ≥ 1).
-pub fn blend(out: &mut [f32], input: &[f32], strength: f32) {
-    if strength >= 1.0 {
-        return;
-    }
-    for (o, &i) in out.iter_mut().zip(input) {
-        *o = strength * *o + (1.0 - strength) * i;
     }
 }

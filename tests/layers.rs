@@ -86,7 +86,10 @@ fn violations(src: &Path) -> Vec<String> {
             if let Some(l) = layer(&name)
                 && l > own
             {
-                bad.push(format!("{}: imports crate::{name} (a layer above {top})", rel.display()));
+                bad.push(format!(
+                    "{}: imports crate::{name} (a layer above {top})",
+                    rel.display()
+                ));
             }
         }
     }
@@ -97,7 +100,11 @@ fn violations(src: &Path) -> Vec<String> {
 fn no_module_imports_from_a_layer_above_it() {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let bad = violations(&src);
-    assert!(bad.is_empty(), "imports that run back up:\n{}", bad.join("\n"));
+    assert!(
+        bad.is_empty(),
+        "imports that run back up:\n{}",
+        bad.join("\n")
+    );
 }
 
 #[test]
@@ -108,8 +115,16 @@ fn an_import_that_runs_back_up_is_caught() {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(dir.join("physics")).unwrap();
     std::fs::create_dir_all(dir.join("nets")).unwrap();
-    std::fs::write(dir.join("physics/x.rs"), "use crate::pipeline::PhysicsParams;\n").unwrap();
-    std::fs::write(dir.join("nets/y.rs"), "use crate::{frame::Plane, engine::Engine};\n").unwrap();
+    std::fs::write(
+        dir.join("physics/x.rs"),
+        "use crate::pipeline::PhysicsParams;\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("nets/y.rs"),
+        "use crate::{frame::Plane, engine::Engine};\n",
+    )
+    .unwrap();
     std::fs::write(dir.join("frame.rs"), "use crate::error::Result;\n").unwrap();
     let bad = violations(&dir);
     std::fs::remove_dir_all(&dir).ok();

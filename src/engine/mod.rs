@@ -3,10 +3,10 @@
 #[cfg(feature = "cuda")]
 pub mod cuda;
 
-use crate::error::{Error, Result};
-use crate::physics::{self, AtmosphereTracker, RunInfo, Sink, Source, Workspace};
 #[cfg(feature = "cuda")]
 use crate::config::{Backend, Config, Mode};
+use crate::error::{Error, Result};
+use crate::physics::{self, AtmosphereTracker, RunInfo, Sink, Source, Workspace};
 
 /// The engine a pipeline runs on.
 #[derive(Debug)]

@@ -35,6 +35,7 @@ use rayon::prelude::*;
 
 use super::streak::MULTIPLE;
 use super::{FullNets, PAD_MULTIPLE};
+use crate::config::PhysicsParams;
 use crate::error::{Error, Result};
 use crate::frame::{PlanarRgb, Plane};
 use crate::physics::guided_filter::{Upsampler, downsample, guided_bank};
@@ -43,7 +44,6 @@ use crate::physics::{
     AtmosphereTracker, RunInfo, Scales, Sink, Source, StageTimings, smoothstep,
     veil_median_from_downsampled,
 };
-use crate::config::PhysicsParams;
 
 /// Working resolution, in lines (the networks were trained at ≈190 lines).
 pub const WORK_LINES: usize = 180;

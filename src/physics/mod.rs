@@ -34,6 +34,7 @@
 pub mod atmosphere;
 pub mod dark;
 pub mod guided_filter;
+pub mod resample;
 pub mod residue;
 pub mod source;
 pub mod streaks;
@@ -45,9 +46,9 @@ use source::pack_row;
 
 use rayon::prelude::*;
 
+use crate::config::PhysicsParams;
 use crate::error::{Error, Result};
 use crate::frame::{PlanarRgb, Plane};
-use crate::config::PhysicsParams;
 use guided_filter::{Upsampler, guided_coefficients};
 
 /// Everything stage 1 estimates for one frame.

@@ -12,11 +12,11 @@ use super::buffers::{STAGES, Stage};
 use super::launch::driver;
 use super::ops::{GuidedBuffers, GuidedOutput, guided_on_device, upload, zeros};
 use super::{CudaEngine, DEFAULT_RUN, DeviceInfo, OutKind, RING_DEPTH, RunOptions, Ticket};
+use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::frame::{FrameMut, FrameRef, PixelFormat, PlanarRgb};
 use crate::physics::guided_filter::{BANK_EPS, BANK_RADII};
 use crate::physics::{AtmosphereTracker, Source, residue};
-use crate::config::Config;
 
 /// One timed step.
 #[derive(Debug, Clone)]

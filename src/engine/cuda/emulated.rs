@@ -23,12 +23,12 @@ use rand_chacha::ChaCha8Rng;
 
 use super::kernels::{COMMON, FILES};
 use super::launch::{grid_1d, grid_2d, grid_cols, grid_rows, pass1_config};
+use crate::config::PhysicsParams;
 use crate::frame::{FrameMut, FrameRef, PixelFormat, PlanarRgb, Plane};
 use crate::physics::guided_filter::{self, BANK_EPS};
 use crate::physics::{
     self, FrameSink, Scales, Sink, Source, Workspace, dark, estimate_from_downsampled, residue,
 };
-use crate::config::PhysicsParams;
 
 struct Emu {
     lib: libloading::Library,

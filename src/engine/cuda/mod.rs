@@ -56,13 +56,13 @@ use rayon::prelude::*;
 
 use self::buffers::{Direction, Slot, Stage, ensure_dev, ensure_pinned};
 use self::launch::{Kernels, LowResGeometry, Pass2Inputs, driver};
+use crate::config::{Config, PhysicsParams};
 use crate::error::{Error, Result};
 use crate::frame::{FrameMut, FrameRef, PixelFormat, PlanarRgb, Plane};
 use crate::physics::{
     AtmosphereTracker, Components, RunInfo, Scales, Sink, Source, StageTimings,
     estimate_from_downsampled,
 };
-use crate::config::{Config, PhysicsParams};
 
 /// Frames in flight in the streaming API (upload, compute and download overlap).
 pub const RING_DEPTH: usize = 3;
