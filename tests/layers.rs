@@ -19,7 +19,6 @@ const LAYERS: &[(&str, u8)] = &[
     ("engine", 3),
     ("pipeline", 4),
     ("skip", 1),
-    ("cli", 5),
 ];
 
 fn layer(module: &str) -> Option<u8> {

@@ -1,5 +1,6 @@
-//! Subcommands of the `derain` binary. Each module parses its own arguments (clap `Args`) and
-//! has a `run` function; this file only dispatches.
+//! `derain` command-line interface: thin argument parsing over the library. Each subcommand's
+//! module parses its own arguments (clap `Args`) and has a `run` function; this file only
+//! dispatches.
 
 mod bench;
 mod common;
@@ -53,5 +54,20 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Demo(a) => demo::run(a),
         #[cfg(feature = "video")]
         Command::Video(a) => video::run(a),
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+        .format_target(false)
+        .format_timestamp(None)
+        .init();
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
     }
 }

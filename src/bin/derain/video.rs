@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;
-use derain::{FrameMut, FrameRef, Pipeline, PixelFormat};
+use derain::{FrameMut, FrameRef, PixelFormat};
 use gst::prelude::*;
 use gst_video::prelude::*;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -54,7 +54,7 @@ pub struct VideoArgs {
 pub fn run(a: VideoArgs) -> Result<()> {
     gst::init().context("initialising GStreamer")?;
     let muxer = muxer_for(&a.output)?;
-    let mut pipeline = Pipeline::new(a.engine.config())?;
+    let mut derainer = derain::Pipeline::new(a.engine.config())?;
     let mut source: Box<dyn FrameSource> = if Path::new(&a.input).is_dir() {
         Box::new(FolderSource::new(Path::new(&a.input), a.fps)?)
     } else {
@@ -114,7 +114,7 @@ pub fn run(a: VideoArgs) -> Result<()> {
             };
             let mut output = FrameMut::new(&mut data[right..], w, h, stride, frame.format)?;
             let t = Instant::now();
-            pipeline.process(&input, &mut output)?;
+            derainer.process(&input, &mut output)?;
             derain_time += t.elapsed();
         }
         enc.push(out)?;
@@ -136,7 +136,7 @@ pub fn run(a: VideoArgs) -> Result<()> {
         a.output.display(),
         frames as f64 / secs,
         derain_time.as_secs_f64() * 1e3 / frames.max(1) as f64,
-        pipeline.backend_name()
+        derainer.backend_name()
     );
     Ok(())
 }
