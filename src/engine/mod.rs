@@ -1,18 +1,20 @@
 //! Backends. `cpu` is the reference; `cuda` is resolved here when it exists in the build.
 
+pub mod cpu;
 #[cfg(feature = "cuda")]
 pub mod cuda;
 
 #[cfg(feature = "cuda")]
 use crate::config::{Backend, Config, Mode};
 use crate::error::{Error, Result};
-use crate::physics::{self, AtmosphereTracker, RunInfo, Sink, Source, Workspace};
+use crate::physics::{AtmosphereTracker, RunInfo, Sink, Source};
+use cpu::CpuEngine;
 
 /// The engine a pipeline runs on.
 #[derive(Debug)]
 pub enum Engine {
     /// The CPU reference engine (multi-threaded with rayon).
-    Cpu,
+    Cpu(CpuEngine),
     /// The CUDA engine (`physics` mode on an NVIDIA GPU; see [`cuda`]).
     #[cfg(feature = "cuda")]
     Cuda(cuda::CudaEngine),
@@ -24,8 +26,8 @@ impl Engine {
     /// `Cuda` is an error naming why it cannot be had.
     pub fn new(config: &Config) -> Result<Self> {
         match config.backend {
-            Backend::Cpu => Ok(Engine::Cpu),
-            Backend::Auto => Ok(auto_engine(config)),
+            Backend::Cpu => Ok(Engine::Cpu(CpuEngine::new(config)?)),
+            Backend::Auto => auto_engine(config),
             Backend::Cuda => cuda_engine(config),
         }
     }
@@ -33,7 +35,7 @@ impl Engine {
     /// `"cpu"` or `"cuda"`.
     pub fn name(&self) -> &'static str {
         match self {
-            Engine::Cpu => "cpu",
+            Engine::Cpu(_) => "cpu",
             #[cfg(feature = "cuda")]
             Engine::Cuda(_) => "cuda",
         }
@@ -41,17 +43,14 @@ impl Engine {
 
     /// Runs the configured mode on one frame, into reused buffers.
     pub fn derain_into(
-        &self,
+        &mut self,
         input: Source<'_>,
         config: &Config,
         tracker: &mut AtmosphereTracker,
-        workspace: &mut Workspace,
         out: Sink<'_, '_>,
     ) -> Result<RunInfo> {
         match self {
-            Engine::Cpu => {
-                physics::derain_physics_into(input, &config.physics, Some(tracker), workspace, out)
-            }
+            Engine::Cpu(e) => e.derain_into(input, config, tracker, out),
             #[cfg(feature = "cuda")]
             Engine::Cuda(e) => e.derain_into(input, config, tracker, out),
         }
@@ -76,14 +75,14 @@ fn cuda_engine(_config: &Config) -> Result<Engine> {
 
 /// `backend=auto`: CUDA if it can be had for this mode, else the CPU. The fallback is
 /// announced by one warning per process (later fallbacks log at debug level).
-fn auto_engine(config: &Config) -> Engine {
+fn auto_engine(config: &Config) -> Result<Engine> {
     #[cfg(feature = "cuda")]
     {
         let why = if config.mode == Mode::Physics {
             match cuda::CudaEngine::new(config) {
                 Ok(e) => {
                     log::info!("backend=auto: using CUDA on {}", e.device().name);
-                    return Engine::Cuda(e);
+                    return Ok(Engine::Cuda(e));
                 }
                 Err(e) => e.to_string(),
             }
@@ -102,7 +101,7 @@ fn auto_engine(config: &Config) -> Engine {
         let _ = config;
         log::info!("backend=auto: using the CPU engine (this build has no CUDA engine)");
     }
-    Engine::Cpu
+    Ok(Engine::Cpu(CpuEngine::new(config)?))
 }
 
 #[cfg(test)]

@@ -11,18 +11,13 @@ pub use crate::frame::blend;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::frame::{FrameMut, FrameRef, PlanarRgb, ensure_same_frame};
-use crate::nets::FullNets;
-use crate::nets::full::{FullWorkspace, derain_full_into};
-use crate::physics::{AtmosphereTracker, Components, FrameSink, RunInfo, Sink, Source, Workspace};
+use crate::physics::{AtmosphereTracker, Components, FrameSink, RunInfo, Sink, Source};
 
 /// A configured derainer for a stream of frames (or single images).
 pub struct Pipeline {
     config: Config,
     engine: Engine,
     tracker: AtmosphereTracker,
-    workspace: Workspace,
-    /// `full` mode: the networks and their buffers (CPU, tract).
-    full: Option<(FullNets, FullWorkspace)>,
     last: Option<RunInfo>,
     frames: u64,
 }
@@ -42,23 +37,11 @@ impl Pipeline {
     pub fn new(config: Config) -> Result<Self> {
         config.validate()?;
         let engine = Engine::new(&config)?;
-        // A model override is validated whatever the mode, so a bad file is reported at start.
-        let full = if config.mode == Mode::Full || config.model.is_some() {
-            let nets = FullNets::load(&config.model_for(engine.name()))?;
-            (config.mode == Mode::Full).then(|| (nets, FullWorkspace::default()))
-        } else {
-            None
-        };
-        if full.is_some() && engine.name() != "cpu" {
-            log::warn!("mode=full runs its networks on the CPU (tract) in this build");
-        }
         let tracker = AtmosphereTracker::new(config.atmosphere_smoothing);
         Ok(Self {
             config,
             engine,
             tracker,
-            workspace: Workspace::default(),
-            full,
             last: None,
             frames: 0,
         })
@@ -151,25 +134,10 @@ impl Pipeline {
         Ok(out)
     }
 
-    /// The configured mode on one frame: `full` through the networks, `physics` on the engine.
+    /// The configured mode on one frame, on the engine.
     fn run(&mut self, src: Source<'_>, sink: Sink<'_, '_>) -> Result<RunInfo> {
-        match &mut self.full {
-            Some((nets, ws)) => derain_full_into(
-                src,
-                nets,
-                &self.config.physics,
-                Some(&mut self.tracker),
-                ws,
-                sink,
-            ),
-            None => self.engine.derain_into(
-                src,
-                &self.config,
-                &mut self.tracker,
-                &mut self.workspace,
-                sink,
-            ),
-        }
+        self.engine
+            .derain_into(src, &self.config, &mut self.tracker, sink)
     }
 
     /// A and the stage timings of the last processed frame.

@@ -24,11 +24,10 @@ use rand_chacha::ChaCha8Rng;
 use super::kernels::{COMMON, FILES};
 use super::launch::{grid_1d, grid_2d, grid_cols, grid_rows, pass1_config};
 use crate::config::PhysicsParams;
+use crate::engine::cpu::physics::{self as cpu, Workspace};
 use crate::frame::{FrameMut, FrameRef, PixelFormat, PlanarRgb, Plane};
 use crate::physics::guided_filter::{self, BANK_EPS};
-use crate::physics::{
-    self, FrameSink, Scales, Sink, Source, Workspace, dark, estimate_from_downsampled, residue,
-};
+use crate::physics::{FrameSink, Scales, Sink, Source, dark, estimate_from_downsampled, residue};
 
 struct Emu {
     lib: libloading::Library,
@@ -507,7 +506,7 @@ fn emulated_physics_pipeline_matches_cpu() {
     for &(w, h) in &[(1, 1), (2, 3), (37, 23), (161, 99), (307, 301), (523, 501)] {
         let img = image(w, h, &mut rng);
         let rgb = concat(&[&img.planes[0], &img.planes[1], &img.planes[2]]);
-        let cpu = physics::derain_physics(&img, &params, None).unwrap();
+        let cpu = cpu::derain_physics(&img, &params, None).unwrap();
         let got = emulated_physics(e, &rgb, w, h, &params, None);
         assert_eq!(cpu.atmosphere, got.atmosphere, "A {w}x{h}");
         let n = w * h;
@@ -534,7 +533,7 @@ fn emulated_physics_pipeline_matches_cpu() {
         let frame = FrameRef::new(&bytes, w as u32, h as u32, w * bpp, format).unwrap();
         let mut want = vec![0u8; bytes.len()];
         let mut fm = FrameMut::new(&mut want, w as u32, h as u32, w * bpp, format).unwrap();
-        physics::derain_physics_into(
+        cpu::derain_physics_into(
             Source::Packed(&frame),
             &params,
             None,

@@ -1,0 +1,367 @@
+//! `full` mode: the streak network at full resolution, the veil networks on the rain-free
+//! image, physics inversion, stage-2 depth-guided refinement.
+//!
+//! ```text
+//!   R = streak(I)   (full resolution, padded to a multiple of 16)   the visible rain layer
+//!   I_s = clamp(I − R, 0, 1)                              rain-free, still veiled: T·J + (1 − T)·A
+//!   f = max(1, round(short side / WORK_LINES))           working factor (≈180 lines)
+//!   I_lo = down_f(I_s), res_lo = down_f(max(R,G,B) − min(R,G,B) of I_s)
+//!   LF = bank(res_lo, I_lo)  (radii {2,4,8,16,32} × eps {1e-3,1e-4} × RGB)
+//!   T_lo, A = stage1([I_lo, LF])                           (padded to a multiple of 4)
+//!   k = smoothstep(median dark(LF_phys/A_phys), 0.3, 0.5)  physics veil gate on I
+//!   T_lo ← 1 − k·(1 − T_lo)         no veil removal on clear frames (k smoothed in video)
+//!   full resolution, per row:  T = up_f(T_lo);  J₁ = clamp((I_s − (1 − T)·A) / max(T, t0), 0, 1)
+//!   ΔJ_lo = stage2([down_f(J₁), −ln max(T_lo, t0)])
+//!   J = clamp(J₁ + up_f(ΔJ_lo), 0, 1)                   then blend and pack
+//! ```
+//! `up_f` is the bilinear [`Upsampler`] and `down_f` box averaging, exactly as
+//! `training/derain_train/model.py` (`FullModelV2`) computes them, so the trained networks see
+//! here what they saw in training. The model's streak layer S relates to R by R = T·S; the
+//! components sink gets S = mean_c R / max(T, t0).
+//!
+//! Removing the streaks first, at full resolution, is what removes them: estimated at the
+//! ≈180-line working resolution and upsampled (the first version of this mode), thin streaks
+//! are below the resolution and survive. The veil, smooth by nature, stays at the working
+//! resolution, estimated on I_s so that bright streaks are not mistaken for veil.
+//!
+//! The veil gate k and the working factor are in [`crate::nets::full`].
+
+use rayon::prelude::*;
+
+use super::invert;
+use crate::config::PhysicsParams;
+use crate::error::{Error, Result};
+use crate::frame::{PlanarRgb, Plane};
+use crate::nets::full::{BANK_EPS, BANK_RADII, physics_gate_from_downsampled, work_factor};
+use crate::nets::streak::MULTIPLE;
+use crate::nets::{FullNets, PAD_MULTIPLE};
+use crate::physics::guided_filter::{Upsampler, downsample, guided_bank};
+use crate::physics::source::pack_row;
+use crate::physics::{AtmosphereTracker, RunInfo, Sink, Source, StageTimings};
+
+/// Buffers reused from frame to frame.
+#[derive(Debug, Default)]
+pub(crate) struct FullWorkspace {
+    /// The frame padded to a multiple of [`MULTIPLE`], NCHW.
+    x_full: Vec<f32>,
+    /// I_s, the rain-free image.
+    i_s: Option<PlanarRgb>,
+    j1: [Vec<f32>; 3],
+    x_lf: Vec<f32>,
+    x2: Vec<f32>,
+}
+
+/// Copies the frame into `out` as three planes of `pw`×`ph` (NCHW, batch 1), repeating the last
+/// row and column into the padding.
+fn pack_frame(src: &Source<'_>, pw: usize, ph: usize, out: &mut Vec<f32>) {
+    let (w, h) = (src.width(), src.height());
+    out.resize(3 * pw * ph, 0.0);
+    let (r, rest) = out.split_at_mut(pw * ph);
+    let (g, b) = rest.split_at_mut(pw * ph);
+    r.par_chunks_mut(pw)
+        .zip(g.par_chunks_mut(pw))
+        .zip(b.par_chunks_mut(pw))
+        .enumerate()
+        .for_each_init(
+            || [vec![0f32; w], vec![0f32; w], vec![0f32; w]],
+            |rgb, (y, ((ro, go), bo))| {
+                src.row(y.min(h - 1), rgb);
+                for (o, s) in [ro, go, bo].into_iter().zip(rgb.iter()) {
+                    o[..w].copy_from_slice(&s[..w]);
+                    let last = s[w - 1];
+                    o[w..].fill(last);
+                }
+            },
+        );
+}
+
+/// Copies `planes` (each `lw`×`lh`) into a `[planes.len(), ph, pw]` tensor, repeating the last
+/// column and row into the padding.
+fn pack_padded<'a>(
+    planes: impl IntoIterator<Item = &'a Plane>,
+    ph: usize,
+    pw: usize,
+    out: &mut Vec<f32>,
+) {
+    out.clear();
+    for p in planes {
+        let (lw, lh) = (p.width, p.height);
+        for y in 0..ph {
+            let row = p.row(y.min(lh - 1));
+            out.extend_from_slice(row);
+            let last = row[lw - 1];
+            out.extend(std::iter::repeat_n(last, pw - lw));
+        }
+    }
+}
+
+/// Channel `c` of a `[C, ph, pw]` tensor, cropped to `lw`×`lh`.
+fn crop(t: &[f32], c: usize, ph: usize, pw: usize, lw: usize, lh: usize) -> Plane {
+    let base = c * ph * pw;
+    let mut data = Vec::with_capacity(lw * lh);
+    for y in 0..lh {
+        data.extend_from_slice(&t[base + y * pw..base + y * pw + lw]);
+    }
+    Plane {
+        width: lw,
+        height: lh,
+        data,
+    }
+}
+
+fn lerp_rows(
+    up: &Upsampler,
+    planes: [&Plane; 3],
+    y: usize,
+    tmp: &mut [f32],
+    rows: &mut [Vec<f32>; 3],
+) {
+    let [r0, r1, r2] = rows;
+    up.rows(planes, y, tmp, [&mut r0[..], &mut r1[..], &mut r2[..]]);
+}
+
+/// Runs `full` mode from any [`Source`] into any [`Sink`] (the `Components` sink gets S and T
+/// at full resolution and J after stage 2).
+pub(crate) fn derain_full_into(
+    src: Source<'_>,
+    nets: &mut FullNets,
+    params: &PhysicsParams,
+    tracker: Option<&mut AtmosphereTracker>,
+    ws: &mut FullWorkspace,
+    sink: Sink<'_, '_>,
+) -> Result<RunInfo> {
+    let (w, h) = (src.width(), src.height());
+    if w == 0 || h == 0 {
+        return Err(Error::param("input", "empty image"));
+    }
+    let t0 = params.min_transmission;
+    let t_start = std::time::Instant::now();
+
+    // The streak network at full resolution: R, then I_s = clamp(I − R, 0, 1).
+    let (pw_full, ph_full) = (w.next_multiple_of(MULTIPLE), h.next_multiple_of(MULTIPLE));
+    pack_frame(&src, pw_full, ph_full, &mut ws.x_full);
+    let rain = nets.streak.run(ph_full, pw_full, &[&ws.x_full])?.remove(0);
+    let t_streak = std::time::Instant::now();
+    let mut i_s = match ws.i_s.take() {
+        Some(p) if p.width() == w && p.height() == h => p,
+        _ => PlanarRgb::zeros(w, h),
+    };
+    let plane_full = pw_full * ph_full;
+    for (c, p) in i_s.planes.iter_mut().enumerate() {
+        let (x, r) = (
+            &ws.x_full[c * plane_full..(c + 1) * plane_full],
+            &rain[c * plane_full..(c + 1) * plane_full],
+        );
+        p.data.par_chunks_mut(w).enumerate().for_each(|(y, row)| {
+            let (xr, rr) = (
+                &x[y * pw_full..y * pw_full + w],
+                &r[y * pw_full..y * pw_full + w],
+            );
+            for ((o, &xv), &rv) in row.iter_mut().zip(xr).zip(rr) {
+                *o = (xv - rv).max(0.0).min(1.0);
+            }
+        });
+    }
+    let i_s_src = Source::Planar(&i_s);
+
+    let f = work_factor(w, h);
+    // The physics veil gate reads the input, as its ramp was calibrated (on I, streaks
+    // included); the networks read I_s.
+    let raw_veil = {
+        let (img_lo, res_lo) = src.downsample_with_residue(f);
+        physics_gate_from_downsampled(&img_lo, &res_lo, w, h)?.1
+    };
+    let (img_lo, res_lo) = i_s_src.downsample_with_residue(f);
+    let (lw, lh) = (res_lo.width, res_lo.height);
+    let (pw, ph) = (
+        lw.next_multiple_of(PAD_MULTIPLE),
+        lh.next_multiple_of(PAD_MULTIPLE),
+    );
+    let rgb_lo = PlanarRgb::from_planes(img_lo)?;
+    let lf = guided_bank(&res_lo, &rgb_lo, &BANK_RADII, &BANK_EPS)?;
+    pack_padded(rgb_lo.planes.iter().chain(&lf), ph, pw, &mut ws.x_lf);
+    let t_bank = std::time::Instant::now();
+
+    let outs = nets.stage1.run(ph, pw, &[&ws.x_lf])?;
+    let mut t_lo = crop(&outs[0], 0, ph, pw, lw, lh);
+    let a_net: [f32; 3] = std::array::from_fn(|c| outs[1][c].clamp(0.0, 1.0));
+    let mean_luma = {
+        let y = crate::physics::luma(&rgb_lo);
+        (y.data.iter().map(|&v| v as f64).sum::<f64>() / y.data.len() as f64) as f32
+    };
+    let (a, veil) = match tracker {
+        Some(t) => t.update_with_gate(a_net, mean_luma, raw_veil),
+        None => (a_net, raw_veil),
+    };
+    for t in &mut t_lo.data {
+        *t = 1.0 - veil * (1.0 - *t);
+    }
+    let t_stage1 = std::time::Instant::now();
+
+    // Full-resolution pass 1: T, inversion of I_s → J₁ (and S, T into a Components sink).
+    let up = Upsampler::new(lw, lh, f, w);
+    for p in ws.j1.iter_mut() {
+        p.resize(w * h, 0.0);
+    }
+    let mut comp_st = match &sink {
+        Sink::Components(_) => Some((vec![0f32; w * h], vec![0f32; w * h])),
+        Sink::Frame(_) => None,
+    };
+    {
+        let [j0, j1, j2] = &mut ws.j1;
+        let mut st_rows: Vec<Option<(&mut [f32], &mut [f32])>> = match &mut comp_st {
+            Some((s, t)) => s.chunks_mut(w).zip(t.chunks_mut(w)).map(Some).collect(),
+            None => (0..h).map(|_| None).collect(),
+        };
+        j0.par_chunks_mut(w)
+            .zip(j1.par_chunks_mut(w))
+            .zip(j2.par_chunks_mut(w))
+            .zip(st_rows.par_iter_mut())
+            .enumerate()
+            .for_each_init(
+                || {
+                    (
+                        [vec![0f32; w], vec![0f32; w], vec![0f32; w]],
+                        [vec![0f32; w], vec![0f32; w], vec![0f32; w]],
+                        vec![0f32; 3 * lw],
+                    )
+                },
+                |(rgb, ups, tmp), (y, (((o0, o1), o2), st))| {
+                    i_s_src.row(y, rgb);
+                    lerp_rows(&up, [&t_lo, &t_lo, &t_lo], y, tmp, ups);
+                    let (ir, ig, ib) = (&rgb[0][..w], &rgb[1][..w], &rgb[2][..w]);
+                    let tu = &ups[0][..w];
+                    for x in 0..w {
+                        let (r, g, b) = (ir[x], ig[x], ib[x]);
+                        let t = tu[x];
+                        let inv_t = 1.0 / t.max(t0);
+                        let omt = 1.0 - t;
+                        o0[x] = invert(r, omt, a[0], inv_t);
+                        o1[x] = invert(g, omt, a[1], inv_t);
+                        o2[x] = invert(b, omt, a[2], inv_t);
+                        if let Some((srow, trow)) = st.as_mut() {
+                            let k = y * pw_full + x;
+                            let mean_r =
+                                (rain[k] + rain[plane_full + k] + rain[2 * plane_full + k]) / 3.0;
+                            srow[x] = (mean_r * inv_t).max(0.0);
+                            trow[x] = t;
+                        }
+                    }
+                },
+            );
+    }
+    let t_pass1 = std::time::Instant::now();
+
+    // Stage 2 on the working resolution.
+    // Box-downsample J₁ in place of a copy: the buffers are lent to `Plane`s and taken back.
+    let j1_lo: Vec<Plane> = ws
+        .j1
+        .iter_mut()
+        .map(|d| {
+            let full = Plane {
+                width: w,
+                height: h,
+                data: std::mem::take(d),
+            };
+            let lo = downsample(&full, f);
+            *d = full.data;
+            lo
+        })
+        .collect();
+    let depth = Plane {
+        width: lw,
+        height: lh,
+        data: t_lo.data.iter().map(|&t| -(t.max(t0)).ln()).collect(),
+    };
+    pack_padded(j1_lo.iter().chain([&depth]), ph, pw, &mut ws.x2);
+    let dj = nets.stage2.run(ph, pw, &[&ws.x2])?.remove(0);
+    let dj: [Plane; 3] = std::array::from_fn(|c| crop(&dj, c, ph, pw, lw, lh));
+    let t_stage2 = std::time::Instant::now();
+
+    // Pass 2: J = clamp(J₁ + up(ΔJ)), into the sink.
+    let finish_row = |y: usize, ups: &mut [Vec<f32>; 3], tmp: &mut [f32], j: &mut [Vec<f32>; 3]| {
+        lerp_rows(&up, [&dj[0], &dj[1], &dj[2]], y, tmp, ups);
+        for c in 0..3 {
+            let src_row = &ws.j1[c][y * w..(y + 1) * w];
+            for ((o, &v), &d) in j[c][..w].iter_mut().zip(src_row).zip(&ups[c][..w]) {
+                *o = (v + d).max(0.0).min(1.0);
+            }
+        }
+    };
+    let scratch = || {
+        (
+            [vec![0f32; w], vec![0f32; w], vec![0f32; w]],
+            vec![0f32; 3 * lw],
+            [vec![0f32; w], vec![0f32; w], vec![0f32; w]],
+            [vec![0f32; w], vec![0f32; w], vec![0f32; w]],
+        )
+    };
+    match sink {
+        Sink::Components(out) => {
+            let mut bg = PlanarRgb::zeros(w, h);
+            {
+                let [br, bgp, bb] = &mut bg.planes;
+                br.data
+                    .par_chunks_mut(w)
+                    .zip(bgp.data.par_chunks_mut(w))
+                    .zip(bb.data.par_chunks_mut(w))
+                    .enumerate()
+                    .for_each_init(scratch, |(ups, tmp, j, _), (y, ((r, g), b))| {
+                        finish_row(y, ups, tmp, j);
+                        r.copy_from_slice(&j[0][..w]);
+                        g.copy_from_slice(&j[1][..w]);
+                        b.copy_from_slice(&j[2][..w]);
+                    });
+            }
+            let (s, t) = comp_st.expect("components sink has S and T buffers");
+            out.background = bg;
+            out.streaks = Plane {
+                width: w,
+                height: h,
+                data: s,
+            };
+            out.transmission = Plane {
+                width: w,
+                height: h,
+                data: t,
+            };
+            out.atmosphere = a;
+        }
+        Sink::Frame(fs) => {
+            let (input, strength) = (fs.input, fs.strength);
+            let format = fs.frame.format();
+            fs.frame.par_rows_mut().enumerate().for_each_init(
+                scratch,
+                |(ups, tmp, j, rgb), (y, row)| {
+                    finish_row(y, ups, tmp, j);
+                    if strength < 1.0 {
+                        src.row(y, rgb);
+                        for c in 0..3 {
+                            crate::frame::blend(&mut j[c][..w], &rgb[c][..w], strength);
+                        }
+                    }
+                    pack_row(
+                        format,
+                        row,
+                        [&j[0][..w], &j[1][..w], &j[2][..w]],
+                        Some(input.row(y)),
+                    );
+                },
+            );
+        }
+    }
+    let t_end = std::time::Instant::now();
+    ws.i_s = Some(i_s);
+    let ms = |a: std::time::Instant, b: std::time::Instant| (b - a).as_secs_f64() * 1e3;
+    Ok(RunInfo {
+        atmosphere: a,
+        veil_gate: Some(veil),
+        timings: StageTimings {
+            low_res_ms: ms(t_streak, t_bank),
+            decomposition_ms: 0.0,
+            inversion_ms: ms(t_stage1, t_pass1) + ms(t_stage2, t_end),
+            networks_ms: ms(t_bank, t_stage1) + ms(t_pass1, t_stage2),
+            streak_ms: ms(t_start, t_streak),
+        },
+    })
+}
