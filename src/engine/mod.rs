@@ -14,7 +14,7 @@ use cpu::CpuEngine;
 #[derive(Debug)]
 pub enum Engine {
     /// The CPU reference engine (multi-threaded with rayon).
-    Cpu(CpuEngine),
+    Cpu(Box<CpuEngine>),
     /// The CUDA engine (`physics` mode on an NVIDIA GPU; see [`cuda`]).
     #[cfg(feature = "cuda")]
     Cuda(cuda::CudaEngine),
@@ -26,7 +26,7 @@ impl Engine {
     /// `Cuda` is an error naming why it cannot be had.
     pub fn new(config: &Config) -> Result<Self> {
         match config.backend {
-            Backend::Cpu => Ok(Engine::Cpu(CpuEngine::new(config)?)),
+            Backend::Cpu => Ok(Engine::Cpu(Box::new(CpuEngine::new(config)?))),
             Backend::Auto => auto_engine(config),
             Backend::Cuda => cuda_engine(config),
         }
@@ -101,7 +101,7 @@ fn auto_engine(config: &Config) -> Result<Engine> {
         let _ = config;
         log::info!("backend=auto: using the CPU engine (this build has no CUDA engine)");
     }
-    Ok(Engine::Cpu(CpuEngine::new(config)?))
+    Ok(Engine::Cpu(Box::new(CpuEngine::new(config)?)))
 }
 
 #[cfg(test)]

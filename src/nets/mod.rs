@@ -4,7 +4,7 @@
 //!
 //! | file | inputs | outputs |
 //! |---|---|---|
-//! | `streak.onnx` | `image` = I, 1×3×H×W at full resolution (multiples of [`streak::MULTIPLE`]) | the visible rain layer R, 1×3×H×W |
+//! | `streak.onnx` | `image` = I, 1×3×H×W at full resolution (multiples of [`STREAK_MULTIPLE`]) | the visible rain layer R, 1×3×H×W |
 //! | `stage1.onnx` | `x_lf` = [I_s, LF] 1×33×h×w | T 1×1×h×w in [t0,1], A 1×3 |
 //! | `stage2.onnx` | `x` = [J₁, D] 1×4×h×w | residual ΔJ 1×3×h×w |
 //!
@@ -22,21 +22,19 @@
 //! 1e-4 it runs the frames (several times faster, BENCHMARKS.md §7), otherwise tract does and
 //! a warning says so. `DERAIN_INFERENCE=tract` forces tract.
 
-mod conv;
 pub mod full;
-mod native;
-pub mod streak;
+mod runtime;
 
-use std::io::Cursor;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Once};
-
-use tract_onnx::prelude::*;
 
 use crate::error::{Error, Result};
+use runtime::{Runtime, native::Native, tract::Tract};
 
 /// Working-resolution sizes are padded to a multiple of this (two stride-2 levels).
 pub const PAD_MULTIPLE: usize = 4;
+/// The streak network's input sizes are multiples of this (its pixel unshuffle ×2 times three
+/// stride-2 levels); the frame is padded by edge replication.
+pub const STREAK_MULTIPLE: usize = 16;
 /// Channels of the 10-filter bank (5 radii × 2 eps × RGB).
 pub const BANK_CHANNELS: usize = 30;
 
@@ -69,8 +67,6 @@ pub(crate) enum Kind {
     Refine,
 }
 
-type Plan = Arc<TypedSimplePlan>;
-
 /// What a network must look like: input channels, and per output its channel count (`None`:
 /// a 1×3 vector instead of a map).
 #[derive(Debug, Clone, Copy)]
@@ -88,7 +84,7 @@ const STREAK: Spec = Spec {
     name: "streak.onnx",
     inputs: &[3],
     outputs: &[Some(3)],
-    multiple: streak::MULTIPLE,
+    multiple: STREAK_MULTIPLE,
 };
 const STAGE1: Spec = Spec {
     kind: Kind::Veil,
@@ -105,15 +101,13 @@ const STAGE2: Spec = Spec {
     multiple: PAD_MULTIPLE,
 };
 
-/// One ONNX network with a plan cache for the current working size.
+/// One ONNX network: always loadable by tract (the reference runtime), and run by the native
+/// runtime when the file is one of its architectures and both agreed on a probe at load.
 pub struct Net {
     spec: Spec,
     origin: PathBuf,
-    model: InferenceModel,
-    plan: Option<((usize, usize), Plan)>,
-    /// The same network run natively (see `native.rs`), when the file is that architecture
-    /// and both engines agreed on a probe at load time.
-    native: Option<native::Native>,
+    tract: Tract,
+    native: Option<Native>,
 }
 
 impl std::fmt::Debug for Net {
@@ -126,19 +120,8 @@ impl std::fmt::Debug for Net {
     }
 }
 
-/// tract multiplies matrices on rayon's global pool (the one the physics code uses).
-fn init_executor() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        tract_linalg::multithread::set_default_executor(
-            tract_linalg::multithread::Executor::RayonGlobal,
-        );
-    });
-}
-
 impl Net {
     fn load(spec: Spec, bytes: &[u8], origin: PathBuf) -> Result<Self> {
-        init_executor();
         let bad = |reason: String| Error::ModelFile {
             path: origin.clone(),
             reason,
@@ -146,11 +129,8 @@ impl Net {
         if bytes.is_empty() {
             return Err(bad("file is empty".into()));
         }
-        let model = tract_onnx::onnx()
-            .model_for_read(&mut Cursor::new(bytes))
-            .map_err(|e| bad(format!("not a readable ONNX model: {e:#}")))?;
-        let n_in = model.input_outlets().map(|o| o.len()).unwrap_or(0);
-        let n_out = model.output_outlets().map(|o| o.len()).unwrap_or(0);
+        let mut tract = Tract::read(bytes, spec.inputs).map_err(bad)?;
+        let (n_in, n_out) = tract.arity();
         if n_in != spec.inputs.len() || n_out != spec.outputs.len() {
             return Err(bad(format!(
                 "expected {} inputs and {} outputs, the file has {n_in} and {n_out}",
@@ -158,39 +138,34 @@ impl Net {
                 spec.outputs.len()
             )));
         }
-        let mut net = Self {
-            spec,
-            origin: origin.clone(),
-            model,
-            plan: None,
-            native: None,
-        };
         // Probe: the graph must build and give the documented shapes at a small size.
         let (h, w) = (2 * spec.multiple, 3 * spec.multiple);
-        let inputs: Vec<Tensor> = spec
-            .inputs
-            .iter()
-            .map(|&c| Tensor::zero::<f32>(&[1, c, h, w]).expect("small tensor"))
-            .collect();
-        let outs = net
-            .run_tensors(h, w, inputs)
+        let zeros: Vec<Vec<f32>> = spec.inputs.iter().map(|&c| vec![0.0; c * h * w]).collect();
+        let refs: Vec<&[f32]> = zeros.iter().map(|v| v.as_slice()).collect();
+        let shapes = tract
+            .output_shapes(h, w, &refs)
             .map_err(|e| bad(format!("does not run on a {w}x{h} probe: {e}")))?;
-        for (k, (o, want)) in outs.iter().zip(spec.outputs).enumerate() {
+        for (k, (shape, want)) in shapes.iter().zip(spec.outputs).enumerate() {
             let expect: Vec<usize> = match want {
                 Some(c) => vec![1, *c, h, w],
                 None => vec![1, 3],
             };
-            if o.shape() != expect.as_slice() {
+            if shape != &expect {
                 return Err(bad(format!(
-                    "output {k} has shape {:?}, expected {expect:?}",
-                    o.shape()
+                    "output {k} has shape {shape:?}, expected {expect:?}"
                 )));
             }
         }
+        let mut net = Self {
+            spec,
+            origin,
+            tract,
+            native: None,
+        };
         net.native = net.native_if_equivalent(bytes);
         if net.native.is_none() {
             log::warn!(
-                "{}: not an architecture of the native engine (or it disagreed with tract on \
+                "{}: not an architecture of the native runtime (or it disagreed with tract on \
                  the probe): running it on tract, several times slower",
                 net.origin.display()
             );
@@ -198,13 +173,13 @@ impl Net {
         Ok(net)
     }
 
-    /// The native engine for this file if its weights are the architecture of `native.rs`
-    /// and it reproduces tract's outputs (≤ 1e-4) on a pseudo-random probe.
-    fn native_if_equivalent(&mut self, bytes: &[u8]) -> Option<native::Native> {
-        let candidate = match native::Native::from_onnx(self.spec.kind, bytes) {
+    /// The native runtime for this file if its weights are one of its architectures and it
+    /// reproduces tract's outputs (≤ 1e-4) on a pseudo-random probe.
+    fn native_if_equivalent(&mut self, bytes: &[u8]) -> Option<Native> {
+        let mut candidate = match Native::from_onnx(self.spec.kind, bytes) {
             Ok(n) => n,
             Err(why) => {
-                log::debug!("{}: no native engine: {why}", self.origin.display());
+                log::debug!("{}: no native runtime: {why}", self.origin.display());
                 return None;
             }
         };
@@ -226,8 +201,8 @@ impl Net {
             })
             .collect();
         let refs: Vec<&[f32]> = probe.iter().map(|v| v.as_slice()).collect();
-        let want = self.run_tract(h, w, &refs).ok()?;
-        let got = candidate.run(h, w, &refs);
+        let want = self.tract.run(h, w, &refs).ok()?;
+        let got = candidate.run(h, w, &refs).ok()?;
         let agree = want.len() == got.len()
             && want.iter().zip(&got).all(|(a, b)| {
                 a.len() == b.len() && a.iter().zip(b).all(|(x, y)| (x - y).abs() <= 1e-4)
@@ -241,34 +216,13 @@ impl Net {
         self.native.as_ref().map_or(0.0, |n| n.macs_per_pixel())
     }
 
-    /// Which engine [`Net::run`] uses: "native", or "tract" (also when `DERAIN_INFERENCE=tract`
-    /// is set, for comparisons).
+    /// Which runtime [`Net::run`] uses: "native", or "tract" (also when
+    /// `DERAIN_INFERENCE=tract` is set, for comparisons).
     pub fn engine(&self) -> &'static str {
-        if self.native.is_some() && !force_tract() {
-            "native"
-        } else {
-            "tract"
+        match &self.native {
+            Some(n) if !force_tract() => n.name(),
+            _ => self.tract.name(),
         }
-    }
-
-    fn plan(&mut self, h: usize, w: usize) -> Result<Plan> {
-        if let Some((size, plan)) = &self.plan
-            && *size == (h, w)
-        {
-            return Ok(plan.clone());
-        }
-        let mut m = self.model.clone();
-        for (i, &c) in self.spec.inputs.iter().enumerate() {
-            m = m
-                .with_input_fact(i, f32::fact([1, c, h, w]).into())
-                .map_err(|e| self.run_error(e))?;
-        }
-        let plan = m
-            .into_optimized()
-            .and_then(|m| m.into_runnable())
-            .map_err(|e| self.run_error(e))?;
-        self.plan = Some(((h, w), plan.clone()));
-        Ok(plan)
     }
 
     fn run_error(&self, e: impl std::fmt::Display) -> Error {
@@ -278,24 +232,15 @@ impl Net {
         }
     }
 
-    fn run_tensors(&mut self, h: usize, w: usize, inputs: Vec<Tensor>) -> Result<Vec<Tensor>> {
-        let plan = self.plan(h, w)?;
-        let outs = plan
-            .run(inputs.into_iter().map(TValue::from).collect())
-            .map_err(|e| self.run_error(format!("{e:#}")))?;
-        Ok(outs.into_iter().map(|v| v.into_tensor()).collect())
-    }
-
     /// Runs the network on NCHW inputs given as flat `[c·h·w]` slices (batch 1); returns each
     /// output flattened.
     pub fn run(&mut self, h: usize, w: usize, inputs: &[&[f32]]) -> Result<Vec<Vec<f32>>> {
-        match &self.native {
-            Some(n) if !force_tract() => {
-                self.check_inputs(h, w, inputs)?;
-                Ok(n.run(h, w, inputs))
-            }
-            _ => self.run_tract(h, w, inputs),
-        }
+        self.check_inputs(h, w, inputs)?;
+        let out = match &mut self.native {
+            Some(n) if !force_tract() => n.run(h, w, inputs),
+            _ => self.tract.run(h, w, inputs),
+        };
+        out.map_err(|e| self.run_error(e))
     }
 
     fn check_inputs(&self, h: usize, w: usize, inputs: &[&[f32]]) -> Result<()> {
@@ -317,21 +262,10 @@ impl Net {
         Ok(())
     }
 
-    /// [`Net::run`] on tract, the reference engine, whatever [`Net::engine`] says.
+    /// [`Net::run`] on tract, the reference runtime, whatever [`Net::engine`] says.
     pub fn run_tract(&mut self, h: usize, w: usize, inputs: &[&[f32]]) -> Result<Vec<Vec<f32>>> {
         self.check_inputs(h, w, inputs)?;
-        let mut ts = Vec::with_capacity(inputs.len());
-        for (&data, &c) in inputs.iter().zip(self.spec.inputs) {
-            ts.push(Tensor::from_shape(&[1, c, h, w], data).map_err(|e| self.run_error(e))?);
-        }
-        self.run_tensors(h, w, ts)?
-            .into_iter()
-            .map(|t| {
-                t.try_as_plain_ram()
-                    .and_then(|v| v.as_slice::<f32>().map(|s| s.to_vec()))
-                    .map_err(|e| self.run_error(e))
-            })
-            .collect()
+        self.tract.run(h, w, inputs).map_err(|e| self.run_error(e))
     }
 }
 

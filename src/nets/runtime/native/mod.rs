@@ -9,22 +9,26 @@
 //! 8 GMAC/s per core on them. Here every convolution is direct, on planar f32 maps
 //! (`conv.rs`).
 //!
-//! Trust: [`super::Net`] runs a file natively only after both engines agreed (≤ 1e-4) on a
-//! probe input at load time; a file whose graph is not this architecture (missing or
+//! Trust: [`crate::nets::Net`] runs a file natively only after both runtimes agreed (≤ 1e-4)
+//! on a probe input at load time; a file whose graph is not this architecture (missing or
 //! differently shaped initializers, other values) stays on tract.
+
+mod conv;
+mod streak;
 
 use tract_onnx::prelude::*;
 
-use super::conv::{Conv, Map, SLOPE, up_add};
-use super::streak::StreakNet;
-use super::{BANK_CHANNELS, Kind};
+use super::Runtime;
+use crate::nets::{BANK_CHANNELS, Kind};
+use conv::{Conv, Map, SLOPE, up_add};
+use streak::StreakNet;
 
 /// Lower bound of the transmission (model.py `T0`).
 const T0: f32 = 0.1;
 
 /// Two-level U-Net (model.py `UNet`).
 #[derive(Debug, Clone)]
-pub(super) struct UNet {
+struct UNet {
     inp: Conv,
     e0: Conv,
     d1: Conv,
@@ -52,7 +56,7 @@ impl UNet {
 /// Atmospheric-light net (model.py `ANet`): A and the frame's veil gate from globally
 /// pooled features.
 #[derive(Debug, Clone)]
-pub(super) struct ANet {
+struct ANet {
     body: [Conv; 3],
     /// Linear 64 → 32 (`[out][in]`) and 32 → 3.
     l0: (Vec<f32>, Vec<f32>),
@@ -102,13 +106,13 @@ impl ANet {
 
 /// Weights by initializer name, with their shapes, and the dilation of every convolution by
 /// the name of its weight.
-pub(super) struct Weights {
+pub(crate) struct Weights {
     tensors: std::collections::HashMap<String, (Vec<usize>, Vec<f32>)>,
     dilations: std::collections::HashMap<String, usize>,
 }
 
 impl Weights {
-    pub(super) fn read(bytes: &[u8]) -> std::result::Result<Self, String> {
+    fn read(bytes: &[u8]) -> std::result::Result<Self, String> {
         let onnx = tract_onnx::onnx();
         let proto = onnx
             .proto_model_for_read(&mut std::io::Cursor::new(bytes))
@@ -154,25 +158,21 @@ impl Weights {
     }
 
     /// Whether an initializer of that name exists.
-    pub(super) fn has(&self, name: &str) -> bool {
+    fn has(&self, name: &str) -> bool {
         self.tensors.contains_key(name)
     }
 
     /// The shape of an initializer.
-    pub(super) fn shape(&self, name: &str) -> Option<&[usize]> {
+    fn shape(&self, name: &str) -> Option<&[usize]> {
         self.tensors.get(name).map(|(s, _)| s.as_slice())
     }
 
     /// The dilation of the convolution whose weight initializer is `weight` (1 if unknown).
-    pub(super) fn dilation(&self, weight: &str) -> usize {
+    fn dilation(&self, weight: &str) -> usize {
         self.dilations.get(weight).copied().unwrap_or(1)
     }
 
-    pub(super) fn take(
-        &self,
-        name: &str,
-        shape: &[usize],
-    ) -> std::result::Result<Vec<f32>, String> {
+    fn take(&self, name: &str, shape: &[usize]) -> std::result::Result<Vec<f32>, String> {
         match self.tensors.get(name) {
             Some((s, v)) if s == shape => Ok(v.clone()),
             Some((s, _)) => Err(format!("{name} has shape {s:?}, expected {shape:?}")),
@@ -180,7 +180,7 @@ impl Weights {
         }
     }
 
-    pub(super) fn conv(
+    fn conv(
         &self,
         name: &str,
         (cin, cout, k, stride): (usize, usize, usize, usize),
@@ -188,17 +188,17 @@ impl Weights {
         self.conv_dilated(name, (cin, cout, k, stride), 1)
     }
 
-    pub(super) fn conv_dilated(
+    fn conv_dilated(
         &self,
         name: &str,
         (cin, cout, k, stride): (usize, usize, usize, usize),
         dilation: usize,
     ) -> std::result::Result<Conv, String> {
-        if dilation > super::conv::PAD || (dilation > 1 && (stride != 1 || k != 3)) {
+        if dilation > conv::PAD || (dilation > 1 && (stride != 1 || k != 3)) {
             return Err(format!(
                 "{name}: dilation {dilation} (k {k}, stride {stride}) is beyond the native \
                  engine (3×3 stride 1 up to {})",
-                super::conv::PAD
+                conv::PAD
             ));
         }
         Ok(Conv {
@@ -232,7 +232,11 @@ impl Weights {
 
 /// A network of `full` mode run natively.
 #[derive(Debug, Clone)]
-pub(super) enum Native {
+pub(crate) struct Native(Arch);
+
+/// The architectures the native runtime knows.
+#[derive(Debug, Clone)]
+enum Arch {
     /// TNet and ANet on [I, LF] → (T, A).
     Veil { t: Box<UNet>, a: Box<ANet> },
     /// G([J₁, D]) → ΔJ.
@@ -244,11 +248,11 @@ pub(super) enum Native {
 impl Native {
     /// Reads the weights of a network of `kind` from ONNX bytes; `Err` says why the file is
     /// not this architecture.
-    pub(super) fn from_onnx(kind: Kind, bytes: &[u8]) -> std::result::Result<Self, String> {
+    pub(crate) fn from_onnx(kind: Kind, bytes: &[u8]) -> std::result::Result<Self, String> {
         let w = Weights::read(bytes)?;
         let cin = 3 + BANK_CHANNELS;
-        Ok(match kind {
-            Kind::Veil => Native::Veil {
+        Ok(Native(match kind {
+            Kind::Veil => Arch::Veil {
                 t: Box::new(w.unet("tnet", cin, 1)?),
                 a: Box::new(ANet {
                     body: [
@@ -270,21 +274,20 @@ impl Native {
                     ),
                 }),
             },
-            Kind::Refine => Native::Refine {
+            Kind::Refine => Arch::Refine {
                 g: Box::new(w.unet("g", 4, 3)?),
             },
-            Kind::Streak => Native::Streak(Box::new(StreakNet::from_weights(&w, &|name| {
+            Kind::Streak => Arch::Streak(Box::new(StreakNet::from_weights(&w, &|name| {
                 w.dilation(&format!("{name}.weight"))
             })?)),
-        })
+        }))
     }
 
-    /// Same contract as [`super::Net::run`]: NCHW inputs (batch 1) flattened, outputs
-    /// flattened (A as 3 values).
-    pub(super) fn run(&self, h: usize, w: usize, inputs: &[&[f32]]) -> Vec<Vec<f32>> {
+    /// The networks' outputs (A as 3 values).
+    fn forward(&self, h: usize, w: usize, inputs: &[&[f32]]) -> Vec<Vec<f32>> {
         let map = |x: &[f32]| Map::from_dense(x.len() / (h * w), h, w, x);
-        match self {
-            Native::Veil { t, a } => {
+        match &self.0 {
+            Arch::Veil { t, a } => {
                 let x_lf = map(inputs[0]);
                 let (tz, (av, gate)) = rayon::join(|| t.forward(&x_lf), || a.forward(&x_lf));
                 // T = 1 − g·(1 − T_local), T_local = t0 + (1 − t0)·σ(z).
@@ -295,8 +298,8 @@ impl Native {
                     .collect();
                 vec![t_out, av.to_vec()]
             }
-            Native::Refine { g } => vec![g.forward(&map(inputs[0])).to_dense()],
-            Native::Streak(net) => {
+            Arch::Refine { g } => vec![g.forward(&map(inputs[0])).to_dense()],
+            Arch::Streak(net) => {
                 let x = inputs[0];
                 let n = h * w;
                 vec![net.forward([&x[..n], &x[n..2 * n], &x[2 * n..3 * n]], h, w)]
@@ -306,10 +309,25 @@ impl Native {
 
     /// Multiply-accumulates per pixel of the network's input (the streak network; 0 for the
     /// others, whose cost is counted per frame by the model card).
-    pub(super) fn macs_per_pixel(&self) -> f64 {
-        match self {
-            Native::Streak(net) => net.macs_per_pixel(),
+    pub(crate) fn macs_per_pixel(&self) -> f64 {
+        match &self.0 {
+            Arch::Streak(net) => net.macs_per_pixel(),
             _ => 0.0,
         }
+    }
+}
+
+impl Runtime for Native {
+    fn name(&self) -> &'static str {
+        "native"
+    }
+
+    fn run(
+        &mut self,
+        h: usize,
+        w: usize,
+        inputs: &[&[f32]],
+    ) -> std::result::Result<Vec<Vec<f32>>, String> {
+        Ok(self.forward(h, w, inputs))
     }
 }

@@ -16,13 +16,12 @@
 
 use rayon::prelude::*;
 
+use super::Weights;
 use super::conv::{Conv, Map, up_add};
-use super::native::Weights;
+use crate::nets::STREAK_MULTIPLE as MULTIPLE;
 
 /// Pixel (un)shuffle factor.
-pub const FACTOR: usize = 2;
-/// Input sizes must be multiples of this (the factor times three stride-2 levels).
-pub const MULTIPLE: usize = 16;
+const FACTOR: usize = 2;
 
 /// The streak network's layers.
 #[derive(Debug, Clone)]
