@@ -22,7 +22,9 @@ use rand::SeedableRng;
 const MIN_PSNR_DB: f64 = 50.0;
 
 fn golden(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(name)
 }
 
 fn bless() -> bool {
@@ -32,31 +34,34 @@ fn bless() -> bool {
 /// The rainy inputs: two families over the test scene. Rendered and compared with the
 /// committed file, which is what the goldens were made from.
 fn inputs() -> Vec<(&'static str, PlanarRgb)> {
-    [("reference", Style::Reference, 3u64), ("layered", Style::Layered, 5)]
-        .into_iter()
-        .map(|(name, style, seed)| {
-            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-            let range = RainRange {
-                style,
-                intensity: (0.8, 0.8),
-            };
-            let p = RainParams::sample(&mut rng, &range).unwrap();
-            let mut s = derain::synth::render(&common::scene(128, 96), &p).unwrap();
-            s.quantize();
-            let path = golden(&format!("input_{name}.png"));
-            if bless() {
-                io::save_image(&path, &s.input).unwrap();
-            }
-            let committed = io::load_image(&path).unwrap_or_else(|e| {
-                panic!("{e} (run with DERAIN_BLESS=1 to create the golden images)")
-            });
-            assert_eq!(
-                committed, s.input,
-                "{name}: the renderer no longer makes the committed input (bless on purpose)"
-            );
-            (name, committed)
-        })
-        .collect()
+    [
+        ("reference", Style::Reference, 3u64),
+        ("layered", Style::Layered, 5),
+    ]
+    .into_iter()
+    .map(|(name, style, seed)| {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let range = RainRange {
+            style,
+            intensity: (0.8, 0.8),
+        };
+        let p = RainParams::sample(&mut rng, &range).unwrap();
+        let mut s = derain::synth::render(&common::scene(128, 96), &p).unwrap();
+        s.quantize();
+        let path = golden(&format!("input_{name}.png"));
+        if bless() {
+            io::save_image(&path, &s.input).unwrap();
+        }
+        let committed = io::load_image(&path).unwrap_or_else(|e| {
+            panic!("{e} (run with DERAIN_BLESS=1 to create the golden images)")
+        });
+        assert_eq!(
+            committed, s.input,
+            "{name}: the renderer no longer makes the committed input (bless on purpose)"
+        );
+        (name, committed)
+    })
+    .collect()
 }
 
 fn check(config: Config, label: &str) {
@@ -66,7 +71,10 @@ fn check(config: Config, label: &str) {
         out.quantize();
         // The mode must change the image for the comparison to mean anything.
         let moved = derain::metrics::psnr_y(&out, &img).unwrap();
-        assert!(moved < 30.0, "{label} on {name}: output within {moved:.1} dB of the input");
+        assert!(
+            moved < 30.0,
+            "{label} on {name}: output within {moved:.1} dB of the input"
+        );
         let path = golden(&format!("{label}_{name}.png"));
         if bless() {
             io::save_image(&path, &out).unwrap();

@@ -4,6 +4,8 @@
 //! (training/derain_train/export_full.py) from the weights the shipped files were exported
 //! from; the bank's by `derain_train.export` (export.py).
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use derain::nets::{FullNets, ModelChoice, ModelSize};
@@ -138,28 +140,14 @@ fn every_shipped_network_matches_pytorch_on_both_engines() {
     }
 }
 
-fn pseudo_random(n: usize, seed: &mut u64) -> Vec<f32> {
-    (0..n)
-        .map(|_| {
-            *seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (*seed >> 40) as f32 / (1u64 << 24) as f32 - 0.2
-        })
-        .collect()
-}
-
 #[test]
 fn native_engine_matches_tract_on_frame_sizes() {
     for size in SIZES {
         let mut nets = FullNets::embedded(size).expect("embedded networks load");
         // 720p works at 320×180; odd multiples of 4 exercise every stride-2 border case.
         for (h, w) in [(180, 320), (44, 52), (4, 4)] {
-            let mut seed = (h * 1000 + w) as u64;
-            let (x_lf, x2) = (
-                pseudo_random(33 * h * w, &mut seed),
-                pseudo_random(4 * h * w, &mut seed),
-            );
+            let mut rng = common::Lcg((h * 1000 + w) as u64);
+            let (x_lf, x2) = (rng.vec(33 * h * w, -0.2), rng.vec(4 * h * w, -0.2));
             let native = nets.stage1.run(h, w, &[&x_lf]).unwrap();
             let tract = nets.stage1.run_tract(h, w, &[&x_lf]).unwrap();
             for (k, (a, b)) in native.iter().zip(&tract).enumerate() {
@@ -176,11 +164,7 @@ fn native_engine_matches_tract_on_frame_sizes() {
         }
         // The streak network at full-resolution sizes (multiples of 16, odd multiples too).
         for (h, w) in [(16, 16), (48, 80), (144, 208)] {
-            let mut seed = (h * 7 + w) as u64;
-            let x: Vec<f32> = pseudo_random(3 * h * w, &mut seed)
-                .iter()
-                .map(|v| v + 0.2)
-                .collect();
+            let x = common::Lcg((h * 7 + w) as u64).vec(3 * h * w, 0.0);
             let native = nets.streak.run(h, w, &[&x]).unwrap();
             let tract = nets.streak.run_tract(h, w, &[&x]).unwrap();
             let d = max_abs_diff(&native[0], &tract[0]);
