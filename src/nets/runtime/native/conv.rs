@@ -316,13 +316,11 @@ impl Strided {
                     // Padded column px = x + 1: even px to the first half at px/2, odd px to
                     // the second half at half + px/2. So x odd → (x+1)/2, x even → half + x/2.
                     let (even, odd) = dst[base..base + row].split_at_mut(half);
-                    for (pair, (e, o)) in
-                        src.chunks(2).zip(even[1..].iter_mut().zip(odd.iter_mut()))
-                    {
+                    for (e, pair) in even[1..].iter_mut().zip(src.chunks_exact(2)) {
+                        *e = pair[1];
+                    }
+                    for (o, pair) in odd.iter_mut().zip(src.chunks(2)) {
                         *o = pair[0];
-                        if let Some(&v) = pair.get(1) {
-                            *e = v;
-                        }
                     }
                 }
             });

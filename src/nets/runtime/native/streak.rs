@@ -119,24 +119,35 @@ impl StreakNet {
 fn unshuffle_with_residue(rgb: [&[f32]; 3], h: usize, w: usize) -> Map {
     let (hh, hw) = (h / FACTOR, w / FACTOR);
     let mut u = Map::with_zero_border(4 * FACTOR * FACTOR, hh, hw);
-    // Output row (channel c·4 + i·2 + j, row yy) reads input row 2·yy + i, columns j, j+2, …
-    u.rows_mut().for_each(|(k, out)| {
+    // One task per input row y = 2·yy + i: it writes row yy of the 8 channels 4c + 2i + j
+    // (c = R, G, B, residue; j = column parity), reading each input row once.
+    let rows: Vec<(usize, &mut [f32])> = u.rows_mut().collect();
+    let mut by_input: Vec<Vec<(usize, &mut [f32])>> = (0..h).map(|_| Vec::new()).collect();
+    for (k, row) in rows {
         let (ch, yy) = (k / hh, k % hh);
-        let (c, i, j) = (ch / (FACTOR * FACTOR), (ch / FACTOR) % FACTOR, ch % FACTOR);
-        let y = yy * FACTOR + i;
-        let row = |p: usize| &rgb[p][y * w..(y + 1) * w];
-        if c < 3 {
-            for (o, &v) in out.iter_mut().zip(row(c)[j..].iter().step_by(FACTOR)) {
-                *o = v;
-            }
-        } else {
-            let (r, g, b) = (row(0), row(1), row(2));
-            for (xx, o) in out.iter_mut().enumerate() {
-                let x = xx * FACTOR + j;
-                *o = r[x].max(g[x]).max(b[x]) - r[x].min(g[x]).min(b[x]);
-            }
-        }
-    });
+        let i = (ch / FACTOR) % FACTOR;
+        by_input[yy * FACTOR + i].push((ch, row));
+    }
+    by_input
+        .par_iter_mut()
+        .enumerate()
+        .for_each_init(
+            || vec![0f32; w],
+            |res, (y, outs)| {
+                let row = |p: usize| &rgb[p][y * w..(y + 1) * w];
+                let (r, g, b) = (row(0), row(1), row(2));
+                for (((o, &r), &g), &b) in res.iter_mut().zip(r).zip(g).zip(b) {
+                    *o = r.max(g).max(b) - r.min(g).min(b);
+                }
+                for (ch, out) in outs.iter_mut() {
+                    let (c, j) = (*ch / (FACTOR * FACTOR), *ch % FACTOR);
+                    let src: &[f32] = if c < 3 { row(c) } else { res };
+                    for (o, pair) in out.iter_mut().zip(src.chunks_exact(FACTOR)) {
+                        *o = pair[j];
+                    }
+                }
+            },
+        );
     u
 }
 
