@@ -5,7 +5,7 @@
 //! |---|---|---|---|---|---|
 //! | (a) reference | 1, `imnoise` N(m, v) clipped to [0, 1], m = −4·U(0.2, 0.25), v = U(0.7, 1) | 80–100 in 5° steps | ×U(1.01, 1.21) bicubic / 21–60 | add, clip; weight 0.2 + 0.04L + 0.05u; background pre-blur σ = min(1, \|N(0.5, 0.5)\|) | always: β U(2.6, 4.6), grey A U(0.25, 0.95), depth blur σ 5 |
 //! | (b) dense | 1–5, each its own angle, point drops blurred to the width, 5–20 % cover each | 90 ± 30 (one sample in five ± 60) | FWHM 1 + 8u³ (1–9) / 25–60 | add, clip; isolated streaks peak 0.15–0.6 | half: β U(2.6, 4.6)·U(0.2, 0.8) |
-//! | (c) screen | 1–2, noise (half the pixels) → blur σ 0.3–1.2 → motion blur → levels (k_lo U(−0.2, 1.8), k_hi = k_lo + U(1.5, 4)) | 90 ± 35 | ×U(1, 2) / 15–70 | screen, opacity 0.4–1 | one in three: β U(2.6, 4.6)·U(0.2, 0.7) |
+//! | (c) screen | 1–2, noise (half the pixels) → blur σ 0.3–1.2 → motion blur → levels (k_lo U(−0.2, 1.8), k_hi = k_lo + U(1.5, 4)) | 90 ± 35 | ×U(1, 2) / 15–150 (log-uniform) | screen, opacity 0.4–1 | one in three: β U(2.6, 4.6)·U(0.2, 0.7) |
 //! | (d) layered | far (short, faint), reference, near (long, defocused) | shared wind 80–100 (one in four 65–115) | see [`layered`] | achromatic model blend | β U(2.6, 4.6)·(0.25..1), fading out below intensity 0.3 |
 //! | (e) light | (d) at intensity 0–0.25, or nothing (one in four) | as (d) | | achromatic | as (d): thin or none |
 //!
@@ -177,7 +177,9 @@ pub(super) fn screen<R: RngCore + ?Sized>(rng: &mut R) -> RainParams {
                 amplitude: 1.0,
                 scale: rng.random_range(1.0..=2.0),
                 angle_deg: 90.0 + rng.random_range(-35.0..=35.0f32),
-                length_px: rng.random_range(15.0..=70.0),
+                // Log-uniform on 15–150 px: mostly short strokes, some very long ones (slow
+                // shutters, which real photographs often have).
+                length_px: 15.0 * 10f32.powf(rng.random_range(0.0..=1.0f32)),
                 defocus_px: 0.0,
                 weight: rng.random_range(0.4..=1.0),
                 seed_max: f32::INFINITY,
