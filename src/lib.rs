@@ -31,8 +31,10 @@ pub mod metrics;
 pub mod nets;
 pub mod physics;
 pub mod pipeline;
-#[doc(hidden)]
-pub mod skip;
+// The tests' skip reporter, shared with the integration tests (tests/common/skip.rs).
+#[cfg(test)]
+#[path = "../tests/common/skip.rs"]
+mod skip;
 pub mod synth;
 
 pub use error::{Error, Result};

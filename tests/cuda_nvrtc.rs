@@ -5,6 +5,8 @@
 //! why and passes, unless `DERAIN_REQUIRE_NVRTC=1`, which turns the skip into a failure.
 #![cfg(feature = "cuda")]
 
+mod common;
+
 use derain::engine::cuda::kernels::{self, KernelId};
 
 #[test]
@@ -13,7 +15,7 @@ fn every_kernel_compiles_with_nvrtc() {
         if std::env::var("DERAIN_REQUIRE_NVRTC").is_ok_and(|v| v == "1") {
             panic!("DERAIN_REQUIRE_NVRTC=1 but {e}");
         }
-        derain::skip::report_skip("every_kernel_compiles_with_nvrtc", &e.to_string());
+        common::report_skip("every_kernel_compiles_with_nvrtc", &e.to_string());
         return;
     }
     // compute_75 is the oldest architecture NVRTC 13 accepts; compute_90 is the H100/H200.
@@ -46,7 +48,7 @@ fn every_kernel_compiles_with_nvrtc() {
 #[test]
 fn a_broken_kernel_is_a_typed_error_with_the_nvrtc_log() {
     if kernels::ensure_nvrtc().is_err() {
-        derain::skip::report_skip(
+        common::report_skip(
             "a_broken_kernel_is_a_typed_error_with_the_nvrtc_log",
             "no NVRTC",
         );
@@ -67,7 +69,7 @@ fn a_broken_kernel_is_a_typed_error_with_the_nvrtc_log() {
 #[test]
 fn no_multiply_add_contraction_in_the_ptx() {
     if kernels::ensure_nvrtc().is_err() {
-        derain::skip::report_skip("no_multiply_add_contraction_in_the_ptx", "no NVRTC");
+        common::report_skip("no_multiply_add_contraction_in_the_ptx", "no NVRTC");
         return;
     }
     // `a·b + c` must stay a multiply then an add (the CPU reference rounds twice); only an

@@ -6,6 +6,8 @@
 //! `DERAIN_REQUIRE_CUDA=1`) turns that into a failure (scripts/gpu-check.sh sets it).
 #![cfg(feature = "cuda")]
 
+mod common;
+
 use derain::engine::cuda::CudaEngine;
 use derain::physics::guided_filter::{self, BANK_EPS, BANK_RADII};
 use derain::physics::{Source, dark, residue};
@@ -27,7 +29,7 @@ fn engine(test: &str) -> Option<CudaEngine> {
         Ok(e) => Some(e),
         Err(e) if require => panic!("{test}: DERAIN_REQUIRE_GPU=1 but the CUDA engine fails: {e}"),
         Err(e) => {
-            derain::skip::report_skip(test, &format!("no GPU: {e}"));
+            common::report_skip(test, &format!("no GPU: {e}"));
             None
         }
     }

@@ -5,6 +5,10 @@
 
 use std::path::PathBuf;
 
+mod skip;
+#[allow(unused_imports)]
+pub use skip::report_skip;
+
 use derain::PlanarRgb;
 
 /// The tests' pseudo-random numbers: a 64-bit LCG (Knuth's MMIX constants), top bits out.

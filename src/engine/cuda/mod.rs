@@ -38,6 +38,7 @@
 //! [`CudaEngine::new`] looks for libcuda before touching cudarc (which panics without it),
 //! creates the context inside `catch_unwind`, and compiles every kernel with NVRTC once.
 
+#[cfg(feature = "bench")]
 pub mod bench;
 mod buffers;
 #[cfg(test)]

@@ -128,26 +128,23 @@ fn unshuffle_with_residue(rgb: [&[f32]; 3], h: usize, w: usize) -> Map {
         let i = (ch / FACTOR) % FACTOR;
         by_input[yy * FACTOR + i].push((ch, row));
     }
-    by_input
-        .par_iter_mut()
-        .enumerate()
-        .for_each_init(
-            || vec![0f32; w],
-            |res, (y, outs)| {
-                let row = |p: usize| &rgb[p][y * w..(y + 1) * w];
-                let (r, g, b) = (row(0), row(1), row(2));
-                for (((o, &r), &g), &b) in res.iter_mut().zip(r).zip(g).zip(b) {
-                    *o = r.max(g).max(b) - r.min(g).min(b);
+    by_input.par_iter_mut().enumerate().for_each_init(
+        || vec![0f32; w],
+        |res, (y, outs)| {
+            let row = |p: usize| &rgb[p][y * w..(y + 1) * w];
+            let (r, g, b) = (row(0), row(1), row(2));
+            for (((o, &r), &g), &b) in res.iter_mut().zip(r).zip(g).zip(b) {
+                *o = r.max(g).max(b) - r.min(g).min(b);
+            }
+            for (ch, out) in outs.iter_mut() {
+                let (c, j) = (*ch / (FACTOR * FACTOR), *ch % FACTOR);
+                let src: &[f32] = if c < 3 { row(c) } else { res };
+                for (o, pair) in out.iter_mut().zip(src.chunks_exact(FACTOR)) {
+                    *o = pair[j];
                 }
-                for (ch, out) in outs.iter_mut() {
-                    let (c, j) = (*ch / (FACTOR * FACTOR), *ch % FACTOR);
-                    let src: &[f32] = if c < 3 { row(c) } else { res };
-                    for (o, pair) in out.iter_mut().zip(src.chunks_exact(FACTOR)) {
-                        *o = pair[j];
-                    }
-                }
-            },
-        );
+            }
+        },
+    );
     u
 }
 

@@ -1,4 +1,5 @@
-//! Run-time test skips that CI can count.
+//! Run-time test skips that CI can count (the integration tests reach it as
+//! `common::report_skip`, the library's unit tests as `crate::skip::report_skip`).
 //!
 //! A test that cannot run on this machine (no GPU, no NVRTC, no C++ compiler) returns early
 //! and, to libtest, passes. [`report_skip`] prints why and, when `DERAIN_SKIP_LOG` names a
@@ -7,6 +8,7 @@
 use std::io::Write;
 
 /// Prints `SKIPPED test: reason` and records it in `$DERAIN_SKIP_LOG` if set.
+#[allow(dead_code)]
 pub fn report_skip(test: &str, reason: &str) {
     let line = format!("SKIPPED {test}: {reason}");
     eprintln!("{line}");
