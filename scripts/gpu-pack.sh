@@ -4,10 +4,13 @@
 #   clean/   the 160 training clean images (sun_000–069, urban_000–089; never the held-out
 #            test images), longer side ≤ 768, JPEG quality 92 (to fit the 64 MiB carry limit)
 #   init/    streak_SIZE.pt and veil_SIZE.pt: the weights the shipped networks were exported
-#            from (training/runs/…), to continue from
-# Usage: scripts/gpu-pack.sh CLEAN_DIR STREAK_FAST STREAK_QUALITY VEIL_FAST VEIL_QUALITY
+#            from, to continue from (default: the committed training/weights/*.pt)
+# Usage: scripts/gpu-pack.sh CLEAN_DIR [STREAK_FAST STREAK_QUALITY VEIL_FAST VEIL_QUALITY]
 set -euo pipefail
 clean=$1
+w=training/weights
+set -- "$1" "${2:-$w/streak_fast.pt}" "${3:-$w/streak_quality.pt}" "${4:-$w/veil_fast.pt}" \
+  "${5:-$w/veil_quality.pt}"
 pack=target/gpu-pack
 rm -rf "$pack"; mkdir -p "$pack/clean" "$pack/init"
 # The same build as `scripts/gpu-check.sh prepare` (it replaces target/release/derain with the

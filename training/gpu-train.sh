@@ -37,6 +37,6 @@ init_streak=()
   --out "$out/streak" --minutes "$smin" --every-min 1 --device "$dev" \
   --batch "${BATCH:-48}" --crop "${CROP:-256}" --lr "${LR:-5e-4}" "${init_streak[@]}"
 "$py" -m derain_train.train_full --banks "${banks[@]}" --clean "$pack/clean" --size "$size" \
-  --streak "$out/streak/weights.pt" --init-veil "$pack/init/veil_$size" --out "$out/veil" \
+  --streak "$out/streak/weights.pt" --init-veil "$pack/init/veil_$size.pt" --out "$out/veil" \
   --minutes "$vmin" --every-min 1 --device "$dev" --batch 16 --crop 256
 echo "gpu-train done in $(( $(date +%s) - t0 )) s"

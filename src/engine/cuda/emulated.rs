@@ -4,9 +4,9 @@
 //! Each `.cu` file is compiled by the system C++ compiler together with `tests/emu/cuda_emu.h`
 //! (thread indices as thread-locals, `__syncthreads` as a barrier, `-ffp-contract=off` as
 //! NVRTC's `--fmad=false`) into a shared library with one `emu_<kernel>` entry per kernel,
-//! launched here with the same geometry functions as `launch.rs`. The chains mirror
+//! launched here with the same geometry functions as `launch/`. The chains mirror
 //! `CudaEngine` (`ops.rs`, `Inner::run`); what this cannot check — the driver API, streams,
-//! pinned memory, argument marshalling in `launch.rs`, inter-block races — only a GPU run
+//! pinned memory, argument marshalling in `launch/`, inter-block races — only a GPU run
 //! (`scripts/gpu-check.sh`) does.
 //!
 //! Without a C++ compiler (`c++`, or `$CXX`) the tests print why and pass;
