@@ -31,6 +31,45 @@ impl std::str::FromStr for Mode {
     }
 }
 
+/// Whether video frames use the frames before them ([`crate::temporal`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TemporalMode {
+    /// Every frame on its own (single images always are).
+    #[default]
+    Off,
+    /// Always: for fixed cameras.
+    On,
+    /// On, but frames where most of the picture changes (a panning or shaking camera) pass
+    /// through single-frame, and a camera that keeps moving restarts the history.
+    Auto,
+}
+
+impl std::str::FromStr for TemporalMode {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "off" => Ok(TemporalMode::Off),
+            "on" => Ok(TemporalMode::On),
+            "auto" => Ok(TemporalMode::Auto),
+            _ => Err(Error::param(
+                "temporal",
+                format!("`{s}` is not one of off, on, auto"),
+            )),
+        }
+    }
+}
+
+impl TemporalMode {
+    /// `"off"`, `"on"` or `"auto"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            TemporalMode::Off => "off",
+            TemporalMode::On => "on",
+            TemporalMode::Auto => "auto",
+        }
+    }
+}
+
 /// Where the work runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Backend {
@@ -180,6 +219,8 @@ pub struct Config {
     pub model: Option<ModelChoice>,
     /// Physics-stage parameters.
     pub physics: PhysicsParams,
+    /// Temporal stage for video ([`TemporalMode::Off`] by default).
+    pub temporal: TemporalMode,
 }
 
 impl Default for Config {
@@ -192,6 +233,7 @@ impl Default for Config {
             atmosphere_smoothing: DEFAULT_ATMOSPHERE_SMOOTHING,
             model: None,
             physics: PhysicsParams::default(),
+            temporal: TemporalMode::Off,
         }
     }
 }

@@ -36,7 +36,8 @@ pub mod pipeline;
 #[path = "../tests/common/skip.rs"]
 mod skip;
 pub mod synth;
+pub mod temporal;
 
 pub use error::{Error, Result};
 pub use frame::{FrameMut, FrameRef, PixelFormat, PlanarRgb, Plane};
-pub use pipeline::{Backend, Config, Mode, Pipeline};
+pub use pipeline::{Backend, Config, Mode, Pipeline, TemporalMode};

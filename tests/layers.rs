@@ -16,6 +16,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("physics", 2),
     ("nets", 2),
     ("synth", 2),
+    ("temporal", 2),
     ("engine", 3),
     ("pipeline", 4),
     ("skip", 1),

@@ -163,6 +163,8 @@ fn video_params(frames: usize, w: usize, h: usize, pan: (f32, f32)) -> VideoPara
         exposure: 0.8,
         veil_variation: 0.1,
         veil_period_frames: 40.0,
+        shake_px: 0.0,
+        objects: 0,
     }
 }
 

@@ -1,24 +1,28 @@
 //! The frame-in → frame-out pipeline: conversion, stage 1, inversion, blend, conversion.
 //!
 //! [`Pipeline`] does not know which backend it runs on beyond asking the engine; it owns the
-//! temporal state (the smoothed atmospheric light) and the reusable buffers, so a video stream
-//! allocates nothing per frame once its size is known.
+//! temporal state (the smoothed atmospheric light and, with `temporal` on, the frame history
+//! of [`crate::temporal`]) and the reusable buffers, so a video stream allocates nothing per
+//! frame once its size is known.
 
 pub use crate::config;
-pub use crate::config::{Backend, Config, Mode, PhysicsParams};
+pub use crate::config::{Backend, Config, Mode, PhysicsParams, TemporalMode};
 pub use crate::frame::blend;
 
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::frame::{FrameMut, FrameRef, PlanarRgb, ensure_same_frame};
 use crate::physics::{AtmosphereTracker, Components, FrameSink, RunInfo, Sink, Source};
+use crate::temporal::{Temporal, TemporalInfo, TemporalParams};
 
 /// A configured derainer for a stream of frames (or single images).
 pub struct Pipeline {
     config: Config,
     engine: Engine,
     tracker: AtmosphereTracker,
+    temporal: Temporal,
     last: Option<RunInfo>,
+    last_temporal: TemporalInfo,
     frames: u64,
 }
 
@@ -38,11 +42,14 @@ impl Pipeline {
         config.validate()?;
         let engine = Engine::new(&config)?;
         let tracker = AtmosphereTracker::new(config.atmosphere_smoothing);
+        let temporal = Temporal::new(config.temporal, TemporalParams::default())?;
         Ok(Self {
             config,
             engine,
             tracker,
+            temporal,
             last: None,
+            last_temporal: TemporalInfo::default(),
             frames: 0,
         })
     }
@@ -86,9 +93,22 @@ impl Pipeline {
         Ok(())
     }
 
-    /// Forgets temporal state (flush, seek, new stream).
+    /// Switches the temporal stage (takes effect on the next frame; a change starts from an
+    /// empty history).
+    pub fn set_temporal(&mut self, mode: TemporalMode) {
+        self.config.temporal = mode;
+        self.temporal.set_mode(mode);
+    }
+
+    /// Forgets temporal state (flush, seek, new stream, caps change).
     pub fn reset(&mut self) {
         self.tracker.reset();
+        self.temporal.reset();
+    }
+
+    /// What the temporal stage did with the last frame.
+    pub fn last_temporal(&self) -> TemporalInfo {
+        self.last_temporal
     }
 
     /// Derains one packed frame into `output` (same size and format). Alpha is preserved.
@@ -102,6 +122,7 @@ impl Pipeline {
             strength: self.config.strength,
         });
         let info = self.run(Source::Packed(input), sink)?;
+        self.last_temporal = self.temporal.apply_frame(output)?;
         self.last = Some(info);
         self.frames += 1;
         log::trace!(
@@ -113,15 +134,18 @@ impl Pipeline {
         Ok(())
     }
 
-    /// Derains a planar image; the result is blended with the input by `strength`.
+    /// Derains a planar image; the result is blended with the input by `strength`, then goes
+    /// through the temporal stage when it is on (as the next frame of a video).
     pub fn process_image(&mut self, input: &PlanarRgb) -> Result<PlanarRgb> {
         let mut out = self.components(input)?.background;
         blend_image(&mut out, input, self.config.strength);
+        self.last_temporal = self.temporal.apply_planar(&mut out)?;
         Ok(out)
     }
 
     /// Runs stage 1 (and stage 2 in `full` mode) and returns every estimated component
-    /// (background J before blending, streaks S, transmission T, atmosphere A).
+    /// (background J before blending, streaks S, transmission T, atmosphere A), single-frame:
+    /// the temporal stage is not applied here.
     pub fn components(&mut self, input: &PlanarRgb) -> Result<Components> {
         if input.width() == 0 || input.height() == 0 {
             return Err(Error::param("input", "empty image"));

@@ -39,6 +39,7 @@
 pub mod camera;
 mod files;
 pub mod matlab;
+pub mod movers;
 mod params;
 mod resize;
 pub mod streaks;

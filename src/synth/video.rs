@@ -2,8 +2,11 @@
 //! and zooming clean image.
 //!
 //! - **Camera.** Frame t shows a window of the source image whose centre moves linearly by
-//!   `pan_px` (in output pixels) and whose scale goes linearly from 1 to `zoom` over the clip;
-//!   the window is sampled bilinearly. The source is pre-shrunk (triangle filter) when it is
+//!   `pan_px` (in output pixels), plus an independent per-frame shake of up to ±`shake_px`,
+//!   and whose scale goes linearly from 1 to `zoom` over the clip; the window is sampled
+//!   bilinearly.
+//! - **Moving objects.** `objects` textured shapes cross the scene in screen space
+//!   ([`movers`](super::movers)); they are part of the ground truth. The source is pre-shrunk (triangle filter) when it is
 //!   more than 1.25× larger than the window needs, so sampling does not alias.
 //! - **Rain.** Each streak layer is a fixed set of drops (particles) in screen space with a
 //!   position, an amplitude drawn from the same clipped-Gaussian tail as the still renderer
@@ -26,6 +29,7 @@ use rand_chacha::ChaCha8Rng;
 use crate::error::{Error, Result};
 use crate::frame::{MAX_DIMENSION, PlanarRgb, Plane};
 
+use super::movers::{Mover, movers};
 use super::streaks::{crop, finish_layer, gaussian_blur, reach, tail_amplitude};
 use super::{RainParams, RainySample, compose, layer_seed, proxy_depth, resize};
 
@@ -54,6 +58,11 @@ pub struct VideoParams {
     pub veil_variation: f32,
     /// Period of the β oscillation in frames (> 0).
     pub veil_period_frames: f32,
+    /// Camera shake: each frame's view is displaced by an independent uniform offset of up to
+    /// ± this many output pixels on each axis (0 = a steady camera), [0, 64].
+    pub shake_px: f32,
+    /// Textured objects moving across the scene ([`movers`](super::movers)), at most 64.
+    pub objects: usize,
 }
 
 /// The source window shown at one frame: output pixel (x, y) samples the source at
@@ -93,6 +102,7 @@ pub struct RainVideo {
     centre0: (f64, f64),
     layers: Vec<LayerDrops>,
     phase: f32,
+    movers: Vec<Mover>,
 }
 
 impl VideoParams {
@@ -112,6 +122,7 @@ impl VideoParams {
             self.exposure,
             self.veil_variation,
             self.veil_period_frames,
+            self.shake_px,
         ]
         .iter()
         .all(|v| v.is_finite());
@@ -133,6 +144,12 @@ impl VideoParams {
                 "variation in [0, 0.5] and period > 0",
             ));
         }
+        if !(0.0..=64.0).contains(&self.shake_px) || self.objects > 64 {
+            return Err(Error::param(
+                "shake_px",
+                "shake in [0, 64] px and at most 64 objects",
+            ));
+        }
         if self.pan_px.0.abs() > 4.0 * max as f32 || self.pan_px.1.abs() > 4.0 * max as f32 {
             return Err(Error::param("pan_px", "pan too large"));
         }
@@ -150,7 +167,11 @@ impl RainVideo {
         }
         let (w, h) = (params.width as f64, params.height as f64);
         let m = (1.0 / params.zoom as f64).max(1.0);
-        let (pan_x, pan_y) = (params.pan_px.0.abs() as f64, params.pan_px.1.abs() as f64);
+        let shake = 2.0 * params.shake_px as f64;
+        let (pan_x, pan_y) = (
+            params.pan_px.0.abs() as f64 + shake,
+            params.pan_px.1.abs() as f64 + shake,
+        );
         let need = |sw: f64, sh: f64| (sw / (w * m + pan_x)).min(sh / (h * m + pan_y));
         let mut src = source.clone();
         let mut px0 = need(src.width() as f64, src.height() as f64);
@@ -196,6 +217,12 @@ impl RainVideo {
             .collect();
         let mut rng = ChaCha8Rng::seed_from_u64(params.rain.seed);
         let phase = rng.random_range(0.0..std::f32::consts::TAU);
+        let movers = movers(
+            params.objects,
+            params.width,
+            params.height,
+            params.rain.seed,
+        );
         Ok(Self {
             params,
             source: src,
@@ -204,6 +231,7 @@ impl RainVideo {
             centre0,
             layers,
             phase,
+            movers,
         })
     }
 
@@ -239,11 +267,29 @@ impl RainVideo {
         let px = self.px0 / z;
         let cx = self.centre0.0 + self.params.pan_px.0 as f64 * self.px0 * n / d;
         let cy = self.centre0.1 + self.params.pan_px.1 as f64 * self.px0 * n / d;
+        let (sx, sy) = self.shake(t);
+        let (cx, cy) = (cx + sx * px, cy + sy * px);
         Window {
             x0: cx - self.params.width as f64 * px * 0.5,
             y0: cy - self.params.height as f64 * px * 0.5,
             px,
         }
+    }
+
+    /// The camera shake offset of frame `t` in output pixels (zero for a steady camera).
+    pub fn shake(&self, t: usize) -> (f64, f64) {
+        let a = self.params.shake_px as f64;
+        if a == 0.0 {
+            return (0.0, 0.0);
+        }
+        let mut rng = ChaCha8Rng::seed_from_u64(self.params.rain.seed ^ 0x5_4A4E);
+        rng.set_stream(t as u64);
+        (rng.random_range(-a..=a), rng.random_range(-a..=a))
+    }
+
+    /// The moving objects of the clip (painted into the ground truth).
+    pub fn movers(&self) -> &[Mover] {
+        &self.movers
     }
 
     /// β at frame `t`.
@@ -257,14 +303,18 @@ impl RainVideo {
     pub fn background(&self, t: usize) -> Result<PlanarRgb> {
         self.check_frame(t)?;
         let win = self.window(t);
-        PlanarRgb::from_planes([0, 1, 2].map(|c| {
+        let mut img = PlanarRgb::from_planes([0, 1, 2].map(|c| {
             sample_window(
                 &self.source.planes[c],
                 win,
                 self.params.width,
                 self.params.height,
             )
-        }))
+        }))?;
+        for m in &self.movers {
+            m.paint(&mut img, t);
+        }
+        Ok(img)
     }
 
     fn check_frame(&self, t: usize) -> Result<()> {
@@ -384,6 +434,8 @@ mod tests {
             exposure: 0.8,
             veil_variation: 0.1,
             veil_period_frames: 50.0,
+            shake_px: 0.0,
+            objects: 0,
         }
     }
 

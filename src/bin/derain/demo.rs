@@ -157,6 +157,8 @@ fn demo_video(clean: &PlanarRgb, rain: &RainParams, dir: &std::path::Path) -> an
             exposure: 0.8,
             veil_variation: 0.1,
             veil_period_frames: 2.0 * DEMO_FRAMES as f32,
+            shake_px: 0.0,
+            objects: 0,
         },
     )?;
     let mut pipeline = Pipeline::new(Config {

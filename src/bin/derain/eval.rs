@@ -33,6 +33,16 @@ pub struct EvalArgs {
     /// streak/, trans/ and atm/ layers (S and T PSNR, mean |ΔA|), as the paper's ablation.
     #[arg(long)]
     pub components: Option<PathBuf>,
+    /// Both folders hold one video, frames in name order: run them through one pipeline in
+    /// order, with temporal state carried across frames, and add the flicker metric.
+    #[arg(long)]
+    pub sequence: bool,
+    /// With `--sequence`: the temporal stage, `off`, `on` or `auto`.
+    #[arg(long, default_value = "off", requires = "sequence")]
+    pub temporal: derain::pipeline::TemporalMode,
+    /// With `--sequence`: also write one CSV line per frame here.
+    #[arg(long, requires = "sequence")]
+    pub csv: Option<PathBuf>,
     #[command(flatten)]
     pub engine: EngineArgs,
 }
@@ -155,6 +165,9 @@ fn scores_json(s: &Scores) -> serde_json::Value {
 /// Runs `derain eval`.
 pub fn run(a: EvalArgs) -> anyhow::Result<()> {
     let pairs = pair_files(&list_images(&a.rainy)?, &list_images(&a.clean)?)?;
+    if a.sequence {
+        return super::eval_seq::run(&a, &pairs);
+    }
     let mut pipeline = Pipeline::new(a.engine.config())?;
     let mut rows = Vec::new();
     let mut comp_rows = Vec::new();

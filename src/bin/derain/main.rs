@@ -6,6 +6,7 @@ mod bench;
 mod common;
 mod demo;
 mod eval;
+mod eval_seq;
 mod image_cmd;
 mod synth;
 #[cfg(feature = "video")]

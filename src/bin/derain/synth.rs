@@ -199,6 +199,12 @@ pub struct SynthVideoArgs {
     /// Relative amplitude of the slow oscillation of the veil density β, [0, 0.5].
     #[arg(long, default_value_t = 0.1)]
     pub veil_variation: f32,
+    /// Camera shake: a random offset of up to ± this many pixels per frame and axis, [0, 64].
+    #[arg(long, default_value_t = 0.0)]
+    pub shake: f32,
+    /// Number of textured objects moving across the scene (at most 64).
+    #[arg(long, default_value_t = 0)]
+    pub objects: usize,
     /// Also derain the clip with the physics pipeline and print the flicker (Y levels, static
     /// ground-truth pixels) of the rainy input and of the derained output.
     #[arg(long)]
@@ -413,6 +419,8 @@ pub fn run_synth_video(a: SynthVideoArgs) -> anyhow::Result<()> {
         exposure: a.exposure,
         veil_variation: a.veil_variation,
         veil_period_frames: (2 * a.frames).max(2) as f32,
+        shake_px: a.shake,
+        objects: a.objects,
     };
     let video = RainVideo::new(&source, params)?;
     for d in synth::LAYER_DIRS {
@@ -434,6 +442,7 @@ pub fn run_synth_video(a: SynthVideoArgs) -> anyhow::Result<()> {
         "source": a.clean.display().to_string(), "frames": a.frames, "width": width,
         "height": height, "pan_px": [a.pan.0, a.pan.1], "zoom": a.zoom,
         "exposure": a.exposure, "veil_variation": a.veil_variation,
+        "shake_px": a.shake, "objects": a.objects,
         "veil_period_frames": video.params().veil_period_frames,
         "betas": (0..a.frames).map(|t| video.beta(t)).collect::<Vec<_>>(),
         "rain": params_json(&rain),

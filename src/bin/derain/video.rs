@@ -46,6 +46,10 @@ pub struct VideoArgs {
     /// x264 quantizer in constant-quality mode: lower is better and bigger (0-50).
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(0..=50))]
     pub quantizer: u32,
+    /// Use the frames before each one: `off`, `on` (fixed cameras: static parts come from
+    /// the recent frames) or `auto` (on, but a moving camera passes through single-frame).
+    #[arg(long, default_value = "off")]
+    pub temporal: derain::TemporalMode,
     #[command(flatten)]
     pub engine: EngineArgs,
 }
@@ -54,7 +58,9 @@ pub struct VideoArgs {
 pub fn run(a: VideoArgs) -> Result<()> {
     gst::init().context("initialising GStreamer")?;
     let muxer = muxer_for(&a.output)?;
-    let mut derainer = derain::Pipeline::new(a.engine.config())?;
+    let mut config = a.engine.config();
+    config.temporal = a.temporal;
+    let mut derainer = derain::Pipeline::new(config)?;
     let mut source: Box<dyn FrameSource> = if Path::new(&a.input).is_dir() {
         Box::new(FolderSource::new(Path::new(&a.input), a.fps)?)
     } else {

@@ -65,6 +65,7 @@ struct Settings {
     atmosphere_smoothing: f32,
     passthrough: bool,
     model: Option<ModelChoice>,
+    temporal: super::Temporal,
 }
 
 impl Default for Settings {
@@ -77,6 +78,7 @@ impl Default for Settings {
             atmosphere_smoothing: DEFAULT_ATMOSPHERE_SMOOTHING,
             passthrough: DEFAULT_PASSTHROUGH,
             model: None,
+            temporal: super::Temporal::Off,
         }
     }
 }
@@ -87,6 +89,7 @@ struct State {
     /// Values last handed to the pipeline (the settings may have moved on since).
     strength: f32,
     atmosphere_smoothing: f32,
+    temporal: super::Temporal,
     /// Negotiated frame size, to notice a resolution change.
     size: Option<(u32, u32)>,
 }
@@ -222,6 +225,20 @@ impl ObjectImpl for Derain {
                     .default_value(DEFAULT_ATMOSPHERE_SMOOTHING)
                     .mutable_playing()
                     .build(),
+                glib::ParamSpecEnum::builder_with_default::<super::Temporal>(
+                    "temporal",
+                    super::Temporal::Off,
+                )
+                .nick("Temporal")
+                .blurb(
+                    "Use the frames before: off, on (fixed cameras: static parts of the \
+                     picture come from the recent frames, moving parts from the frame itself) \
+                     or auto (on, but a moving camera passes through single-frame). Adds no \
+                     latency; reset on flush, new stream, caps change and scene cuts. \
+                     Changeable while PLAYING",
+                )
+                .mutable_playing()
+                .build(),
                 glib::ParamSpecBoolean::builder("passthrough")
                     .nick("Passthrough")
                     .blurb(
@@ -335,6 +352,13 @@ impl ObjectImpl for Derain {
                 );
                 settings.atmosphere_smoothing = s;
             }
+            "temporal" => {
+                let t = value
+                    .get::<super::Temporal>()
+                    .expect("type checked upstream");
+                gst::info!(CAT, imp = self, "temporal: {:?} → {t:?}", settings.temporal);
+                settings.temporal = t;
+            }
             "passthrough" => {
                 let p = value.get::<bool>().expect("type checked upstream");
                 gst::info!(
@@ -375,6 +399,7 @@ impl ObjectImpl for Derain {
                 .atmosphere_smoothing
                 .to_value(),
             "passthrough" => self.settings.lock().unwrap().passthrough.to_value(),
+            "temporal" => self.settings.lock().unwrap().temporal.to_value(),
             "model" => self
                 .settings
                 .lock()
@@ -470,6 +495,7 @@ impl BaseTransformImpl for Derain {
             strength: settings.strength,
             atmosphere_smoothing: settings.atmosphere_smoothing,
             model: settings.model.clone(),
+            temporal: settings.temporal.into(),
             ..Config::default()
         };
         let pipeline = derain_lib::Pipeline::new(config).map_err(|err| {
@@ -493,6 +519,7 @@ impl BaseTransformImpl for Derain {
             pipeline,
             strength: settings.strength,
             atmosphere_smoothing: settings.atmosphere_smoothing,
+            temporal: settings.temporal,
             size: None,
         });
         self.obj().set_passthrough(settings.passthrough);
@@ -618,9 +645,9 @@ impl VideoFilterImpl for Derain {
         inframe: &gst_video::VideoFrameRef<&gst::BufferRef>,
         outframe: &mut gst_video::VideoFrameRef<&mut gst::BufferRef>,
     ) -> Result<gst::FlowSuccess, gst::FlowError> {
-        let (strength, smoothing) = {
+        let (strength, smoothing, temporal) = {
             let s = self.settings.lock().unwrap();
-            (s.strength, s.atmosphere_smoothing)
+            (s.strength, s.atmosphere_smoothing, s.temporal)
         };
         let Some(format) = pixel_format(inframe.format()) else {
             gst::element_imp_error!(
@@ -667,6 +694,10 @@ impl VideoFilterImpl for Derain {
                 .set_atmosphere_smoothing(smoothing)
                 .map_err(|e| fail("atmosphere-smoothing", &e))?;
             state.atmosphere_smoothing = smoothing;
+        }
+        if state.temporal != temporal {
+            state.pipeline.set_temporal(temporal.into());
+            state.temporal = temporal;
         }
         let t = Instant::now();
         state

@@ -1,0 +1,427 @@
+//! Temporal deraining: the frames before the current one, used where the scene stands still.
+//!
+//! Rain moves and only ever adds light; the scene behind a fixed camera mostly does not move.
+//! So where a pixel is static, a low order statistic of its recent values is the scene
+//! without rain, and it is far cleaner than any one frame. The stage runs after the
+//! single-frame method (either mode) on its output O_t, in the output's 8-bit domain:
+//!
+//! 1. **History.** A ring of the last `window` outputs (8-bit RGB). The background B_t is,
+//!    per pixel and channel, the k-th smallest value in the ring, k = `rank`·n/`window` for
+//!    n frames seen (at least 1). Rain residue is positive and short-lived, sensor and
+//!    network noise is symmetric: a low rank (3 of 8) lands in the rain-free cluster.
+//! 2. **Events.** With Y the integer BT.601 luma and e = Y(O_t) − Y(B_t): a pixel is *darker*
+//!    when e < −`threshold` or one channel of O_t is below B_t by more than 2·`threshold`
+//!    (rain never darkens, so the scene changed; the channel test catches a change of colour
+//!    at equal brightness),
+//!    and *persistently
+//!    brighter* when e > `threshold` for `persist` frames in a row (rain rarely covers one
+//!    pixel that long; a bright object or a light that came on does). Either is an event. A
+//!    pixel remembers a darker event for `window` frames (the dark value stays in the ring
+//!    and can hold B down that long: the trail behind a dark object) and a brighter one for
+//!    `hold` frames.
+//! 3. **Motion weight.** w = clamp((f − `fraction`)·`gain`, 0, 1), where f is the fraction of
+//!    remembering pixels in the (2·`radius`+1)² box around the pixel: moving objects are
+//!    coherent blobs of events, scattered rain events are not, and the box also covers the
+//!    leading edge of an object before its own events fire.
+//! 4. **Output.** F = w·O + (1 − w)·B: the background where the scene is static, the
+//!    single-frame result where it moves.
+//!
+//! A frame where more than `cut_fraction` of the pixels are darker is a scene cut: the
+//! history restarts from that frame and the frame passes through. In [`TemporalMode::Auto`]
+//! a frame whose camera moved passes through too — a global translation of at least
+//! `min_motion_px` against the previous frame ([`motion`]: quarter-resolution search), or more
+//! than `moving_fraction` events — and two such frames in a row restart the history, since
+//! it no longer lines up with the picture. The stage looks only backwards, so it adds no latency. Every step is an integer
+//! or f32 per-pixel operation plus one box count, identical in `kernels/temporal.cu`.
+
+mod motion;
+mod steps;
+
+use steps::Layout;
+
+use rayon::prelude::*;
+
+pub use crate::config::TemporalMode;
+use crate::error::{Error, Result};
+use crate::frame::{FrameMut, PlanarRgb, to_u8};
+
+/// Rows per parallel band of the sliding vertical box sum.
+const WEIGHT_BAND: usize = 32;
+
+/// Parameters of the temporal stage (defaults chosen on synthetic fixed-camera clips with
+/// moving objects; see docs/TEMPORAL.md).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TemporalParams {
+    /// Frames of history (2..=16).
+    pub window: usize,
+    /// Rank of the background statistic in a full window (1 = minimum; ≤ `window`, ≤ 8).
+    pub rank: usize,
+    /// Luma change that counts as an event, in 8-bit levels (1..=255).
+    pub threshold: u8,
+    /// Consecutive brighter frames that make an event (1..=16).
+    pub persist: u8,
+    /// Frames a pixel remembers its last event (1..=60).
+    pub hold: u8,
+    /// Radius of the box that pools events, px.
+    pub radius: usize,
+    /// Fraction of remembering pixels in the box where the weight starts to rise, [0, 1).
+    pub fraction: f32,
+    /// Slope of the weight above `fraction` (> 0).
+    pub gain: f32,
+    /// Fraction of a frame's pixels darker than the background (which rain never makes) that
+    /// counts as a scene cut, (0, 1].
+    pub cut_fraction: f32,
+    /// `auto`: event fraction of a frame that counts as camera motion, (0, 1].
+    pub moving_fraction: f32,
+    /// `auto`: global translation between consecutive frames that counts as camera motion,
+    /// full-resolution px (> 0).
+    pub min_motion_px: f32,
+}
+
+impl Default for TemporalParams {
+    fn default() -> Self {
+        Self {
+            window: 8,
+            rank: 3,
+            threshold: 26,
+            persist: 3,
+            hold: 3,
+            radius: 12,
+            fraction: 0.1,
+            gain: 5.0,
+            cut_fraction: 0.2,
+            moving_fraction: 0.25,
+            min_motion_px: 0.5,
+        }
+    }
+}
+
+impl TemporalParams {
+    /// Checks every value against its documented range.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |what: &'static str, why: &str| Err(Error::param(what, why.to_string()));
+        if !(2..=16).contains(&self.window) {
+            return bad("temporal window", "must be in 2..=16");
+        }
+        if !(1..=8).contains(&self.rank) || self.rank > self.window {
+            return bad("temporal rank", "must be in 1..=8 and at most the window");
+        }
+        if self.threshold == 0 || !(1..=16).contains(&self.persist) {
+            return bad("temporal threshold", "threshold ≥ 1, persist in 1..=16");
+        }
+        if !(1..=60).contains(&self.hold) || self.radius > 256 {
+            return bad("temporal hold", "hold in 1..=60, radius ≤ 256");
+        }
+        let unit = |v: f32| v.is_finite() && v > 0.0 && v <= 1.0;
+        if !(self.fraction.is_finite() && (0.0..1.0).contains(&self.fraction))
+            || !(self.gain.is_finite() && self.gain > 0.0)
+            || !unit(self.cut_fraction)
+            || !unit(self.moving_fraction)
+            || !(self.min_motion_px.is_finite() && self.min_motion_px > 0.0)
+        {
+            return bad(
+                "temporal fractions",
+                "fraction in [0,1), gain > 0, cut and moving fractions in (0,1]",
+            );
+        }
+        Ok(())
+    }
+}
+
+/// What the stage did with one frame.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct TemporalInfo {
+    /// The background replaced (part of) the frame.
+    pub applied: bool,
+    /// The history restarted at this frame (first frame, scene cut, size change, motion).
+    pub reset: bool,
+    /// Fraction of pixels with an event this frame.
+    pub event_fraction: f32,
+    /// Mean of (1 − w) over the frame: how much of it came from the background.
+    pub background_share: f32,
+}
+
+/// The temporal stage's state for one stream.
+#[derive(Debug, Clone)]
+pub struct Temporal {
+    params: TemporalParams,
+    mode: TemporalMode,
+    layout: Option<Layout>,
+    /// `window` slots of `height` packed rows.
+    ring: Vec<u8>,
+    /// Slots holding frames (always slots 0..filled), and the slot the next frame goes to.
+    filled: usize,
+    head: usize,
+    /// The background B of the last frame, packed like the frames.
+    bg: Vec<u8>,
+    /// Per pixel: brighter-run length, event memory, horizontal box count, weight w.
+    run: Vec<u8>,
+    mem: Vec<u8>,
+    counts: Vec<u16>,
+    weight: Vec<f32>,
+    /// The planar path's frame, packed as RGB.
+    packed: Vec<u8>,
+    /// `auto`: quarter-resolution luma of the previous and the current frame.
+    small: [Vec<u8>; 2],
+    /// `auto`: frames in a row with camera motion.
+    moving_run: u32,
+}
+
+impl Temporal {
+    /// A stage in `mode` (`Off` makes [`apply_frame`](Self::apply_frame) a no-op).
+    pub fn new(mode: TemporalMode, params: TemporalParams) -> Result<Self> {
+        params.validate()?;
+        Ok(Self {
+            params,
+            mode,
+            layout: None,
+            ring: Vec::new(),
+            filled: 0,
+            head: 0,
+            bg: Vec::new(),
+            run: Vec::new(),
+            mem: Vec::new(),
+            counts: Vec::new(),
+            weight: Vec::new(),
+            packed: Vec::new(),
+            small: [Vec::new(), Vec::new()],
+            moving_run: 0,
+        })
+    }
+
+    /// The mode in force.
+    pub fn mode(&self) -> TemporalMode {
+        self.mode
+    }
+
+    /// The parameters in force.
+    pub fn params(&self) -> &TemporalParams {
+        &self.params
+    }
+
+    /// Changes the mode; a change starts from an empty history.
+    pub fn set_mode(&mut self, mode: TemporalMode) {
+        if mode != self.mode {
+            self.reset();
+        }
+        self.mode = mode;
+    }
+
+    /// Forgets the history (flush, seek, new stream, caps change).
+    pub fn reset(&mut self) {
+        self.filled = 0;
+        self.head = 0;
+        self.run.iter_mut().for_each(|v| *v = 0);
+        self.mem.iter_mut().for_each(|v| *v = 0);
+        self.moving_run = 0;
+    }
+
+    /// Frames of history held (0 after a reset).
+    pub fn history_len(&self) -> usize {
+        self.filled
+    }
+
+    fn ensure_layout(&mut self, lay: Layout) {
+        if self.layout == Some(lay) {
+            return;
+        }
+        let n = lay.width * lay.height;
+        let bytes = lay.height * lay.row_bytes();
+        self.layout = Some(lay);
+        self.ring = vec![0; self.params.window * bytes];
+        self.bg = vec![0; bytes];
+        self.run = vec![0; n];
+        self.mem = vec![0; n];
+        self.counts = vec![0; n];
+        self.weight = vec![0.0; n];
+        self.reset();
+    }
+
+    /// Steps 1–3 on the frame's packed rows; afterwards `bg` and `weight` hold B and w when
+    /// the returned info says `applied`.
+    fn analyse<'a>(
+        &mut self,
+        lay: Layout,
+        rows: impl IndexedParallelIterator<Item = &'a mut [u8]>,
+    ) -> TemporalInfo {
+        self.ensure_layout(lay);
+        let p = self.params.clone();
+        let (w, h, rb) = (lay.width, lay.height, lay.row_bytes());
+        let n = w * h;
+        let mut reset = self.filled == 0;
+        let slot = self.head;
+        self.head = (self.head + 1) % p.window;
+        self.filled = (self.filled + 1).min(p.window);
+        let filled = self.filled;
+        let k = steps::effective_rank(p.rank, p.window, filled);
+        // Steps 1 and 2, row by row: store the row, rank it against the history, events.
+        let mut slots: Vec<&mut [u8]> = self.ring.chunks_mut(h * rb).collect();
+        let mut head_slot = std::mem::take(&mut slots[slot]);
+        let others = &slots;
+        let (events, darker) = rows
+            .zip(head_slot.par_chunks_mut(rb))
+            .zip(self.bg.par_chunks_mut(rb))
+            .zip(self.run.par_chunks_mut(w))
+            .zip(self.mem.par_chunks_mut(w))
+            .enumerate()
+            .map(|(y, ((((cur, store), bg), run), mem))| {
+                let cur = &cur[..rb];
+                store.copy_from_slice(cur);
+                let hist: Vec<&[u8]> = (0..filled)
+                    .map(|s| {
+                        if s == slot {
+                            &*cur
+                        } else {
+                            &others[s][y * rb..(y + 1) * rb]
+                        }
+                    })
+                    .collect();
+                steps::rank_row(&hist, k, bg);
+                steps::events_row(cur, bg, &lay, &p, run, mem)
+            })
+            .reduce(|| (0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
+        slots[slot] = std::mem::take(&mut head_slot);
+        drop(slots);
+        let event_fraction = events as f32 / n as f32;
+        let darker_fraction = darker as f32 / n as f32;
+        let mut camera_moved = false;
+        if self.mode == TemporalMode::Auto {
+            // Global motion against the previous frame (the history does not line up with a
+            // panning or shaking camera).
+            let bytes = h * rb;
+            let [prev, cur] = &mut self.small;
+            std::mem::swap(prev, cur);
+            let had = prev.len();
+            let (sw, sh) =
+                motion::small_luma(&self.ring[slot * bytes..(slot + 1) * bytes], &lay, cur);
+            if !reset && had == cur.len() {
+                camera_moved =
+                    motion::estimate(prev, cur, sw, sh).is_some_and(|m| m.moved(p.min_motion_px));
+            }
+        }
+        let moving = self.mode == TemporalMode::Auto
+            && !reset
+            && (camera_moved || event_fraction > p.moving_fraction);
+        self.moving_run = if moving { self.moving_run + 1 } else { 0 };
+        if !reset && (darker_fraction > p.cut_fraction || self.moving_run >= 2) {
+            // Scene cut, or a camera that keeps moving: restart from this frame.
+            let bytes = h * rb;
+            if slot != 0 {
+                self.ring.copy_within(slot * bytes..(slot + 1) * bytes, 0);
+            }
+            self.filled = 1;
+            self.head = 1 % p.window;
+            self.run.iter_mut().for_each(|v| *v = 0);
+            self.mem.iter_mut().for_each(|v| *v = 0);
+            reset = true;
+        }
+        if reset || moving {
+            return TemporalInfo {
+                applied: false,
+                reset,
+                event_fraction,
+                background_share: 0.0,
+            };
+        }
+        // Step 3: motion weight from the pooled event memory.
+        self.counts
+            .par_chunks_mut(w)
+            .zip(self.mem.par_chunks(w))
+            .for_each(|(out, mem)| steps::box_row(mem, p.radius, out));
+        let counts = &self.counts;
+        let r = p.radius;
+        let inv_cols: Vec<f32> = (0..w)
+            .map(|x| 1.0 / ((x + r).min(w - 1) + 1 - x.saturating_sub(r)) as f32)
+            .collect();
+        self.weight
+            .par_chunks_mut(WEIGHT_BAND * w)
+            .enumerate()
+            .for_each_init(
+                || vec![0u32; w],
+                |acc, (i, out)| {
+                    steps::weight_band(counts, i * WEIGHT_BAND, &lay, &p, &inv_cols, acc, out)
+                },
+            );
+        let share = self.weight.par_iter().map(|&v| 1.0 - v as f64).sum::<f64>() / n as f64;
+        TemporalInfo {
+            applied: true,
+            reset,
+            event_fraction,
+            background_share: share as f32,
+        }
+    }
+
+    /// Runs the stage on a packed output frame in place (alpha and padding untouched).
+    pub fn apply_frame(&mut self, frame: &mut FrameMut<'_>) -> Result<TemporalInfo> {
+        if self.mode == TemporalMode::Off {
+            return Ok(TemporalInfo::default());
+        }
+        let fmt = frame.format();
+        let lay = Layout {
+            width: frame.width() as usize,
+            height: frame.height() as usize,
+            bpp: fmt.bytes_per_pixel(),
+            off: fmt.rgb_offsets(),
+        };
+        let info = self.analyse(lay, frame.par_rows_mut());
+        if info.applied {
+            let (w, rb) = (lay.width, lay.row_bytes());
+            frame
+                .par_rows_mut()
+                .zip(self.bg.par_chunks(rb))
+                .zip(self.weight.par_chunks(w))
+                .for_each(|((row, bg), wt)| steps::blend_row(row, bg, wt, &lay));
+        }
+        Ok(info)
+    }
+
+    /// Runs the stage on a planar image in [0, 1] in place (the history is kept in 8 bits;
+    /// the blend is in f32).
+    pub fn apply_planar(&mut self, img: &mut PlanarRgb) -> Result<TemporalInfo> {
+        if self.mode == TemporalMode::Off {
+            return Ok(TemporalInfo::default());
+        }
+        let (w, h) = (img.width(), img.height());
+        if w == 0 || h == 0 {
+            return Err(Error::param("temporal", "empty image"));
+        }
+        let lay = Layout {
+            width: w,
+            height: h,
+            bpp: 3,
+            off: [0, 1, 2],
+        };
+        let mut packed = std::mem::take(&mut self.packed);
+        packed.resize(w * h * 3, 0);
+        let [r, g, b] = &img.planes;
+        packed
+            .par_chunks_mut(3 * w)
+            .enumerate()
+            .for_each(|(y, row)| {
+                for (x, px) in row.chunks_exact_mut(3).enumerate() {
+                    let i = y * w + x;
+                    px[0] = to_u8(r.data[i]);
+                    px[1] = to_u8(g.data[i]);
+                    px[2] = to_u8(b.data[i]);
+                }
+            });
+        let info = self.analyse(lay, packed.par_chunks_mut(3 * w));
+        self.packed = packed;
+        if info.applied {
+            for (c, p) in img.planes.iter_mut().enumerate() {
+                p.data
+                    .par_iter_mut()
+                    .enumerate()
+                    .zip(&self.weight)
+                    .for_each(|((i, o), &wt)| {
+                        let b = self.bg[3 * i + c] as f32 / 255.0;
+                        *o += (b - *o) * (1.0 - wt);
+                    });
+            }
+        }
+        Ok(info)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,253 @@
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use super::steps::effective_rank;
+use super::*;
+use crate::frame::{PixelFormat, Plane};
+
+const W: usize = 96;
+const H: usize = 64;
+
+/// A textured static scene in [0.1, 0.7].
+fn scene(seed: u64) -> PlanarRgb {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let f: [f32; 3] = [
+        rng.random_range(0.05..0.3),
+        rng.random_range(0.05..0.3),
+        rng.random_range(0.05..0.3),
+    ];
+    PlanarRgb::from_planes([0, 1, 2].map(|c| {
+        let data = (0..W * H)
+            .map(|i| {
+                let (x, y) = ((i % W) as f32, (i / W) as f32);
+                0.4 + 0.3 * (f[c] * x + 0.7 * f[(c + 1) % 3] * y).sin()
+            })
+            .collect();
+        Plane::from_vec(W, H, data).unwrap()
+    }))
+    .unwrap()
+}
+
+/// Vertical streaks 1–2 px wide, 10–30 px long, +0.2–0.5, covering about `cover` of the frame.
+fn rain(img: &PlanarRgb, t: u64, cover: f32) -> PlanarRgb {
+    let mut rng = ChaCha8Rng::seed_from_u64(1000 + t);
+    let mut out = img.clone();
+    let count = (cover * (W * H) as f32 / 30.0) as usize;
+    for _ in 0..count {
+        let (x0, y0) = (rng.random_range(0..W), rng.random_range(0..H));
+        let (len, wid, a) = (
+            rng.random_range(10..30),
+            rng.random_range(1..3),
+            rng.random_range(0.2..0.5f32),
+        );
+        for y in y0..(y0 + len).min(H) {
+            for x in x0..(x0 + wid).min(W) {
+                for p in &mut out.planes {
+                    let v = &mut p.data[y * W + x];
+                    *v = (*v + a).min(1.0);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// A 20×16 checkered square entering at frame 8 from the left edge, 3 px per frame
+/// (its left edge at x = 3t − 24).
+fn with_object(img: &PlanarRgb, t: usize) -> PlanarRgb {
+    let mut out = img.clone();
+    if t < 8 {
+        return out;
+    }
+    let x0 = 3 * t - 24;
+    for y in 24..40 {
+        for x in x0..(x0 + 20).min(W) {
+            let v = if ((x - x0) / 4 + (y - 24) / 4) % 2 == 0 {
+                0.95
+            } else {
+                0.02
+            };
+            for p in &mut out.planes {
+                p.data[y * W + x] = v;
+            }
+        }
+    }
+    out
+}
+
+fn mean_abs(a: &PlanarRgb, b: &PlanarRgb, rect: (usize, usize, usize, usize)) -> f64 {
+    let (x0, y0, x1, y1) = rect;
+    let mut s = 0.0;
+    for p in 0..3 {
+        for y in y0..y1 {
+            for x in x0..x1 {
+                s += (a.planes[p].at(x, y) - b.planes[p].at(x, y)).abs() as f64;
+            }
+        }
+    }
+    s / (3 * (x1 - x0) * (y1 - y0)) as f64
+}
+
+fn stage(mode: TemporalMode) -> Temporal {
+    Temporal::new(mode, TemporalParams::default()).unwrap()
+}
+
+#[test]
+fn a_static_scene_converges_to_its_background() {
+    let clean = scene(1);
+    let mut st = stage(TemporalMode::On);
+    let all = (0, 0, W, H);
+    let mut last = (0.0, 0.0);
+    for t in 0..12 {
+        let rainy = rain(&clean, t, 0.35);
+        let mut out = rainy.clone();
+        let info = st.apply_planar(&mut out).unwrap();
+        assert_eq!(info.reset, t == 0, "frame {t}: {info:?}");
+        last = (mean_abs(&rainy, &clean, all), mean_abs(&out, &clean, all));
+    }
+    let (rainy_err, out_err) = last;
+    assert!(rainy_err > 0.05, "the test rain is too light: {rainy_err}");
+    assert!(
+        out_err < 0.1 * rainy_err && out_err < 0.006,
+        "static scene not recovered: rainy {rainy_err:.4}, output {out_err:.4}"
+    );
+}
+
+#[test]
+fn a_moving_object_is_not_erased_and_leaves_no_trail() {
+    // The stage must never do worse than the frame it was given on the object and on the
+    // 12 px it left behind (where a ghost of its dark squares would show); replacing either
+    // with a wrong background costs about 0.3 on average.
+    let clean = scene(2);
+    let mut st = stage(TemporalMode::On);
+    for t in 0..36 {
+        let gt = with_object(&clean, t);
+        let rainy = rain(&gt, t as u64, 0.2);
+        let mut out = rainy.clone();
+        st.apply_planar(&mut out).unwrap();
+        if t >= 12 {
+            let x0 = 3 * t - 24;
+            for (what, rect) in [
+                ("object", (x0, 24, (x0 + 20).min(W), 40)),
+                ("trail", (x0 - 12, 24, x0, 40)),
+            ] {
+                let (e_out, e_in) = (mean_abs(&out, &gt, rect), mean_abs(&rainy, &gt, rect));
+                assert!(
+                    e_out <= e_in + 0.02,
+                    "frame {t}: {what} error {e_out:.3} vs {e_in:.3} in the frame given"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn a_scene_cut_restarts_the_history_and_passes_the_frame_through() {
+    let mut st = stage(TemporalMode::On);
+    for t in 0..10 {
+        let mut f = rain(&scene(3), t, 0.2);
+        st.apply_planar(&mut f).unwrap();
+    }
+    assert_eq!(st.history_len(), 8);
+    // A different, darker scene (indoors to night).
+    let mut other = scene(4);
+    other
+        .planes
+        .iter_mut()
+        .for_each(|p| p.data.iter_mut().for_each(|v| *v *= 0.5));
+    let cut = rain(&other, 10, 0.2);
+    let mut out = cut.clone();
+    let info = st.apply_planar(&mut out).unwrap();
+    assert!(info.reset && !info.applied, "{info:?}");
+    assert_eq!(out, cut);
+    assert_eq!(st.history_len(), 1);
+    // The next frame of the new scene builds on it.
+    let mut next = rain(&other, 11, 0.2);
+    assert!(st.apply_planar(&mut next).unwrap().applied);
+}
+
+#[test]
+fn off_is_the_identity_and_a_size_change_restarts() {
+    let mut st = stage(TemporalMode::Off);
+    let f = rain(&scene(5), 0, 0.3);
+    let mut out = f.clone();
+    st.apply_planar(&mut out).unwrap();
+    assert_eq!(out, f);
+    st.set_mode(TemporalMode::On);
+    for t in 0..3 {
+        let mut g = rain(&scene(5), t, 0.3);
+        st.apply_planar(&mut g).unwrap();
+    }
+    assert_eq!(st.history_len(), 3);
+    let mut small = PlanarRgb::zeros(10, 6);
+    let info = st.apply_planar(&mut small).unwrap();
+    assert!(info.reset);
+    assert_eq!(st.history_len(), 1);
+    assert!(st.apply_planar(&mut PlanarRgb::zeros(0, 0)).is_err());
+}
+
+#[test]
+fn packed_and_planar_frames_give_the_same_result() {
+    let clean = scene(6);
+    let mut a = stage(TemporalMode::On);
+    let mut b = stage(TemporalMode::On);
+    for t in 0..6 {
+        let mut img = rain(&clean, t, 0.3);
+        img.quantize();
+        for fmt in [PixelFormat::Bgra] {
+            let bytes = {
+                let mut v = vec![7u8; W * H * 4];
+                let mut fm = FrameMut::new(&mut v, W as u32, H as u32, W * 4, fmt).unwrap();
+                img.write_frame(&mut fm, None).unwrap();
+                v
+            };
+            let mut packed = bytes.clone();
+            let mut fm = FrameMut::new(&mut packed, W as u32, H as u32, W * 4, fmt).unwrap();
+            a.apply_frame(&mut fm).unwrap();
+            b.apply_planar(&mut img).unwrap();
+            let mut expect = vec![0u8; W * H * 4];
+            let mut fe = FrameMut::new(&mut expect, W as u32, H as u32, W * 4, fmt).unwrap();
+            img.write_frame(&mut fe, None).unwrap();
+            // Alpha untouched; colours within one level (8-bit vs f32 blend rounding).
+            for (i, (p, e)) in packed.iter().zip(&expect).enumerate() {
+                if i % 4 == 3 {
+                    assert_eq!(*p, bytes[i]);
+                } else {
+                    assert!(p.abs_diff(*e) <= 1, "byte {i}: {p} vs {e}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn ranks_and_parameters() {
+    assert_eq!(effective_rank(3, 8, 1), 1);
+    assert_eq!(effective_rank(3, 8, 2), 1);
+    assert_eq!(effective_rank(3, 8, 4), 2);
+    assert_eq!(effective_rank(3, 8, 8), 3);
+    assert_eq!(effective_rank(1, 8, 8), 1);
+    let bad = [
+        TemporalParams {
+            window: 1,
+            ..Default::default()
+        },
+        TemporalParams {
+            rank: 9,
+            ..Default::default()
+        },
+        TemporalParams {
+            gain: f32::NAN,
+            ..Default::default()
+        },
+        TemporalParams {
+            threshold: 0,
+            ..Default::default()
+        },
+    ];
+    for p in bad {
+        assert!(Temporal::new(TemporalMode::On, p).is_err());
+    }
+    assert_eq!("auto".parse::<TemporalMode>().unwrap(), TemporalMode::Auto);
+    assert!("sometimes".parse::<TemporalMode>().is_err());
+}
