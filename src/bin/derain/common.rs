@@ -20,7 +20,7 @@ pub struct EngineArgs {
     /// Networks for `full` mode: `fast` (real time on the CPU), `quality` (real time on a
     /// GPU), or a directory holding streak.onnx, stage1.onnx and stage2.onnx. Default:
     /// `quality` on CUDA, `fast` on the CPU.
-    #[arg(long)]
+    #[arg(long, value_name = "fast|quality|DIR")]
     pub model: Option<derain::nets::ModelChoice>,
 }
 
