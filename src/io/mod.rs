@@ -73,9 +73,9 @@ impl FileFormat {
 /// alone and a writer should put back.
 #[derive(Debug, Clone)]
 pub struct Picture {
-    /// The colour, planar in [0,1] (grey files are spread to three equal planes).
+    /// The colour, planar in \[0,1\] (grey files are spread to three equal planes).
     pub rgb: PlanarRgb,
-    /// The alpha channel in [0,1] when the file has one (same size as `rgb`).
+    /// The alpha channel in \[0,1\] when the file has one (same size as `rgb`).
     pub alpha: Option<Plane>,
     /// Bits per sample in the file: 8 or 16.
     pub bit_depth: u8,
@@ -106,7 +106,7 @@ impl Picture {
     }
 }
 
-/// Reads a PNG or JPEG (any bit depth / colour type `image` decodes) as planar RGB in [0,1],
+/// Reads a PNG or JPEG (any bit depth / colour type `image` decodes) as planar RGB in \[0,1\],
 /// discarding alpha. Errors name the file. The checks of [`read_picture`], with the memory
 /// figure of `physics` mode (the default and the leanest; use [`read_picture`] with
 /// [`Mode::Full`] before running the networks on a large image).
@@ -335,7 +335,7 @@ pub fn save_plane(path: &Path, plane: &Plane, lo: f32, hi: f32) -> Result<()> {
     write_file(path, format, &DynamicImage::ImageLuma8(buf))
 }
 
-/// Reads a grey PNG as a plane in [0,1] (the inverse of [`save_plane`] with lo=0, hi=1).
+/// Reads a grey PNG as a plane in \[0,1\] (the inverse of [`save_plane`] with lo=0, hi=1).
 pub fn load_plane(path: &Path) -> Result<Plane> {
     let img = image::ImageReader::open(path)
         .map_err(|e| Error::ImageRead {
