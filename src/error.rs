@@ -42,6 +42,29 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// An image file that ends before its end marker (JPEG EOI, PNG IEND) or whose structure
+    /// is broken: a partial download or copy.
+    #[error("image {path:?} is truncated or corrupt: {reason}")]
+    ImageTruncated {
+        /// The file.
+        path: PathBuf,
+        /// Where it ends and what is missing.
+        reason: String,
+    },
+    /// An image whose header asks for more than derain will allocate: over
+    /// [`MAX_DIMENSION`](crate::frame::MAX_DIMENSION) on a side, or more memory than is
+    /// available. Refused before decoding.
+    #[error("image {path:?} is too large ({width}x{height}): {reason}")]
+    ImageTooLarge {
+        /// The file.
+        path: PathBuf,
+        /// Width in pixels, from the header.
+        width: u32,
+        /// Height in pixels, from the header.
+        height: u32,
+        /// Which limit it exceeds.
+        reason: String,
+    },
     /// An image file that could not be encoded or written.
     #[error("cannot write image {path:?}: {reason}")]
     ImageWrite {

@@ -244,3 +244,438 @@ fn bench_json_runs_on_a_small_size() {
     );
     assert!(v[0]["threads"].as_u64().unwrap() >= 1);
 }
+
+// --- issue 21: the still-image path ---
+
+/// Runs `derain` through `sh` after `prelude` (resource limits for the child only).
+fn derain_limited(prelude: &str, args: &[&str]) -> Output {
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("{prelude}; exec \"$0\" \"$@\""))
+        .arg(env!("CARGO_BIN_EXE_derain"))
+        .args(args)
+        .output()
+        .expect("run derain under sh")
+}
+
+/// Noise (incompressible) RGB, so encoded files are large.
+fn noise(w: u32, h: u32) -> image::RgbImage {
+    let mut s = 0x2545_f491_u32;
+    image::RgbImage::from_fn(w, h, |_, _| {
+        s ^= s << 13;
+        s ^= s >> 17;
+        s ^= s << 5;
+        let [a, b, c, _] = s.to_le_bytes();
+        image::Rgb([a, b, c])
+    })
+}
+
+fn jpeg_bytes(img: &image::RgbImage, exif: Option<Vec<u8>>) -> Vec<u8> {
+    use image::ImageEncoder;
+    let mut out = Vec::new();
+    let mut enc = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 95);
+    if let Some(e) = exif {
+        enc.set_exif_metadata(e).unwrap();
+    }
+    enc.write_image(
+        img.as_raw(),
+        img.width(),
+        img.height(),
+        image::ExtendedColorType::Rgb8,
+    )
+    .unwrap();
+    out
+}
+
+/// Files in `dir`, sorted.
+fn listing(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn truncated_jpeg_is_refused_and_nothing_is_written() {
+    let d = tmpdir("truncjpeg");
+    let whole = jpeg_bytes(&noise(160, 120), None);
+    assert!(whole.len() > 8 * 1024, "{} bytes", whole.len());
+    for (name, n) in [
+        ("kb.jpg", 1024),
+        ("half.jpg", whole.len() / 2),
+        ("noeoi.jpg", whole.len() - 2),
+    ] {
+        let input = d.join(name);
+        std::fs::write(&input, &whole[..n]).unwrap();
+        let out = d.join("out.png");
+        let o = derain(&[
+            "image",
+            input.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ]);
+        assert_clean_failure(&o, name);
+        assert_clean_failure(&o, "truncated");
+        assert!(!out.exists(), "{name}: an output was written");
+    }
+    // The whole file still works.
+    let input = d.join("whole.jpg");
+    std::fs::write(&input, &whole).unwrap();
+    let o = derain(&[
+        "image",
+        input.to_str().unwrap(),
+        "-o",
+        d.join("ok.png").to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut c = !0u32;
+    for &b in bytes {
+        c ^= u32::from(b);
+        for _ in 0..8 {
+            c = if c & 1 == 1 {
+                (c >> 1) ^ 0xEDB8_8320
+            } else {
+                c >> 1
+            };
+        }
+    }
+    !c
+}
+
+/// A PNG whose header says `w`×`h` RGB8 but whose data is a few bytes: a decompression bomb
+/// as far as the header is concerned (well formed: IHDR, IDAT, IEND, correct CRCs).
+fn header_bomb(w: u32, h: u32) -> Vec<u8> {
+    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut chunk = |kind: &[u8], data: &[u8]| {
+        out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        let mut body = kind.to_vec();
+        body.extend_from_slice(data);
+        out.extend_from_slice(&body);
+        out.extend_from_slice(&crc32(&body).to_be_bytes());
+    };
+    let mut ihdr = w.to_be_bytes().to_vec();
+    ihdr.extend_from_slice(&h.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
+    chunk(b"IHDR", &ihdr);
+    chunk(b"IDAT", &[0x78, 0x9c, 0x63, 0x00, 0x00]);
+    chunk(b"IEND", &[]);
+    out
+}
+
+#[test]
+fn oversized_header_is_refused_at_once() {
+    let d = tmpdir("bomb");
+    let input = d.join("bomb.png");
+    std::fs::write(&input, header_bomb(20_000, 20_000)).unwrap();
+    let out = d.join("out.png");
+    let t = std::time::Instant::now();
+    let o = derain(&[
+        "image",
+        input.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    let secs = t.elapsed().as_secs_f64();
+    assert_clean_failure(&o, "bomb.png");
+    assert_clean_failure(&o, "20000x20000");
+    assert_clean_failure(&o, "16384");
+    assert!(secs < 2.0, "took {secs:.2} s");
+    assert!(!out.exists());
+}
+
+#[test]
+fn image_needing_more_memory_than_the_address_space_limit_is_refused() {
+    let d = tmpdir("memlimit");
+    let input = d.join("big.png");
+    // 12000² px: within 16384 on a side, but far more than 1.5 GiB of working memory.
+    std::fs::write(&input, header_bomb(12_000, 12_000)).unwrap();
+    let out = d.join("out.png");
+    let o = derain_limited(
+        "ulimit -v 1572864",
+        &[
+            "image",
+            input.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert_clean_failure(&o, "big.png");
+    assert_clean_failure(&o, "MiB of memory");
+    assert!(!out.exists());
+    // A small image runs under the same limit.
+    let small = d.join("small.png");
+    write_png(&small, 64, 48, 1);
+    let o = derain_limited(
+        "ulimit -v 1572864",
+        &[
+            "image",
+            small.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+/// A big-endian TIFF/EXIF block holding only the orientation tag.
+fn exif_orientation(value: u16) -> Vec<u8> {
+    let mut e = b"MM\0\x2a\0\0\0\x08".to_vec(); // header, IFD0 at offset 8
+    e.extend_from_slice(&1u16.to_be_bytes()); // one entry
+    e.extend_from_slice(&0x0112u16.to_be_bytes()); // Orientation
+    e.extend_from_slice(&3u16.to_be_bytes()); // SHORT
+    e.extend_from_slice(&1u32.to_be_bytes()); // count
+    e.extend_from_slice(&value.to_be_bytes());
+    e.extend_from_slice(&[0, 0]); // value padding
+    e.extend_from_slice(&0u32.to_be_bytes()); // no next IFD
+    e
+}
+
+#[test]
+fn exif_orientation_is_applied() {
+    let d = tmpdir("orient");
+    // Stored 40×20, red on the left, blue on the right; orientation 6: turn 90° clockwise to
+    // view, so the viewer sees 20×40 with red on top.
+    let img = image::RgbImage::from_fn(40, 20, |x, _| {
+        if x < 20 {
+            image::Rgb([220, 30, 30])
+        } else {
+            image::Rgb([30, 30, 220])
+        }
+    });
+    let input = d.join("rotated.jpg");
+    std::fs::write(&input, jpeg_bytes(&img, Some(exif_orientation(6)))).unwrap();
+    let out = d.join("out.png");
+    let o = derain(&[
+        "image",
+        input.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--strength",
+        "0",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let got = image::open(&out).unwrap().to_rgb8();
+    assert_eq!(got.dimensions(), (20, 40), "orientation not applied");
+    let (top, bottom) = (got.get_pixel(10, 5), got.get_pixel(10, 34));
+    assert!(top[0] > 150 && top[2] < 100, "top {top:?}");
+    assert!(bottom[2] > 150 && bottom[0] < 100, "bottom {bottom:?}");
+}
+
+fn rgba8(w: u32, h: u32) -> image::RgbaImage {
+    image::RgbaImage::from_fn(w, h, |x, y| {
+        image::Rgba([(x * 9) as u8, (y * 11) as u8, 90, (x * 7 + y * 3) as u8])
+    })
+}
+
+#[test]
+fn png_alpha_and_16_bit_samples_are_kept() {
+    let d = tmpdir("alpha16");
+    let out = d.join("out.png");
+    let run = |input: &Path, extra: &[&str]| {
+        let mut args = vec![
+            "image",
+            input.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        let o = derain(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert!(!stderr(&o).contains("dropped"), "{}", stderr(&o));
+        image::open(&out).unwrap()
+    };
+    // RGBA8: alpha comes back byte for byte.
+    let src = rgba8(24, 16);
+    let input = d.join("rgba8.png");
+    src.save(&input).unwrap();
+    let got = run(&input, &[]);
+    assert_eq!(got.color(), image::ColorType::Rgba8);
+    let a_in: Vec<u8> = src.pixels().map(|p| p[3]).collect();
+    let a_out: Vec<u8> = got.to_rgba8().pixels().map(|p| p[3]).collect();
+    assert_eq!(a_in, a_out);
+    // RGB16: 16-bit out; at strength 0 (output = input) every sample survives exactly,
+    // including the low byte an 8-bit round trip loses.
+    let src16 = image::ImageBuffer::<image::Rgb<u16>, _>::from_fn(24, 16, |x, y| {
+        image::Rgb([(x * 2711 + 3) as u16, (y * 4001 + 1) as u16, 40_000])
+    });
+    let input = d.join("rgb16.png");
+    src16.save(&input).unwrap();
+    let got = run(&input, &["--strength", "0"]);
+    assert_eq!(got.color(), image::ColorType::Rgb16);
+    assert_eq!(got.to_rgb16().as_raw(), src16.as_raw());
+    // RGBA16 keeps both.
+    let src16a = image::ImageBuffer::<image::Rgba<u16>, _>::from_fn(8, 8, |x, y| {
+        image::Rgba([1000 * x as u16, 2000 * y as u16, 7, 8000 * x as u16 + 5])
+    });
+    let input = d.join("rgba16.png");
+    src16a.save(&input).unwrap();
+    let got = run(&input, &[]);
+    assert_eq!(got.color(), image::ColorType::Rgba16);
+    let a_in: Vec<u16> = src16a.pixels().map(|p| p[3]).collect();
+    let a_out: Vec<u16> = got.to_rgba16().pixels().map(|p| p[3]).collect();
+    assert_eq!(a_in, a_out);
+}
+
+#[test]
+fn jpeg_output_warns_what_it_drops() {
+    let d = tmpdir("dropwarn");
+    let input = d.join("rgba.png");
+    rgba8(16, 16).save(&input).unwrap();
+    let out = d.join("out.jpg");
+    let o = derain(&[
+        "image",
+        input.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("alpha channel is dropped"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(image::open(&out).unwrap().color(), image::ColorType::Rgb8);
+    let input = d.join("rgb16.png");
+    image::ImageBuffer::<image::Rgb<u16>, _>::from_fn(16, 16, |x, _| {
+        image::Rgb([x as u16 * 999, 5, 6])
+    })
+    .save(&input)
+    .unwrap();
+    let o = derain(&[
+        "image",
+        input.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("16-bit samples are written as 8-bit"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn unknown_output_extension_is_refused_before_any_work() {
+    let d = tmpdir("ext");
+    // The input does not even exist: the output name is checked first.
+    let missing = d.join("nope.png");
+    for ext in ["webp", "bmp", "PNG2"] {
+        let out = d.join(format!("out.{ext}"));
+        let o = derain(&[
+            "image",
+            missing.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ]);
+        assert_clean_failure(&o, &format!("out.{ext}"));
+        assert_clean_failure(&o, &format!("`.{}`", ext.to_ascii_lowercase()));
+        assert!(o.stdout.is_empty());
+    }
+    let input = d.join("in.png");
+    write_png(&input, 16, 16, 1);
+    let o = derain(&[
+        "image",
+        input.to_str().unwrap(),
+        "-o",
+        d.join("noext").to_str().unwrap(),
+    ]);
+    assert_clean_failure(&o, "no extension");
+    assert_eq!(listing(&d), ["in.png"]);
+    // Upper-case extensions are fine.
+    let o = derain(&[
+        "image",
+        input.to_str().unwrap(),
+        "-o",
+        d.join("o.JPG").to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+#[test]
+fn failed_write_leaves_the_old_file_and_no_partial_one() {
+    let d = tmpdir("fsize");
+    let input = d.join("noise.png");
+    noise(256, 256).save(&input).unwrap();
+    let out = d.join("out.png");
+    std::fs::write(&out, b"the previous result").unwrap();
+    // Files may grow to at most 64 blocks (32 or 64 KiB): the ~190 KiB PNG cannot be written.
+    // SIGXFSZ is ignored so the write fails with EFBIG instead of killing the process.
+    let o = derain_limited(
+        "trap '' XFSZ; ulimit -f 64",
+        &[
+            "image",
+            input.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert_clean_failure(&o, "out.png");
+    assert_eq!(std::fs::read(&out).unwrap(), b"the previous result");
+    assert_eq!(listing(&d), ["noise.png", "out.png"]);
+    // Without the limit the write replaces the old file.
+    let o = derain(&[
+        "image",
+        input.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let img = image::open(&out).unwrap();
+    assert_eq!((img.width(), img.height()), (256, 256));
+    assert_eq!(listing(&d), ["noise.png", "out.png"]);
+}
+
+#[test]
+fn strength_out_of_range_gets_a_range_error() {
+    let d = tmpdir("strength");
+    let input = d.join("in.png");
+    write_png(&input, 16, 16, 1);
+    let out = d.join("o.png");
+    for bad in ["-1", "1.5", "-0.2"] {
+        let o = derain(&[
+            "image",
+            input.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+            "--strength",
+            bad,
+        ]);
+        assert_clean_failure(&o, "[0, 1]");
+        assert!(!stderr(&o).contains("-- "), "clap's tip: {}", stderr(&o));
+        assert!(!out.exists());
+    }
+}
+
+#[test]
+fn image_takes_threads() {
+    let d = tmpdir("threads");
+    let input = d.join("in.png");
+    write_png(&input, 32, 32, 1);
+    let out = d.join("o.png");
+    let o = derain(&[
+        "image",
+        input.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--threads",
+        "1",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains("1 thread,"), "{stdout}");
+    let o = derain(&[
+        "image",
+        input.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--threads",
+        "0",
+    ]);
+    assert_clean_failure(&o, "--threads");
+}

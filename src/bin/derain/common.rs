@@ -1,5 +1,6 @@
 //! Options shared by several subcommands.
 
+use anyhow::Context;
 use clap::Args;
 use derain::pipeline::{Backend, Config, Mode};
 
@@ -13,12 +14,13 @@ pub struct EngineArgs {
     #[arg(long, default_value = "auto")]
     pub backend: Backend,
     /// Blend with the input in [0,1] (1 = fully derained).
-    #[arg(long, default_value_t = derain::pipeline::config::DEFAULT_STRENGTH)]
+    #[arg(long, default_value_t = derain::pipeline::config::DEFAULT_STRENGTH,
+          allow_negative_numbers = true, value_parser = unit_interval)]
     pub strength: f32,
     /// Networks for `full` mode: `fast` (real time on the CPU), `quality` (real time on a
     /// GPU), or a directory holding streak.onnx, stage1.onnx and stage2.onnx. Default:
     /// `quality` on CUDA, `fast` on the CPU.
-    #[arg(long)]
+    #[arg(long, value_name = "fast|quality|DIR")]
     pub model: Option<derain::nets::ModelChoice>,
 }
 
@@ -33,4 +35,30 @@ impl EngineArgs {
             ..Config::default()
         }
     }
+}
+
+/// A number in [0, 1] (clap value parser): a negative or too large value gets a range error
+/// rather than clap's "unexpected argument" (with `allow_negative_numbers` on the argument).
+pub fn unit_interval(s: &str) -> Result<f32, String> {
+    let v: f32 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}` is not a number"))?;
+    if (0.0..=1.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!("{s} is outside the range [0, 1]"))
+    }
+}
+
+/// Sizes rayon's global pool (`None`: one thread per core) and returns the thread count in
+/// force. Call it once, before any parallel work.
+pub fn init_threads(threads: Option<usize>) -> anyhow::Result<usize> {
+    if let Some(n) = threads {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build_global()
+            .context("starting the worker threads")?;
+    }
+    Ok(rayon::current_num_threads())
 }

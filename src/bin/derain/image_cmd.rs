@@ -6,40 +6,68 @@ use anyhow::Context;
 use clap::Args;
 use derain::{Pipeline, io};
 
-use super::common::EngineArgs;
+use super::common::{EngineArgs, init_threads};
 
 /// Arguments of `derain image`.
 #[derive(Debug, Args)]
 pub struct ImageArgs {
-    /// Rainy input image (PNG or JPEG).
+    /// Rainy input image (PNG or JPEG; the EXIF orientation is applied).
     pub input: PathBuf,
-    /// Where to write the derained image (PNG, or JPEG by extension).
+    /// Where to write the derained image: `.png` (keeps the input's alpha channel and 16-bit
+    /// samples) or `.jpg`/`.jpeg` (8-bit RGB).
     #[arg(short, long)]
     pub output: PathBuf,
     /// Also write S, T, A and J as PNGs into this folder.
     #[arg(long)]
     pub save_components: Option<PathBuf>,
+    /// Worker threads (default: one per core).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    pub threads: Option<u16>,
     #[command(flatten)]
     pub engine: EngineArgs,
 }
 
 /// Runs `derain image`.
 pub fn run(a: ImageArgs) -> anyhow::Result<()> {
-    let rainy = io::load_image(&a.input)?;
+    // Refuse an output the writer cannot produce before any work.
+    let format = io::FileFormat::from_path(&a.output)?;
+    let threads = init_threads(a.threads.map(usize::from))?;
+    let io::Picture {
+        rgb: rainy,
+        alpha,
+        bit_depth,
+    } = io::read_picture(&a.input, a.engine.mode)?;
+    let kept = io::Picture {
+        rgb: derain::PlanarRgb::zeros(0, 0),
+        alpha,
+        bit_depth,
+    };
+    for loss in kept.losses(format) {
+        log::warn!("{}: {loss}", a.output.display());
+    }
     let mut pipeline = Pipeline::new(a.engine.config())?;
     let t = std::time::Instant::now();
-    let comps = pipeline.components(&rainy)?;
+    let mut comps = pipeline.components(&rainy)?;
     let elapsed = t.elapsed();
-    let mut out = comps.background.clone();
+    // Without --save-components J is not needed again: blend into it instead of a copy.
+    let mut out = if a.save_components.is_some() {
+        comps.background.clone()
+    } else {
+        std::mem::replace(&mut comps.background, derain::PlanarRgb::zeros(0, 0))
+    };
     derain::pipeline::blend_image(&mut out, &rainy, pipeline.config().strength);
-    io::save_image(&a.output, &out)?;
+    let (width, height) = (rainy.width(), rainy.height());
+    drop(rainy);
+    io::save_picture(&a.output, &io::Picture { rgb: out, ..kept })?;
     println!(
-        "{} -> {} ({}x{}, backend {}, {:.1} ms, A = [{:.3}, {:.3}, {:.3}])",
+        "{} -> {} ({}x{}, backend {}, {} thread{}, {:.1} ms, A = [{:.3}, {:.3}, {:.3}])",
         a.input.display(),
         a.output.display(),
-        rainy.width(),
-        rainy.height(),
+        width,
+        height,
         pipeline.backend_name(),
+        threads,
+        if threads == 1 { "" } else { "s" },
         elapsed.as_secs_f64() * 1e3,
         comps.atmosphere[0],
         comps.atmosphere[1],
