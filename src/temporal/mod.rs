@@ -91,7 +91,7 @@ impl Default for TemporalParams {
             gain: 5.0,
             cut_fraction: 0.2,
             moving_fraction: 0.25,
-            min_motion_px: 0.5,
+            min_motion_px: 0.75,
         }
     }
 }
@@ -113,15 +113,18 @@ impl TemporalParams {
             return bad("temporal hold", "hold in 1..=60, radius ≤ 256");
         }
         let unit = |v: f32| v.is_finite() && v > 0.0 && v <= 1.0;
-        if !(self.fraction.is_finite() && (0.0..1.0).contains(&self.fraction))
-            || !(self.gain.is_finite() && self.gain > 0.0)
-            || !unit(self.cut_fraction)
-            || !unit(self.moving_fraction)
-            || !(self.min_motion_px.is_finite() && self.min_motion_px > 0.0)
-        {
+        let fraction_ok = self.fraction.is_finite() && (0.0..1.0).contains(&self.fraction);
+        let gain_ok = self.gain.is_finite() && self.gain > 0.0;
+        let motion_ok = self.min_motion_px.is_finite() && self.min_motion_px > 0.0;
+        let all_ok = fraction_ok
+            && gain_ok
+            && unit(self.cut_fraction)
+            && unit(self.moving_fraction)
+            && motion_ok;
+        if !all_ok {
             return bad(
                 "temporal fractions",
-                "fraction in [0,1), gain > 0, cut and moving fractions in (0,1]",
+                "fraction in [0,1), gain > 0, cut and moving fractions in (0,1], motion > 0",
             );
         }
         Ok(())

@@ -34,37 +34,48 @@ const LANES: usize = 64;
 /// (every byte of the row, padding and alpha included: they are never written back).
 pub fn rank_row(slots: &[&[u8]], k: usize, bg: &mut [u8]) {
     let len = bg.len();
+    let full = len - len % LANES;
     let mut start = 0;
-    while start < len {
-        let n = LANES.min(len - start);
+    while start < full {
         let mut m = [[255u8; LANES]; 8];
         for src in slots {
-            let mut c = [255u8; LANES];
-            if n == LANES {
-                // Fixed-length copy: vector loads, no call to memcpy.
-                c = src[start..start + LANES].try_into().unwrap_or(c);
-            } else {
-                c[..n].copy_from_slice(&src[start..start + n]);
-            }
-            // Insert each byte into the sorted list of the k smallest, carrying the larger
-            // one on.
-            for mj in m.iter_mut().take(k) {
-                for i in 0..LANES {
-                    let lo = mj[i].min(c[i]);
-                    c[i] = mj[i].max(c[i]);
-                    mj[i] = lo;
-                }
-            }
-        }
-        if n == LANES {
-            let out: &mut [u8; LANES] = (&mut bg[start..start + LANES])
+            let s: &[u8; LANES] = src[start..start + LANES]
                 .try_into()
                 .unwrap_or_else(|_| unreachable!());
-            *out = m[k - 1];
-        } else {
-            bg[start..start + n].copy_from_slice(&m[k - 1][..n]);
+            insert(&mut m[..k], s);
         }
-        start += n;
+        let out: &mut [u8; LANES] = (&mut bg[start..start + LANES])
+            .try_into()
+            .unwrap_or_else(|_| unreachable!());
+        for (o, &v) in out.iter_mut().zip(m[k - 1].iter()) {
+            *o = v;
+        }
+        start += LANES;
+    }
+    if start < len {
+        // The row's tail, padded with 255 (never among the k smallest of real bytes).
+        let n = len - start;
+        let mut m = [[255u8; LANES]; 8];
+        for src in slots {
+            let mut s = [255u8; LANES];
+            s[..n].copy_from_slice(&src[start..len]);
+            insert(&mut m[..k], &s);
+        }
+        bg[start..].copy_from_slice(&m[k - 1][..n]);
+    }
+}
+
+/// Inserts the bytes of `s` into the sorted lists `m[0] ≤ m[1] ≤ …` of the smallest values
+/// seen, lane by lane, carrying the larger value on (branch-free, vectorised).
+#[inline(always)]
+fn insert(m: &mut [[u8; LANES]], s: &[u8; LANES]) {
+    let mut c = *s;
+    for mj in m.iter_mut() {
+        for i in 0..LANES {
+            let lo = mj[i].min(c[i]);
+            c[i] = mj[i].max(c[i]);
+            mj[i] = lo;
+        }
     }
 }
 

@@ -62,7 +62,7 @@ fn with_object(img: &PlanarRgb, t: usize) -> PlanarRgb {
     let x0 = 3 * t - 24;
     for y in 24..40 {
         for x in x0..(x0 + 20).min(W) {
-            let v = if ((x - x0) / 4 + (y - 24) / 4) % 2 == 0 {
+            let v = if ((x - x0) / 4 + (y - 24) / 4).is_multiple_of(2) {
                 0.95
             } else {
                 0.02

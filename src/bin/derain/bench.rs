@@ -194,6 +194,21 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
                 ]);
             }
         });
+        // The same, with the temporal stage on (side by side with the row above: its cost
+        // is the difference). The frame repeats, so the history is full and static.
+        let mut temporal = Pipeline::new(Config {
+            backend: derain::Backend::Cpu,
+            mode,
+            model: a.model.clone(),
+            temporal: derain::TemporalMode::On,
+            ..Config::default()
+        })?;
+        let e2e_temporal = median_ms(a.reps, || {
+            let mut out =
+                FrameMut::new(&mut out_bytes, w as u32, h as u32, w * 4, PixelFormat::Rgba)
+                    .expect("layout");
+            temporal.process(&frame, &mut out).expect("process");
+        });
         let med = |k: usize| {
             let mut v: Vec<f64> = steps.iter().map(|s| s[k]).collect();
             v.sort_by(f64::total_cmp);
@@ -205,11 +220,13 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
             stages.push(("full: veil + refinement networks", med(3)));
             stages.push(("full: full-res passes (T, inversion, ΔJ)", med(2)));
             stages.push(("end to end (full, RGBA in/out)", e2e));
+            stages.push(("end to end (full) + temporal=on", e2e_temporal));
         } else {
             stages.push(("physics: low-res estimation (A, T, LF coefs)", med(0)));
             stages.push(("physics: decomposition pass (LF, candidates)", med(1)));
             stages.push(("physics: streaks + inversion pass (→ RGBA)", med(2)));
             stages.push(("end to end (physics, RGBA in/out)", e2e));
+            stages.push(("end to end (physics) + temporal=on", e2e_temporal));
         }
         results.push((w, h, stages));
     }

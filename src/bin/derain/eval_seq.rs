@@ -71,11 +71,11 @@ pub fn run(a: &EvalArgs, pairs: &[(PathBuf, PathBuf)]) -> anyhow::Result<()> {
         }
         let base = Scores::compute(&rainy, &clean)?;
         let got = Scores::compute(&out, &clean)?;
-        if let Some((pr, po, pc)) = &prev {
-            if (pr.width(), pr.height()) == (rainy.width(), rainy.height()) {
-                fl_in.add([pr, &rainy], [pc, &clean]);
-                fl_out.add([po, &out], [pc, &clean]);
-            }
+        if let Some((pr, po, pc)) = &prev
+            && (pr.width(), pr.height()) == (rainy.width(), rainy.height())
+        {
+            fl_in.add([pr, &rainy], [pc, &clean]);
+            fl_out.add([po, &out], [pc, &clean]);
         }
         rows.push((r.clone(), got, base));
         prev = Some((rainy, out, clean));
