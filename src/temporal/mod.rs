@@ -38,6 +38,7 @@ mod motion;
 mod steps;
 
 use steps::Layout;
+pub use steps::effective_rank;
 
 use rayon::prelude::*;
 

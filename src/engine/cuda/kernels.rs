@@ -52,11 +52,17 @@ pub enum KernelId {
     PhysicsPass2Packed8,
     /// Full-resolution pass 2, planar J, T, S output.
     PhysicsPass2Planar,
+    /// Temporal stage: history ring, rank background and events.
+    TemporalRankEvents,
+    /// Temporal stage: horizontal event counts.
+    TemporalBoxRows,
+    /// Temporal stage: motion weight and blend into the frame.
+    TemporalBlend,
 }
 
 impl KernelId {
     /// Every kernel, in a fixed order (the index of [`Kernels`]).
-    pub const ALL: [KernelId; 16] = [
+    pub const ALL: [KernelId; 19] = [
         KernelId::Packed8ToPlanar,
         KernelId::PlanarToPacked8,
         KernelId::Residue,
@@ -73,6 +79,9 @@ impl KernelId {
         KernelId::PhysicsPass1,
         KernelId::PhysicsPass2Packed8,
         KernelId::PhysicsPass2Planar,
+        KernelId::TemporalRankEvents,
+        KernelId::TemporalBoxRows,
+        KernelId::TemporalBlend,
     ];
 
     /// The `extern "C" __global__` name in the `.cu` file.
@@ -94,6 +103,9 @@ impl KernelId {
             KernelId::PhysicsPass1 => "physics_pass1_f32",
             KernelId::PhysicsPass2Packed8 => "physics_pass2_packed8",
             KernelId::PhysicsPass2Planar => "physics_pass2_planar_f32",
+            KernelId::TemporalRankEvents => "temporal_rank_events_u8",
+            KernelId::TemporalBoxRows => "temporal_box_rows_u16",
+            KernelId::TemporalBlend => "temporal_blend_u8",
         }
     }
 
@@ -115,6 +127,9 @@ impl KernelId {
             KernelId::PhysicsPass1
             | KernelId::PhysicsPass2Packed8
             | KernelId::PhysicsPass2Planar => "physics.cu",
+            KernelId::TemporalRankEvents | KernelId::TemporalBoxRows | KernelId::TemporalBlend => {
+                "temporal.cu"
+            }
         }
     }
 }
@@ -132,12 +147,13 @@ macro_rules! kernel_source {
 pub const COMMON: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/kernels/common.cuh"));
 
 /// Every kernel file: (name, source text).
-pub const FILES: [(&str, &str); 5] = [
+pub const FILES: [(&str, &str); 6] = [
     kernel_source!("convert.cu"),
     kernel_source!("box_filter.cu"),
     kernel_source!("guided_filter.cu"),
     kernel_source!("dark.cu"),
     kernel_source!("physics.cu"),
+    kernel_source!("temporal.cu"),
 ];
 
 /// The program text NVRTC compiles for `file`: common.cuh, then the file from its line 1.
