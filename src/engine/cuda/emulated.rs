@@ -605,8 +605,7 @@ fn emulated_temporal_stage_is_bit_identical() {
                 }
             }
             let mut want = frame.clone();
-            let mut fm =
-                FrameMut::new(&mut want, w as u32, h as u32, stride, fmt).unwrap();
+            let mut fm = FrameMut::new(&mut want, w as u32, h as u32, stride, fmt).unwrap();
             let info = cpu.apply_frame(&mut fm).unwrap();
             assert!(!info.reset || t == 0, "frame {t}: {info:?}");
             // The same frame through the kernels (cuts and `auto` decisions are host-side).
