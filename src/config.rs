@@ -31,7 +31,7 @@ impl std::str::FromStr for Mode {
     }
 }
 
-/// Whether video frames use the frames before them ([`crate::temporal`]).
+/// Whether video frames use the frames before them (the temporal stage, `src/temporal/`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum TemporalMode {
     /// Every frame on its own (single images always are).

@@ -475,3 +475,57 @@ fn backend_cuda_without_a_driver_fails_the_state_change_with_a_clear_message() {
     let err = start_error(&p).expect("start should fail");
     assert!(err.contains("no CUDA driver"), "{err}");
 }
+
+/// Mean |output − rain-free scene| over the R, G, B bytes of a 4-byte frame of `frame`'s scene.
+fn error_to_scene(out: &[u8], w: u32, h: u32) -> f64 {
+    let stride = info(VideoFormat::Rgba, w, h).stride()[0] as usize;
+    let mut sum = 0u64;
+    for y in 0..h as usize {
+        for x in 0..w as usize {
+            let base = [
+                (40 + x * 100 / w as usize) as u8,
+                (60 + y * 80 / h as usize) as u8,
+                (90 + (x + y) % 37) as u8,
+            ];
+            for c in 0..3 {
+                sum += out[y * stride + x * 4 + c].abs_diff(base[c]) as u64;
+            }
+        }
+    }
+    sum as f64 / (3 * w * h) as f64
+}
+
+#[test]
+fn temporal_on_uses_the_frames_before_and_keeps_alpha() {
+    // The scene of `frame` is static and its streaks move 3 px a frame: with the history, the
+    // later frames come out much closer to the rain-free scene than frame by frame.
+    let (w, h_) = (64, 48);
+    let mut on = harness(VideoFormat::Rgba, w, h_);
+    let mut off = harness(VideoFormat::Rgba, w, h_);
+    element(&on).set_property_from_str("temporal", "on");
+    assert_eq!(
+        glib_enum_nick(&element(&on).property_value("temporal")),
+        "on"
+    );
+    assert_eq!(
+        glib_enum_nick(&element(&off).property_value("temporal")),
+        "off"
+    );
+    let (mut e_on, mut e_off) = (0.0, 0.0);
+    for i in 0..14 {
+        let input = frame(VideoFormat::Rgba, w, h_, i);
+        let alpha: Vec<u8> = bytes(&input).iter().skip(3).step_by(4).copied().collect();
+        let a = bytes(&on.push_and_pull(input.clone()).unwrap());
+        let b = bytes(&off.push_and_pull(input).unwrap());
+        let got_alpha: Vec<u8> = a.iter().skip(3).step_by(4).copied().collect();
+        assert_eq!(got_alpha, alpha, "frame {i}: alpha changed");
+        if i >= 10 {
+            e_on += error_to_scene(&a, w, h_);
+            e_off += error_to_scene(&b, w, h_);
+        }
+    }
+    assert!(
+        e_on < 0.5 * e_off,
+        "temporal on: error {e_on:.2} vs off {e_off:.2} (sum of the last 4 frames)"
+    );
+}
