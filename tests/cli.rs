@@ -679,3 +679,49 @@ fn image_takes_threads() {
     ]);
     assert_clean_failure(&o, "--threads");
 }
+
+#[test]
+fn video_frame_folder_with_a_truncated_frame_keeps_what_was_written() {
+    // Four good frames, then one cut in half: `video` must name the bad file, exit non-zero,
+    // and leave a finished file holding the first four (it used to leave 0 bytes, or accept
+    // the truncated frame as grey).
+    let dir = tmpdir("video-truncated");
+    let frames = dir.join("frames");
+    std::fs::create_dir_all(&frames).unwrap();
+    for i in 0..5u8 {
+        write_png(&frames.join(format!("{i:03}.png")), 64, 48, i * 40);
+    }
+    let last = frames.join("004.png");
+    let bytes = std::fs::read(&last).unwrap();
+    std::fs::write(&last, &bytes[..bytes.len() / 2]).unwrap();
+    let out = dir.join("out.mkv");
+    let o = derain(&[
+        "video",
+        frames.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--backend",
+        "cpu",
+    ]);
+    assert_clean_failure(&o, "004.png");
+    let e = stderr(&o);
+    assert!(
+        e.contains("truncated") && e.contains("after 4 frames"),
+        "{e}"
+    );
+    let size = std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
+    assert!(
+        size > 500,
+        "the frames before the bad one were not kept ({size} bytes)"
+    );
+    // The file is finished: the discoverer (CI installs it) reads a video stream from it.
+    if let Ok(d) = Command::new("gst-discoverer-1.0").arg(&out).output() {
+        let text = String::from_utf8_lossy(&d.stdout);
+        assert!(text.contains("video"), "not a playable file: {text}");
+    } else {
+        eprintln!(
+            "gst-discoverer-1.0 not installed: the file's size was checked, not its playback"
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -73,9 +73,17 @@ pub fn run(a: VideoArgs) -> Result<()> {
     let mut frames = 0u64;
     let mut derain_time = Duration::ZERO;
     let started = Instant::now();
+    // A source that fails mid-stream ends the loop like an end of stream: what was encoded
+    // is finished into a playable file, and the error is reported after that.
+    let mut source_error = None;
     while a.max_frames.is_none_or(|m| frames < m) {
-        let Some(frame) = source.next_frame()? else {
-            break;
+        let frame = match source.next_frame() {
+            Ok(Some(frame)) => frame,
+            Ok(None) => break,
+            Err(e) => {
+                source_error = Some(e);
+                break;
+            }
         };
         let (w, h) = (frame.width, frame.height);
         let out_w = if a.side_by_side { 2 * w } else { w };
@@ -129,11 +137,22 @@ pub fn run(a: VideoArgs) -> Result<()> {
     }
     source.stop();
     let Some(encoder) = encoder else {
+        if let Some(e) = source_error {
+            return Err(e.context(format!("{}: no frame was written", a.input)));
+        }
         bail!("{}: no video frames", a.input);
     };
     bar.set_message("finishing the file");
     encoder.finish()?;
     bar.finish_and_clear();
+    if let Some(e) = source_error {
+        return Err(e.context(format!(
+            "{}: the input failed after {frames} frames; those {frames} frames were written to {} \
+             (a finished, playable file)",
+            a.input,
+            a.output.display()
+        )));
+    }
 
     let secs = started.elapsed().as_secs_f64();
     println!(
@@ -414,6 +433,8 @@ impl FrameSource for FolderSource {
         };
         let index = self.next as u64;
         self.next += 1;
+        // A truncated JPEG or PNG decodes to grey without an error: refuse it by name.
+        derain::io::check_complete(path)?;
         let img = image::ImageReader::open(path)
             .and_then(|r| r.with_guessed_format())
             .with_context(|| format!("opening {}", path.display()))?
