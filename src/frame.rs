@@ -404,14 +404,32 @@ impl PlanarRgb {
     }
     /// Packs to tightly packed RGB8 bytes (for PNG encoding).
     pub fn to_rgb8(&self) -> Vec<u8> {
-        let n = self.width() * self.height();
-        let mut v = Vec::with_capacity(n * 3);
-        for i in 0..n {
-            v.push(to_u8(self.planes[0].data[i]));
-            v.push(to_u8(self.planes[1].data[i]));
-            v.push(to_u8(self.planes[2].data[i]));
-        }
+        let mut v = Vec::new();
+        self.fill_rgb8(&mut v);
         v
+    }
+    /// Like [`to_rgb8`](Self::to_rgb8) into an existing buffer (resized; rows in parallel),
+    /// so a video stream reuses its allocation.
+    pub fn fill_rgb8(&self, out: &mut Vec<u8>) {
+        let w = self.width();
+        out.resize(w * self.height() * 3, 0);
+        if w == 0 {
+            return;
+        }
+        let [r, g, b] = &self.planes;
+        use rayon::prelude::*;
+        out.par_chunks_mut(3 * w)
+            .zip(r.data.par_chunks(w))
+            .zip(g.data.par_chunks(w))
+            .zip(b.data.par_chunks(w))
+            .with_min_len(16)
+            .for_each(|(((row, r), g), b)| {
+                for (((px, &r), &g), &b) in row.chunks_exact_mut(3).zip(r).zip(g).zip(b) {
+                    px[0] = to_u8(r);
+                    px[1] = to_u8(g);
+                    px[2] = to_u8(b);
+                }
+            });
     }
     /// Unpacks tightly packed RGB8 bytes.
     pub fn from_rgb8(width: usize, height: usize, bytes: &[u8]) -> Result<Self> {

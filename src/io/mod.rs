@@ -127,8 +127,15 @@ pub fn read_picture(path: &Path, mode: Mode) -> Result<Picture> {
 /// [`check_complete_bytes`] on a file: [`Error::ImageTruncated`] naming it when the file ends
 /// before its end marker, [`Error::ImageRead`] when it cannot be read.
 pub fn check_complete(path: &Path) -> Result<()> {
+    read_complete(path).map(drop)
+}
+
+/// The bytes of a file that [`check_complete`] accepts, read once, for a caller that decodes
+/// them itself (`derain video`'s frame folders).
+pub fn read_complete(path: &Path) -> Result<Vec<u8>> {
     let bytes = std::fs::read(path).map_err(|e| read_error(path, e))?;
-    complete(path, &bytes)
+    complete(path, &bytes)?;
+    Ok(bytes)
 }
 
 fn complete(path: &Path, bytes: &[u8]) -> Result<()> {

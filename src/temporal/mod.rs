@@ -44,7 +44,7 @@ use rayon::prelude::*;
 
 pub use crate::config::TemporalMode;
 use crate::error::{Error, Result};
-use crate::frame::{FrameMut, PlanarRgb, to_u8};
+use crate::frame::{FrameMut, PlanarRgb};
 
 /// Rows per parallel band of the sliding vertical box sum.
 const WEIGHT_BAND: usize = 32;
@@ -215,9 +215,14 @@ impl Temporal {
     pub fn reset(&mut self) {
         self.filled = 0;
         self.head = 0;
-        self.run.iter_mut().for_each(|v| *v = 0);
-        self.mem.iter_mut().for_each(|v| *v = 0);
+        self.clear_events();
         self.moving_run = 0;
+    }
+
+    /// Zeroes every pixel's brighter-run length and event memory.
+    fn clear_events(&mut self) {
+        self.run.fill(0);
+        self.mem.fill(0);
     }
 
     /// Frames of history held (0 after a reset).
@@ -315,8 +320,7 @@ impl Temporal {
             }
             self.filled = 1;
             self.head = 1 % p.window;
-            self.run.iter_mut().for_each(|v| *v = 0);
-            self.mem.iter_mut().for_each(|v| *v = 0);
+            self.clear_events();
             reset = true;
         }
         if reset || moving {
@@ -337,16 +341,18 @@ impl Temporal {
         let inv_cols: Vec<f32> = (0..w)
             .map(|x| 1.0 / ((x + r).min(w - 1) + 1 - x.saturating_sub(r)) as f32)
             .collect();
-        self.weight
+        let share = self
+            .weight
             .par_chunks_mut(WEIGHT_BAND * w)
             .enumerate()
-            .for_each_init(
+            .map_init(
                 || vec![0u32; w],
                 |acc, (i, out)| {
                     steps::weight_band(counts, i * WEIGHT_BAND, &lay, &p, &inv_cols, acc, out)
                 },
-            );
-        let share = self.weight.par_iter().map(|&v| 1.0 - v as f64).sum::<f64>() / n as f64;
+            )
+            .sum::<f64>()
+            / n as f64;
         TemporalInfo {
             applied: true,
             reset,
@@ -396,19 +402,7 @@ impl Temporal {
             off: [0, 1, 2],
         };
         let mut packed = std::mem::take(&mut self.packed);
-        packed.resize(w * h * 3, 0);
-        let [r, g, b] = &img.planes;
-        packed
-            .par_chunks_mut(3 * w)
-            .enumerate()
-            .for_each(|(y, row)| {
-                for (x, px) in row.chunks_exact_mut(3).enumerate() {
-                    let i = y * w + x;
-                    px[0] = to_u8(r.data[i]);
-                    px[1] = to_u8(g.data[i]);
-                    px[2] = to_u8(b.data[i]);
-                }
-            });
+        img.fill_rgb8(&mut packed);
         let info = self.analyse(lay, packed.par_chunks_mut(3 * w));
         self.packed = packed;
         if info.applied {

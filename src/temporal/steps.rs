@@ -160,7 +160,8 @@ pub fn box_row(mem: &[u8], r: usize, out: &mut [u16]) {
 /// Step 3b for the rows `y0..y0 + out.len()/width`: w = clamp((f − fraction)·gain, 0, 1)
 /// with f the fraction of remembering pixels in the (2r+1)² box clipped at the borders,
 /// from the horizontal counts of every row; the vertical sum slides down the band. `acc` is
-/// scratch of `width` u32, `inv_cols` holds 1 / (box width at x).
+/// scratch of `width` u32, `inv_cols` holds 1 / (box width at x). Returns Σ (1 − w) over the
+/// band (how much of it comes from the background).
 pub fn weight_band(
     counts: &[u16],
     y0: usize,
@@ -169,8 +170,9 @@ pub fn weight_band(
     inv_cols: &[f32],
     acc: &mut [u32],
     out: &mut [f32],
-) {
+) -> f64 {
     let (w, h, r) = (lay.width, lay.height, p.radius);
+    let mut share = 0.0;
     let add = |acc: &mut [u32], yy: usize| {
         for (a, &c) in acc.iter_mut().zip(&counts[yy * w..(yy + 1) * w]) {
             *a += c as u32;
@@ -198,7 +200,9 @@ pub fn weight_band(
         for ((o, &a), &ic) in out.iter_mut().zip(acc.iter()).zip(inv_cols) {
             *o = (a as f32 * ic * scale + bias).clamp(0.0, 1.0);
         }
+        share += out.iter().map(|&v| 1.0 - v as f64).sum::<f64>();
     }
+    share
 }
 
 /// Step 4 on 8 bits: o + (b − o)·(1 − w), rounded.

@@ -49,6 +49,15 @@ fn info(format: VideoFormat, w: u32, h: u32) -> gst_video::VideoInfo {
         .unwrap()
 }
 
+/// The rain-free scene of [`frame`] at pixel (x, y) of a `w`×`h` frame (R, G, B).
+fn scene(x: usize, y: usize, w: u32, h: u32) -> [u8; 3] {
+    [
+        (40 + x * 100 / w as usize) as u8,
+        (60 + y * 80 / h as usize) as u8,
+        (90 + (x + y) % 37) as u8,
+    ]
+}
+
 /// A deterministic frame with bright slanted streaks over a smooth scene (rows `stride` apart,
 /// as `VideoInfo` lays them out), with PTS `index`×40 ms.
 fn frame(format: VideoFormat, w: u32, h: u32, index: u64) -> gst::Buffer {
@@ -59,11 +68,7 @@ fn frame(format: VideoFormat, w: u32, h: u32, index: u64) -> gst::Buffer {
         for x in 0..w as usize {
             let p = &mut data[y * stride + x * 4..][..4];
             let streak = (x + y / 4 + index as usize * 3).is_multiple_of(11);
-            let base = [
-                (40 + x * 100 / w as usize) as u8,
-                (60 + y * 80 / h as usize) as u8,
-                (90 + (x + y) % 37) as u8,
-            ];
+            let base = scene(x, y, w, h);
             for c in 0..3 {
                 p[c] = if streak { 235 } else { base[c] };
             }
@@ -482,11 +487,7 @@ fn error_to_scene(out: &[u8], w: u32, h: u32) -> f64 {
     let mut sum = 0u64;
     for y in 0..h as usize {
         for x in 0..w as usize {
-            let base = [
-                (40 + x * 100 / w as usize) as u8,
-                (60 + y * 80 / h as usize) as u8,
-                (90 + (x + y) % 37) as u8,
-            ];
+            let base = scene(x, y, w, h);
             for c in 0..3 {
                 sum += out[y * stride + x * 4 + c].abs_diff(base[c]) as u64;
             }

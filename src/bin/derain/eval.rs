@@ -9,7 +9,7 @@ use clap::Args;
 use derain::metrics::Scores;
 use derain::metrics::psnr_plane;
 use derain::pipeline::blend_image;
-use derain::{Pipeline, io};
+use derain::{Pipeline, PlanarRgb, io};
 use serde_json::json;
 
 use super::common::EngineArgs;
@@ -162,6 +162,24 @@ fn scores_json(s: &Scores) -> serde_json::Value {
     json!({"psnr_y": s.psnr_y, "ssim_y": s.ssim_y, "psnr_rgb": s.psnr_rgb})
 }
 
+/// A rainy image and its clean pair, which must be the same size.
+pub fn load_pair(r: &Path, c: &Path) -> anyhow::Result<(PlanarRgb, PlanarRgb)> {
+    let rainy = io::load_image(r)?;
+    let clean = io::load_image(c)?;
+    if (rainy.width(), rainy.height()) != (clean.width(), clean.height()) {
+        bail!(
+            "size mismatch: {} is {}x{}, {} is {}x{}",
+            r.display(),
+            rainy.width(),
+            rainy.height(),
+            c.display(),
+            clean.width(),
+            clean.height()
+        );
+    }
+    Ok((rainy, clean))
+}
+
 /// Runs `derain eval`.
 pub fn run(a: EvalArgs) -> anyhow::Result<()> {
     let pairs = pair_files(&list_images(&a.rainy)?, &list_images(&a.clean)?)?;
@@ -172,19 +190,7 @@ pub fn run(a: EvalArgs) -> anyhow::Result<()> {
     let mut rows = Vec::new();
     let mut comp_rows = Vec::new();
     for (r, c) in &pairs {
-        let rainy = io::load_image(r)?;
-        let clean = io::load_image(c)?;
-        if (rainy.width(), rainy.height()) != (clean.width(), clean.height()) {
-            bail!(
-                "size mismatch: {} is {}x{}, {} is {}x{}",
-                r.display(),
-                rainy.width(),
-                rainy.height(),
-                c.display(),
-                clean.width(),
-                clean.height()
-            );
-        }
+        let (rainy, clean) = load_pair(r, c)?;
         pipeline.reset(); // independent images: no temporal smoothing across them
         let comps = pipeline.components(&rainy)?;
         let comp = match &a.components {

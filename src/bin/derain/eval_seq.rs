@@ -9,10 +9,10 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use derain::metrics::Scores;
 use derain::metrics::temporal::flicker;
-use derain::{Pipeline, io};
+use derain::{Pipeline, PlanarRgb, io};
 use serde_json::json;
 
-use super::eval::EvalArgs;
+use super::eval::{EvalArgs, load_pair};
 
 /// Pixels whose clean Y changes by at most this many levels between frames count as static
 /// for the flicker metric (as in `derain synth-video --score`).
@@ -26,12 +26,10 @@ struct FlickerSum {
 }
 
 impl FlickerSum {
-    fn add(&mut self, out: [&derain::PlanarRgb; 2], gt: [&derain::PlanarRgb; 2]) {
-        let (o, g) = (
-            [out[0].clone(), out[1].clone()],
-            [gt[0].clone(), gt[1].clone()],
-        );
-        if let Ok(f) = flicker(&o, &g, Some(STATIC_Y)) {
+    /// Adds the step between the two frames of `out` against `gt` (skipped when the
+    /// metric has nothing to count, e.g. frames of different sizes).
+    fn add(&mut self, out: &[PlanarRgb], gt: &[PlanarRgb]) {
+        if let Ok(f) = flicker(out, gt, Some(STATIC_Y)) {
             self.total += f.mean;
             self.steps += 1;
         }
@@ -51,34 +49,34 @@ pub fn run(a: &EvalArgs, pairs: &[(PathBuf, PathBuf)]) -> anyhow::Result<()> {
     let mut pipeline = Pipeline::new(config)?;
     let mut rows = Vec::with_capacity(pairs.len());
     let (mut fl_in, mut fl_out) = (FlickerSum::default(), FlickerSum::default());
-    let mut prev: Option<(derain::PlanarRgb, derain::PlanarRgb, derain::PlanarRgb)> = None;
+    // The last two rainy, derained and clean frames, for the flicker steps.
+    let (mut ins, mut outs, mut gts) = (Vec::new(), Vec::new(), Vec::new());
     let mut share = 0.0;
     for (r, c) in pairs {
-        let rainy = io::load_image(r)?;
-        let clean = io::load_image(c)?;
-        if (rainy.width(), rainy.height()) != (clean.width(), clean.height()) {
-            bail!("size mismatch between {} and {}", r.display(), c.display());
-        }
+        let (rainy, clean) = load_pair(r, c)?;
         let mut out = pipeline
             .process_image(&rainy)
             .with_context(|| format!("derain {}", r.display()))?;
         share += pipeline.last_temporal().background_share as f64;
         out.quantize(); // score what a saved 8-bit output would score
         if let Some(dir) = &a.save {
-            std::fs::create_dir_all(dir)?;
+            // (`save_image` creates the folder.)
             let name = r.file_name().unwrap_or_default();
             io::save_image(&dir.join(name).with_extension("png"), &out)?;
         }
         let base = Scores::compute(&rainy, &clean)?;
         let got = Scores::compute(&out, &clean)?;
-        if let Some((pr, po, pc)) = &prev
-            && (pr.width(), pr.height()) == (rainy.width(), rainy.height())
-        {
-            fl_in.add([pr, &rainy], [pc, &clean]);
-            fl_out.add([po, &out], [pc, &clean]);
-        }
         rows.push((r.clone(), got, base));
-        prev = Some((rainy, out, clean));
+        for (last, frame) in [(&mut ins, rainy), (&mut outs, out), (&mut gts, clean)] {
+            if last.len() == 2 {
+                last.remove(0);
+            }
+            last.push(frame);
+        }
+        if gts.len() == 2 {
+            fl_in.add(&ins, &gts);
+            fl_out.add(&outs, &gts);
+        }
     }
     let got: Vec<Scores> = rows.iter().map(|r| r.1).collect();
     let base: Vec<Scores> = rows.iter().map(|r| r.2).collect();

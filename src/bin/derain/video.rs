@@ -433,10 +433,11 @@ impl FrameSource for FolderSource {
         };
         let index = self.next as u64;
         self.next += 1;
-        // A truncated JPEG or PNG decodes to grey without an error: refuse it by name.
-        derain::io::check_complete(path)?;
-        let img = image::ImageReader::open(path)
-            .and_then(|r| r.with_guessed_format())
+        // A truncated JPEG or PNG decodes to grey without an error: refuse it by name. The
+        // bytes are read once and decoded from memory.
+        let bytes = derain::io::read_complete(path)?;
+        let img = image::ImageReader::new(std::io::Cursor::new(bytes))
+            .with_guessed_format()
             .with_context(|| format!("opening {}", path.display()))?
             .decode()
             .with_context(|| format!("decoding {}", path.display()))?
