@@ -130,12 +130,36 @@ pub fn check_complete(path: &Path) -> Result<()> {
     read_complete(path).map(drop)
 }
 
-/// The bytes of a file that [`check_complete`] accepts, read once, for a caller that decodes
-/// them itself (`derain video`'s frame folders).
+/// The bytes of a file that [`check_complete`] accepts, read once.
 pub fn read_complete(path: &Path) -> Result<Vec<u8>> {
     let bytes = std::fs::read(path).map_err(|e| read_error(path, e))?;
     complete(path, &bytes)?;
     Ok(bytes)
+}
+
+/// Decodes the bytes of an image file with the checks of [`read_picture`] (header size and
+/// memory for `mode`, a whole file, EXIF orientation applied), for a caller that reads the
+/// file itself (`derain video`'s frame folders). `path` names the file in errors.
+pub fn decode_checked(path: &Path, bytes: &[u8], mode: Mode) -> Result<DynamicImage> {
+    let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| read_error(path, e))?;
+    // The size check below replaces the crate's default limits (512 MiB per allocation, which
+    // refuses 16-bit images derain can process).
+    reader.no_limits();
+    let mut decoder = reader.into_decoder().map_err(|e| read_error(path, e))?;
+    let (width, height) = decoder.dimensions();
+    check_size(width, height, mode, available_memory()).map_err(|reason| Error::ImageTooLarge {
+        path: path.into(),
+        width,
+        height,
+        reason,
+    })?;
+    complete(path, bytes)?;
+    let orientation = decoder.orientation().map_err(|e| read_error(path, e))?;
+    let mut img = DynamicImage::from_decoder(decoder).map_err(|e| read_error(path, e))?;
+    img.apply_orientation(orientation);
+    Ok(img)
 }
 
 fn complete(path: &Path, bytes: &[u8]) -> Result<()> {
@@ -154,25 +178,8 @@ fn read_error(path: &Path, e: impl std::fmt::Display) -> Error {
 
 fn read(path: &Path, mode: Mode, want_alpha: bool) -> Result<Picture> {
     let bytes = std::fs::read(path).map_err(|e| read_error(path, e))?;
-    let mut reader = image::ImageReader::new(std::io::Cursor::new(&bytes[..]))
-        .with_guessed_format()
-        .map_err(|e| read_error(path, e))?;
-    // The size check below replaces the crate's default limits (512 MiB per allocation, which
-    // refuses 16-bit images derain can process).
-    reader.no_limits();
-    let mut decoder = reader.into_decoder().map_err(|e| read_error(path, e))?;
-    let (width, height) = decoder.dimensions();
-    check_size(width, height, mode, available_memory()).map_err(|reason| Error::ImageTooLarge {
-        path: path.into(),
-        width,
-        height,
-        reason,
-    })?;
-    complete(path, &bytes)?;
-    let orientation = decoder.orientation().map_err(|e| read_error(path, e))?;
-    let mut img = DynamicImage::from_decoder(decoder).map_err(|e| read_error(path, e))?;
+    let img = decode_checked(path, &bytes, mode)?;
     drop(bytes);
-    img.apply_orientation(orientation);
     split(img, want_alpha).map_err(|e| read_error(path, e))
 }
 

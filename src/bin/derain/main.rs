@@ -43,6 +43,29 @@ enum Command {
     Video(video::VideoArgs),
 }
 
+/// An error with its own exit code (`derain video`: the input failed mid-stream, a signal
+/// stopped it, ...); other errors exit with 1.
+#[derive(Debug)]
+pub struct Exit {
+    code: u8,
+    error: anyhow::Error,
+}
+
+impl Exit {
+    /// `error` ending the process with `code`.
+    pub fn new(code: u8, error: anyhow::Error) -> anyhow::Error {
+        anyhow::Error::new(Exit { code, error })
+    }
+}
+
+impl std::fmt::Display for Exit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:#}", self.error)
+    }
+}
+
+impl std::error::Error for Exit {}
+
 /// Runs the parsed command.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
@@ -66,9 +89,20 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
+        Err(e) => match e.downcast_ref::<Exit>() {
+            // A signal's stop is not an error: its message says what was kept.
+            Some(exit) if exit.code >= 128 => {
+                eprintln!("{e:#}");
+                std::process::ExitCode::from(exit.code)
+            }
+            Some(exit) => {
+                eprintln!("error: {e:#}");
+                std::process::ExitCode::from(exit.code)
+            }
+            None => {
+                eprintln!("error: {e:#}");
+                std::process::ExitCode::FAILURE
+            }
+        },
     }
 }

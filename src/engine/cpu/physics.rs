@@ -144,30 +144,39 @@ impl RowContext<'_> {
         let (w, h, l) = (self.w, self.h, self.streak_half_length);
         let a = self.est.atmosphere;
         // Orientation test: means of the candidates along y and along x over ±L.
-        // The vertical sum is kept running while a thread walks down consecutive rows
-        // (rayon hands each task a contiguous range), and rebuilt every 64 rows.
-        let (y0, y1) = (y.saturating_sub(l), (y + l + 1).min(h));
+        // The vertical sum is kept running while a thread walks down consecutive rows and
+        // rebuilt at every 64th row. A thread that starts mid-block rebuilds at the block's
+        // first row and runs down to y: every row's sum takes the same additions in the same
+        // order whatever the scheduling, so the output does not depend on the thread count.
         let vm = &mut sc.vm[..w];
         let row = |yy: usize| &achro[yy * w..(yy + 1) * w];
-        if sc.vm_row == Some(y.wrapping_sub(1)) && !y.is_multiple_of(64) {
-            if y + l < h {
-                for (v, &c) in vm.iter_mut().zip(row(y + l)) {
+        let step = |vm: &mut [f32], yy: usize| {
+            if yy + l < h {
+                for (v, &c) in vm.iter_mut().zip(row(yy + l)) {
                     *v += c;
                 }
             }
-            if y > l {
-                for (v, &c) in vm.iter_mut().zip(row(y - l - 1)) {
+            if yy > l {
+                for (v, &c) in vm.iter_mut().zip(row(yy - l - 1)) {
                     *v -= c;
                 }
             }
+        };
+        if sc.vm_row == Some(y.wrapping_sub(1)) && !y.is_multiple_of(64) {
+            step(vm, y);
         } else {
+            let yb = y - y % 64;
             vm.fill(0.0);
-            for yy in y0..y1 {
+            for yy in yb.saturating_sub(l)..(yb + l + 1).min(h) {
                 for (v, &c) in vm.iter_mut().zip(row(yy)) {
                     *v += c;
                 }
             }
+            for yy in yb + 1..=y {
+                step(vm, yy);
+            }
         }
+        let (y0, y1) = (y.saturating_sub(l), (y + l + 1).min(h));
         sc.vm_row = Some(y);
         let inv_n = 1.0 / (y1 - y0) as f32;
         streaks::line_mean_row(&achro[y * w..(y + 1) * w], l, &mut sc.hm);

@@ -1,0 +1,373 @@
+//! `derain video` when things go wrong: a failing encoder or disk, a source that fails or ends
+//! early, a signal. Each test asserts the exit code, the message and what is left on disk.
+//! Inputs are made here (PNG frames, or short clips from `gst-launch-1.0`, which CI installs).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+mod common;
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_derain"));
+    c.env("RUST_LOG", "warn");
+    c
+}
+
+/// Waits for `child` at most `limit`; kills it and fails the test if it is still running.
+fn wait_bounded(mut child: Child, limit: Duration, what: &str) -> Output {
+    let start = Instant::now();
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return child.wait_with_output().unwrap();
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "{what}: still running after {limit:?} (hung); stderr: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `derain video ARGS` (CPU backend), killed after 60 s.
+fn video(args: &[&str]) -> Output {
+    let child = bin()
+        .arg("video")
+        .args(args)
+        .args(["--backend", "cpu"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_bounded(child, Duration::from_secs(60), "derain video")
+}
+
+/// `derain video ARGS` under a `sh` prelude (resource limits for the child only).
+fn video_limited(prelude: &str, args: &[&str]) -> Output {
+    let child = Command::new("sh")
+        .arg("-c")
+        .arg(format!("{prelude}; exec \"$0\" video \"$@\" --backend cpu"))
+        .arg(env!("CARGO_BIN_EXE_derain"))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_bounded(child, Duration::from_secs(60), "derain video (limited)")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn code(o: &Output) -> Option<i32> {
+    o.status.code()
+}
+
+fn write_frames(dir: &Path, n: usize, w: u32, h: u32) {
+    std::fs::create_dir_all(dir).unwrap();
+    for i in 0..n {
+        let img = image::RgbImage::from_fn(w, h, |x, y| {
+            let v = (x * 7 + y * 3 + i as u32 * 11) as u8;
+            image::Rgb([v, v.wrapping_mul(3), 255 - v])
+        });
+        img.save(dir.join(format!("{i:04}.png"))).unwrap();
+    }
+}
+
+/// Noise frames: incompressible, so the encoded file grows fast.
+fn write_noise_frames(dir: &Path, n: usize, w: u32, h: u32) {
+    std::fs::create_dir_all(dir).unwrap();
+    let mut s = 0x9e37_79b9_u32;
+    for i in 0..n {
+        let img = image::RgbImage::from_fn(w, h, |_, _| {
+            s ^= s << 13;
+            s ^= s >> 17;
+            s ^= s << 5;
+            let [a, b, c, _] = s.to_le_bytes();
+            image::Rgb([a, b, c])
+        });
+        img.save(dir.join(format!("{i:04}.png"))).unwrap();
+    }
+}
+
+/// `gst-launch-1.0 -q ARGS`; `None` (with a printed reason) when the tool is missing.
+fn gst_launch(pipeline: &str) -> Option<()> {
+    let Ok(o) = Command::new("gst-launch-1.0")
+        .arg("-q")
+        .args(pipeline.split_whitespace())
+        .output()
+    else {
+        eprintln!("gst-launch-1.0 not installed (scripts/setup.sh installs it)");
+        return None;
+    };
+    assert!(
+        o.status.success(),
+        "gst-launch-1.0 {pipeline}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    Some(())
+}
+
+/// Duration and whether the discoverer finds a video stream; `None` without the tool.
+fn discover(path: &Path) -> Option<(bool, String)> {
+    let o = Command::new("gst-discoverer-1.0").arg(path).output().ok()?;
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    Some((o.status.success() && text.contains("video"), text))
+}
+
+fn assert_playable(path: &Path) {
+    let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    assert!(size > 500, "{}: {size} bytes", path.display());
+    match discover(path) {
+        Some((ok, text)) => assert!(ok, "{} is not playable: {text}", path.display()),
+        None => eprintln!("gst-discoverer-1.0 not installed: size checked, not playback"),
+    }
+}
+
+fn tmp(name: &str) -> PathBuf {
+    common::temp_dir(&format!("video-{name}"))
+}
+
+#[test]
+fn frame_folder_with_a_truncated_frame_keeps_what_was_written() {
+    // Four good frames, then one cut in half: exit 3, the bad file named, and a finished file
+    // holding the first four (it used to leave 0 bytes, or accept the frame as grey).
+    let dir = tmp("truncated-frame");
+    let frames = dir.join("frames");
+    write_frames(&frames, 5, 64, 48);
+    let last = frames.join("0004.png");
+    let bytes = std::fs::read(&last).unwrap();
+    std::fs::write(&last, &bytes[..bytes.len() / 2]).unwrap();
+    let out = dir.join("out.mkv");
+    let o = video(&[frames.to_str().unwrap(), "-o", out.to_str().unwrap()]);
+    let e = stderr(&o);
+    assert_eq!(code(&o), Some(3), "{e}");
+    assert!(!e.contains("panicked"), "{e}");
+    assert!(
+        e.contains("0004.png") && e.contains("truncated") && e.contains("after 4 frames"),
+        "{e}"
+    );
+    assert_playable(&out);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn frames_too_small_for_the_encoder_fail_at_once_instead_of_hanging() {
+    // 3×5 px frames: the encoder refuses them after the first few. This used to block forever
+    // in a full appsrc that nobody drained.
+    let dir = tmp("tiny");
+    let frames = dir.join("frames");
+    write_frames(&frames, 6, 3, 5);
+    for ext in ["mp4", "mkv"] {
+        let out = dir.join(format!("out.{ext}"));
+        let start = Instant::now();
+        let o = video(&[frames.to_str().unwrap(), "-o", out.to_str().unwrap()]);
+        let e = stderr(&o);
+        // Either the tiny frames are encoded (a build of x264 that takes them) or the failure
+        // is reported: exit 4, naming the output; never a hang (wait_bounded) or a panic.
+        assert!(!e.contains("panicked"), "{e}");
+        if o.status.success() {
+            assert_playable(&out);
+        } else {
+            assert_eq!(code(&o), Some(4), "{e}");
+            assert!(e.contains(&format!("out.{ext}")), "{e}");
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "{ext}: {:?}",
+            start.elapsed()
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_full_disk_is_an_error_within_seconds() {
+    // Files may grow to 64 blocks (32-64 KiB); 40 noise frames of 160×120 encode to far
+    // more. SIGXFSZ is ignored, so the write fails with EFBIG instead of killing the process.
+    let dir = tmp("fsize");
+    let frames = dir.join("frames");
+    write_noise_frames(&frames, 40, 160, 120);
+    let out = dir.join("out.mkv");
+    let o = video_limited(
+        "trap '' XFSZ; ulimit -f 64",
+        &[
+            frames.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+            "--quantizer",
+            "0",
+        ],
+    );
+    let e = stderr(&o);
+    assert_eq!(code(&o), Some(4), "{e}");
+    assert!(e.contains("out.mkv") && e.contains("after "), "{e}");
+    assert!(!e.contains("panicked"), "{e}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn sigint_finishes_a_playable_mp4() {
+    // A long clip; SIGINT once the output exists: exit 130, "stopped by SIGINT", and an MP4
+    // that plays (an unfinished MP4 has no index and does not).
+    let dir = tmp("sigint");
+    let clip = dir.join("long.mkv");
+    let Some(()) = gst_launch(&format!(
+        "videotestsrc num-buffers=3000 pattern=ball ! video/x-raw,width=320,height=240,framerate=25/1 \
+         ! x264enc speed-preset=ultrafast ! matroskamux ! filesink location={}",
+        clip.display()
+    )) else {
+        return;
+    };
+    let out = dir.join("out.mp4");
+    let child = bin()
+        .args(["video", clip.to_str().unwrap(), "-o", out.to_str().unwrap()])
+        .args(["--backend", "cpu"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0) == 0 {
+        assert!(start.elapsed() < Duration::from_secs(30), "no output yet");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(700));
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let o = wait_bounded(child, Duration::from_secs(30), "derain video after SIGINT");
+    let e = stderr(&o);
+    assert_eq!(code(&o), Some(130), "{e}");
+    assert!(
+        e.contains("stopped by SIGINT") && e.contains("finished"),
+        "{e}"
+    );
+    assert!(!e.contains("panicked"), "{e}");
+    assert_playable(&out);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn duration_stops_at_stream_time() {
+    let dir = tmp("duration");
+    let frames = dir.join("frames");
+    write_frames(&frames, 40, 32, 24);
+    let out = dir.join("out.mkv");
+    let o = video(&[
+        frames.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--fps",
+        "20",
+        "--duration",
+        "1.5",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains(": 30 frames"), "{stdout}");
+    assert_playable(&out);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn truncated_mp4_input_is_reported() {
+    // An MP4 with its index first (faststart), cut at 40 %: the demuxer ends early without an
+    // error. `derain video` writes what there is, and warns, naming the file.
+    let dir = tmp("truncated-mp4");
+    let clip = dir.join("clip.mp4");
+    let Some(()) = gst_launch(&format!(
+        "videotestsrc num-buffers=100 ! video/x-raw,width=160,height=120,framerate=25/1 \
+         ! x264enc ! mp4mux faststart=true ! filesink location={}",
+        clip.display()
+    )) else {
+        return;
+    };
+    let bytes = std::fs::read(&clip).unwrap();
+    let cut = dir.join("cut.mp4");
+    std::fs::write(&cut, &bytes[..bytes.len() * 2 / 5]).unwrap();
+    let out = dir.join("out.mkv");
+    let o = video(&[cut.to_str().unwrap(), "-o", out.to_str().unwrap()]);
+    let e = stderr(&o);
+    assert!(o.status.success(), "{e}");
+    assert!(
+        e.contains("cut.mp4") && e.contains("looks truncated"),
+        "{e}"
+    );
+    assert_playable(&out);
+    // The whole file: no warning.
+    let o = video(&[clip.to_str().unwrap(), "-o", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("truncated"), "{}", stderr(&o));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn an_audio_track_is_reported_as_not_copied() {
+    let dir = tmp("audio");
+    let clip = dir.join("av.mkv");
+    let Some(()) = gst_launch(&format!(
+        "videotestsrc num-buffers=25 ! video/x-raw,width=64,height=48,framerate=25/1 ! x264enc \
+         ! matroskamux name=m ! filesink location={} audiotestsrc num-buffers=40 \
+         ! audioconvert ! audio/x-raw,format=S16LE ! m.",
+        clip.display()
+    )) else {
+        return;
+    };
+    let out = dir.join("out.mkv");
+    let o = video(&[clip.to_str().unwrap(), "-o", out.to_str().unwrap()]);
+    let e = stderr(&o);
+    assert!(o.status.success(), "{e}");
+    assert!(e.contains("audio track is not copied"), "{e}");
+    assert_playable(&out);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn bad_limits_and_reconnect_on_a_file_are_argument_errors() {
+    let dir = tmp("args");
+    let frames = dir.join("frames");
+    write_frames(&frames, 2, 16, 16);
+    let out = dir.join("o.mkv");
+    let o = video(&[
+        frames.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--max-frames",
+        "0",
+    ]);
+    assert_eq!(code(&o), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--max-frames"), "{}", stderr(&o));
+    let o = video(&[
+        frames.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--duration",
+        "-1",
+    ]);
+    assert_eq!(code(&o), Some(2), "{}", stderr(&o));
+    let o = video(&[
+        frames.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--reconnect",
+    ]);
+    assert_eq!(code(&o), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("--reconnect is for streams"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!out.exists());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
