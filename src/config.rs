@@ -161,6 +161,9 @@ pub const DEFAULT_STRENGTH: f32 = 1.0;
 pub const DEFAULT_ATMOSPHERE_SMOOTHING: f32 = 0.9;
 /// Lower bound t0 of the transmission in the inversion (guards the division).
 pub const DEFAULT_MIN_TRANSMISSION: f32 = 0.1;
+/// Most sensor noise (σ on \[0,1\]) the inversion may make out of a frame's grain: T is kept
+/// at or above σ̂ / this (`physics::noise`); 0 turns the bound off (the paper's inversion).
+pub const DEFAULT_MAX_OUTPUT_NOISE: f32 = 3.0 / 255.0;
 /// Largest fraction of the veil removed (the dark-channel prior's ω). 0.8 rather than He et
 /// al.'s 0.95: on rendered heavy rain (whose A can be darker than the sky) a stronger removal
 /// over-darkens more than it recovers (BENCHMARKS.md, quality section).
@@ -178,6 +181,8 @@ pub const DEFAULT_DECOMPOSITION_EPS: f32 = 1e-3;
 pub struct PhysicsParams {
     /// Lower bound t0 of T in the inversion, in (0, 1].
     pub min_transmission: f32,
+    /// Noise bound on the inversion's gain, σ on \[0,1\] in [0, 0.25]; 0 = off.
+    pub max_output_noise: f32,
     /// ω in T = 1 − ω·dark(I/A), in [0, 1].
     pub veil_removal: f32,
     /// Gain on S, in [0, 2].
@@ -192,6 +197,7 @@ impl Default for PhysicsParams {
     fn default() -> Self {
         Self {
             min_transmission: DEFAULT_MIN_TRANSMISSION,
+            max_output_noise: DEFAULT_MAX_OUTPUT_NOISE,
             veil_removal: DEFAULT_VEIL_REMOVAL,
             streak_gain: DEFAULT_STREAK_GAIN,
             decomposition_radius_px: DEFAULT_DECOMPOSITION_RADIUS_PX,
@@ -269,6 +275,7 @@ impl Config {
         )?;
         let p = &self.physics;
         in_range("min-transmission", p.min_transmission, 0.01, 1.0)?;
+        in_range("max-output-noise", p.max_output_noise, 0.0, 0.25)?;
         in_range("veil-removal", p.veil_removal, 0.0, 1.0)?;
         in_range("streak-gain", p.streak_gain, 0.0, 2.0)?;
         in_range("decomposition-eps", p.decomposition_eps, 1e-6, 1.0)?;

@@ -24,7 +24,9 @@
 //!    the normalised dark channel, so clear and mildly hazy scenes keep T ≈ 1 (no colour casts
 //!    or darkening on light rain).
 //!    T̃ is refined by a guided filter on LF's luminance and upsampled with the full-resolution
-//!    guide (guided upsampling), then clamped to [t0, 1].
+//!    guide (guided upsampling), then clamped to [t0', 1], where t0' ≥ t0 is the noise
+//!    bound of `noise.rs`: the gain 1/T may not turn the camera's grain (σ estimated per
+//!    frame) into more than 3 grey levels, within [t0, 0.5], up to 1 for frames of noise.
 //! 4. Observed streaks: the achromatic positive part of HF that is also narrow in x (a
 //!    horizontal opening of min(R,G,B)), weighted by how much more it extends vertically than
 //!    horizontally (rain falls within ±10–20° of vertical); see `streaks.rs`.
@@ -34,6 +36,7 @@
 pub mod atmosphere;
 pub mod dark;
 pub mod guided_filter;
+pub mod noise;
 pub mod resample;
 pub mod residue;
 pub mod source;

@@ -530,3 +530,34 @@ fn temporal_on_uses_the_frames_before_and_keeps_alpha() {
         "temporal on: error {e_on:.2} vs off {e_off:.2} (sum of the last 4 frames)"
     );
 }
+
+#[test]
+fn caps_say_the_real_size_limits() {
+    init();
+    let factory = gst::ElementFactory::find("derain").unwrap();
+    let max = derain_lib::frame::MAX_DIMENSION as i32;
+    for template in factory.static_pad_templates() {
+        let caps = template.caps();
+        let too_wide = gst_video::VideoCapsBuilder::new()
+            .format(VideoFormat::Rgba)
+            .width(max + 1)
+            .height(16)
+            .build();
+        let fits = gst_video::VideoCapsBuilder::new()
+            .format(VideoFormat::Rgba)
+            .width(max)
+            .height(max)
+            .build();
+        assert!(!caps.can_intersect(&too_wide), "{caps}");
+        assert!(caps.can_intersect(&fits), "{caps}");
+    }
+    // A pipeline asking for a wider frame cannot even be linked: no buffer is ever made.
+    init();
+    let err = gst::parse::launch(&format!(
+        "videotestsrc num-buffers=1 ! video/x-raw,format=RGBA,width={},height=8 ! derain ! fakesink",
+        max + 1
+    ))
+    .err()
+    .expect("the link is refused");
+    assert!(err.to_string().contains("can't handle caps"), "{err}");
+}

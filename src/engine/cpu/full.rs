@@ -134,7 +134,11 @@ pub(crate) fn derain_full_into(
     if w == 0 || h == 0 {
         return Err(Error::param("input", "empty image"));
     }
+    // The bound on the gain 1/T that keeps sensor noise in check (physics::noise).
     let t0 = params.min_transmission;
+    // The bound on the gain 1/T that keeps sensor noise in check (physics::noise), in the
+    // inversion only: stage 2 sees the estimated T, as in training.
+    let t_inv = crate::physics::noise::min_transmission_for(&src, params);
     let t_start = std::time::Instant::now();
 
     // The streak network at full resolution: R, then I_s = clamp(I − R, 0, 1).
@@ -233,7 +237,10 @@ pub(crate) fn derain_full_into(
                     let tu = &ups[0][..w];
                     for x in 0..w {
                         let (r, g, b) = (ir[x], ig[x], ib[x]);
-                        let t = tu[x];
+                        // Below the noise bound, T is raised to it (both terms): less veil
+                        // is removed rather than the grain amplified. Without it, the
+                        // trained pipeline's (I − (1 − T)·A) / max(T, t0).
+                        let t = if t_inv > t0 { tu[x].max(t_inv) } else { tu[x] };
                         let inv_t = 1.0 / t.max(t0);
                         let omt = 1.0 - t;
                         o0[x] = invert(r, omt, a[0], inv_t);

@@ -260,7 +260,8 @@ pub(crate) fn derain_physics_into(
         streak_width: sc.streak_width,
         streak_half_length: sc.streak_half_length,
         gain: params.streak_gain,
-        t0: params.min_transmission,
+        // The bound on the gain 1/T that keeps sensor noise in check (physics::noise).
+        t0: crate::physics::noise::min_transmission_for(&src, params),
     };
     ws.achromatic.resize(w * h, 0.0);
     ws.lf_luma.resize(w * h, 0.0);

@@ -454,11 +454,22 @@ fn emulated_physics(
         lwi => i32, lhi => i32, si => i32, sc.streak_width as i32 => i32,
         achro.as_mut_ptr() => *mut f32, luma.as_mut_ptr() => *mut f32);
     let [ar, ag, ab] = est.atmosphere;
-    let (l, gain, t0) = (
-        sc.streak_half_length as i32,
-        params.streak_gain,
-        params.min_transmission,
-    );
+    // The noise bound, from the host frame as the engine computes it.
+    let t0 = match &packed {
+        Some((frame, _, _)) => {
+            crate::physics::noise::min_transmission_for(&Source::Packed(frame), params)
+        }
+        None => {
+            let img = crate::frame::PlanarRgb::from_planes(std::array::from_fn(|c| Plane {
+                width: w,
+                height: h,
+                data: rgb[c * w * h..(c + 1) * w * h].to_vec(),
+            }))
+            .unwrap();
+            crate::physics::noise::min_transmission_for(&Source::Planar(&img), params)
+        }
+    };
+    let (l, gain) = (sc.streak_half_length as i32, params.streak_gain);
     match packed {
         None => {
             let mut out = vec![0f32; 5 * n];

@@ -443,6 +443,8 @@ impl Inner {
         let img_lo = [plane(0), plane(1), plane(2)];
         let res_lo = plane(3);
         let est = estimate_from_downsampled(&img_lo, &res_lo, &sc, params, tracker)?;
+        // The noise bound on the gain 1/T, from the host frame (physics::noise).
+        let t0 = crate::physics::noise::min_transmission_for(&input, params);
         let host_ms = t_host.elapsed().as_secs_f64() * 1e3;
         self.last_host_ms = host_ms;
         let slot = &mut self.slots[si];
@@ -510,7 +512,7 @@ impl Inner {
                     g,
                     half_length: sc.streak_half_length,
                     gain: params.streak_gain,
-                    t0: params.min_transmission,
+                    t0,
                     atmosphere: est.atmosphere,
                 };
                 launch::physics_pass2_packed8(
@@ -549,7 +551,7 @@ impl Inner {
                     g,
                     half_length: sc.streak_half_length,
                     gain: params.streak_gain,
-                    t0: params.min_transmission,
+                    t0,
                     atmosphere: est.atmosphere,
                 };
                 launch::physics_pass2_planar(

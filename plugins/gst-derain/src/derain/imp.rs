@@ -449,8 +449,13 @@ impl ElementImpl for Derain {
     fn pad_templates() -> &'static [gst::PadTemplate] {
         static PAD_TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
             use gst_video::VideoFormat as F;
+            // The real limits, so that caps negotiation (not the first buffer) refuses a
+            // frame the library would.
+            let max = derain_lib::frame::MAX_DIMENSION as i32;
             let caps = gst_video::VideoCapsBuilder::new()
                 .format_list([F::Rgba, F::Bgra, F::Rgbx, F::Bgrx])
+                .width_range(1..=max)
+                .height_range(1..=max)
                 .build();
             vec![
                 gst::PadTemplate::new(
