@@ -1,0 +1,102 @@
+//! Property test of the library's frame API: any size, stride, pixel format and buffer length,
+//! in both modes, either works (alpha and padding kept, output in range) or is a typed error;
+//! never a panic. A bounded number of cases, so it runs in seconds in CI.
+
+use derain::{Config, Error, FrameMut, FrameRef, Mode, Pipeline, PixelFormat};
+use proptest::prelude::*;
+
+fn format_of(i: usize) -> PixelFormat {
+    PixelFormat::ALL[i % PixelFormat::ALL.len()]
+}
+
+fn bytes(n: usize, seed: u64) -> Vec<u8> {
+    let mut s = seed | 1;
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s >> 24) as u8
+        })
+        .collect()
+}
+
+fn pipeline(mode: Mode) -> Pipeline {
+    Pipeline::new(Config {
+        mode,
+        backend: derain::Backend::Cpu,
+        ..Config::default()
+    })
+    .unwrap()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(96))]
+
+    #[test]
+    fn any_valid_frame_is_processed_and_keeps_what_is_not_colour(
+        w in 1u32..90, h in 1u32..70, pad in 0usize..24, fi in 0usize..5, seed in 0u64..1 << 40,
+        full in proptest::bool::weighted(0.2),
+    ) {
+        let format = format_of(fi);
+        let bpp = format.bytes_per_pixel();
+        let stride = w as usize * bpp + pad;
+        let len = stride * (h as usize - 1) + w as usize * bpp;
+        let input = bytes(len, seed);
+        let mut out = vec![0xA5u8; len];
+        let src = FrameRef::new(&input, w, h, stride, format).unwrap();
+        let mut dst = FrameMut::new(&mut out, w, h, stride, format).unwrap();
+        let mode = if full { Mode::Full } else { Mode::Physics };
+        pipeline(mode).process(&src, &mut dst).unwrap();
+        for y in 0..h as usize {
+            let row = &out[y * stride..];
+            // Row padding is not touched.
+            if y + 1 < h as usize {
+                prop_assert!(row[w as usize * bpp..stride].iter().all(|&b| b == 0xA5));
+            }
+            // Alpha is copied from the input.
+            if matches!(format, PixelFormat::Rgba | PixelFormat::Bgra) {
+                for x in 0..w as usize {
+                    prop_assert_eq!(row[x * 4 + 3], input[y * stride + x * 4 + 3]);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn inconsistent_frames_are_typed_errors(
+        w in 0u32..40, h in 0u32..40, stride in 0usize..200, len in 0usize..6000, fi in 0usize..5,
+    ) {
+        let format = format_of(fi);
+        let buf = vec![0u8; len];
+        let need = (w as usize) * format.bytes_per_pixel();
+        let fits = w > 0 && h > 0 && stride >= need
+            && len >= stride * (h as usize - 1) + need;
+        match FrameRef::new(&buf, w, h, stride, format) {
+            Ok(f) => {
+                prop_assert!(fits, "{w}x{h} stride {stride} len {len} accepted");
+                let mut out = vec![0u8; len];
+                let mut dst = FrameMut::new(&mut out, w, h, stride, format).unwrap();
+                prop_assert!(pipeline(Mode::Physics).process(&f, &mut dst).is_ok());
+            }
+            Err(e) => {
+                prop_assert!(!fits, "{w}x{h} stride {stride} len {len} refused: {e}");
+                prop_assert!(matches!(e, Error::UnsupportedFrame { .. } | Error::InvalidParameter { .. }), "{e:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn input_and_output_of_different_sizes_are_an_error(
+        w in 1u32..30, h in 1u32..30, dw in 1u32..3, fi in 0usize..5,
+    ) {
+        let format = format_of(fi);
+        let bpp = format.bytes_per_pixel();
+        let input = bytes((w * h) as usize * bpp, 7);
+        let w2 = w + dw;
+        let mut out = vec![0u8; (w2 * h) as usize * bpp];
+        let src = FrameRef::new(&input, w, h, w as usize * bpp, format).unwrap();
+        let mut dst = FrameMut::new(&mut out, w2, h, w2 as usize * bpp, format).unwrap();
+        prop_assert!(pipeline(Mode::Physics).process(&src, &mut dst).is_err());
+    }
+}
