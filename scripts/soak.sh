@@ -54,7 +54,11 @@ while :; do
   alive=0
   for i in "${!pids[@]}"; do
     [[ ${names[$i]} == camera-* ]] && continue
-    if rss=$(awk '/^VmRSS/ {print $2}' "/proc/${pids[$i]}/status" 2>/dev/null) && [ -n "$rss" ]; then
+    pid=${pids[$i]}
+    # The elements run under `timeout`: measure its child, gst-launch-1.0.
+    child=$(pgrep -P "$pid" | head -1 || true)
+    [ -n "$child" ] && pid=$child
+    if rss=$(awk '/^VmRSS/ {print $2}' "/proc/$pid/status" 2>/dev/null) && [ -n "$rss" ]; then
       echo "$now,${names[$i]},$rss" >>"$out/rss.csv"
       alive=1
     fi

@@ -371,3 +371,91 @@ fn bad_limits_and_reconnect_on_a_file_are_argument_errors() {
     assert!(!out.exists());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A camera stand-in: live H.264 in MPEG-TS over UDP to 127.0.0.1:`port`, for `secs` seconds.
+fn udp_camera(port: u16, secs: u32) -> Option<Child> {
+    let pipeline = format!(
+        "videotestsrc is-live=true pattern=ball num-buffers={} \
+         ! video/x-raw,width=160,height=120,framerate=20/1 \
+         ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=10 \
+         ! mpegtsmux ! udpsink host=127.0.0.1 port={port} sync=true",
+        secs * 20
+    );
+    match Command::new("gst-launch-1.0")
+        .arg("-q")
+        .args(pipeline.split_whitespace())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+    {
+        Ok(c) => Some(c),
+        Err(_) => {
+            eprintln!("gst-launch-1.0 not installed (scripts/setup.sh installs it)");
+            None
+        }
+    }
+}
+
+#[test]
+fn a_camera_that_drops_ends_with_a_finished_file_and_exit_3() {
+    let dir = tmp("camera-drop");
+    let out = dir.join("out.mp4");
+    let port = 5600 + (std::process::id() % 300) as u16;
+    let Some(mut camera) = udp_camera(port, 4) else {
+        return;
+    };
+    let o = video(&[
+        &format!("udp://127.0.0.1:{port}"),
+        "-o",
+        out.to_str().unwrap(),
+        "--stall-timeout",
+        "2",
+    ]);
+    let _ = camera.kill();
+    let _ = camera.wait();
+    let e = stderr(&o);
+    assert_eq!(code(&o), Some(3), "{e}");
+    assert!(e.contains("stalled") && e.contains("finished, playable"), "{e}");
+    assert_playable(&out);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn reconnect_follows_a_camera_that_comes_back() {
+    let dir = tmp("camera-back");
+    let out = dir.join("out.mkv");
+    let port = 5900 + (std::process::id() % 300) as u16;
+    let Some(mut first) = udp_camera(port, 3) else {
+        return;
+    };
+    let child = bin()
+        .args(["video", &format!("udp://127.0.0.1:{port}"), "-o", out.to_str().unwrap()])
+        .args(["--backend", "cpu", "--reconnect", "--stall-timeout", "1.5"])
+        .args(["--duration", "4"])
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The camera sends 3 s, is gone for about 3 s, then comes back for 6 s.
+    let _ = first.wait();
+    std::thread::sleep(Duration::from_secs(3));
+    let mut second = udp_camera(port, 6).unwrap();
+    let o = wait_bounded(child, Duration::from_secs(40), "derain video --reconnect");
+    let _ = second.kill();
+    let _ = second.wait();
+    let e = stderr(&o);
+    assert!(o.status.success(), "{e}");
+    assert!(e.contains("reconnecting") && e.contains("reconnected"), "{e}");
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    // 4 s of video at 20 fps, from both connections (the gap is left out).
+    let frames: u64 = stdout
+        .split(": ")
+        .nth(1)
+        .and_then(|s| s.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!((70..=81).contains(&frames), "{frames} frames: {stdout}");
+    assert_playable(&out);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -187,29 +187,24 @@ pub fn run(a: VideoArgs) -> Result<()> {
         if a.max_frames.is_some_and(|m| frames >= m) {
             break End::Done;
         }
-        let frame = match source.next_frame() {
+        let frame = source.next_frame();
+        let frame = match frame {
             Ok(Some(frame)) => frame,
             Ok(None) if stop.requested().is_some() => continue,
-            Ok(None) if a.reconnect => {
-                let why = anyhow!("the stream ended");
-                match reopen(&a, &stop, &why) {
-                    Some(s) => {
-                        source = s;
-                        (first_pts, base) = (None, written_end);
-                        continue;
-                    }
-                    None => continue,
-                }
-            }
-            Ok(None) => break End::Done,
-            Err(e) if a.reconnect => match reopen(&a, &stop, &e) {
-                Some(s) => {
+            Ok(None) | Err(_) if a.reconnect => {
+                let why = match frame {
+                    Err(e) => e,
+                    Ok(_) => anyhow!("the stream ended"),
+                };
+                // The old connection is closed first (a UDP port, a camera's session).
+                source.stop();
+                if let Some(s) = reopen(&a, &stop, &why) {
                     source = s;
                     (first_pts, base) = (None, written_end);
-                    continue;
                 }
-                None => continue,
-            },
+                continue;
+            }
+            Ok(None) => break End::Done,
             Err(e) => break End::InputFailed(e),
         };
         let (w, h) = (frame.width, frame.height);
