@@ -102,7 +102,10 @@ pub enum Error {
     },
     // --- device ---
     /// `backend=cuda` was asked for but no CUDA driver is present.
-    #[error("no CUDA driver on this machine (libcuda not found); use backend=auto or cpu")]
+    #[error(
+        "no CUDA driver on this machine (libcuda not found): the CUDA backend cannot run here \
+         (--backend cpu / backend=cpu runs on the CPU)"
+    )]
     NoCudaDriver,
     /// `backend=cuda` was asked for in a build without the `cuda` feature.
     #[error("built without the `cuda` feature")]

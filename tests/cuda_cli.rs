@@ -49,6 +49,9 @@ fn backend_cuda_without_driver_is_a_clear_error_and_auto_uses_the_cpu() {
     assert!(out.contains("backend cpu"), "{out}");
     // One warning naming the fallback.
     assert_eq!(err.matches("CUDA not used").count(), 1, "{err}");
+    // It says how to silence it in CLI words, and does not tell to use what is in use.
+    assert!(err.contains("--backend cpu"), "{err}");
+    assert!(!err.contains("use backend=auto"), "{err}");
     assert!(output.exists());
 
     let r = derain(&[

@@ -84,6 +84,7 @@ fn auto_engine(config: &Config) -> Result<Engine> {
                     log::info!("backend=auto: using CUDA on {}", e.device().name);
                     return Ok(Engine::Cuda(e));
                 }
+                Err(Error::NoCudaDriver) => "no CUDA driver on this machine".to_string(),
                 Err(e) => e.to_string(),
             }
         } else {
@@ -91,7 +92,10 @@ fn auto_engine(config: &Config) -> Result<Engine> {
         };
         static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
         if !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
-            log::warn!("backend=auto: CUDA not used ({why}); using the CPU engine");
+            log::warn!(
+                "backend auto: CUDA not used ({why}); running on the CPU (--backend cpu, or \
+                 backend=cpu on the element, says so and silences this)"
+            );
         } else {
             log::debug!("backend=auto: CUDA not used ({why}); using the CPU engine");
         }

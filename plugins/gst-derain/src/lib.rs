@@ -21,6 +21,8 @@ gst::plugin_define!(
     "MIT/X11",
     env!("CARGO_PKG_NAME"),
     env!("CARGO_PKG_NAME"),
-    env!("CARGO_PKG_REPOSITORY"),
+    // The project has no public origin URL yet; GStreamer's own wording for that (an empty
+    // origin makes the registry refuse the plugin).
+    "Unknown package origin",
     env!("BUILD_REL_DATE")
 );

@@ -106,7 +106,9 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
         match cuda_bench(&a, &sizes) {
             Ok(()) => return Ok(()),
             Err(e) if a.backend == derain::Backend::Auto => {
-                log::warn!("backend=auto: CUDA not used ({e:#}); benchmarking the CPU engine");
+                log::warn!(
+                    "backend auto: CUDA not used ({e:#}); benchmarking the CPU engine (--backend cpu silences this)"
+                );
             }
             Err(e) => return Err(e),
         }
