@@ -18,7 +18,10 @@ fn ms_per_frame(p: &mut Pipeline, input: &[u8], w: usize, h: usize, n: usize) ->
 }
 
 fn main() {
-    let rounds: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(7);
+    let rounds: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(7);
     for (w, h) in [(1280usize, 720usize), (1920, 1080)] {
         // A procedural scene (gradients and blocks) under rendered layered rain.
         let planes = [0.3f32, 0.5, 0.7].map(|base| {
@@ -39,7 +42,8 @@ fn main() {
         let params = derain::synth::RainParams::sample(&mut rng, &range).unwrap();
         let rainy = derain::synth::render(&clean, &params).unwrap();
         let mut input = vec![0u8; w * h * 4];
-        let mut f = FrameMut::new(&mut input, w as u32, h as u32, w * 4, PixelFormat::Rgba).unwrap();
+        let mut f =
+            FrameMut::new(&mut input, w as u32, h as u32, w * 4, PixelFormat::Rgba).unwrap();
         rainy.input.write_frame(&mut f, None).unwrap();
         let make = |noise: f32| {
             Pipeline::new(Config {
@@ -60,7 +64,10 @@ fn main() {
         for _ in 0..rounds {
             let a = ms_per_frame(&mut on, &input, w, h, 20);
             let b = ms_per_frame(&mut off, &input, w, h, 20);
-            println!("{w}x{h}: bound on {a:.2} ms, off {b:.2} ms, ratio {:.3}", a / b);
+            println!(
+                "{w}x{h}: bound on {a:.2} ms, off {b:.2} ms, ratio {:.3}",
+                a / b
+            );
             ratios.push(a / b);
         }
         ratios.sort_by(f64::total_cmp);

@@ -42,6 +42,15 @@ run() { # run NAME VAR=VALUE...
 # A synchronised sink that sends QoS, like a display does (fakesink does not by default).
 run testsrc-live-display.sh NUM_BUFFERS=50 SINK="fakesink sync=true qos=true"
 run dashcam-file-to-file.sh IN="$tmp/in.mp4" OUT="$tmp/out.mp4"
+# The bus statistics: 3 s of live frames, a message every 500 ms, read back as lines.
+run stats-monitor.sh NUM_BUFFERS=75 INTERVAL=500
+if ! grep -q "^fps=.* processed=[0-9]* dropped=[0-9]* rain-level=" "$tmp/log"; then
+    echo "   FAILED: no derain-stats lines; its output:"
+    sed 's/^/   | /' "$tmp/log"
+    failed+=("stats-monitor.sh (messages)")
+else
+    echo "   $(grep -c '^fps=' "$tmp/log") messages, last: $(grep '^fps=' "$tmp/log" | tail -1)"
+fi
 # The discoverer's output is captured before it is searched: `discoverer | grep -q` under
 # pipefail fails now and then (grep quits at the first match, the discoverer's next write gets
 # SIGPIPE; 2 runs in 100 here, and one CI run).

@@ -415,7 +415,10 @@ fn a_camera_that_drops_ends_with_a_finished_file_and_exit_3() {
     let _ = camera.wait();
     let e = stderr(&o);
     assert_eq!(code(&o), Some(3), "{e}");
-    assert!(e.contains("stalled") && e.contains("finished, playable"), "{e}");
+    assert!(
+        e.contains("stalled") && e.contains("finished, playable"),
+        "{e}"
+    );
     assert_playable(&out);
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -429,7 +432,12 @@ fn reconnect_follows_a_camera_that_comes_back() {
         return;
     };
     let child = bin()
-        .args(["video", &format!("udp://127.0.0.1:{port}"), "-o", out.to_str().unwrap()])
+        .args([
+            "video",
+            &format!("udp://127.0.0.1:{port}"),
+            "-o",
+            out.to_str().unwrap(),
+        ])
         .args(["--backend", "cpu", "--reconnect", "--stall-timeout", "1.5"])
         .args(["--duration", "4"])
         .env("RUST_LOG", "info")
@@ -446,7 +454,10 @@ fn reconnect_follows_a_camera_that_comes_back() {
     let _ = second.wait();
     let e = stderr(&o);
     assert!(o.status.success(), "{e}");
-    assert!(e.contains("reconnecting") && e.contains("reconnected"), "{e}");
+    assert!(
+        e.contains("reconnecting") && e.contains("reconnected"),
+        "{e}"
+    );
     let stdout = String::from_utf8_lossy(&o.stdout);
     // 4 s of video at 20 fps, from both connections (the gap is left out).
     let frames: u64 = stdout

@@ -207,6 +207,10 @@ pub struct Estimate {
     pub transmission: Vec<Plane>,
     /// A for this frame (after temporal smoothing when a tracker is given).
     pub atmosphere: [f32; 3],
+    /// Mean of the (unrefined) transmission T̃ over the frame, in [0, 1].
+    pub mean_transmission: f32,
+    /// The frame's veil score ([0,1], 0 = clear; see [`veil_median_from_downsampled`]).
+    pub veil: f32,
 }
 
 /// The whole estimation at reduced resolution (decomposition coefficients, A, veil score, T
@@ -228,10 +232,20 @@ pub fn estimate_from_downsampled(
         lo.atmosphere
     );
     let transmission = transmission_coefficients(&lo, omega, sc)?;
+    let n = lo.dark.data.len().max(1) as f64;
+    let mean_dark = lo
+        .dark
+        .data
+        .iter()
+        .map(|&d| f64::from(d.min(1.0)))
+        .sum::<f64>()
+        / n;
     Ok(Estimate {
         decomposition: lo.decomposition,
         transmission,
         atmosphere: lo.atmosphere,
+        mean_transmission: (1.0 - f64::from(omega) * mean_dark) as f32,
+        veil,
     })
 }
 
@@ -353,6 +367,11 @@ pub struct RunInfo {
     /// The physics veil gate k used for this frame in `full` mode (after temporal smoothing);
     /// `None` in `physics` mode.
     pub veil_gate: Option<f32>,
+    /// Mean veil transmission T over the frame (estimation resolution), in [0, 1]: 1 = no
+    /// veil. A frame-level rain-intensity measure for monitoring.
+    pub mean_transmission: f32,
+    /// The veil score in [0, 1] (physics: the dark-channel score; full: the gate k).
+    pub veil: f32,
     /// Wall time of each step.
     pub timings: StageTimings,
 }

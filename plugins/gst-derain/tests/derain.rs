@@ -287,6 +287,9 @@ fn latency_query_reports_upstream_plus_what_derain_adds() {
 #[test]
 fn late_frames_are_dropped_under_qos_unless_disabled() {
     let mut h = harness(VideoFormat::Rgba, 64, 48);
+    let bus = gst::Bus::new();
+    element(&h).set_bus(Some(&bus));
+    element(&h).set_property("stats-interval", 1u32);
     // Downstream says: anything with a running time before 1 s is too late.
     let qos = gst::event::Qos::new(gst::QOSType::Underflow, 1.0, 0, gst::ClockTime::SECOND);
     assert!(h.push_upstream_event(qos));
@@ -296,14 +299,27 @@ fn late_frames_are_dropped_under_qos_unless_disabled() {
     h.push(late_free).unwrap();
     assert_eq!(h.pull().unwrap().pts(), Some(FRAME * 50));
     assert_eq!(element(&h).property::<u64>("frames-processed"), 1);
+    // The stats message counts the dropped frame.
+    std::thread::sleep(std::time::Duration::from_millis(3));
+    h.push(frame(VideoFormat::Rgba, 64, 48, 52)).unwrap();
+    h.pull().unwrap();
+    let last = std::iter::from_fn(|| bus.pop())
+        .filter_map(|m| match m.view() {
+            gst::MessageView::Element(e) => e.structure().map(|s| s.to_owned()),
+            _ => None,
+        })
+        .last()
+        .expect("a derain-stats message");
+    assert_eq!(last.get::<u64>("dropped").unwrap(), 1, "{last}");
+    assert_eq!(last.get::<u64>("processed").unwrap(), 2, "{last}");
 
     element(&h).set_property("qos", false);
     let qos = gst::event::Qos::new(gst::QOSType::Underflow, 1.0, 0, gst::ClockTime::SECOND * 5);
     assert!(h.push_upstream_event(qos));
-    h.push(frame(VideoFormat::Rgba, 64, 48, 51)).unwrap();
+    h.push(frame(VideoFormat::Rgba, 64, 48, 53)).unwrap();
     assert_eq!(
         h.pull().unwrap().pts(),
-        Some(FRAME * 51),
+        Some(FRAME * 53),
         "qos=false dropped"
     );
 }
@@ -560,4 +576,49 @@ fn caps_say_the_real_size_limits() {
     .err()
     .expect("the link is refused");
     assert!(err.to_string().contains("can't handle caps"), "{err}");
+}
+
+#[test]
+fn stats_messages_on_the_bus_count_processed_and_dropped_frames() {
+    let mut h = harness(VideoFormat::Rgba, 64, 48);
+    let el = element(&h);
+    let bus = gst::Bus::new();
+    el.set_bus(Some(&bus));
+    el.set_property("stats-interval", 1u32);
+    assert_eq!(el.property::<u32>("stats-interval"), 1);
+    for i in 0..6 {
+        h.push_and_pull(frame(VideoFormat::Rgba, 64, 48, i))
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(3));
+    }
+    let stats: Vec<gst::Structure> = std::iter::from_fn(|| bus.pop())
+        .filter_map(|m| match m.view() {
+            gst::MessageView::Element(e) => e
+                .structure()
+                .filter(|s| s.name() == "derain-stats")
+                .map(|s| s.to_owned()),
+            _ => None,
+        })
+        .collect();
+    assert!(stats.len() >= 3, "{} messages", stats.len());
+    let last = stats.last().unwrap();
+    assert_eq!(last.get::<u64>("processed").unwrap(), 6);
+    assert_eq!(last.get::<u64>("dropped").unwrap(), 0);
+    assert!(last.get::<f64>("fps").unwrap() > 0.0);
+    let t = last.get::<f64>("mean-transmission").unwrap();
+    assert!((0.0..=1.0).contains(&t), "{t}");
+    let a = last.get::<f64>("atmosphere-r").unwrap();
+    assert!(a > 0.0 && a <= 1.0, "{a}");
+    assert_eq!(last.get::<&str>("mode").unwrap(), "physics");
+    assert_eq!(last.get::<&str>("backend").unwrap(), "cpu");
+    // Off: no more messages.
+    el.set_property("stats-interval", 0u32);
+    for i in 6..9 {
+        h.push_and_pull(frame(VideoFormat::Rgba, 64, 48, i))
+            .unwrap();
+    }
+    let more = std::iter::from_fn(|| bus.pop())
+        .filter(|m| matches!(m.view(), gst::MessageView::Element(_)))
+        .count();
+    assert_eq!(more, 0);
 }

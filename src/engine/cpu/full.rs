@@ -200,6 +200,12 @@ pub(crate) fn derain_full_into(
     for t in &mut t_lo.data {
         *t = 1.0 - veil * (1.0 - *t);
     }
+    let mean_transmission = (t_lo
+        .data
+        .iter()
+        .map(|&t| f64::from(t.clamp(0.0, 1.0)))
+        .sum::<f64>()
+        / t_lo.data.len().max(1) as f64) as f32;
     let t_stage1 = std::time::Instant::now();
 
     // Full-resolution pass 1: T, inversion of I_s → J₁ (and S, T into a Components sink).
@@ -363,6 +369,8 @@ pub(crate) fn derain_full_into(
     Ok(RunInfo {
         atmosphere: a,
         veil_gate: Some(veil),
+        mean_transmission,
+        veil,
         timings: StageTimings {
             low_res_ms: ms(t_streak, t_bank),
             decomposition_ms: 0.0,

@@ -337,6 +337,8 @@ pub(crate) fn derain_physics_into(
     Ok(RunInfo {
         atmosphere: a,
         veil_gate: None,
+        mean_transmission: est.mean_transmission,
+        veil: est.veil,
         timings,
     })
 }

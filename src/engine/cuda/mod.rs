@@ -584,6 +584,8 @@ impl Inner {
             info: RunInfo {
                 atmosphere: est.atmosphere,
                 veil_gate: None,
+                mean_transmission: est.mean_transmission,
+                veil: est.veil,
                 timings: StageTimings {
                     low_res_ms: host_ms,
                     decomposition_ms: 0.0,

@@ -52,6 +52,8 @@ pub(super) fn forward_library_logs() {
 /// Default of `device`: the first GPU.
 const DEFAULT_DEVICE: &str = "0";
 const DEFAULT_PASSTHROUGH: bool = false;
+/// Default of `stats-interval`: one `derain-stats` message a second.
+const DEFAULT_STATS_INTERVAL_MS: u32 = 1000;
 /// Upper end of `atmosphere-smoothing` (the library's validated range is [0, 0.999]).
 const MAX_ATMOSPHERE_SMOOTHING: f32 = 0.999;
 
@@ -66,6 +68,7 @@ struct Settings {
     passthrough: bool,
     model: Option<ModelChoice>,
     temporal: super::Temporal,
+    stats_interval_ms: u32,
 }
 
 impl Default for Settings {
@@ -79,6 +82,7 @@ impl Default for Settings {
             passthrough: DEFAULT_PASSTHROUGH,
             model: None,
             temporal: super::Temporal::Off,
+            stats_interval_ms: DEFAULT_STATS_INTERVAL_MS,
         }
     }
 }
@@ -103,6 +107,8 @@ struct Stats {
     last: Duration,
     backend: Option<&'static str>,
     added_latency: gst::ClockTime,
+    /// Counters behind the `derain-stats` bus message.
+    counters: super::stats::Counters,
 }
 
 #[derive(Default)]
@@ -259,6 +265,16 @@ impl ObjectImpl for Derain {
                     )
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecUInt::builder("stats-interval")
+                    .nick("Statistics interval")
+                    .blurb(
+                        "Milliseconds between `derain-stats` element messages on the bus (fps, \
+                         processed and dropped frames, A, mean T, rain level, mode, backend); \
+                         0 = none",
+                    )
+                    .default_value(DEFAULT_STATS_INTERVAL_MS)
+                    .mutable_playing()
+                    .build(),
                 glib::ParamSpecUInt64::builder("frames-processed")
                     .nick("Frames processed")
                     .blurb("Frames derained since the element last started (statistics)")
@@ -382,6 +398,9 @@ impl ObjectImpl for Derain {
                 drop(settings);
                 self.warn_if_running("model");
             }
+            "stats-interval" => {
+                settings.stats_interval_ms = value.get().expect("type checked upstream");
+            }
             other => unimplemented!("property {other}"),
         }
     }
@@ -408,6 +427,7 @@ impl ObjectImpl for Derain {
                 .as_ref()
                 .map(|m| m.to_string())
                 .to_value(),
+            "stats-interval" => self.settings.lock().unwrap().stats_interval_ms.to_value(),
             "frames-processed" => self.stats.lock().unwrap().frames.to_value(),
             "mean-ms-per-frame" => {
                 let stats = self.stats.lock().unwrap();
@@ -484,6 +504,17 @@ impl BaseTransformImpl for Derain {
     // Same caps in and out is the normal case here: we still have to process.
     const PASSTHROUGH_ON_SAME_CAPS: bool = false;
     const TRANSFORM_IP_ON_PASSTHROUGH: bool = false;
+
+    fn before_transform(&self, _inbuf: &gst::BufferRef) {
+        // Every buffer passes here, before QoS may drop it: inputs − processed − passed
+        // through = dropped.
+        let passthrough = self.obj().is_passthrough();
+        let mut stats = self.stats.lock().unwrap();
+        stats.counters.inputs += 1;
+        if passthrough {
+            stats.counters.passed += 1;
+        }
+    }
 
     fn start(&self) -> Result<(), gst::ErrorMessage> {
         let settings = self.settings.lock().unwrap().clone();
@@ -650,9 +681,15 @@ impl VideoFilterImpl for Derain {
         inframe: &gst_video::VideoFrameRef<&gst::BufferRef>,
         outframe: &mut gst_video::VideoFrameRef<&mut gst::BufferRef>,
     ) -> Result<gst::FlowSuccess, gst::FlowError> {
-        let (strength, smoothing, temporal) = {
+        let (strength, smoothing, temporal, interval, mode) = {
             let s = self.settings.lock().unwrap();
-            (s.strength, s.atmosphere_smoothing, s.temporal)
+            (
+                s.strength,
+                s.atmosphere_smoothing,
+                s.temporal,
+                Duration::from_millis(u64::from(s.stats_interval_ms)),
+                s.mode,
+            )
         };
         let Some(format) = pixel_format(inframe.format()) else {
             gst::element_imp_error!(
@@ -710,15 +747,27 @@ impl VideoFilterImpl for Derain {
             .process(&input, &mut output)
             .map_err(|e| fail("process", &e))?;
         let dt = t.elapsed();
+        let run = state.pipeline.last_run();
         drop(guard);
 
-        let frames = {
+        let (frames, report, backend) = {
             let mut stats = self.stats.lock().unwrap();
             stats.frames += 1;
             stats.total += dt;
             stats.last = dt;
-            stats.frames
+            let report = stats.counters.frame(dt, interval, run);
+            (stats.frames, report, stats.backend.unwrap_or(""))
         };
+        if let Some(report) = report {
+            let mode = match mode {
+                Mode::Physics => "physics",
+                Mode::Full => "full",
+            };
+            let s = super::stats::structure(&report, mode, backend);
+            let _ = self
+                .obj()
+                .post_message(gst::message::Element::builder(s).src(&*self.obj()).build());
+        }
         gst::trace!(
             CAT,
             imp = self,

@@ -21,12 +21,18 @@
  * source late frames are dropped (the `qos` property, on by default). A flush or a new stream
  * forgets the temporal state (the smoothed atmospheric light and the frame history).
  *
+ * Every `stats-interval` ms (1000 by default, 0 = never) the element posts an element
+ * message `derain-stats` on the bus: `fps`, `processed`, `dropped`, `passed-through`,
+ * `ms-per-frame`, `atmosphere-r/g/b`, `mean-transmission`, `rain-level` (0 = clear, 1 = heavy),
+ * `mode` and `backend`. `gst-launch-1.0 -m` prints them; `pipelines/stats.py` reads them.
+ *
  * Since: 0.1.0
  */
 use gst::glib;
 use gst::prelude::*;
 
 mod imp;
+mod stats;
 
 glib::wrapper! {
     pub struct Derain(ObjectSubclass<imp::Derain>)
