@@ -174,11 +174,17 @@ fn native_engine_matches_tract_on_frame_sizes() {
 }
 
 /// A `full`-mode pipeline on the CPU engine with the bundled networks of `size`.
-fn full_cpu_pipeline_of(size: ModelSize) -> Pipeline {
+/// A `full`-mode pipeline on the CPU engine with the networks of `size` and the noise bound
+/// `max_output_noise` (0 = off).
+fn full_cpu_pipeline_of(size: ModelSize, max_output_noise: f32) -> Pipeline {
     Pipeline::new(Config {
         mode: Mode::Full,
         backend: derain::Backend::Cpu,
         model: Some(ModelChoice::Embedded(size)),
+        physics: derain::config::PhysicsParams {
+            max_output_noise,
+            ..Default::default()
+        },
         ..Config::default()
     })
     .unwrap()
@@ -200,17 +206,7 @@ fn full_mode_matches_the_pytorch_pipeline() {
         let img = derain::io::load_image(&fixture(&sized(size, "full_input.png"))).unwrap();
         // The PyTorch pipeline has no noise bound on the inversion (physics::noise, a runtime
         // guard for grainy frames that the fixture's texture trips): off here.
-        let mut p = Pipeline::new(Config {
-            mode: Mode::Full,
-            backend: derain::Backend::Cpu,
-            model: Some(ModelChoice::Embedded(size)),
-            physics: derain::config::PhysicsParams {
-                max_output_noise: 0.0,
-                ..Default::default()
-            },
-            ..Config::default()
-        })
-        .unwrap();
+        let mut p = full_cpu_pipeline_of(size, 0.0);
         let c = p.components(&img).unwrap();
         // export_full.py runs the PyTorch model without the physics veil gate (k = 1): the
         // fixture scene must have k = 1 in Rust too, or the comparison would not be like for

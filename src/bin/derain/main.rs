@@ -53,7 +53,7 @@ pub struct Exit {
 
 impl Exit {
     /// `error` ending the process with `code`.
-    pub fn new(code: u8, error: anyhow::Error) -> anyhow::Error {
+    pub fn with_code(code: u8, error: anyhow::Error) -> anyhow::Error {
         anyhow::Error::new(Exit { code, error })
     }
 }

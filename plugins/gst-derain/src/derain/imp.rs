@@ -19,6 +19,7 @@ use derain_lib::pipeline::config::{
 };
 use derain_lib::{Config, FrameMut, FrameRef, PixelFormat};
 
+use super::formats::{parse_devices, pixel_format, yuv_spec};
 use super::{Backend, Mode};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
@@ -96,6 +97,10 @@ struct State {
     temporal: super::Temporal,
     /// Negotiated frame size, to notice a resolution change.
     size: Option<(u32, u32)>,
+    /// The negotiated YUV layout, matrix and range (`None`: packed RGB).
+    yuv: Option<derain_lib::frame::yuv::YuvSpec>,
+    /// RGBx frames of the YUV path.
+    scratch: super::formats::YuvScratch,
 }
 
 /// The read-only statistics properties, plus the latency answer (kept apart from `State` so
@@ -116,31 +121,6 @@ pub struct Derain {
     settings: Mutex<Settings>,
     state: Mutex<Option<State>>,
     stats: Mutex<Stats>,
-}
-
-/// Parses `device`: one GPU index or a comma-separated list ("0", "0,1"); empty = device 0.
-fn parse_devices(s: &str) -> Result<Vec<usize>, String> {
-    if s.trim().is_empty() {
-        return Ok(Vec::new());
-    }
-    s.split(',')
-        .map(|d| {
-            d.trim()
-                .parse::<usize>()
-                .map_err(|_| format!("`{}` is not a GPU index", d.trim()))
-        })
-        .collect()
-}
-
-fn pixel_format(format: gst_video::VideoFormat) -> Option<PixelFormat> {
-    use gst_video::VideoFormat as F;
-    match format {
-        F::Rgba => Some(PixelFormat::Rgba),
-        F::Bgra => Some(PixelFormat::Bgra),
-        F::Rgbx => Some(PixelFormat::Rgbx),
-        F::Bgrx => Some(PixelFormat::Bgrx),
-        _ => None,
-    }
 }
 
 fn ms(d: Duration) -> f64 {
@@ -468,15 +448,7 @@ impl ElementImpl for Derain {
 
     fn pad_templates() -> &'static [gst::PadTemplate] {
         static PAD_TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
-            use gst_video::VideoFormat as F;
-            // The real limits, so that caps negotiation (not the first buffer) refuses a
-            // frame the library would.
-            let max = derain_lib::frame::MAX_DIMENSION as i32;
-            let caps = gst_video::VideoCapsBuilder::new()
-                .format_list([F::Rgba, F::Bgra, F::Rgbx, F::Bgrx])
-                .width_range(1..=max)
-                .height_range(1..=max)
-                .build();
+            let caps = super::formats::caps();
             vec![
                 gst::PadTemplate::new(
                     "src",
@@ -557,6 +529,8 @@ impl BaseTransformImpl for Derain {
             atmosphere_smoothing: settings.atmosphere_smoothing,
             temporal: settings.temporal,
             size: None,
+            yuv: None,
+            scratch: Default::default(),
         });
         self.obj().set_passthrough(settings.passthrough);
         Ok(())
@@ -623,7 +597,10 @@ impl VideoFilterImpl for Derain {
         outcaps: &gst::Caps,
         out_info: &gst_video::VideoInfo,
     ) -> Result<(), gst::LoggableError> {
-        if pixel_format(in_info.format()).is_none() || in_info.format() != out_info.format() {
+        let yuv = yuv_spec(in_info);
+        if (pixel_format(in_info.format()).is_none() && yuv.is_none())
+            || in_info.format() != out_info.format()
+        {
             return Err(gst::loggable_error!(
                 CAT,
                 "unsupported caps {incaps} → {outcaps}"
@@ -645,6 +622,7 @@ impl VideoFilterImpl for Derain {
                 state.pipeline.reset();
             }
             state.size = Some(size);
+            state.yuv = yuv;
             state.pipeline.latency_frames()
         };
         let fps = in_info.fps();
@@ -691,14 +669,6 @@ impl VideoFilterImpl for Derain {
                 s.mode,
             )
         };
-        let Some(format) = pixel_format(inframe.format()) else {
-            gst::element_imp_error!(
-                self,
-                gst::CoreError::Negotiation,
-                ("Unsupported format {:?}", inframe.format())
-            );
-            return Err(gst::FlowError::NotNegotiated);
-        };
         let (w, h) = (inframe.width(), inframe.height());
         let fail = |what: &str, err: &dyn std::fmt::Display| {
             gst::element_imp_error!(
@@ -708,16 +678,6 @@ impl VideoFilterImpl for Derain {
             );
             gst::FlowError::Error
         };
-        let stride = |s: i32| usize::try_from(s).map_err(|_| fail("stride", &s));
-        let in_stride = stride(inframe.plane_stride()[0])?;
-        let out_stride = stride(outframe.plane_stride()[0])?;
-        let in_data = inframe.plane_data(0).map_err(|e| fail("input", &e))?;
-        let input =
-            FrameRef::new(in_data, w, h, in_stride, format).map_err(|e| fail("input", &e))?;
-        let out_data = outframe.plane_data_mut(0).map_err(|e| fail("output", &e))?;
-        let mut output =
-            FrameMut::new(out_data, w, h, out_stride, format).map_err(|e| fail("output", &e))?;
-
         let mut guard = self.state.lock().unwrap();
         let Some(state) = guard.as_mut() else {
             gst::element_imp_error!(self, gst::CoreError::Negotiation, ("Not started"));
@@ -742,10 +702,44 @@ impl VideoFilterImpl for Derain {
             state.temporal = temporal;
         }
         let t = Instant::now();
-        state
-            .pipeline
-            .process(&input, &mut output)
+        if let Some(spec) = state.yuv {
+            // 4:2:0 YUV: through packed RGBx and back (formats.rs).
+            let State {
+                pipeline, scratch, ..
+            } = state;
+            let row = 4 * w as usize;
+            super::formats::process_yuv(&spec, scratch, inframe, outframe, |rgb_in, rgb_out| {
+                let f = PixelFormat::Rgbx;
+                let input = FrameRef::new(rgb_in, w, h, row, f).map_err(|e| e.to_string())?;
+                let mut output = FrameMut::new(rgb_out, w, h, row, f).map_err(|e| e.to_string())?;
+                pipeline
+                    .process(&input, &mut output)
+                    .map_err(|e| e.to_string())
+            })
             .map_err(|e| fail("process", &e))?;
+        } else {
+            let Some(format) = pixel_format(inframe.format()) else {
+                gst::element_imp_error!(
+                    self,
+                    gst::CoreError::Negotiation,
+                    ("Unsupported format {:?}", inframe.format())
+                );
+                return Err(gst::FlowError::NotNegotiated);
+            };
+            let stride = |s: i32| usize::try_from(s).map_err(|_| fail("stride", &s));
+            let in_stride = stride(inframe.plane_stride()[0])?;
+            let out_stride = stride(outframe.plane_stride()[0])?;
+            let in_data = inframe.plane_data(0).map_err(|e| fail("input", &e))?;
+            let input =
+                FrameRef::new(in_data, w, h, in_stride, format).map_err(|e| fail("input", &e))?;
+            let out_data = outframe.plane_data_mut(0).map_err(|e| fail("output", &e))?;
+            let mut output = FrameMut::new(out_data, w, h, out_stride, format)
+                .map_err(|e| fail("output", &e))?;
+            state
+                .pipeline
+                .process(&input, &mut output)
+                .map_err(|e| fail("process", &e))?;
+        }
         let dt = t.elapsed();
         let run = state.pipeline.last_run();
         drop(guard);
@@ -776,18 +770,5 @@ impl VideoFilterImpl for Derain {
             ms(dt)
         );
         Ok(gst::FlowSuccess::Ok)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_devices;
-
-    #[test]
-    fn device_lists_parse() {
-        assert_eq!(parse_devices(""), Ok(vec![]));
-        assert_eq!(parse_devices("0"), Ok(vec![0]));
-        assert_eq!(parse_devices(" 0, 1 "), Ok(vec![0, 1]));
-        assert!(parse_devices("0,x").unwrap_err().contains("`x`"));
     }
 }

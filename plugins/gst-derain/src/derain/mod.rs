@@ -2,13 +2,15 @@
 /**
  * element-derain:
  *
- * Removes heavy rain (streaks and the fog-like veil it leaves) from packed 8-bit RGB video,
- * in real time. Same format in and out (RGBA, BGRA, RGBx, BGRx); put `videoconvert` on both
- * sides for anything else. Alpha is preserved.
+ * Removes heavy rain (streaks and the fog-like veil it leaves) from 8-bit video in real
+ * time. Same format in and out: packed RGBA, BGRA, RGBx, BGRx (alpha preserved), or 4:2:0
+ * YUV as decoders and cameras give it, I420 and NV12 (converted with the stream's matrix
+ * and range, BT.601/BT.709, limited or full), so `decodebin ! derain ! x264enc` needs no
+ * `videoconvert`. Anything else (4:4:4, 10-bit) needs `videoconvert` in front.
  *
  * ## Example pipeline
  * ```bash
- * gst-launch-1.0 filesrc location=rain.mp4 ! decodebin ! videoconvert ! \
+ * gst-launch-1.0 filesrc location=rain.mp4 ! decodebin ! \
  *     derain mode=physics backend=cpu ! videoconvert ! autovideosink
  * ```
  *
@@ -31,6 +33,7 @@
 use gst::glib;
 use gst::prelude::*;
 
+mod formats;
 mod imp;
 mod stats;
 

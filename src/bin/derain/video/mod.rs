@@ -297,7 +297,7 @@ pub fn run(a: VideoArgs) -> Result<()> {
     let Some(encoder) = encoder else {
         return match end {
             End::InputFailed(e) => Err(e.context(format!("{}: no frame was written", a.input))),
-            End::Stopped(sig) => Err(Exit::new(
+            End::Stopped(sig) => Err(Exit::with_code(
                 sig.exit_code(),
                 anyhow!(
                     "stopped by {} before the first frame; nothing was written",
@@ -309,13 +309,13 @@ pub fn run(a: VideoArgs) -> Result<()> {
     };
     if let End::OutputFailed(e) = end {
         drop(encoder);
-        return Err(Exit::new(
+        return Err(Exit::with_code(
             exit::OUTPUT_FAILED,
             e.context(format!("after {frames} frames; {out} is not finished")),
         ));
     }
     if let Err(e) = encoder.finish() {
-        return Err(Exit::new(
+        return Err(Exit::with_code(
             exit::OUTPUT_FAILED,
             e.context(format!("finishing {out} after {frames} frames")),
         ));
@@ -338,7 +338,7 @@ pub fn run(a: VideoArgs) -> Result<()> {
         }
         End::Stopped(sig) => {
             println!("{summary}");
-            Err(Exit::new(
+            Err(Exit::with_code(
                 sig.exit_code(),
                 anyhow!(
                     "stopped by {} after {frames} frames; {out} is finished and playable",
@@ -346,7 +346,7 @@ pub fn run(a: VideoArgs) -> Result<()> {
                 ),
             ))
         }
-        End::InputFailed(e) => Err(Exit::new(
+        End::InputFailed(e) => Err(Exit::with_code(
             exit::INPUT_FAILED,
             e.context(format!(
                 "{}: the input failed after {frames} frames; those {frames} frames were written \

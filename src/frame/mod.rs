@@ -7,6 +7,8 @@
 
 use crate::error::{Error, Result};
 
+pub mod yuv;
+
 /// Largest width or height accepted (16K). Beyond that a frame is refused with a clear error
 /// instead of attempting a multi-gigabyte allocation.
 pub const MAX_DIMENSION: u32 = 16_384;

@@ -1,0 +1,361 @@
+//! 4:2:0 YUV frames (I420, NV12: what decoders and cameras hand over) to and from packed RGBx,
+//! so that the element can take a decoder's output without `videoconvert`.
+//!
+//! Y′CbCr with the matrix and range of the stream (BT.601 or BT.709, limited 16–235/240 or
+//! full range). Chroma is shared by each 2×2 block: in, every pixel of a block takes the
+//! block's chroma sample; out, a block's chroma is the mean of its four pixels' chroma. Odd
+//! sizes have a last half block (chroma planes are ⌈w/2⌉ × ⌈h/2⌉).
+
+use rayon::prelude::*;
+
+use crate::error::{Error, Result};
+
+/// How the chroma planes are laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum YuvLayout {
+    /// Y plane, then U (Cb) and V (Cr) planes, each ⌈w/2⌉ × ⌈h/2⌉.
+    I420,
+    /// Y plane, then one plane of interleaved U, V pairs.
+    Nv12,
+}
+
+/// The colour matrix (luma weights of R and B).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct YuvMatrix {
+    /// Kr.
+    pub kr: f32,
+    /// Kb.
+    pub kb: f32,
+}
+
+impl YuvMatrix {
+    /// ITU-R BT.601 (SD).
+    pub const BT601: YuvMatrix = YuvMatrix {
+        kr: 0.299,
+        kb: 0.114,
+    };
+    /// ITU-R BT.709 (HD).
+    pub const BT709: YuvMatrix = YuvMatrix {
+        kr: 0.2126,
+        kb: 0.0722,
+    };
+}
+
+/// Layout, matrix and range of a YUV stream.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct YuvSpec {
+    /// Plane layout.
+    pub layout: YuvLayout,
+    /// Colour matrix.
+    pub matrix: YuvMatrix,
+    /// Full range (0–255) rather than limited (Y 16–235, chroma 16–240).
+    pub full_range: bool,
+}
+
+/// The planes of one frame: Y, then U and V (I420) or the interleaved UV plane and an unused
+/// third (NV12), with their strides in bytes.
+pub struct YuvPlanes<P> {
+    /// The planes.
+    pub data: [P; 3],
+    /// Bytes per row of each plane.
+    pub stride: [usize; 3],
+}
+
+/// Per-range scale and offset: value = (code − offset) · scale.
+struct Range {
+    y_off: f32,
+    y_scale: f32,
+    c_scale: f32,
+}
+
+impl YuvSpec {
+    fn range(&self) -> Range {
+        if self.full_range {
+            Range {
+                y_off: 0.0,
+                y_scale: 1.0 / 255.0,
+                c_scale: 1.0 / 255.0,
+            }
+        } else {
+            Range {
+                y_off: 16.0,
+                y_scale: 1.0 / 219.0,
+                c_scale: 1.0 / 224.0,
+            }
+        }
+    }
+
+    /// Bytes each plane needs at the given strides, checking the strides are wide enough.
+    fn check<P: AsRef<[u8]>>(&self, w: usize, h: usize, p: &YuvPlanes<P>) -> Result<()> {
+        let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
+        let widths = match self.layout {
+            YuvLayout::I420 => [w, cw, cw],
+            YuvLayout::Nv12 => [w, 2 * cw, 0],
+        };
+        let heights = [h, ch, ch];
+        for k in 0..3 {
+            if widths[k] == 0 {
+                continue;
+            }
+            let need = p.stride[k] * (heights[k] - 1) + widths[k];
+            if p.stride[k] < widths[k] || p.data[k].as_ref().len() < need {
+                return Err(Error::param(
+                    "YUV frame",
+                    format!(
+                        "{:?} plane {k}: {} bytes at stride {} for {}x{} (needs {need})",
+                        self.layout,
+                        p.data[k].as_ref().len(),
+                        p.stride[k],
+                        widths[k],
+                        heights[k]
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn clamp_u8(v: f32) -> u8 {
+    (v * 255.0 + 0.5).clamp(0.0, 255.0) as u8
+}
+
+/// Converts a `w`×`h` 4:2:0 frame into packed RGBx (4 bytes per pixel, the 4th set to 255)
+/// at `out_stride`.
+pub fn yuv420_to_rgbx<P: AsRef<[u8]> + Sync>(
+    spec: &YuvSpec,
+    w: usize,
+    h: usize,
+    src: &YuvPlanes<P>,
+    out: &mut [u8],
+    out_stride: usize,
+) -> Result<()> {
+    spec.check(w, h, src)?;
+    if w == 0 || h == 0 || out_stride < 4 * w || out.len() < out_stride * (h - 1) + 4 * w {
+        return Err(Error::param(
+            "YUV frame",
+            format!("RGBx output of {} bytes for {w}x{h}", out.len()),
+        ));
+    }
+    let r = spec.range();
+    let YuvMatrix { kr, kb } = spec.matrix;
+    let kg = 1.0 - kr - kb;
+    // R = Y + 2(1−Kr)·Cr; B = Y + 2(1−Kb)·Cb; G = (Y − Kr·R − Kb·B) / Kg.
+    let (rv, bu) = (2.0 * (1.0 - kr), 2.0 * (1.0 - kb));
+    let (gu, gv) = (-bu * kb / kg, -rv * kr / kg);
+    let (py, pu, pv) = (
+        src.data[0].as_ref(),
+        src.data[1].as_ref(),
+        src.data[2].as_ref(),
+    );
+    out.par_chunks_mut(out_stride)
+        .take(h)
+        .enumerate()
+        .for_each(|(y, row)| {
+            let yrow = &py[y * src.stride[0]..];
+            let cy = y / 2;
+            for x in 0..w {
+                let (u, v) = match spec.layout {
+                    YuvLayout::I420 => (
+                        pu[cy * src.stride[1] + x / 2],
+                        pv[cy * src.stride[2] + x / 2],
+                    ),
+                    YuvLayout::Nv12 => {
+                        let i = cy * src.stride[1] + (x / 2) * 2;
+                        (pu[i], pu[i + 1])
+                    }
+                };
+                let l = (f32::from(yrow[x]) - r.y_off) * r.y_scale;
+                let cb = (f32::from(u) - 128.0) * r.c_scale;
+                let cr = (f32::from(v) - 128.0) * r.c_scale;
+                let px = &mut row[4 * x..4 * x + 4];
+                px[0] = clamp_u8(l + rv * cr);
+                px[1] = clamp_u8(l + gu * cb + gv * cr);
+                px[2] = clamp_u8(l + bu * cb);
+                px[3] = 255;
+            }
+        });
+    Ok(())
+}
+
+/// Converts packed RGBx (or RGBA: the 4th byte is ignored) at `in_stride` into a `w`×`h`
+/// 4:2:0 frame.
+pub fn rgbx_to_yuv420(
+    spec: &YuvSpec,
+    w: usize,
+    h: usize,
+    rgbx: &[u8],
+    in_stride: usize,
+    dst: &mut YuvPlanes<&mut [u8]>,
+) -> Result<()> {
+    spec.check(w, h, dst)?;
+    if w == 0 || h == 0 || in_stride < 4 * w || rgbx.len() < in_stride * (h - 1) + 4 * w {
+        return Err(Error::param(
+            "YUV frame",
+            format!("RGBx input of {} bytes for {w}x{h}", rgbx.len()),
+        ));
+    }
+    let r = spec.range();
+    let YuvMatrix { kr, kb } = spec.matrix;
+    let kg = 1.0 - kr - kb;
+    let (cb_k, cr_k) = (0.5 / (1.0 - kb), 0.5 / (1.0 - kr));
+    let luma = |p: &[u8]| kr * f32::from(p[0]) + kg * f32::from(p[1]) + kb * f32::from(p[2]);
+    let (y_code, c_code) = (1.0 / (255.0 * r.y_scale), 1.0 / (255.0 * r.c_scale));
+    let code = |v: f32| (v + 0.5).clamp(0.0, 255.0) as u8;
+    // Luma, row by row.
+    let ys = dst.stride[0];
+    dst.data[0]
+        .par_chunks_mut(ys)
+        .take(h)
+        .enumerate()
+        .for_each(|(y, row)| {
+            let src = &rgbx[y * in_stride..];
+            for (x, o) in row[..w].iter_mut().enumerate() {
+                *o = code(luma(&src[4 * x..]) * y_code + r.y_off);
+            }
+        });
+    // Chroma: the mean of each 2×2 block's Cb and Cr.
+    let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
+    let chroma = |cx: usize, cy: usize| {
+        let (mut cb, mut cr, mut n) = (0.0f32, 0.0f32, 0.0f32);
+        for y in 2 * cy..(2 * cy + 2).min(h) {
+            for x in 2 * cx..(2 * cx + 2).min(w) {
+                let p = &rgbx[y * in_stride + 4 * x..];
+                let l = luma(p);
+                cb += (f32::from(p[2]) - l) * cb_k;
+                cr += (f32::from(p[0]) - l) * cr_k;
+                n += 1.0;
+            }
+        }
+        (code(cb / n * c_code + 128.0), code(cr / n * c_code + 128.0))
+    };
+    let [_, p1, p2] = &mut dst.data;
+    let (s1, s2) = (dst.stride[1], dst.stride[2]);
+    match spec.layout {
+        YuvLayout::I420 => {
+            p1.par_chunks_mut(s1)
+                .zip(p2.par_chunks_mut(s2))
+                .take(ch)
+                .enumerate()
+                .for_each(|(cy, (u, v))| {
+                    for cx in 0..cw {
+                        (u[cx], v[cx]) = chroma(cx, cy);
+                    }
+                });
+        }
+        YuvLayout::Nv12 => {
+            p1.par_chunks_mut(s1)
+                .take(ch)
+                .enumerate()
+                .for_each(|(cy, uv)| {
+                    for cx in 0..cw {
+                        (uv[2 * cx], uv[2 * cx + 1]) = chroma(cx, cy);
+                    }
+                });
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn planes(layout: YuvLayout, w: usize, h: usize) -> YuvPlanes<Vec<u8>> {
+        let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
+        match layout {
+            YuvLayout::I420 => YuvPlanes {
+                data: [vec![0; w * h], vec![0; cw * ch], vec![0; cw * ch]],
+                stride: [w, cw, cw],
+            },
+            YuvLayout::Nv12 => YuvPlanes {
+                data: [vec![0; w * h], vec![0; 2 * cw * ch], Vec::new()],
+                stride: [w, 2 * cw, 0],
+            },
+        }
+    }
+
+    /// Smooth colours (chroma constant over 2×2 blocks would round-trip exactly; a gentle
+    /// gradient must come back within a few levels).
+    fn scene(w: usize, h: usize) -> Vec<u8> {
+        let mut v = vec![0u8; 4 * w * h];
+        for y in 0..h {
+            for x in 0..w {
+                let p = &mut v[4 * (y * w + x)..];
+                p[0] = (40 + x * 150 / w) as u8;
+                p[1] = (200 - y * 120 / h) as u8;
+                p[2] = (60 + (x + y) * 80 / (w + h)) as u8;
+                p[3] = 255;
+            }
+        }
+        v
+    }
+
+    #[test]
+    fn round_trips_within_a_few_levels_in_every_layout_matrix_and_range() {
+        for layout in [YuvLayout::I420, YuvLayout::Nv12] {
+            for matrix in [YuvMatrix::BT601, YuvMatrix::BT709] {
+                for full_range in [false, true] {
+                    for (w, h) in [(64, 48), (37, 23), (1, 1)] {
+                        let spec = YuvSpec {
+                            layout,
+                            matrix,
+                            full_range,
+                        };
+                        let rgb = scene(w, h);
+                        let mut p = planes(layout, w, h);
+                        let mut view = YuvPlanes {
+                            data: p.data.each_mut().map(|d| &mut d[..]),
+                            stride: p.stride,
+                        };
+                        rgbx_to_yuv420(&spec, w, h, &rgb, 4 * w, &mut view).unwrap();
+                        let mut back = vec![0u8; 4 * w * h];
+                        yuv420_to_rgbx(&spec, w, h, &p, &mut back, 4 * w).unwrap();
+                        let worst = rgb
+                            .iter()
+                            .zip(&back)
+                            .map(|(a, b)| a.abs_diff(*b))
+                            .max()
+                            .unwrap();
+                        assert!(worst <= 6, "{spec:?} {w}x{h}: worst {worst}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn grey_maps_to_neutral_chroma_and_the_range_ends() {
+        let spec = YuvSpec {
+            layout: YuvLayout::I420,
+            matrix: YuvMatrix::BT709,
+            full_range: false,
+        };
+        let mut rgb = vec![255u8; 4 * 4 * 2];
+        rgb[..16].fill(0);
+        let mut p = planes(YuvLayout::I420, 4, 2);
+        let mut view = YuvPlanes {
+            data: p.data.each_mut().map(|d| &mut d[..]),
+            stride: p.stride,
+        };
+        rgbx_to_yuv420(&spec, 4, 2, &rgb, 16, &mut view).unwrap();
+        assert_eq!(&p.data[0][..4], &[16; 4]);
+        assert_eq!(&p.data[0][4..], &[235; 4]);
+        assert!(p.data[1].iter().chain(&p.data[2]).all(|&c| c == 128));
+    }
+
+    #[test]
+    fn short_planes_and_strides_are_errors() {
+        let spec = YuvSpec {
+            layout: YuvLayout::Nv12,
+            matrix: YuvMatrix::BT601,
+            full_range: false,
+        };
+        let mut p = planes(YuvLayout::Nv12, 8, 8);
+        p.data[1].truncate(10);
+        let mut out = vec![0u8; 4 * 64];
+        assert!(yuv420_to_rgbx(&spec, 8, 8, &p, &mut out, 32).is_err());
+        let p = planes(YuvLayout::Nv12, 8, 8);
+        assert!(yuv420_to_rgbx(&spec, 8, 8, &p, &mut out, 16).is_err());
+    }
+}
