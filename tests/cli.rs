@@ -194,6 +194,67 @@ fn eval_reports_json_with_baseline() {
         );
     }
     assert_eq!(v["images"].as_array().unwrap().len(), 2);
+    // Median and standard deviation, settings and version.
+    for key in ["psnr_y", "ssim_y", "psnr_rgb"] {
+        for stat in ["mean", "median", "std"] {
+            assert!(
+                v["stats"]["derained"][key][stat].is_number(),
+                "{key} {stat}"
+            );
+            assert!(
+                v["stats"]["baseline"][key][stat].is_number(),
+                "{key} {stat}"
+            );
+        }
+    }
+    assert_eq!(v["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(v["settings"]["mode"], "physics");
+    assert!(v["settings"]["physics"]["min_transmission"].is_number());
+}
+
+#[test]
+fn eval_writes_csv_and_a_report_with_grids_and_a_plot() {
+    let d = tmpdir("eval-report");
+    let (r, c) = (d.join("rainy"), d.join("clean"));
+    std::fs::create_dir_all(&r).unwrap();
+    std::fs::create_dir_all(&c).unwrap();
+    for i in 1..=4 {
+        write_png(&r.join(format!("rain-{i:03}.png")), 40, 30, i * 30);
+        write_png(&c.join(format!("norain-{i:03}.png")), 40, 30, 0);
+    }
+    let (csv, rep) = (d.join("scores.csv"), d.join("report"));
+    let o = derain(&[
+        "eval",
+        "--rainy",
+        r.to_str().unwrap(),
+        "--clean",
+        c.to_str().unwrap(),
+        "--csv",
+        csv.to_str().unwrap(),
+        "--report",
+        rep.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("median") && out.contains("std"), "{out}");
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 5, "{text}");
+    assert!(lines[0].starts_with("file,psnr_y_in,psnr_y_out"));
+    assert_eq!(lines[1].split(',').count(), 7);
+    // Grids of 3 images side by side (with gaps), the plot, the report naming them.
+    let grid = image::open(rep.join("worst_1.png")).unwrap();
+    assert!(
+        grid.width() > 3 * 40 && grid.height() == 30,
+        "{}x{}",
+        grid.width(),
+        grid.height()
+    );
+    assert!(rep.join("best_2.png").exists());
+    let plot = image::open(rep.join("psnr.png")).unwrap();
+    assert!(plot.width() >= 200);
+    let md = std::fs::read_to_string(rep.join("report.md")).unwrap();
+    assert!(md.contains("psnr.png") && md.contains("worst_1.png") && md.contains("median"));
 }
 
 #[test]

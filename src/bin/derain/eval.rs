@@ -13,6 +13,7 @@ use derain::{Pipeline, PlanarRgb, io};
 use serde_json::json;
 
 use super::common::EngineArgs;
+use super::eval_report::{Row, metric_stats};
 
 /// Arguments of `derain eval`.
 #[derive(Debug, Args)]
@@ -40,9 +41,13 @@ pub struct EvalArgs {
     /// With `--sequence`: the temporal stage, `off`, `on` or `auto`.
     #[arg(long, default_value = "off", requires = "sequence")]
     pub temporal: derain::pipeline::TemporalMode,
-    /// With `--sequence`: also write one CSV line per frame here.
-    #[arg(long, requires = "sequence")]
+    /// Also write one CSV line per image (per frame with `--sequence`) here.
+    #[arg(long)]
     pub csv: Option<PathBuf>,
+    /// Write a report into this folder: comparison grids (rainy | derained | clean) of the 3
+    /// worst and 3 best images by Y-PSNR gain, a PNG plot of Y-PSNR per image, report.md.
+    #[arg(long, conflicts_with = "sequence")]
+    pub report: Option<PathBuf>,
     #[command(flatten)]
     pub engine: EngineArgs,
 }
@@ -211,7 +216,12 @@ pub fn run(a: EvalArgs) -> anyhow::Result<()> {
             Scores::compute(&rainy, &clean).with_context(|| format!("scoring {}", r.display()))?;
         let got =
             Scores::compute(&out, &clean).with_context(|| format!("scoring {}", r.display()))?;
-        rows.push((r.clone(), got, base));
+        rows.push(Row {
+            rainy: r.clone(),
+            clean: c.clone(),
+            got,
+            base,
+        });
         comp_rows.extend(comp);
     }
     let comp_mean = (!comp_rows.is_empty()).then(|| {
@@ -222,20 +232,56 @@ pub fn run(a: EvalArgs) -> anyhow::Result<()> {
             a_abs_err: comp_rows.iter().map(|c| c.a_abs_err).sum::<f64>() / n,
         }
     });
-    let got: Vec<Scores> = rows.iter().map(|r| r.1).collect();
-    let base: Vec<Scores> = rows.iter().map(|r| r.2).collect();
+    let got: Vec<Scores> = rows.iter().map(|r| r.got).collect();
+    let base: Vec<Scores> = rows.iter().map(|r| r.base).collect();
     let (m, mb) = (
         Scores::mean(&got).expect("non-empty"),
         Scores::mean(&base).expect("non-empty"),
     );
     let mode = format!("{:?}", pipeline.config().mode).to_lowercase();
+    let cfg = pipeline.config();
+    let settings = json!({
+        "mode": mode,
+        "backend": pipeline.backend_name(),
+        "model": cfg.model.as_ref().map(|m| m.to_string()),
+        "strength": cfg.strength,
+        "physics": {
+            "min_transmission": cfg.physics.min_transmission,
+            "max_output_noise": cfg.physics.max_output_noise,
+            "veil_removal": cfg.physics.veil_removal,
+            "streak_gain": cfg.physics.streak_gain,
+        },
+        "rainy": a.rainy.display().to_string(),
+        "clean": a.clean.display().to_string(),
+    });
+    let version = env!("CARGO_PKG_VERSION");
+    if let Some(path) = &a.csv {
+        super::eval_report::write_csv(path, &rows)?;
+    }
+    if let Some(dir) = &a.report {
+        let text = format!("derain {version}, settings: `{settings}`");
+        super::eval_report::write_report(dir, &rows, &mut pipeline, &text)?;
+    }
+    let summary = |got: bool| {
+        let mut o = serde_json::Map::new();
+        for (name, st) in metric_stats(&rows, got) {
+            o.insert(
+                name.into(),
+                json!({"mean": st.mean, "median": st.median, "std": st.std}),
+            );
+        }
+        serde_json::Value::Object(o)
+    };
     if a.json {
         let images: Vec<_> = rows
             .iter()
-            .map(|(p, g, b)| json!({"file": p.display().to_string(), "derained": scores_json(g), "baseline": scores_json(b)}))
+            .map(|r| json!({"file": r.rainy.display().to_string(), "derained": scores_json(&r.got), "baseline": scores_json(&r.base)}))
             .collect();
         let mut obj = json!({"mode": mode, "backend": pipeline.backend_name(), "count": rows.len(),
-                         "mean": scores_json(&m), "baseline": scores_json(&mb), "images": images});
+                         "version": version, "settings": settings,
+                         "mean": scores_json(&m), "baseline": scores_json(&mb),
+                         "stats": {"derained": summary(true), "baseline": summary(false)},
+                         "images": images});
         if let Some(c) = comp_mean {
             obj["components"] =
                 json!({"psnr_s": c.psnr_s, "psnr_t": c.psnr_t, "a_abs_err": c.a_abs_err});
@@ -246,7 +292,13 @@ pub fn run(a: EvalArgs) -> anyhow::Result<()> {
             "{:<40} {:>17} {:>17} {:>17}",
             "image", "Y-PSNR in→out", "Y-SSIM in→out", "RGB-PSNR in→out"
         );
-        for (p, g, b) in &rows {
+        for Row {
+            rainy: p,
+            got: g,
+            base: b,
+            ..
+        } in &rows
+        {
             let name = p.file_name().unwrap_or_default().to_string_lossy();
             println!(
                 "{:<40} {:>7.2} → {:>7.2} {:>7.4} → {:>7.4} {:>7.2} → {:>7.2}",
@@ -267,6 +319,25 @@ pub fn run(a: EvalArgs) -> anyhow::Result<()> {
             mb.psnr_rgb,
             m.psnr_rgb
         );
+        let (sg, sb) = (metric_stats(&rows, true), metric_stats(&rows, false));
+        for (label, f) in [
+            (
+                "median",
+                (|s: &super::eval_report::Stats| s.median) as fn(&_) -> f64,
+            ),
+            ("std", |s: &super::eval_report::Stats| s.std),
+        ] {
+            println!(
+                "{:<40} {:>7.2} → {:>7.2} {:>7.4} → {:>7.4} {:>7.2} → {:>7.2}",
+                label,
+                f(&sb[0].1),
+                f(&sg[0].1),
+                f(&sb[1].1),
+                f(&sg[1].1),
+                f(&sb[2].1),
+                f(&sg[2].1)
+            );
+        }
         if let Some(c) = comp_mean {
             println!(
                 "components vs rendered truth: S PSNR {:.2} dB, T PSNR {:.2} dB, mean |A − A_gt| {:.4}",

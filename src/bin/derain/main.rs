@@ -6,6 +6,7 @@ mod bench;
 mod common;
 mod demo;
 mod eval;
+mod eval_report;
 mod eval_seq;
 mod image_cmd;
 mod synth;
