@@ -116,8 +116,56 @@ impl YuvSpec {
     }
 }
 
-fn clamp_u8(v: f32) -> u8 {
-    (v * 255.0 + 0.5).clamp(0.0, 255.0) as u8
+/// Fixed point: coefficients are scaled by 2^16.
+const ONE: f32 = 65536.0;
+
+fn fix(v: f32) -> i32 {
+    (v * ONE).round() as i32
+}
+
+/// Integer coefficients of the conversion YUV → RGB, 8-bit codes in and out.
+struct ToRgb {
+    y_off: i32,
+    y: i32,
+    rv: i32,
+    gu: i32,
+    gv: i32,
+    bu: i32,
+}
+
+impl ToRgb {
+    fn new(spec: &YuvSpec) -> Self {
+        let r = spec.range();
+        let YuvMatrix { kr, kb } = spec.matrix;
+        let kg = 1.0 - kr - kb;
+        // R = Y + 2(1−Kr)·Cr; B = Y + 2(1−Kb)·Cb; G = (Y − Kr·R − Kb·B) / Kg, on [0,1] values
+        // scaled back to 8-bit codes.
+        let (rv, bu) = (2.0 * (1.0 - kr), 2.0 * (1.0 - kb));
+        let c = 255.0 * r.c_scale;
+        Self {
+            y_off: r.y_off as i32,
+            y: fix(255.0 * r.y_scale),
+            rv: fix(rv * c),
+            gu: fix(-bu * kb / kg * c),
+            gv: fix(-rv * kr / kg * c),
+            bu: fix(bu * c),
+        }
+    }
+
+    #[inline(always)]
+    fn px(&self, y: u8, cb: i32, cr: i32, out: &mut [u8]) {
+        let l = (i32::from(y) - self.y_off) * self.y;
+        out[0] = code(l + self.rv * cr);
+        out[1] = code(l + self.gu * cb + self.gv * cr);
+        out[2] = code(l + self.bu * cb);
+        out[3] = 255;
+    }
+}
+
+/// A 16.16 fixed-point value rounded and clamped to an 8-bit code.
+#[inline(always)]
+fn code(v: i32) -> u8 {
+    ((v + (1 << 15)) >> 16).clamp(0, 255) as u8
 }
 
 /// Converts a `w`×`h` 4:2:0 frame into packed RGBx (4 bytes per pixel, the 4th set to 255)
@@ -137,44 +185,45 @@ pub fn yuv420_to_rgbx<P: AsRef<[u8]> + Sync>(
             format!("RGBx output of {} bytes for {w}x{h}", out.len()),
         ));
     }
-    let r = spec.range();
-    let YuvMatrix { kr, kb } = spec.matrix;
-    let kg = 1.0 - kr - kb;
-    // R = Y + 2(1−Kr)·Cr; B = Y + 2(1−Kb)·Cb; G = (Y − Kr·R − Kb·B) / Kg.
-    let (rv, bu) = (2.0 * (1.0 - kr), 2.0 * (1.0 - kb));
-    let (gu, gv) = (-bu * kb / kg, -rv * kr / kg);
+    let k = ToRgb::new(spec);
     let (py, pu, pv) = (
         src.data[0].as_ref(),
         src.data[1].as_ref(),
         src.data[2].as_ref(),
     );
+    let cw = w.div_ceil(2);
     out.par_chunks_mut(out_stride)
         .take(h)
         .enumerate()
-        .for_each(|(y, row)| {
-            let yrow = &py[y * src.stride[0]..];
-            let cy = y / 2;
-            for x in 0..w {
-                let (u, v) = match spec.layout {
-                    YuvLayout::I420 => (
-                        pu[cy * src.stride[1] + x / 2],
-                        pv[cy * src.stride[2] + x / 2],
-                    ),
-                    YuvLayout::Nv12 => {
-                        let i = cy * src.stride[1] + (x / 2) * 2;
-                        (pu[i], pu[i + 1])
+        .for_each_init(
+            || (vec![0i32; cw], vec![0i32; cw]),
+            |(cb, cr), (y, row)| {
+                let cy = y / 2;
+                match spec.layout {
+                    YuvLayout::I420 => {
+                        let (u, v) = (&pu[cy * src.stride[1]..], &pv[cy * src.stride[2]..]);
+                        for c in 0..cw {
+                            cb[c] = i32::from(u[c]) - 128;
+                            cr[c] = i32::from(v[c]) - 128;
+                        }
                     }
-                };
-                let l = (f32::from(yrow[x]) - r.y_off) * r.y_scale;
-                let cb = (f32::from(u) - 128.0) * r.c_scale;
-                let cr = (f32::from(v) - 128.0) * r.c_scale;
-                let px = &mut row[4 * x..4 * x + 4];
-                px[0] = clamp_u8(l + rv * cr);
-                px[1] = clamp_u8(l + gu * cb + gv * cr);
-                px[2] = clamp_u8(l + bu * cb);
-                px[3] = 255;
-            }
-        });
+                    YuvLayout::Nv12 => {
+                        let uv = &pu[cy * src.stride[1]..];
+                        for c in 0..cw {
+                            cb[c] = i32::from(uv[2 * c]) - 128;
+                            cr[c] = i32::from(uv[2 * c + 1]) - 128;
+                        }
+                    }
+                }
+                let yrow = &py[y * src.stride[0]..y * src.stride[0] + w];
+                for (pair, (ys, px)) in yrow.chunks(2).zip(row.chunks_mut(8)).enumerate() {
+                    let (u, v) = (cb[pair], cr[pair]);
+                    for (i, &l) in ys.iter().enumerate() {
+                        k.px(l, u, v, &mut px[4 * i..4 * i + 4]);
+                    }
+                }
+            },
+        );
     Ok(())
 }
 
@@ -198,36 +247,49 @@ pub fn rgbx_to_yuv420(
     let r = spec.range();
     let YuvMatrix { kr, kb } = spec.matrix;
     let kg = 1.0 - kr - kb;
-    let (cb_k, cr_k) = (0.5 / (1.0 - kb), 0.5 / (1.0 - kr));
-    let luma = |p: &[u8]| kr * f32::from(p[0]) + kg * f32::from(p[1]) + kb * f32::from(p[2]);
-    let (y_code, c_code) = (1.0 / (255.0 * r.y_scale), 1.0 / (255.0 * r.c_scale));
-    let code = |v: f32| (v + 0.5).clamp(0.0, 255.0) as u8;
-    // Luma, row by row.
-    let ys = dst.stride[0];
+    // Y code = Y′·(255·y_scale)⁻¹ + offset; chroma codes from the block's mean R, G, B (the
+    // conversion is linear): Cb = (B − Y′)/(2(1−Kb)), Cr = (R − Y′)/(2(1−Kr)).
+    let ys = 1.0 / (255.0 * r.y_scale);
+    let (yr, yg, yb) = (fix(kr * ys), fix(kg * ys), fix(kb * ys));
+    let y_off = (r.y_off as i32) << 16;
+    let cs = 1.0 / (255.0 * r.c_scale);
+    let (cbk, crk) = (cs * 0.5 / (1.0 - kb), cs * 0.5 / (1.0 - kr));
+    let (ur, ug, ub) = (fix(-kr * cbk), fix(-kg * cbk), fix((1.0 - kb) * cbk));
+    let (vr, vg, vb) = (fix((1.0 - kr) * crk), fix(-kg * crk), fix(-kb * crk));
+    let ys_ = dst.stride[0];
     dst.data[0]
-        .par_chunks_mut(ys)
+        .par_chunks_mut(ys_)
         .take(h)
         .enumerate()
         .for_each(|(y, row)| {
-            let src = &rgbx[y * in_stride..];
-            for (x, o) in row[..w].iter_mut().enumerate() {
-                *o = code(luma(&src[4 * x..]) * y_code + r.y_off);
+            let src = &rgbx[y * in_stride..y * in_stride + 4 * w];
+            for (o, p) in row[..w].iter_mut().zip(src.chunks_exact(4)) {
+                let v = yr * i32::from(p[0]) + yg * i32::from(p[1]) + yb * i32::from(p[2]);
+                *o = code(v + y_off);
             }
         });
-    // Chroma: the mean of each 2×2 block's Cb and Cr.
     let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
-    let chroma = |cx: usize, cy: usize| {
-        let (mut cb, mut cr, mut n) = (0.0f32, 0.0f32, 0.0f32);
+    // The mean R, G, B of the 2×2 block at (cx, cy), scaled by 4 (×2 or ×1 at an odd edge,
+    // then brought to 4 by `scale`).
+    let block = |cx: usize, cy: usize| {
+        let (mut s, mut n) = ([0i32; 3], 0i32);
         for y in 2 * cy..(2 * cy + 2).min(h) {
             for x in 2 * cx..(2 * cx + 2).min(w) {
                 let p = &rgbx[y * in_stride + 4 * x..];
-                let l = luma(p);
-                cb += (f32::from(p[2]) - l) * cb_k;
-                cr += (f32::from(p[0]) - l) * cr_k;
-                n += 1.0;
+                s[0] += i32::from(p[0]);
+                s[1] += i32::from(p[1]);
+                s[2] += i32::from(p[2]);
+                n += 1;
             }
         }
-        (code(cb / n * c_code + 128.0), code(cr / n * c_code + 128.0))
+        let scale = 4 / n; // 1, 2 or 4 pixels: 4 / n is exact for 1, 2, 4
+        [s[0] * scale, s[1] * scale, s[2] * scale]
+    };
+    let chroma = |cx: usize, cy: usize| {
+        let [r4, g4, b4] = block(cx, cy);
+        let u = (ur * r4 + ug * g4 + ub * b4) / 4;
+        let v = (vr * r4 + vg * g4 + vb * b4) / 4;
+        (code(u + (128 << 16)), code(v + (128 << 16)))
     };
     let [_, p1, p2] = &mut dst.data;
     let (s1, s2) = (dst.stride[1], dst.stride[2]);
