@@ -151,15 +151,6 @@ impl ToRgb {
             bu: fix(bu * c),
         }
     }
-
-    #[inline(always)]
-    fn px(&self, y: u8, cb: i32, cr: i32, out: &mut [u8]) {
-        let l = (i32::from(y) - self.y_off) * self.y;
-        out[0] = code(l + self.rv * cr);
-        out[1] = code(l + self.gu * cb + self.gv * cr);
-        out[2] = code(l + self.bu * cb);
-        out[3] = 255;
-    }
 }
 
 /// A 16.16 fixed-point value rounded and clamped to an 8-bit code.
@@ -196,31 +187,36 @@ pub fn yuv420_to_rgbx<P: AsRef<[u8]> + Sync>(
         .take(h)
         .enumerate()
         .for_each_init(
-            || (vec![0i32; cw], vec![0i32; cw]),
-            |(cb, cr), (y, row)| {
+            || vec![[0i32; 3]; cw],
+            |terms, (y, row)| {
+                // The chroma terms of R, G and B for each 2-pixel pair of this row.
                 let cy = y / 2;
+                let mut set = |c: usize, u: u8, v: u8| {
+                    let (cb, cr) = (i32::from(u) - 128, i32::from(v) - 128);
+                    terms[c] = [k.rv * cr, k.gu * cb + k.gv * cr, k.bu * cb];
+                };
                 match spec.layout {
                     YuvLayout::I420 => {
                         let (u, v) = (&pu[cy * src.stride[1]..], &pv[cy * src.stride[2]..]);
                         for c in 0..cw {
-                            cb[c] = i32::from(u[c]) - 128;
-                            cr[c] = i32::from(v[c]) - 128;
+                            set(c, u[c], v[c]);
                         }
                     }
                     YuvLayout::Nv12 => {
                         let uv = &pu[cy * src.stride[1]..];
                         for c in 0..cw {
-                            cb[c] = i32::from(uv[2 * c]) - 128;
-                            cr[c] = i32::from(uv[2 * c + 1]) - 128;
+                            set(c, uv[2 * c], uv[2 * c + 1]);
                         }
                     }
                 }
                 let yrow = &py[y * src.stride[0]..y * src.stride[0] + w];
-                for (pair, (ys, px)) in yrow.chunks(2).zip(row.chunks_mut(8)).enumerate() {
-                    let (u, v) = (cb[pair], cr[pair]);
-                    for (i, &l) in ys.iter().enumerate() {
-                        k.px(l, u, v, &mut px[4 * i..4 * i + 4]);
-                    }
+                for (x, (px, &l)) in row[..4 * w].chunks_exact_mut(4).zip(yrow).enumerate() {
+                    let l = (i32::from(l) - k.y_off) * k.y;
+                    let [r, g, b] = terms[x / 2];
+                    px[0] = code(l + r);
+                    px[1] = code(l + g);
+                    px[2] = code(l + b);
+                    px[3] = 255;
                 }
             },
         );
@@ -269,27 +265,34 @@ pub fn rgbx_to_yuv420(
             }
         });
     let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
-    // The mean R, G, B of the 2×2 block at (cx, cy), scaled by 4 (×2 or ×1 at an odd edge,
-    // then brought to 4 by `scale`).
-    let block = |cx: usize, cy: usize| {
-        let (mut s, mut n) = ([0i32; 3], 0i32);
-        for y in 2 * cy..(2 * cy + 2).min(h) {
-            for x in 2 * cx..(2 * cx + 2).min(w) {
-                let p = &rgbx[y * in_stride + 4 * x..];
-                s[0] += i32::from(p[0]);
-                s[1] += i32::from(p[1]);
-                s[2] += i32::from(p[2]);
-                n += 1;
+    // Each chroma sample from its 2×2 block's R, G, B sums (the conversion is linear), two
+    // source rows at a time; a block cut by an odd edge is scaled up to four pixels.
+    let chroma_row = |cy: usize, out: &mut dyn FnMut(usize, u8, u8)| {
+        let r0 = &rgbx[2 * cy * in_stride..2 * cy * in_stride + 4 * w];
+        let y1 = (2 * cy + 1).min(h - 1);
+        let r1 = &rgbx[y1 * in_stride..y1 * in_stride + 4 * w];
+        let rows = if 2 * cy + 1 < h { 2 } else { 1 };
+        for cx in 0..cw {
+            let x0 = 8 * cx;
+            let n = if 2 * cx + 1 < w { 2 } else { 1 };
+            let mut s = [0i32; 3];
+            for k in 0..3 {
+                let mut t = i32::from(r0[x0 + k]);
+                if n == 2 {
+                    t += i32::from(r0[x0 + 4 + k]);
+                }
+                if rows == 2 {
+                    t += i32::from(r1[x0 + k]);
+                    if n == 2 {
+                        t += i32::from(r1[x0 + 4 + k]);
+                    }
+                }
+                s[k] = t * (4 / (n * rows));
             }
+            let u = (ur * s[0] + ug * s[1] + ub * s[2]) / 4;
+            let v = (vr * s[0] + vg * s[1] + vb * s[2]) / 4;
+            out(cx, code(u + (128 << 16)), code(v + (128 << 16)));
         }
-        let scale = 4 / n; // 1, 2 or 4 pixels: 4 / n is exact for 1, 2, 4
-        [s[0] * scale, s[1] * scale, s[2] * scale]
-    };
-    let chroma = |cx: usize, cy: usize| {
-        let [r4, g4, b4] = block(cx, cy);
-        let u = (ur * r4 + ug * g4 + ub * b4) / 4;
-        let v = (vr * r4 + vg * g4 + vb * b4) / 4;
-        (code(u + (128 << 16)), code(v + (128 << 16)))
     };
     let [_, p1, p2] = &mut dst.data;
     let (s1, s2) = (dst.stride[1], dst.stride[2]);
@@ -300,9 +303,7 @@ pub fn rgbx_to_yuv420(
                 .take(ch)
                 .enumerate()
                 .for_each(|(cy, (u, v))| {
-                    for cx in 0..cw {
-                        (u[cx], v[cx]) = chroma(cx, cy);
-                    }
+                    chroma_row(cy, &mut |cx, cb, cr| (u[cx], v[cx]) = (cb, cr));
                 });
         }
         YuvLayout::Nv12 => {
@@ -310,9 +311,9 @@ pub fn rgbx_to_yuv420(
                 .take(ch)
                 .enumerate()
                 .for_each(|(cy, uv)| {
-                    for cx in 0..cw {
-                        (uv[2 * cx], uv[2 * cx + 1]) = chroma(cx, cy);
-                    }
+                    chroma_row(cy, &mut |cx, cb, cr| {
+                        (uv[2 * cx], uv[2 * cx + 1]) = (cb, cr)
+                    });
                 });
         }
     }
