@@ -165,16 +165,23 @@ fn bad_model_file_is_named() {
     assert_clean_failure(&o, "broken.onnx");
 }
 
-#[test]
-fn eval_reports_json_with_baseline() {
-    let d = tmpdir("eval");
+/// `n` pairs of `w`×`h` PNGs in `d`/rainy (`rain-00K.png`, pattern seed K·`step`) and
+/// `d`/clean (`norain-00K.png`, seed 0), paired by number; returns the two folders.
+fn eval_pairs(d: &Path, n: u8, w: u32, h: u32, step: u8) -> (PathBuf, PathBuf) {
     let (r, c) = (d.join("rainy"), d.join("clean"));
     std::fs::create_dir_all(&r).unwrap();
     std::fs::create_dir_all(&c).unwrap();
-    for i in 1..=2 {
-        write_png(&r.join(format!("rain-{i:03}.png")), 32, 24, i);
-        write_png(&c.join(format!("norain-{i:03}.png")), 32, 24, 0);
+    for i in 1..=n {
+        write_png(&r.join(format!("rain-{i:03}.png")), w, h, i * step);
+        write_png(&c.join(format!("norain-{i:03}.png")), w, h, 0);
     }
+    (r, c)
+}
+
+#[test]
+fn eval_reports_json_with_baseline() {
+    let d = tmpdir("eval");
+    let (r, c) = eval_pairs(&d, 2, 32, 24, 1);
     let o = derain(&[
         "eval",
         "--rainy",
@@ -215,13 +222,7 @@ fn eval_reports_json_with_baseline() {
 #[test]
 fn eval_writes_csv_and_a_report_with_grids_and_a_plot() {
     let d = tmpdir("eval-report");
-    let (r, c) = (d.join("rainy"), d.join("clean"));
-    std::fs::create_dir_all(&r).unwrap();
-    std::fs::create_dir_all(&c).unwrap();
-    for i in 1..=4 {
-        write_png(&r.join(format!("rain-{i:03}.png")), 40, 30, i * 30);
-        write_png(&c.join(format!("norain-{i:03}.png")), 40, 30, 0);
-    }
+    let (r, c) = eval_pairs(&d, 4, 40, 30, 30);
     let (csv, rep) = (d.join("scores.csv"), d.join("report"));
     let o = derain(&[
         "eval",

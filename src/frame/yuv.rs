@@ -153,6 +153,17 @@ impl ToRgb {
     }
 }
 
+/// A packed RGBx buffer of `len` bytes at `stride` holds a non-empty `w`×`h` frame.
+fn check_rgbx(what: &str, w: usize, h: usize, len: usize, stride: usize) -> Result<()> {
+    if w == 0 || h == 0 || stride < 4 * w || len < stride * (h - 1) + 4 * w {
+        return Err(Error::param(
+            "YUV frame",
+            format!("RGBx {what} of {len} bytes at stride {stride} for {w}x{h}"),
+        ));
+    }
+    Ok(())
+}
+
 /// A 16.16 fixed-point value rounded and clamped to an 8-bit code.
 #[inline(always)]
 fn code(v: i32) -> u8 {
@@ -170,12 +181,7 @@ pub fn yuv420_to_rgbx<P: AsRef<[u8]> + Sync>(
     out_stride: usize,
 ) -> Result<()> {
     spec.check(w, h, src)?;
-    if w == 0 || h == 0 || out_stride < 4 * w || out.len() < out_stride * (h - 1) + 4 * w {
-        return Err(Error::param(
-            "YUV frame",
-            format!("RGBx output of {} bytes for {w}x{h}", out.len()),
-        ));
-    }
+    check_rgbx("output", w, h, out.len(), out_stride)?;
     let k = ToRgb::new(spec);
     let (py, pu, pv) = (
         src.data[0].as_ref(),
@@ -234,12 +240,7 @@ pub fn rgbx_to_yuv420(
     dst: &mut YuvPlanes<&mut [u8]>,
 ) -> Result<()> {
     spec.check(w, h, dst)?;
-    if w == 0 || h == 0 || in_stride < 4 * w || rgbx.len() < in_stride * (h - 1) + 4 * w {
-        return Err(Error::param(
-            "YUV frame",
-            format!("RGBx input of {} bytes for {w}x{h}", rgbx.len()),
-        ));
-    }
+    check_rgbx("input", w, h, rgbx.len(), in_stride)?;
     let r = spec.range();
     let YuvMatrix { kr, kb } = spec.matrix;
     let kg = 1.0 - kr - kb;

@@ -127,21 +127,16 @@ pub fn read_picture(path: &Path, mode: Mode) -> Result<Picture> {
 /// [`check_complete_bytes`] on a file: [`Error::ImageTruncated`] naming it when the file ends
 /// before its end marker, [`Error::ImageRead`] when it cannot be read.
 pub fn check_complete(path: &Path) -> Result<()> {
-    read_complete(path).map(drop)
-}
-
-/// The bytes of a file that [`check_complete`] accepts, read once.
-pub fn read_complete(path: &Path) -> Result<Vec<u8>> {
     let bytes = std::fs::read(path).map_err(|e| read_error(path, e))?;
-    complete(path, &bytes)?;
-    Ok(bytes)
+    complete(path, &bytes)
 }
 
-/// Decodes the bytes of an image file with the checks of [`read_picture`] (header size and
-/// memory for `mode`, a whole file, EXIF orientation applied), for a caller that reads the
-/// file itself (`derain video`'s frame folders). `path` names the file in errors.
-pub fn decode_checked(path: &Path, bytes: &[u8], mode: Mode) -> Result<DynamicImage> {
-    let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes))
+/// Reads and decodes an image file with the checks of [`read_picture`] (header size and
+/// memory for `mode`, a whole file, EXIF orientation applied), for a caller that wants the
+/// decoded image as it is (`derain video`'s frame folders). The bytes are read once.
+pub fn read_checked(path: &Path, mode: Mode) -> Result<DynamicImage> {
+    let bytes = std::fs::read(path).map_err(|e| read_error(path, e))?;
+    let mut reader = image::ImageReader::new(std::io::Cursor::new(&bytes[..]))
         .with_guessed_format()
         .map_err(|e| read_error(path, e))?;
     // The size check below replaces the crate's default limits (512 MiB per allocation, which
@@ -155,7 +150,7 @@ pub fn decode_checked(path: &Path, bytes: &[u8], mode: Mode) -> Result<DynamicIm
         height,
         reason,
     })?;
-    complete(path, bytes)?;
+    complete(path, &bytes)?;
     let orientation = decoder.orientation().map_err(|e| read_error(path, e))?;
     let mut img = DynamicImage::from_decoder(decoder).map_err(|e| read_error(path, e))?;
     img.apply_orientation(orientation);
@@ -177,9 +172,7 @@ fn read_error(path: &Path, e: impl std::fmt::Display) -> Error {
 }
 
 fn read(path: &Path, mode: Mode, want_alpha: bool) -> Result<Picture> {
-    let bytes = std::fs::read(path).map_err(|e| read_error(path, e))?;
-    let img = decode_checked(path, &bytes, mode)?;
-    drop(bytes);
+    let img = read_checked(path, mode)?;
     split(img, want_alpha).map_err(|e| read_error(path, e))
 }
 

@@ -134,7 +134,6 @@ pub(crate) fn derain_full_into(
     if w == 0 || h == 0 {
         return Err(Error::param("input", "empty image"));
     }
-    // The bound on the gain 1/T that keeps sensor noise in check (physics::noise).
     let t0 = params.min_transmission;
     // The bound on the gain 1/T that keeps sensor noise in check (physics::noise), in the
     // inversion only: stage 2 sees the estimated T, as in training.

@@ -23,7 +23,6 @@ pub struct Encoder {
     appsrc: gst_app::AppSrc,
     input: (u32, u32, gst::Fraction),
     output: PathBuf,
-    queue_bytes: u64,
 }
 
 impl Encoder {
@@ -93,7 +92,6 @@ impl Encoder {
             appsrc,
             input: (width, height, fps),
             output: output.to_path_buf(),
-            queue_bytes: QUEUE_FRAMES * width as u64 * height as u64 * 4,
         };
         if enc.pipeline.set_state(gst::State::Playing).is_err() {
             return Err(enc.error_or("cannot start the encoder"));
@@ -116,12 +114,13 @@ impl Encoder {
         let bus = self.pipeline.bus().context("encoder bus")?;
         let since = Instant::now();
         loop {
-            if let Some(msg) =
-                bus.timed_pop_filtered(gst::ClockTime::ZERO, &[gst::MessageType::Error])
-            {
+            // A pending error is returned at once; while the queue is full, wait for one 5 ms.
+            let full = self.appsrc.current_level_bytes() >= self.appsrc.max_bytes();
+            let wait = gst::ClockTime::from_mseconds(if full { 5 } else { 0 });
+            if let Some(msg) = bus.timed_pop_filtered(wait, &[gst::MessageType::Error]) {
                 return Err(self.describe(&msg));
             }
-            if self.appsrc.current_level_bytes() < self.queue_bytes {
+            if !full {
                 break;
             }
             if since.elapsed() > STALL {
@@ -130,11 +129,6 @@ impl Encoder {
                     self.output.display(),
                     STALL.as_secs()
                 ));
-            }
-            if let Some(msg) =
-                bus.timed_pop_filtered(gst::ClockTime::from_mseconds(5), &[gst::MessageType::Error])
-            {
-                return Err(self.describe(&msg));
             }
         }
         self.appsrc

@@ -332,8 +332,7 @@ impl FrameSource for FolderSource {
         self.next += 1;
         // A truncated JPEG or PNG decodes to grey without an error: refuse it by name. The
         // bytes are read once and decoded from memory, after the size check on the header.
-        let bytes = derain::io::read_complete(path)?;
-        let img = derain::io::decode_checked(path, &bytes, self.mode)?.to_rgba8();
+        let img = derain::io::read_checked(path, self.mode)?.to_rgba8();
         let (width, height) = img.dimensions();
         Ok(Some(Frame {
             data: FrameData::Raw(img.into_raw()),
