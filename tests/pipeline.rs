@@ -283,3 +283,51 @@ fn uhd_frame_is_processed() {
     physics().process(&f, &mut o).unwrap();
     assert!(dst.chunks_exact(4).all(|p| p[3] == 255));
 }
+
+/// Streams that share a pool of engines (`derain serve`) get what each would get on its own
+/// engine: the per-stream state (A over frames) stays with the stream, and an engine that
+/// served a frame of another size reuses its buffers correctly.
+#[test]
+fn streams_sharing_one_engine_match_streams_with_their_own() {
+    use derain::engine::EnginePool;
+    use std::sync::Arc;
+    let config = Config {
+        backend: derain::Backend::Cpu,
+        ..Config::default()
+    };
+    let pool = Arc::new(EnginePool::new(&config, 1).unwrap());
+    let sizes = [(96usize, 64usize), (80, 120)];
+    let mut shared: Vec<Pipeline> = sizes
+        .iter()
+        .map(|_| Pipeline::with_pool(config.clone(), pool.clone()).unwrap())
+        .collect();
+    let mut own: Vec<Pipeline> = sizes
+        .iter()
+        .map(|_| Pipeline::new(config.clone()).unwrap())
+        .collect();
+    for t in 0..3 {
+        for (i, &(w, h)) in sizes.iter().enumerate() {
+            let mut frame = clean_scene(w, h);
+            // A different veil per stream and frame, so that A moves.
+            for p in &mut frame.planes {
+                for v in &mut p.data {
+                    *v = 0.6 * *v + 0.3 + 0.03 * (t + 2 * i) as f32;
+                }
+            }
+            let a = shared[i].process_image(&frame).unwrap();
+            let b = own[i].process_image(&frame).unwrap();
+            assert_eq!(a.planes, b.planes, "stream {i}, frame {t}");
+            assert_eq!(
+                shared[i].last_run().unwrap().atmosphere,
+                own[i].last_run().unwrap().atmosphere
+            );
+        }
+    }
+    assert_eq!(shared[0].backend_name(), "cpu");
+    // The pool's mode is the streams' mode.
+    let full = Config {
+        mode: derain::Mode::Full,
+        ..config
+    };
+    assert!(Pipeline::with_pool(full, pool).is_err());
+}

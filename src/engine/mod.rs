@@ -3,12 +3,14 @@
 pub mod cpu;
 #[cfg(feature = "cuda")]
 pub mod cuda;
+pub mod pool;
 
 #[cfg(feature = "cuda")]
 use crate::config::{Backend, Config, Mode};
 use crate::error::{Error, Result};
 use crate::physics::{AtmosphereTracker, RunInfo, Sink, Source};
 use cpu::CpuEngine;
+pub use pool::{EnginePool, PooledEngine};
 
 /// The engine a pipeline runs on.
 #[derive(Debug)]

@@ -9,7 +9,9 @@ pub use crate::config;
 pub use crate::config::{Backend, Config, Mode, PhysicsParams, TemporalMode};
 pub use crate::frame::blend;
 
-use crate::engine::Engine;
+use std::sync::Arc;
+
+use crate::engine::{Engine, EnginePool};
 use crate::error::{Error, Result};
 use crate::frame::{FrameMut, FrameRef, PlanarRgb, ensure_same_frame};
 use crate::physics::{AtmosphereTracker, Components, FrameSink, RunInfo, Sink, Source};
@@ -18,12 +20,31 @@ use crate::temporal::{Temporal, TemporalInfo, TemporalParams};
 /// A configured derainer for a stream of frames (or single images).
 pub struct Pipeline {
     config: Config,
-    engine: Engine,
+    engine: EngineSlot,
     tracker: AtmosphereTracker,
     temporal: Temporal,
     last: Option<RunInfo>,
     last_temporal: TemporalInfo,
     frames: u64,
+}
+
+/// The engine a pipeline runs on: its own, or one borrowed per frame from a shared pool.
+enum EngineSlot {
+    Own(Engine),
+    Shared {
+        pool: Arc<EnginePool>,
+        /// The engine used last, asked for first (its buffers fit this stream's frames).
+        last: usize,
+    },
+}
+
+impl EngineSlot {
+    fn name(&self) -> &'static str {
+        match self {
+            EngineSlot::Own(e) => e.name(),
+            EngineSlot::Shared { pool, .. } => pool.backend_name(),
+        }
+    }
 }
 
 impl std::fmt::Debug for Pipeline {
@@ -41,6 +62,30 @@ impl Pipeline {
     pub fn new(config: Config) -> Result<Self> {
         config.validate()?;
         let engine = Engine::new(&config)?;
+        Self::with_engine(config, EngineSlot::Own(engine))
+    }
+
+    /// A pipeline for one stream of many that share the engines of `pool` (`derain serve`):
+    /// the stream keeps its own state (A, temporal history) and borrows an engine for each
+    /// frame. `config` may differ from the pool's in strength, A smoothing, temporal mode and
+    /// physics parameters; the mode and networks are the pool's.
+    pub fn with_pool(config: Config, pool: Arc<EnginePool>) -> Result<Self> {
+        config.validate()?;
+        let built = pool.config();
+        if config.mode != built.mode || config.model != built.model {
+            return Err(Error::param(
+                "mode",
+                format!(
+                    "the shared engines run mode {:?} (model {:?}); a stream cannot ask for \
+                     mode {:?} (model {:?})",
+                    built.mode, built.model, config.mode, config.model
+                ),
+            ));
+        }
+        Self::with_engine(config, EngineSlot::Shared { pool, last: 0 })
+    }
+
+    fn with_engine(config: Config, engine: EngineSlot) -> Result<Self> {
         let tracker = AtmosphereTracker::new(config.atmosphere_smoothing);
         let temporal = Temporal::new(config.temporal, TemporalParams::default())?;
         Ok(Self {
@@ -160,8 +205,15 @@ impl Pipeline {
 
     /// The configured mode on one frame, on the engine.
     fn run(&mut self, src: Source<'_>, sink: Sink<'_, '_>) -> Result<RunInfo> {
-        self.engine
-            .derain_into(src, &self.config, &mut self.tracker, sink)
+        match &mut self.engine {
+            EngineSlot::Own(e) => e.derain_into(src, &self.config, &mut self.tracker, sink),
+            EngineSlot::Shared { pool, last } => {
+                let mut lent = pool.acquire(*last);
+                *last = lent.index();
+                lent.engine()
+                    .derain_into(src, &self.config, &mut self.tracker, sink)
+            }
+        }
     }
 
     /// A and the stage timings of the last processed frame.

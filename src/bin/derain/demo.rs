@@ -36,7 +36,7 @@ pub struct DemoArgs {
     pub seed: u64,
 }
 
-fn decode_photo() -> anyhow::Result<PlanarRgb> {
+pub(crate) fn decode_photo() -> anyhow::Result<PlanarRgb> {
     let img = image::load_from_memory(PHOTO)
         .context("decoding the bundled demo photo")?
         .to_rgb8();

@@ -9,6 +9,8 @@ mod eval;
 mod eval_report;
 mod eval_seq;
 mod image_cmd;
+#[cfg(feature = "serve")]
+mod serve;
 mod synth;
 #[cfg(feature = "video")]
 mod video;
@@ -42,6 +44,9 @@ enum Command {
     /// Derain a video file, a folder of frames or an RTSP stream into H.264 MP4/MKV.
     #[cfg(feature = "video")]
     Video(video::VideoArgs),
+    /// Serve many cameras derained over RTSP (H.264), with a mosaic and JSON stats.
+    #[cfg(feature = "serve")]
+    Serve(serve::ServeArgs),
 }
 
 /// An error with its own exit code (`derain video`: the input failed mid-stream, a signal
@@ -79,15 +84,22 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Demo(a) => demo::run(a),
         #[cfg(feature = "video")]
         Command::Video(a) => video::run(a),
+        #[cfg(feature = "serve")]
+        Command::Serve(a) => serve::run(a),
     }
 }
 
 fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    // A server's log lines carry the time; a command's do not need it.
+    #[cfg(feature = "serve")]
+    let stamped = matches!(cli.command, Command::Serve(_));
+    #[cfg(not(feature = "serve"))]
+    let stamped = false;
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
         .format_target(false)
-        .format_timestamp(None)
+        .format_timestamp(stamped.then_some(env_logger::TimestampPrecision::Seconds))
         .init();
-    let cli = Cli::parse();
     match run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => match e.downcast_ref::<Exit>() {

@@ -18,8 +18,8 @@
 //! written to it.
 
 mod encoder;
-mod source;
-mod stop;
+pub mod source;
+pub mod stop;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -34,7 +34,7 @@ use super::Exit;
 use super::common::EngineArgs;
 use encoder::Encoder;
 pub use encoder::encode_frames;
-use source::{DecodeSource, FolderSource, FrameSource};
+use source::{DecodeOptions, DecodeSource, FolderSource, FrameSource};
 use stop::Stop;
 
 /// Exit codes of `derain video` besides 0 (the input ended, or `--max-frames`/`--duration`
@@ -119,8 +119,12 @@ fn open(a: &VideoArgs, stop: &Stop, mode: derain::pipeline::Mode) -> Result<Box<
             stop.clone(),
         )?));
     }
-    let stall = Duration::from_secs_f64(a.stall_timeout);
-    Ok(Box::new(DecodeSource::new(&a.input, stop.clone(), stall)?))
+    let options = DecodeOptions::recording(Duration::from_secs_f64(a.stall_timeout));
+    Ok(Box::new(DecodeSource::new(
+        &a.input,
+        stop.clone(),
+        options,
+    )?))
 }
 
 /// Waits and opens the stream again until it works or a stop is asked for.
@@ -137,8 +141,8 @@ fn reopen(a: &VideoArgs, stop: &Stop, why: &anyhow::Error) -> Option<Box<dyn Fra
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        let stall = Duration::from_secs_f64(a.stall_timeout);
-        match DecodeSource::new(&a.input, stop.clone(), stall) {
+        let options = DecodeOptions::recording(Duration::from_secs_f64(a.stall_timeout));
+        match DecodeSource::new(&a.input, stop.clone(), options) {
             Ok(s) => {
                 log::info!("{}: reconnected (attempt {attempt})", a.input);
                 return Some(Box::new(s));

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -55,6 +55,13 @@ pub trait FrameSource {
     fn has_audio(&self) -> bool {
         false
     }
+    /// Frames decoded so far, those a live source dropped before [`next_frame`] included,
+    /// when the source counts them.
+    ///
+    /// [`next_frame`]: FrameSource::next_frame
+    fn frames_arrived(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// True for inputs that are streams with no end of their own (a camera).
@@ -62,6 +69,31 @@ pub fn is_live(uri: &str) -> bool {
     ["rtsp", "rtsps", "rtspt", "udp", "srt", "rtmp", "v4l2"]
         .iter()
         .any(|s| uri.starts_with(&format!("{s}://")))
+}
+
+/// Extra time a live stream has for its first frame.
+const FIRST_FRAME_GRACE: Duration = Duration::from_secs(10);
+
+/// How a [`DecodeSource`] reads.
+#[derive(Clone, Copy, Debug)]
+pub struct DecodeOptions {
+    /// A live source that sends nothing for this long has dropped.
+    pub stall: Duration,
+    /// Decoded frames held for the reader; a live source drops the oldest beyond this.
+    pub queue: u32,
+    /// The jitter buffer of an RTSP source in ms (rtspsrc's own default, 2 s, when `None`).
+    pub rtsp_latency_ms: Option<u32>,
+}
+
+impl DecodeOptions {
+    /// `derain video`: a few frames of slack, rtspsrc's defaults.
+    pub fn recording(stall: Duration) -> Self {
+        Self {
+            stall,
+            queue: 4,
+            rtsp_latency_ms: None,
+        }
+    }
 }
 
 /// `uridecodebin ! videoconvert ! appsink` for files and streams.
@@ -77,10 +109,12 @@ pub struct DecodeSource {
     /// End of the last frame read (pts + duration), for the truncation check.
     reached: Option<gst::ClockTime>,
     audio: Arc<AtomicBool>,
+    /// Frames that reached the appsink (those a live source dropped included).
+    arrived: Arc<AtomicU64>,
 }
 
 impl DecodeSource {
-    pub fn new(input: &str, stop: Stop, stall: Duration) -> Result<Self> {
+    pub fn new(input: &str, stop: Stop, options: DecodeOptions) -> Result<Self> {
         let uri = if input.contains("://") {
             input.to_string()
         } else {
@@ -105,12 +139,32 @@ impl DecodeSource {
                     .build(),
             )
             .sync(false)
-            .max_buffers(4)
+            .max_buffers(options.queue.max(1))
             // A live stream does not wait for us: keep the newest frames.
             .drop(live)
             .build();
         pipeline.add_many([&decode, &convert, appsink.upcast_ref::<gst::Element>()])?;
         convert.link(&appsink)?;
+        let arrived = Arc::new(AtomicU64::new(0));
+        let count = arrived.clone();
+        appsink
+            .static_pad("sink")
+            .expect("appsink has a sink pad")
+            .add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+                count.fetch_add(1, Ordering::Relaxed);
+                gst::PadProbeReturn::Ok
+            });
+        if let Some(ms) = options.rtsp_latency_ms {
+            decode.connect("source-setup", false, move |args| {
+                if let Some(src) = args.get(1).and_then(|v| v.get::<gst::Element>().ok())
+                    && src.find_property("latency").is_some()
+                    && src.factory().is_some_and(|f| f.name() == "rtspsrc")
+                {
+                    src.set_property("latency", ms);
+                }
+                None
+            });
+        }
         let convert_weak = convert.downgrade();
         let audio = Arc::new(AtomicBool::new(false));
         let audio_seen = audio.clone();
@@ -139,9 +193,10 @@ impl DecodeSource {
             input: input.to_string(),
             live,
             stop,
-            stall,
+            stall: options.stall,
             reached: None,
             audio,
+            arrived,
         };
         if source.pipeline.set_state(gst::State::Playing).is_err() {
             return Err(source
@@ -149,6 +204,11 @@ impl DecodeSource {
                 .unwrap_or_else(|| anyhow!("{input}: cannot play")));
         }
         Ok(source)
+    }
+
+    /// True for a stream with no end of its own (a camera).
+    pub fn is_live(&self) -> bool {
+        self.live
     }
 
     /// The first error on the bus; warnings on the way are logged.
@@ -195,11 +255,18 @@ impl FrameSource for DecodeSource {
             if self.appsink.is_eos() {
                 return Ok(None);
             }
-            if self.live && waiting.elapsed() > self.stall {
+            // The first frame may take longer: RTSP set-up, waiting for a key frame, rtspsrc
+            // falling back from UDP to TCP after its own 5 s.
+            let limit = if self.fps.is_some() {
+                self.stall
+            } else {
+                self.stall + FIRST_FRAME_GRACE
+            };
+            if self.live && waiting.elapsed() > limit {
                 bail!(
                     "{}: no frame for {:.0} s (the stream stalled)",
                     self.input,
-                    self.stall.as_secs_f64()
+                    limit.as_secs_f64()
                 );
             }
         };
@@ -264,6 +331,10 @@ impl FrameSource for DecodeSource {
 
     fn has_audio(&self) -> bool {
         self.audio.load(Ordering::Relaxed)
+    }
+
+    fn frames_arrived(&self) -> Option<u64> {
+        Some(self.arrived.load(Ordering::Relaxed))
     }
 }
 

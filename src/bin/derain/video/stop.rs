@@ -31,21 +31,34 @@ impl Stop {
         Ok(stop)
     }
 
+    /// Asks to stop from inside the program (a time limit), as a signal would; a signal that
+    /// came first keeps its name.
+    pub fn request(&self) {
+        let _ = self
+            .signal
+            .compare_exchange(0, ASKED, Ordering::Relaxed, Ordering::Relaxed);
+    }
+
     /// The signal that asked to stop, if one has.
     pub fn requested(&self) -> Option<Signal> {
         match self.signal.load(Ordering::Relaxed) {
             0 => None,
+            ASKED => Some(Signal::Asked),
             s if s == SIGTERM as usize => Some(Signal::Term),
             _ => Some(Signal::Int),
         }
     }
 }
 
-/// The signals that stop `derain video` cleanly.
+/// [`Stop::request`]'s mark (no signal has this number).
+const ASKED: usize = usize::MAX;
+
+/// The signals that stop `derain video` cleanly, and a stop the program asked for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Signal {
     Int,
     Term,
+    Asked,
 }
 
 impl Signal {
@@ -53,6 +66,7 @@ impl Signal {
         match self {
             Signal::Int => "SIGINT (Ctrl-C)",
             Signal::Term => "SIGTERM",
+            Signal::Asked => "its time limit",
         }
     }
     /// The shell's convention: 128 + the signal number.
@@ -60,6 +74,7 @@ impl Signal {
         match self {
             Signal::Int => 128 + SIGINT as u8,
             Signal::Term => 128 + SIGTERM as u8,
+            Signal::Asked => 0,
         }
     }
 }
