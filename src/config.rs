@@ -39,8 +39,9 @@ pub enum TemporalMode {
     Off,
     /// Always: for fixed cameras.
     On,
-    /// On, but frames where most of the picture changes (a panning or shaking camera) pass
-    /// through single-frame, and a camera that keeps moving restarts the history.
+    /// On, following a camera that pans or shakes (its global translation is measured and
+    /// the history read where it moved); frames it cannot follow (a zoom, a turn, a pan over
+    /// 28 px per frame) pass through single-frame, and two in a row restart the history.
     Auto,
 }
 

@@ -28,12 +28,15 @@
 //!
 //! A frame where more than `cut_fraction` of the pixels are darker is a scene cut: the
 //! history restarts from that frame and the frame passes through. In [`TemporalMode::Auto`]
-//! a frame whose camera moved passes through too — a global translation of at least
-//! `min_motion_px` against the previous frame ([`motion`]: quarter-resolution search), or more
-//! than `moving_fraction` events — and two such frames in a row restart the history, since
-//! it no longer lines up with the picture. The stage looks only backwards, so it adds no latency. Every step is an integer
+//! the camera may move: a global translation of at least `min_motion_px` against the previous
+//! frame ([`motion`]: quarter-resolution search, refined at full resolution against the last
+//! background) is compensated — the history is read where the camera moved it and the event
+//! state moves with the picture ([`align`]). A frame whose motion is beyond what the search
+//! can measure (over 12 px per frame), or with more than `moving_fraction` events (a zoom, a
+//! turn), passes through, and two such frames in a row restart the history. The stage looks only backwards, so it adds no latency. Every step is an integer
 //! or f32 per-pixel operation plus one box count, identical in `kernels/temporal.cu`.
 
+mod align;
 mod motion;
 mod steps;
 
@@ -57,6 +60,9 @@ pub struct TemporalParams {
     pub window: usize,
     /// Rank of the background statistic in a full window (1 = minimum; ≤ `window`, ≤ 8).
     pub rank: usize,
+    /// `auto`: the rank while the window holds frames the camera moved (compensated, so
+    /// interpolated to a whole pixel: a low rank would darken edges), same range.
+    pub moving_rank: usize,
     /// Luma change that counts as an event, in 8-bit levels (1..=255).
     pub threshold: u8,
     /// Consecutive brighter frames that make an event (1..=16).
@@ -84,6 +90,7 @@ impl Default for TemporalParams {
         Self {
             window: 8,
             rank: 3,
+            moving_rank: 5,
             threshold: 26,
             persist: 3,
             hold: 3,
@@ -104,7 +111,8 @@ impl TemporalParams {
         if !(2..=16).contains(&self.window) {
             return bad("temporal window", "must be in 2..=16");
         }
-        if !(1..=8).contains(&self.rank) || self.rank > self.window {
+        let rank_ok = |r: usize| (1..=8).contains(&r) && r <= self.window;
+        if !rank_ok(self.rank) || !rank_ok(self.moving_rank) {
             return bad("temporal rank", "must be in 1..=8 and at most the window");
         }
         if self.threshold == 0 || !(1..=16).contains(&self.persist) {
@@ -141,6 +149,8 @@ pub struct TemporalInfo {
     pub reset: bool,
     /// Fraction of pixels with an event this frame.
     pub event_fraction: f32,
+    /// `auto`: the camera translation compensated at this frame, px (0 when none was).
+    pub camera_shift: (f32, f32),
     /// Mean of (1 − w) over the frame: how much of it came from the background.
     pub background_share: f32,
 }
@@ -169,12 +179,19 @@ pub struct Temporal {
     small: [Vec<u8>; 2],
     /// `auto`: frames in a row with camera motion.
     moving_run: u32,
+    /// `auto`: the camera's position (the sum of the compensated translations, px) now and
+    /// when each slot was stored.
+    pos: (f64, f64),
+    anchor: Vec<(f64, f64)>,
+    /// Scratch for moving the event state with the picture.
+    scratch: Vec<u8>,
 }
 
 impl Temporal {
     /// A stage in `mode` (`Off` makes [`apply_frame`](Self::apply_frame) a no-op).
     pub fn new(mode: TemporalMode, params: TemporalParams) -> Result<Self> {
         params.validate()?;
+        let window = params.window;
         Ok(Self {
             params,
             mode,
@@ -190,6 +207,9 @@ impl Temporal {
             packed: Vec::new(),
             small: [Vec::new(), Vec::new()],
             moving_run: 0,
+            pos: (0.0, 0.0),
+            anchor: vec![(0.0, 0.0); window],
+            scratch: Vec::new(),
         })
     }
 
@@ -217,6 +237,7 @@ impl Temporal {
         self.head = 0;
         self.clear_events();
         self.moving_run = 0;
+        self.pos = (0.0, 0.0);
     }
 
     /// Zeroes every pixel's brighter-run length and event memory.
@@ -261,62 +282,31 @@ impl Temporal {
         let slot = self.head;
         self.head = (self.head + 1) % p.window;
         self.filled = (self.filled + 1).min(p.window);
-        let filled = self.filled;
-        let k = steps::effective_rank(p.rank, p.window, filled);
-        // Steps 1 and 2, row by row: store the row, rank it against the history, events.
-        let mut slots: Vec<&mut [u8]> = self.ring.chunks_mut(h * rb).collect();
-        let mut head_slot = std::mem::take(&mut slots[slot]);
-        let others = &slots;
-        let (events, darker) = rows
-            .zip(head_slot.par_chunks_mut(rb))
-            .zip(self.bg.par_chunks_mut(rb))
-            .zip(self.run.par_chunks_mut(w))
-            .zip(self.mem.par_chunks_mut(w))
-            .enumerate()
-            .map(|(y, ((((cur, store), bg), run), mem))| {
-                let cur = &cur[..rb];
-                store.copy_from_slice(cur);
-                let hist: Vec<&[u8]> = (0..filled)
-                    .map(|s| {
-                        if s == slot {
-                            &*cur
-                        } else {
-                            &others[s][y * rb..(y + 1) * rb]
-                        }
-                    })
-                    .collect();
-                steps::rank_row(&hist, k, bg);
-                steps::events_row(cur, bg, &lay, &p, run, mem)
-            })
-            .reduce(|| (0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
-        slots[slot] = std::mem::take(&mut head_slot);
-        drop(slots);
+        let k = steps::effective_rank(p.rank, p.window, self.filled);
+        let (events, darker, camera_moved, camera_shift) = if self.mode == TemporalMode::Auto {
+            self.rank_aligned(lay, rows, slot, k, reset)
+        } else {
+            let (events, darker) = self.rank_fixed(lay, rows, slot, k);
+            (events, darker, false, (0.0, 0.0))
+        };
         let event_fraction = events as f32 / n as f32;
         let darker_fraction = darker as f32 / n as f32;
-        let mut camera_moved = false;
-        if self.mode == TemporalMode::Auto {
-            // Global motion against the previous frame (the history does not line up with a
-            // panning or shaking camera).
-            let bytes = h * rb;
-            let [prev, cur] = &mut self.small;
-            std::mem::swap(prev, cur);
-            let had = prev.len();
-            let (sw, sh) =
-                motion::small_luma(&self.ring[slot * bytes..(slot + 1) * bytes], &lay, cur);
-            if !reset && had == cur.len() {
-                camera_moved =
-                    motion::estimate(prev, cur, sw, sh).is_some_and(|m| m.moved(p.min_motion_px));
-            }
-        }
         let moving = self.mode == TemporalMode::Auto
             && !reset
             && (camera_moved || event_fraction > p.moving_fraction);
+        if moving {
+            log::debug!(
+                "temporal: frame passed through (events on {:.0} % of it)",
+                100.0 * event_fraction
+            );
+        }
         self.moving_run = if moving { self.moving_run + 1 } else { 0 };
         if !reset && (darker_fraction > p.cut_fraction || self.moving_run >= 2) {
             // Scene cut, or a camera that keeps moving: restart from this frame.
             let bytes = h * rb;
             if slot != 0 {
                 self.ring.copy_within(slot * bytes..(slot + 1) * bytes, 0);
+                self.anchor[0] = self.anchor[slot];
             }
             self.filled = 1;
             self.head = 1 % p.window;
@@ -328,6 +318,7 @@ impl Temporal {
                 applied: false,
                 reset,
                 event_fraction,
+                camera_shift,
                 background_share: 0.0,
             };
         }
@@ -357,8 +348,146 @@ impl Temporal {
             applied: true,
             reset,
             event_fraction,
+            camera_shift,
             background_share: share as f32,
         }
+    }
+
+    /// Steps 1 and 2 for a fixed camera, row by row: store the row, rank it against the
+    /// history, events. Returns (pixels with an event, pixels darker than B).
+    fn rank_fixed<'a>(
+        &mut self,
+        lay: Layout,
+        rows: impl IndexedParallelIterator<Item = &'a mut [u8]>,
+        slot: usize,
+        k: usize,
+    ) -> (usize, usize) {
+        let p = &self.params;
+        let (w, h, rb) = (lay.width, lay.height, lay.row_bytes());
+        let filled = self.filled;
+        let mut slots: Vec<&mut [u8]> = self.ring.chunks_mut(h * rb).collect();
+        let mut head_slot = std::mem::take(&mut slots[slot]);
+        let others = &slots;
+        let counts = rows
+            .zip(head_slot.par_chunks_mut(rb))
+            .zip(self.bg.par_chunks_mut(rb))
+            .zip(self.run.par_chunks_mut(w))
+            .zip(self.mem.par_chunks_mut(w))
+            .enumerate()
+            .map(|(y, ((((cur, store), bg), run), mem))| {
+                let cur = &cur[..rb];
+                store.copy_from_slice(cur);
+                let hist: Vec<&[u8]> = (0..filled)
+                    .map(|s| {
+                        if s == slot {
+                            cur
+                        } else {
+                            &others[s][y * rb..(y + 1) * rb]
+                        }
+                    })
+                    .collect();
+                steps::rank_row(&hist, k, bg);
+                steps::events_row(cur, bg, &lay, p, run, mem)
+            })
+            .reduce(|| (0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
+        slots[slot] = std::mem::take(&mut head_slot);
+        counts
+    }
+
+    /// Steps 1 and 2 for `auto`: store the frame, estimate the camera's translation against
+    /// the previous frame, and rank each row against the history read where the camera moved
+    /// it ([`align`]). Returns (events, darker pixels, whether the camera moved beyond what
+    /// can be compensated, the compensated translation).
+    fn rank_aligned<'a>(
+        &mut self,
+        lay: Layout,
+        rows: impl IndexedParallelIterator<Item = &'a mut [u8]>,
+        slot: usize,
+        k: usize,
+        reset: bool,
+    ) -> (usize, usize, bool, (f32, f32)) {
+        let p = self.params.clone();
+        let (w, h, rb) = (lay.width, lay.height, lay.row_bytes());
+        let bytes = h * rb;
+        rows.zip(self.ring[slot * bytes..(slot + 1) * bytes].par_chunks_mut(rb))
+            .for_each(|(cur, store)| store.copy_from_slice(&cur[..rb]));
+        let [prev, cur] = &mut self.small;
+        std::mem::swap(prev, cur);
+        let had = prev.len();
+        let (sw, sh) = motion::small_luma(&self.ring[slot * bytes..(slot + 1) * bytes], &lay, cur);
+        let found = (!reset && had == cur.len())
+            .then(|| motion::estimate(prev, cur, sw, sh))
+            .flatten()
+            .filter(|m| m.moved(p.min_motion_px));
+        let (mut camera_moved, mut shift) = (false, (0.0, 0.0));
+        if let Some(m) = found {
+            // A translation at the edge of the search may be larger than it can see.
+            let reach = motion::reach_px();
+            // Refined at full resolution against the last background (rain-free, and in
+            // the previous frame's place), or the previous frame when there is none yet.
+            let reference = if self.filled > 2 {
+                &self.bg[..]
+            } else {
+                let prev_slot = (slot + p.window - 1) % p.window;
+                &self.ring[prev_slot * bytes..(prev_slot + 1) * bytes]
+            };
+            let cur = &self.ring[slot * bytes..(slot + 1) * bytes];
+            let fine = motion::refine(cur, reference, &lay, m.shift);
+            if let (Some(fine), true) = (fine, m.shift.0.abs() <= reach && m.shift.1.abs() <= reach)
+            {
+                let m = motion::Motion { shift: fine, ..m };
+                let now = (self.pos.0 + m.shift.0 as f64, self.pos.1 + m.shift.1 as f64);
+                // The event state moves by the step of the rounded position, so that its
+                // steps add up to the slots' offsets.
+                let d = (
+                    (now.0.round() - self.pos.0.round()) as isize,
+                    (now.1.round() - self.pos.1.round()) as isize,
+                );
+                align::shift_plane(&mut self.run, w, h, d, &mut self.scratch);
+                align::shift_plane(&mut self.mem, w, h, d, &mut self.scratch);
+                self.pos = now;
+                shift = m.shift;
+                log::debug!(
+                    "temporal: camera moved by {fine:?} px (coarse {:?})",
+                    found.map(|f| f.shift)
+                );
+            } else {
+                log::debug!(
+                    "temporal: camera moved by {:?} px, beyond what is compensated",
+                    m.shift
+                );
+                camera_moved = true;
+            }
+        }
+        self.anchor[slot] = self.pos;
+        let filled = self.filled;
+        let (pos, anchors) = (self.pos, &self.anchor);
+        let offsets: Vec<(isize, isize)> = (0..filled)
+            .map(|s| align::offset(pos, anchors[s]))
+            .collect();
+        // A history the camera moved is interpolated and slightly softer: a middle rank
+        // keeps the picture's brightness where the low rank of a fixed camera darkens edges.
+        let moved = (0..filled)
+            .any(|s| (pos.0 - anchors[s].0).abs() > 1e-6 || (pos.1 - anchors[s].1).abs() > 1e-6);
+        let k = if moved {
+            steps::effective_rank(p.moving_rank, p.window, filled)
+        } else {
+            k
+        };
+        let ring = &self.ring;
+        let counts = self
+            .bg
+            .par_chunks_mut(rb)
+            .zip(self.run.par_chunks_mut(w))
+            .zip(self.mem.par_chunks_mut(w))
+            .enumerate()
+            .map(|(y, ((bg, run), mem))| {
+                align::rank_row_shifted(ring, slot, filled, &offsets, y, &lay, k, bg);
+                let cur = &ring[slot * bytes + y * rb..slot * bytes + (y + 1) * rb];
+                steps::events_row(cur, bg, &lay, &p, run, mem)
+            })
+            .reduce(|| (0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
+        (counts.0, counts.1, camera_moved, shift)
     }
 
     /// Runs the stage on a packed output frame in place (alpha and padding untouched).

@@ -251,3 +251,60 @@ fn ranks_and_parameters() {
     assert_eq!("auto".parse::<TemporalMode>().unwrap(), TemporalMode::Auto);
     assert!("sometimes".parse::<TemporalMode>().is_err());
 }
+
+/// A window of a larger textured scene at (x0, 0), `w`×`h`.
+fn panned(x0: usize, w: usize, h: usize) -> PlanarRgb {
+    PlanarRgb::from_planes([0.11f32, 0.07, 0.05].map(|f| {
+        let data = (0..w * h)
+            .map(|i| {
+                let (x, y) = (((i % w) + x0) as f32, (i / w) as f32);
+                0.4 + 0.25 * (f * x + 0.09 * y).sin() + 0.1 * (0.31 * x).cos() * (0.17 * y).sin()
+            })
+            .collect();
+        Plane::from_vec(w, h, data).unwrap()
+    }))
+    .unwrap()
+}
+
+#[test]
+fn auto_follows_a_panning_camera_and_removes_the_rain_there_too() {
+    let (w, h) = (128, 96);
+    let mut auto = stage(TemporalMode::Auto);
+    let (mut err_in, mut err_out, mut shifts) = (0.0, 0.0, Vec::new());
+    for t in 0..16 {
+        // The camera pans 2 px per frame to the right.
+        let clean = panned(2 * t, w, h);
+        let mut rng = ChaCha8Rng::seed_from_u64(t as u64);
+        let mut img = clean.clone();
+        for _ in 0..120 {
+            let (x0, y0, len) = (
+                rng.random_range(0..w),
+                rng.random_range(0..h),
+                rng.random_range(8..20),
+            );
+            for y in y0..(y0 + len).min(h) {
+                for p in &mut img.planes {
+                    p.data[y * w + x0] = (p.data[y * w + x0] + 0.4).min(1.0);
+                }
+            }
+        }
+        img.quantize();
+        let rainy = img.clone();
+        let info = auto.apply_planar(&mut img).unwrap();
+        shifts.push(info.camera_shift);
+        if t >= 8 {
+            // Inside the frame, away from the edge the pan brings in.
+            let rect = (4, 4, w - 24, h - 4);
+            err_in += mean_abs(&rainy, &clean, rect);
+            err_out += mean_abs(&img, &clean, rect);
+            assert!(info.applied, "frame {t}: {info:?}");
+        }
+    }
+    for s in &shifts[1..] {
+        assert!((s.0 - 2.0).abs() < 0.6 && s.1.abs() < 0.6, "{shifts:?}");
+    }
+    assert!(
+        err_out < 0.4 * err_in,
+        "rain left: {err_out:.4} against {err_in:.4} in the input"
+    );
+}

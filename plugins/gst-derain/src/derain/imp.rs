@@ -219,7 +219,7 @@ impl ObjectImpl for Derain {
                 .blurb(
                     "Use the frames before: off, on (fixed cameras: static parts of the \
                      picture come from the recent frames, moving parts from the frame itself) \
-                     or auto (on, but a moving camera passes through single-frame). Adds no \
+                     or auto (on, following a camera that pans or shakes). Adds no \
                      latency; reset on flush, new stream, caps change and scene cuts. \
                      Changeable while PLAYING",
                 )

@@ -86,7 +86,7 @@ pub struct VideoArgs {
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(0..=50))]
     pub quantizer: u32,
     /// Use the frames before each one: `off`, `on` (fixed cameras: static parts come from
-    /// the recent frames) or `auto` (on, but a moving camera passes through single-frame).
+    /// the recent frames) or `auto` (on, following a camera that pans or shakes).
     #[arg(long, default_value = "off")]
     pub temporal: derain::TemporalMode,
     #[command(flatten)]
