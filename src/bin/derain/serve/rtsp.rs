@@ -143,6 +143,23 @@ impl Output {
         }
     }
 
+    /// Asks the stream's encoder for a key frame now: a client that joins a stream others
+    /// already watch can start at once instead of waiting for the next one.
+    pub fn key_frame(&self) {
+        for s in &self.lock().sinks {
+            let enc = s
+                .parent()
+                .and_then(|p| p.downcast::<gst::Bin>().ok())
+                .and_then(|b| b.by_name("enc"));
+            if let Some(pad) = enc.and_then(|e| e.static_pad("src")) {
+                let event = gst_video::UpstreamForceKeyUnitEvent::builder()
+                    .all_headers(true)
+                    .build();
+                pad.send_event(event);
+            }
+        }
+    }
+
     fn attach(&self, appsrc: gst_app::AppSrc) {
         let mut inner = self.lock();
         if let Some(l) = &inner.latest {
@@ -177,7 +194,7 @@ fn factory(output: &Arc<Output>, bitrate_kbps: u32) -> gst_rtsp_server::RTSPMedi
     factory.set_launch(&format!(
         "( appsrc name=src is-live=true format=time do-timestamp=true max-buffers=2 \
          leaky-type=downstream ! videoconvert ! videoscale ! capsfilter name=size \
-         ! x264enc tune=zerolatency speed-preset=ultrafast bitrate={bitrate_kbps} \
+         ! x264enc name=enc tune=zerolatency speed-preset=ultrafast bitrate={bitrate_kbps} \
          key-int-max=30 ! video/x-h264,profile=constrained-baseline \
          ! rtph264pay name=pay0 pt=96 config-interval=-1 )"
     ));
@@ -284,6 +301,7 @@ impl Server {
                 }) else {
                     return;
                 };
+                out.key_frame();
                 let mut played = p.lock().unwrap_or_else(PoisonError::into_inner);
                 if !played.iter().any(|o| Arc::ptr_eq(o, out)) {
                     out.stats.update(|c| c.clients += 1);
