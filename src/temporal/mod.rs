@@ -29,10 +29,10 @@
 //! A frame where more than `cut_fraction` of the pixels are darker is a scene cut: the
 //! history restarts from that frame and the frame passes through. In [`TemporalMode::Auto`]
 //! the camera may move: a global translation of at least `min_motion_px` against the previous
-//! frame ([`motion`]: quarter-resolution search, refined at full resolution against the last
+//! frame ([`motion`]: coarse-to-fine search, refined at full resolution against the last
 //! background) is compensated — the history is read where the camera moved it and the event
 //! state moves with the picture ([`align`]). A frame whose motion is beyond what the search
-//! can measure (over 12 px per frame), or with more than `moving_fraction` events (a zoom, a
+//! can measure (over 28 px per frame), or with more than `moving_fraction` events (a zoom, a
 //! turn), passes through, and two such frames in a row restart the history. The stage looks only backwards, so it adds no latency. Every step is an integer
 //! or f32 per-pixel operation plus one box count, identical in `kernels/temporal.cu`.
 
@@ -423,6 +423,7 @@ impl Temporal {
         if let Some(m) = found {
             // A translation at the edge of the search may be larger than it can see.
             let reach = motion::reach_px();
+            let within = m.shift.0.abs() <= reach && m.shift.1.abs() <= reach;
             // Refined at full resolution against the last background (rain-free, and in
             // the previous frame's place), or the previous frame when there is none yet.
             let reference = if self.filled > 2 {
@@ -432,11 +433,11 @@ impl Temporal {
                 &self.ring[prev_slot * bytes..(prev_slot + 1) * bytes]
             };
             let cur = &self.ring[slot * bytes..(slot + 1) * bytes];
-            let fine = motion::refine(cur, reference, &lay, m.shift);
-            if let (Some(fine), true) = (fine, m.shift.0.abs() <= reach && m.shift.1.abs() <= reach)
-            {
-                let m = motion::Motion { shift: fine, ..m };
-                let now = (self.pos.0 + m.shift.0 as f64, self.pos.1 + m.shift.1 as f64);
+            let fine = within
+                .then(|| motion::refine(cur, reference, &lay, m.shift))
+                .flatten();
+            if let Some(fine) = fine {
+                let now = (self.pos.0 + fine.0 as f64, self.pos.1 + fine.1 as f64);
                 // The event state moves by the step of the rounded position, so that its
                 // steps add up to the slots' offsets.
                 let d = (
@@ -446,10 +447,10 @@ impl Temporal {
                 align::shift_plane(&mut self.run, w, h, d, &mut self.scratch);
                 align::shift_plane(&mut self.mem, w, h, d, &mut self.scratch);
                 self.pos = now;
-                shift = m.shift;
+                shift = fine;
                 log::debug!(
                     "temporal: camera moved by {fine:?} px (coarse {:?})",
-                    found.map(|f| f.shift)
+                    m.shift
                 );
             } else {
                 log::debug!(

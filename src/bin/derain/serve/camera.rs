@@ -150,18 +150,6 @@ fn open(cam: &Camera, ctx: &CameraContext) -> Result<(Box<dyn FrameSource>, bool
     }
 }
 
-/// Waits `d`, or less when a stop is asked for; true when it was.
-fn sleep_unless_stopped(d: Duration, stop: &Stop) -> bool {
-    let until = Instant::now() + d;
-    while Instant::now() < until {
-        if stop.requested().is_some() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    stop.requested().is_some()
-}
-
 /// Derains (or copies) one frame into a new buffer for the output.
 fn render(frame: &Frame, pipeline: Option<&mut Pipeline>) -> Result<(gst::Buffer, bool)> {
     let (w, h) = (frame.width, frame.height);
@@ -255,7 +243,7 @@ pub fn run(cam: Camera, ctx: CameraContext) {
             cam.name,
             backoff.as_secs()
         );
-        if sleep_unless_stopped(backoff, &ctx.stop) {
+        if ctx.stop.wait(backoff) {
             break;
         }
         backoff = (backoff * 2).min(MAX_BACKOFF);

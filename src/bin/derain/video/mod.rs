@@ -134,12 +134,8 @@ fn reopen(a: &VideoArgs, stop: &Stop, why: &anyhow::Error) -> Option<Box<dyn Fra
     log::warn!("{}: dropped ({why:#}); reconnecting", a.input);
     loop {
         log::warn!("{}: reconnect attempt {attempt} in {wait} s", a.input);
-        let until = Instant::now() + Duration::from_secs(wait);
-        while Instant::now() < until {
-            if stop.requested().is_some() {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        if stop.wait(Duration::from_secs(wait)) {
+            return None;
         }
         let options = DecodeOptions::recording(Duration::from_secs_f64(a.stall_timeout));
         match DecodeSource::new(&a.input, stop.clone(), options) {

@@ -39,6 +39,18 @@ impl Stop {
             .compare_exchange(0, ASKED, Ordering::Relaxed, Ordering::Relaxed);
     }
 
+    /// Waits `d`, or less when a stop is asked for meanwhile; true when one was.
+    pub fn wait(&self, d: std::time::Duration) -> bool {
+        let until = std::time::Instant::now() + d;
+        while std::time::Instant::now() < until {
+            if self.requested().is_some() {
+                return true;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        self.requested().is_some()
+    }
+
     /// The signal that asked to stop, if one has.
     pub fn requested(&self) -> Option<Signal> {
         match self.signal.load(Ordering::Relaxed) {
