@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # GPU check: every CUDA test (NVRTC compile of each kernel, CPU↔CUDA parity of each kernel chain
-# and of the whole physics pipeline, frames in flight) and the 720p/1080p physics benchmark,
+# and of the whole physics pipeline, frames in flight, the frame scheduler over several CUDA
+# engines against a serial run) and the 720p/1080p physics benchmark,
 # from PREBUILT x86-64 release binaries — the GPU machines have no Rust toolchain and no
 # GStreamer.
 #
@@ -28,10 +29,10 @@ prepare() {
   echo "building the derain CLI and the CUDA test binaries (${features[*]})"
   cargo build --release "${features[@]}" --bin derain
   json=$(cargo test --release "${features[@]}" --no-run --message-format=json \
-           --lib --test cuda_parity --test cuda_nvrtc 2>/dev/null)
+           --lib --test cuda_parity --test cuda_nvrtc --test scheduler 2>/dev/null)
   rm -rf "$out" && mkdir -p "$out/bin"
   cp target/release/derain "$out/bin/derain"
-  for name in cuda_parity cuda_nvrtc derain; do
+  for name in cuda_parity cuda_nvrtc scheduler derain; do
     exe=$(printf '%s\n' "$json" | grep '"executable":"[^"]*/'"$name"'-[0-9a-f]*"' \
             | grep '"test":true' | sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -1)
     [ -n "$exe" ] || { echo "no test binary for $name" >&2; exit 1; }
@@ -66,8 +67,8 @@ setup() {
 bench() {
   # The CPU engine on the same machine, all its cores, is the side-by-side baseline.
   local f=0
-  echo "=== derain bench --backend cuda (720p, 1080p)"
-  timeout 300 "$dir/derain" bench --backend cuda --reps 15 || f=1
+  echo "=== derain bench --backend cuda (720p, 1080p; then the frame scheduler, 2 engines, 4 in flight)"
+  timeout 300 "$dir/derain" bench --backend cuda --reps 15 --engines 2 || f=1
   echo "=== derain bench --backend cpu (720p, 1080p; baseline, all cores)"
   timeout 200 "$dir/derain" bench --backend cpu --reps 9 || f=1
   return $f
@@ -77,7 +78,7 @@ tests() {
   command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
   local failed=0 log
   log=$(mktemp)
-  for t in cuda_nvrtc cuda_parity; do
+  for t in cuda_nvrtc cuda_parity scheduler; do
     echo "=== $t"
     timeout 300 "$dir/$t" --nocapture 2>&1 | tee -a "$log" | grep -v '^$' || failed=1
   done

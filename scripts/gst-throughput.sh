@@ -4,7 +4,7 @@
 # against the same pipeline without derain (the buffer-movement floor), in frames per second.
 # Time is gst-launch's own "Execution ended after" (PLAYING to EOS; start-up not counted).
 #   scripts/gst-throughput.sh                 (FRAMES=60 BASE_FRAMES=600 by default)
-#   MODE=physics BACKEND=cpu FRAMES=120 scripts/gst-throughput.sh
+#   MODE=physics BACKEND=cpu FRAMES=120 IN_FLIGHT=3 scripts/gst-throughput.sh
 # Builds the plugin in release first (SKIP_BUILD=1 skips). Needs gstreamer1.0-tools and
 # gstreamer1.0-plugins-base.
 set -euo pipefail
@@ -15,6 +15,7 @@ BASE_FRAMES=${BASE_FRAMES:-600}
 MODE=${MODE:-physics}
 BACKEND=${BACKEND:-cpu}
 PATTERN=${PATTERN:-smpte}
+IN_FLIGHT=${IN_FLIGHT:-1}
 
 if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
     cargo build --release -p gst-plugin-derain
@@ -38,7 +39,7 @@ fps() {
         printf "%.1f", n / s }'
 }
 
-echo "derain element throughput: mode=$MODE backend=$BACKEND, videotestsrc pattern=$PATTERN, RGBA"
+echo "derain element throughput: mode=$MODE backend=$BACKEND in-flight=$IN_FLIGHT, videotestsrc pattern=$PATTERN, RGBA"
 echo "host: $(nproc) CPUs, $(gst-launch-1.0 --version | sed -n 2p)"
 printf '%-6s %14s %14s %10s\n' size "without fps" "with fps" "ms/frame"
 for size in 1280x720 1920x1080; do
@@ -46,6 +47,6 @@ for size in 1280x720 1920x1080; do
     h=${size#*x}
     caps="video/x-raw,format=RGBA,width=$w,height=$h,framerate=30/1"
     base=$(fps "$BASE_FRAMES" "$caps" ! fakesink)
-    with=$(fps "$FRAMES" "$caps" ! derain mode="$MODE" backend="$BACKEND" ! fakesink)
+    with=$(fps "$FRAMES" "$caps" ! derain mode="$MODE" backend="$BACKEND" in-flight="$IN_FLIGHT" ! fakesink)
     printf '%-6s %14s %14s %10.1f\n' "${h}p" "$base" "$with" "$(awk -v f="$with" 'BEGIN { print 1000 / f }')"
 done

@@ -100,6 +100,10 @@ pub enum Error {
         /// What tract reported.
         reason: String,
     },
+    /// The frame scheduler stopped: a frame failed on one of its engines (or an engine
+    /// panicked), and frames after it are not run.
+    #[error("frame scheduler stopped: {0}")]
+    Stopped(String),
     // --- device ---
     /// `backend=cuda` was asked for but no CUDA driver is present.
     #[error(

@@ -39,5 +39,5 @@ pub mod synth;
 pub mod temporal;
 
 pub use error::{Error, Result};
-pub use frame::{FrameMut, FrameRef, PixelFormat, PlanarRgb, Plane};
-pub use pipeline::{Backend, Config, Mode, Pipeline, TemporalMode};
+pub use frame::{FrameBuf, FrameMut, FrameRef, PixelFormat, PlanarRgb, Plane};
+pub use pipeline::{Backend, Config, Mode, Pipeline, Scheduler, TemporalMode};

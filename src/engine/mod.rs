@@ -5,10 +5,11 @@ pub mod cpu;
 pub mod cuda;
 pub mod pool;
 
+use crate::config::Config;
 #[cfg(feature = "cuda")]
-use crate::config::{Backend, Config, Mode};
+use crate::config::{Backend, Mode};
 use crate::error::{Error, Result};
-use crate::physics::{AtmosphereTracker, RunInfo, Sink, Source};
+use crate::physics::{AtmosphereStep, RunInfo, Sink, Source};
 use cpu::CpuEngine;
 pub use pool::{EnginePool, PooledEngine};
 
@@ -48,7 +49,7 @@ impl Engine {
         &mut self,
         input: Source<'_>,
         config: &Config,
-        tracker: &mut AtmosphereTracker,
+        tracker: &mut dyn AtmosphereStep,
         out: Sink<'_, '_>,
     ) -> Result<RunInfo> {
         match self {
@@ -57,6 +58,61 @@ impl Engine {
             Engine::Cuda(e) => e.derain_into(input, config, tracker, out),
         }
     }
+}
+
+/// What a frame runs on, as the pipeline's scheduler sees it: an [`Engine`], or in tests a
+/// stand-in (a CPU engine with injected latency or failures, to simulate several devices).
+pub trait FrameEngine: Send {
+    /// `"cpu"`, `"cuda"`, or what a stand-in calls itself.
+    fn name(&self) -> &'static str;
+    /// Runs the configured mode on one frame ([`Engine::derain_into`]); takes the frame's one
+    /// step of `tracker`.
+    fn derain_into(
+        &mut self,
+        input: Source<'_>,
+        config: &Config,
+        tracker: &mut dyn AtmosphereStep,
+        out: Sink<'_, '_>,
+    ) -> Result<RunInfo>;
+}
+
+impl FrameEngine for Engine {
+    fn name(&self) -> &'static str {
+        Engine::name(self)
+    }
+    fn derain_into(
+        &mut self,
+        input: Source<'_>,
+        config: &Config,
+        tracker: &mut dyn AtmosphereStep,
+        out: Sink<'_, '_>,
+    ) -> Result<RunInfo> {
+        Engine::derain_into(self, input, config, tracker, out)
+    }
+}
+
+/// `count` engines (1..=64) for `config`, all on one backend. On CUDA engine i opens device
+/// `config.devices[i % len]` (device 0 when the list is empty), so replicas spread over the
+/// listed GPUs.
+pub fn replicas(config: &Config, count: usize) -> Result<Vec<Engine>> {
+    if !(1..=64).contains(&count) {
+        return Err(Error::param("engines", "must be in 1..=64"));
+    }
+    config.validate()?;
+    let mut engines = Vec::with_capacity(count);
+    for i in 0..count {
+        let mut c = config.clone();
+        if !config.devices.is_empty() {
+            c.devices = vec![config.devices[i % config.devices.len()]];
+        }
+        engines.push(Engine::new(&c)?);
+    }
+    if engines.iter().any(|e| e.name() != engines[0].name()) {
+        return Err(Error::Unavailable(
+            "the engines resolved to different backends; name one (cpu or cuda)".into(),
+        ));
+    }
+    Ok(engines)
 }
 
 /// `backend=cuda`: the CUDA engine or the reason it cannot be had.

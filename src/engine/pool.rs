@@ -12,7 +12,7 @@ use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 
 use super::Engine;
 use crate::config::Config;
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// A fixed set of engines built from one configuration.
 #[derive(Debug)]
@@ -37,25 +37,11 @@ impl EnginePool {
     /// Builds `count` engines (≥ 1) for `config`. On CUDA, engine i opens device
     /// `config.devices[i % len]` (device 0 when the list is empty).
     pub fn new(config: &Config, count: usize) -> Result<Self> {
-        if !(1..=64).contains(&count) {
-            return Err(Error::param("engines", "must be in 1..=64"));
-        }
-        config.validate()?;
-        let mut slots = Vec::with_capacity(count);
-        for i in 0..count {
-            let mut c = config.clone();
-            if !config.devices.is_empty() {
-                c.devices = vec![config.devices[i % config.devices.len()]];
-            }
-            slots.push(Some(Engine::new(&c)?));
-        }
+        let slots: Vec<Option<Engine>> = super::replicas(config, count)?
+            .into_iter()
+            .map(Some)
+            .collect();
         let name = slots[0].as_ref().map_or("cpu", Engine::name);
-        if slots.iter().flatten().any(|e| e.name() != name) {
-            return Err(Error::Unavailable(
-                "the engines of a pool resolved to different backends; name one (cpu or cuda)"
-                    .into(),
-            ));
-        }
         Ok(Self {
             slots: Mutex::new(slots),
             returned: Condvar::new(),

@@ -7,7 +7,10 @@
 
 use crate::error::{Error, Result};
 
+mod owned;
 pub mod yuv;
+
+pub use owned::FrameBuf;
 
 /// Largest width or height accepted (16K). Beyond that a frame is refused with a clear error
 /// instead of attempting a multi-gigabyte allocation.

@@ -116,6 +116,32 @@ impl AtmosphereTracker {
     }
 }
 
+/// One frame's step of the A tracker, as the estimation takes it: a plain
+/// [`AtmosphereTracker`], or a handle that takes the steps of frames running at the same time
+/// in frame order (the pipeline's scheduler), so the smoothing sees the frames as a serial run
+/// does. The estimation calls exactly one of the two methods once per frame.
+pub trait AtmosphereStep {
+    /// [`AtmosphereTracker::update`].
+    fn update(&mut self, raw: [f32; 3], mean_luma: f32) -> [f32; 3];
+    /// [`AtmosphereTracker::update_with_gate`].
+    fn update_with_gate(&mut self, raw: [f32; 3], mean_luma: f32, raw_gate: f32)
+    -> ([f32; 3], f32);
+}
+
+impl AtmosphereStep for AtmosphereTracker {
+    fn update(&mut self, raw: [f32; 3], mean_luma: f32) -> [f32; 3] {
+        AtmosphereTracker::update(self, raw, mean_luma)
+    }
+    fn update_with_gate(
+        &mut self,
+        raw: [f32; 3],
+        mean_luma: f32,
+        raw_gate: f32,
+    ) -> ([f32; 3], f32) {
+        AtmosphereTracker::update_with_gate(self, raw, mean_luma, raw_gate)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

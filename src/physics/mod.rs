@@ -42,7 +42,7 @@ pub mod residue;
 pub mod source;
 pub mod streaks;
 
-pub use atmosphere::AtmosphereTracker;
+pub use atmosphere::{AtmosphereStep, AtmosphereTracker};
 pub use source::{FrameSink, Source};
 
 use rayon::prelude::*;
@@ -222,7 +222,7 @@ pub fn estimate_from_downsampled(
     res_lo: &Plane,
     sc: &Scales,
     params: &PhysicsParams,
-    tracker: Option<&mut AtmosphereTracker>,
+    tracker: Option<&mut dyn AtmosphereStep>,
 ) -> Result<Estimate> {
     let lo = estimate_low_res(img_lo, res_lo, sc, params, tracker)?;
     let veil = veil_score(&lo.dark);
@@ -268,7 +268,7 @@ fn estimate_low_res(
     res_lo: &Plane,
     sc: &Scales,
     params: &PhysicsParams,
-    tracker: Option<&mut AtmosphereTracker>,
+    tracker: Option<&mut dyn AtmosphereStep>,
 ) -> Result<LowRes> {
     let s = sc.estimation_subsample;
     let r_lo = (sc.decomposition_radius / s).max(1);

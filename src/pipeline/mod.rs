@@ -8,6 +8,9 @@
 pub use crate::config;
 pub use crate::config::{Backend, Config, Mode, PhysicsParams, TemporalMode};
 pub use crate::frame::blend;
+pub use scheduler::{Finished, MAX_IN_FLIGHT, Scheduler};
+
+mod scheduler;
 
 use std::sync::Arc;
 

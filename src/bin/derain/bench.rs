@@ -34,6 +34,14 @@ pub struct BenchArgs {
     /// `full` mode's networks: `fast`, `quality` or a directory (default: `fast` on the CPU).
     #[arg(long)]
     pub model: Option<derain::nets::ModelChoice>,
+    /// Also time the frame scheduler (frames in flight over replicated engines) with this
+    /// many engines, side by side with the serial row: ms per frame from the throughput of a
+    /// stream of frames (0: skip).
+    #[arg(long, default_value_t = 0)]
+    pub engines: usize,
+    /// Frames in flight for the scheduler row (default: 2 × engines).
+    #[arg(long)]
+    pub in_flight: Option<usize>,
 }
 
 /// A deterministic rainy-looking RGBA frame: gradients, blocks and bright vertical streaks.
@@ -211,6 +219,11 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
                     .expect("layout");
             temporal.process(&frame, &mut out).expect("process");
         });
+        let scheduled = if a.engines > 0 {
+            Some(scheduler_ms(&a, derain::Backend::Cpu, mode, &bytes, w, h)?)
+        } else {
+            None
+        };
         let med = |k: usize| {
             let mut v: Vec<f64> = steps.iter().map(|s| s[k]).collect();
             v.sort_by(f64::total_cmp);
@@ -229,6 +242,9 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
             stages.push(("physics: streaks + inversion pass (→ RGBA)", med(2)));
             stages.push(("end to end (physics, RGBA in/out)", e2e));
             stages.push(("end to end (physics) + temporal=on", e2e_temporal));
+        }
+        if let Some((name, ms)) = scheduled {
+            stages.push((name, ms));
         }
         results.push((w, h, stages));
     }
@@ -255,6 +271,70 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Throughput of the frame scheduler: `reps` × 4 frames pushed and drained through
+/// `a.engines` engines of `backend` with `in_flight` frames out; the median of 3 such streams, as ms per
+/// frame.
+fn scheduler_ms(
+    a: &BenchArgs,
+    backend: derain::Backend,
+    mode: derain::Mode,
+    bytes: &[u8],
+    w: usize,
+    h: usize,
+) -> anyhow::Result<(&'static str, f64)> {
+    let in_flight = a.in_flight.unwrap_or(2 * a.engines);
+    let config = Config {
+        backend,
+        mode,
+        model: a.model.clone(),
+        ..Config::default()
+    };
+    // Input frames are shared, not copied, and outputs reuse their allocations: what the
+    // element does with mapped buffers.
+    let mut sched: derain::Scheduler<Shared, Vec<u8>> =
+        derain::Scheduler::new(config, a.engines, in_flight)?;
+    let frames = (a.reps * 4).max(8);
+    let shared = std::sync::Arc::new(bytes.to_vec());
+    let (wu, hu) = (w as u32, h as u32);
+    let mut spare: Vec<Vec<u8>> = Vec::new();
+    let mut stream = || -> anyhow::Result<f64> {
+        let t = Instant::now();
+        for _ in 0..frames {
+            let input =
+                derain::FrameBuf::new(Shared(shared.clone()), wu, hu, w * 4, PixelFormat::Rgba)?;
+            let out = spare.pop().unwrap_or_else(|| vec![0; w * h * 4]);
+            let output = derain::FrameBuf::new(out, wu, hu, w * 4, PixelFormat::Rgba)?;
+            if let Some(done) = sched.push(input, output)? {
+                spare.push(done.output.into_data());
+            }
+        }
+        while let Some(done) = sched.pop() {
+            spare.push(done?.output.into_data());
+        }
+        Ok(t.elapsed().as_secs_f64() * 1e3 / frames as f64)
+    };
+    stream()?; // warm-up: every engine sizes its buffers
+    let mut t = [stream()?, stream()?, stream()?];
+    t.sort_by(f64::total_cmp);
+    let name: &'static str = Box::leak(
+        format!(
+            "scheduler: {} engines, {in_flight} in flight (per frame)",
+            a.engines
+        )
+        .into_boxed_str(),
+    );
+    Ok((name, t[1]))
+}
+
+/// A frame's bytes shared between frames in flight.
+struct Shared(std::sync::Arc<Vec<u8>>);
+
+impl AsRef<[u8]> for Shared {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
 }
 
 /// `derain bench --backend cuda`: the GPU benchmark; its table is printed last.
@@ -295,6 +375,21 @@ fn cuda_bench(a: &BenchArgs, sizes: &[(usize, usize)]) -> anyhow::Result<()> {
         );
     } else {
         print!("{}", report.table());
+    }
+    // The frame scheduler over CUDA engines on device 0 (several contexts on one GPU), with
+    // the host's copies into and out of the frames included.
+    if a.engines > 0 {
+        for (w, h, bytes) in &frames {
+            let (name, ms) = scheduler_ms(
+                a,
+                derain::Backend::Cuda,
+                derain::Mode::Physics,
+                bytes,
+                *w,
+                *h,
+            )?;
+            println!("{w}x{h} cuda {name}: {ms:.3} ms ({:.1} fps)", 1e3 / ms);
+        }
     }
     Ok(())
 }

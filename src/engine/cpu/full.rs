@@ -37,7 +37,7 @@ use crate::nets::full::{BANK_EPS, BANK_RADII, physics_gate_from_downsampled, wor
 use crate::nets::{FullNets, PAD_MULTIPLE};
 use crate::physics::guided_filter::{Upsampler, downsample, guided_bank};
 use crate::physics::source::pack_row;
-use crate::physics::{AtmosphereTracker, RunInfo, Sink, Source, StageTimings};
+use crate::physics::{AtmosphereStep, RunInfo, Sink, Source, StageTimings};
 
 /// Buffers reused from frame to frame.
 #[derive(Debug, Default)]
@@ -126,7 +126,7 @@ pub(crate) fn derain_full_into(
     src: Source<'_>,
     nets: &mut FullNets,
     params: &PhysicsParams,
-    tracker: Option<&mut AtmosphereTracker>,
+    tracker: Option<&mut dyn AtmosphereStep>,
     ws: &mut FullWorkspace,
     sink: Sink<'_, '_>,
 ) -> Result<RunInfo> {

@@ -16,7 +16,7 @@ pub use physics::derain_physics;
 use crate::config::{Config, Mode};
 use crate::error::Result;
 use crate::nets::FullNets;
-use crate::physics::{AtmosphereTracker, RunInfo, Sink, Source};
+use crate::physics::{AtmosphereStep, RunInfo, Sink, Source};
 
 /// J = (v − (1 − T)·A)/T for one sample, clamped to [0, 1], where v = I − T·S is the input with
 /// the (observed) streaks taken out and `inv_t` = 1/max(T, t0). max/min rather than clamp:
@@ -55,7 +55,7 @@ impl CpuEngine {
         &mut self,
         input: Source<'_>,
         config: &Config,
-        tracker: &mut AtmosphereTracker,
+        tracker: &mut dyn AtmosphereStep,
         out: Sink<'_, '_>,
     ) -> Result<RunInfo> {
         match &mut self.full {

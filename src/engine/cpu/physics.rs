@@ -11,7 +11,7 @@ use crate::frame::PlanarRgb;
 use crate::physics::guided_filter::Upsampler;
 use crate::physics::source::pack_row;
 use crate::physics::{
-    AtmosphereTracker, Components, Estimate, RunInfo, Scales, Sink, Source, StageTimings,
+    AtmosphereStep, Components, Estimate, RunInfo, Scales, Sink, Source, StageTimings,
     estimate_from_downsampled, luma_of, streaks,
 };
 
@@ -28,7 +28,7 @@ pub(crate) struct Workspace {
 pub fn derain_physics(
     img: &PlanarRgb,
     params: &PhysicsParams,
-    tracker: Option<&mut AtmosphereTracker>,
+    tracker: Option<&mut dyn AtmosphereStep>,
 ) -> Result<Components> {
     let mut out = Components::empty();
     let info = derain_physics_into(
@@ -233,7 +233,7 @@ impl RowContext<'_> {
 pub(crate) fn derain_physics_into(
     src: Source<'_>,
     params: &PhysicsParams,
-    tracker: Option<&mut AtmosphereTracker>,
+    tracker: Option<&mut dyn AtmosphereStep>,
     ws: &mut Workspace,
     sink: Sink<'_, '_>,
 ) -> Result<RunInfo> {

@@ -61,7 +61,7 @@ use crate::config::{Config, PhysicsParams};
 use crate::error::{Error, Result};
 use crate::frame::{FrameMut, FrameRef, PixelFormat, PlanarRgb, Plane};
 use crate::physics::{
-    AtmosphereTracker, Components, RunInfo, Scales, Sink, Source, StageTimings,
+    AtmosphereStep, Components, RunInfo, Scales, Sink, Source, StageTimings,
     estimate_from_downsampled,
 };
 
@@ -231,7 +231,7 @@ impl CudaEngine {
         &self,
         input: Source<'_>,
         config: &Config,
-        tracker: &mut AtmosphereTracker,
+        tracker: &mut dyn AtmosphereStep,
         out: Sink<'_, '_>,
     ) -> Result<RunInfo> {
         let mut g = self.lock()?;
@@ -279,7 +279,7 @@ impl CudaEngine {
         &self,
         input: &FrameRef<'_>,
         config: &Config,
-        tracker: &mut AtmosphereTracker,
+        tracker: &mut dyn AtmosphereStep,
     ) -> Result<Ticket> {
         let mut g = self.lock()?;
         let slot = g.free_slot()?;
@@ -327,7 +327,7 @@ impl Inner {
         alpha_frame: Option<&FrameRef<'_>>,
         out: OutKind,
         params: &PhysicsParams,
-        tracker: Option<&mut AtmosphereTracker>,
+        tracker: Option<&mut dyn AtmosphereStep>,
         opt: RunOptions,
     ) -> Result<u64> {
         let (w, h) = (input.width(), input.height());

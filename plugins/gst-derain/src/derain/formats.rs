@@ -83,30 +83,51 @@ pub(super) fn process_yuv(
     process: impl FnOnce(&[u8], &mut [u8]) -> Result<(), String>,
 ) -> Result<(), String> {
     let (w, h) = (inframe.width() as usize, inframe.height() as usize);
-    let strides = |s: &[i32]| -> Result<[usize; 3], String> {
-        let get = |k: usize| s.get(k).map_or(Ok(0), |&v| usize::try_from(v));
-        Ok([
-            get(0).map_err(|e| e.to_string())?,
-            get(1).map_err(|e| e.to_string())?,
-            get(2).map_err(|e| e.to_string())?,
-        ])
-    };
+    yuv_to_rgbx(spec, inframe, &mut scratch.rgb_in)?;
+    scratch.rgb_out.resize(4 * w * h, 0);
+    process(&scratch.rgb_in, &mut scratch.rgb_out)?;
+    rgbx_to_yuv(spec, &scratch.rgb_out, outframe)
+}
+
+fn strides(s: &[i32]) -> Result<[usize; 3], String> {
+    let get = |k: usize| s.get(k).map_or(Ok(0), |&v| usize::try_from(v));
+    Ok([
+        get(0).map_err(|e| e.to_string())?,
+        get(1).map_err(|e| e.to_string())?,
+        get(2).map_err(|e| e.to_string())?,
+    ])
+}
+
+/// A YUV frame into tight RGBx rows (`rgb` resized to 4·w·h).
+pub(super) fn yuv_to_rgbx(
+    spec: &YuvSpec,
+    inframe: &gst_video::VideoFrameRef<&gst::BufferRef>,
+    rgb: &mut Vec<u8>,
+) -> Result<(), String> {
+    let (w, h) = (inframe.width() as usize, inframe.height() as usize);
     let plane = |k: u32| inframe.plane_data(k).unwrap_or(&[]);
     let src = YuvPlanes {
         data: [plane(0), plane(1), plane(2)],
         stride: strides(inframe.plane_stride())?,
     };
-    scratch.rgb_in.resize(4 * w * h, 0);
-    scratch.rgb_out.resize(4 * w * h, 0);
-    yuv::yuv420_to_rgbx(spec, w, h, &src, &mut scratch.rgb_in, 4 * w).map_err(|e| e.to_string())?;
-    process(&scratch.rgb_in, &mut scratch.rgb_out)?;
+    rgb.resize(4 * w * h, 0);
+    yuv::yuv420_to_rgbx(spec, w, h, &src, rgb, 4 * w).map_err(|e| e.to_string())
+}
+
+/// Tight RGBx rows into a YUV frame of the same size.
+pub(super) fn rgbx_to_yuv(
+    spec: &YuvSpec,
+    rgb: &[u8],
+    outframe: &mut gst_video::VideoFrameRef<&mut gst::BufferRef>,
+) -> Result<(), String> {
+    let (w, h) = (outframe.width() as usize, outframe.height() as usize);
     let out_strides = strides(outframe.plane_stride())?;
     let [p0, p1, p2, _] = outframe.planes_data_mut();
     let mut dst = YuvPlanes {
         data: [p0, p1, p2],
         stride: out_strides,
     };
-    yuv::rgbx_to_yuv420(spec, w, h, &scratch.rgb_out, 4 * w, &mut dst).map_err(|e| e.to_string())
+    yuv::rgbx_to_yuv420(spec, w, h, rgb, 4 * w, &mut dst).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

@@ -1,6 +1,10 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 //! The `derain` element: a `GstVideoFilter` that hands each mapped frame to
-//! `derain_lib::Pipeline::process` without copying.
+//! `derain_lib::Pipeline::process` without copying, or with `in-flight` > 1 to the library's
+//! frame scheduler, several frames at once (flight.rs).
+
+mod flight;
+mod props;
 
 use std::sync::{LazyLock, Mutex, Once};
 use std::time::{Duration, Instant};
@@ -21,6 +25,7 @@ use derain_lib::{Config, FrameMut, FrameRef, PixelFormat};
 
 use super::formats::{parse_devices, pixel_format, yuv_spec};
 use super::{Backend, Mode};
+use flight::{InFlight, Runner};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
@@ -70,6 +75,7 @@ struct Settings {
     model: Option<ModelChoice>,
     temporal: super::Temporal,
     stats_interval_ms: u32,
+    in_flight: u32,
 }
 
 impl Default for Settings {
@@ -84,13 +90,14 @@ impl Default for Settings {
             model: None,
             temporal: super::Temporal::Off,
             stats_interval_ms: DEFAULT_STATS_INTERVAL_MS,
+            in_flight: 1,
         }
     }
 }
 
 /// What exists between `start` and `stop`; used by the streaming thread.
 struct State {
-    pipeline: derain_lib::Pipeline,
+    runner: Runner,
     /// Values last handed to the pipeline (the settings may have moved on since).
     strength: f32,
     atmosphere_smoothing: f32,
@@ -99,6 +106,8 @@ struct State {
     size: Option<(u32, u32)>,
     /// The negotiated YUV layout, matrix and range (`None`: packed RGB).
     yuv: Option<derain_lib::frame::yuv::YuvSpec>,
+    /// The negotiated video (frames in flight are mapped with it).
+    info: Option<gst_video::VideoInfo>,
     /// RGBx frames of the YUV path.
     scratch: super::formats::YuvScratch,
 }
@@ -132,8 +141,35 @@ impl Derain {
     fn reset_pipeline(&self, why: &str) {
         if let Some(state) = self.state.lock().unwrap().as_mut() {
             gst::debug!(CAT, imp = self, "resetting temporal state: {why}");
-            state.pipeline.reset();
+            state.runner.reset();
         }
+    }
+
+    /// Hands changed property values to the runner; returns the mode for the statistics.
+    fn apply_settings(&self, state: &mut State) -> Result<Mode, String> {
+        let (strength, smoothing, temporal, mode) = {
+            let s = self.settings.lock().unwrap();
+            (s.strength, s.atmosphere_smoothing, s.temporal, s.mode)
+        };
+        if state.strength != strength {
+            state
+                .runner
+                .set_strength(strength)
+                .map_err(|e| format!("strength: {e}"))?;
+            state.strength = strength;
+        }
+        if state.atmosphere_smoothing != smoothing {
+            state
+                .runner
+                .set_atmosphere_smoothing(smoothing)
+                .map_err(|e| format!("atmosphere-smoothing: {e}"))?;
+            state.atmosphere_smoothing = smoothing;
+        }
+        if state.temporal != temporal {
+            state.runner.set_temporal(temporal.into());
+            state.temporal = temporal;
+        }
+        Ok(mode)
     }
 
     fn warn_if_running(&self, name: &str) {
@@ -156,134 +192,7 @@ impl ObjectSubclass for Derain {
 
 impl ObjectImpl for Derain {
     fn properties() -> &'static [glib::ParamSpec] {
-        static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
-            vec![
-                glib::ParamSpecEnum::builder_with_default::<Mode>("mode", DEFAULT_MODE.into())
-                    .nick("Mode")
-                    .blurb(
-                        "Method: physics (training-free priors) or full (stage-1 networks and \
-                         stage-2 refinement, bundled ONNX models run on the CPU). Read at \
-                         READY→PAUSED",
-                    )
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecEnum::builder_with_default::<Backend>(
-                    "backend",
-                    DEFAULT_BACKEND.into(),
-                )
-                .nick("Backend")
-                .blurb(
-                    "Engine: auto (CUDA if a driver and device are present, else CPU), cpu or \
-                     cuda (an error if unavailable). Read at READY→PAUSED",
-                )
-                .mutable_ready()
-                .build(),
-                glib::ParamSpecString::builder("device")
-                    .nick("GPU device(s)")
-                    .blurb(
-                        "GPU index, or a comma-separated list to spread the work (\"0\", \
-                         \"0,1\"); empty = device 0; ignored by the CPU engine. Read at \
-                         READY→PAUSED",
-                    )
-                    .default_value(Some(DEFAULT_DEVICE))
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecFloat::builder("strength")
-                    .nick("Strength")
-                    .blurb(
-                        "Blend of the derained frame with the input: 0 = input, 1 = fully \
-                         derained. Changeable while PLAYING",
-                    )
-                    .minimum(0.0)
-                    .maximum(1.0)
-                    .default_value(DEFAULT_STRENGTH)
-                    .mutable_playing()
-                    .build(),
-                glib::ParamSpecFloat::builder("atmosphere-smoothing")
-                    .nick("Atmosphere smoothing")
-                    .blurb(
-                        "Temporal smoothing of the atmospheric light A: weight of the previous \
-                         estimate in its moving average (0 = per frame). Reset on flush, new \
-                         stream and scene cuts. Changeable while PLAYING",
-                    )
-                    .minimum(0.0)
-                    .maximum(MAX_ATMOSPHERE_SMOOTHING)
-                    .default_value(DEFAULT_ATMOSPHERE_SMOOTHING)
-                    .mutable_playing()
-                    .build(),
-                glib::ParamSpecEnum::builder_with_default::<super::Temporal>(
-                    "temporal",
-                    super::Temporal::Off,
-                )
-                .nick("Temporal")
-                .blurb(
-                    "Use the frames before: off, on (fixed cameras: static parts of the \
-                     picture come from the recent frames, moving parts from the frame itself) \
-                     or auto (on, following a camera that pans or shakes). Adds no \
-                     latency; reset on flush, new stream, caps change and scene cuts. \
-                     Changeable while PLAYING",
-                )
-                .mutable_playing()
-                .build(),
-                glib::ParamSpecBoolean::builder("passthrough")
-                    .nick("Passthrough")
-                    .blurb(
-                        "Forward frames untouched (bit-exact, no processing). Changeable while \
-                         PLAYING",
-                    )
-                    .default_value(DEFAULT_PASSTHROUGH)
-                    .mutable_playing()
-                    .build(),
-                glib::ParamSpecString::builder("model")
-                    .nick("Networks")
-                    .blurb(
-                        "Networks for mode=full: fast (real time on the CPU), quality (real \
-                         time on a GPU) or a directory holding streak.onnx, stage1.onnx and \
-                         stage2.onnx; unset = quality on CUDA, fast on the CPU. A missing, \
-                         corrupt or wrongly shaped model fails the READY→PAUSED change with an \
-                         error naming the file",
-                    )
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecUInt::builder("stats-interval")
-                    .nick("Statistics interval")
-                    .blurb(
-                        "Milliseconds between `derain-stats` element messages on the bus (fps, \
-                         processed and dropped frames, A, mean T, rain level, mode, backend); \
-                         0 = none",
-                    )
-                    .default_value(DEFAULT_STATS_INTERVAL_MS)
-                    .mutable_playing()
-                    .build(),
-                glib::ParamSpecUInt64::builder("frames-processed")
-                    .nick("Frames processed")
-                    .blurb("Frames derained since the element last started (statistics)")
-                    .read_only()
-                    .build(),
-                glib::ParamSpecDouble::builder("mean-ms-per-frame")
-                    .nick("Mean ms per frame")
-                    .blurb(
-                        "Mean processing time per frame in milliseconds since start (statistics)",
-                    )
-                    .minimum(0.0)
-                    .read_only()
-                    .build(),
-                glib::ParamSpecDouble::builder("last-ms-per-frame")
-                    .nick("Last ms per frame")
-                    .blurb("Processing time of the last frame in milliseconds (statistics)")
-                    .minimum(0.0)
-                    .read_only()
-                    .build(),
-                glib::ParamSpecString::builder("backend-in-use")
-                    .nick("Backend in use")
-                    .blurb(
-                        "Engine actually running (\"cpu\" or \"cuda\"; what backend=auto chose); \
-                         empty until started (statistics)",
-                    )
-                    .read_only()
-                    .build(),
-            ]
-        });
+        static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(props::specs);
         PROPERTIES.as_ref()
     }
 
@@ -381,6 +290,11 @@ impl ObjectImpl for Derain {
             "stats-interval" => {
                 settings.stats_interval_ms = value.get().expect("type checked upstream");
             }
+            "in-flight" => {
+                settings.in_flight = value.get().expect("type checked upstream");
+                drop(settings);
+                self.warn_if_running("in-flight");
+            }
             other => unimplemented!("property {other}"),
         }
     }
@@ -408,6 +322,7 @@ impl ObjectImpl for Derain {
                 .map(|m| m.to_string())
                 .to_value(),
             "stats-interval" => self.settings.lock().unwrap().stats_interval_ms.to_value(),
+            "in-flight" => self.settings.lock().unwrap().in_flight.to_value(),
             "frames-processed" => self.stats.lock().unwrap().frames.to_value(),
             "mean-ms-per-frame" => {
                 let stats = self.stats.lock().unwrap();
@@ -506,30 +421,41 @@ impl BaseTransformImpl for Derain {
             temporal: settings.temporal.into(),
             ..Config::default()
         };
-        let pipeline = derain_lib::Pipeline::new(config).map_err(|err| {
+        let in_flight = settings.in_flight.clamp(1, 16) as usize;
+        let engines = (2 * config.devices.len().max(1)).min(in_flight);
+        let runner = if in_flight > 1 {
+            derain_lib::Scheduler::new(config, engines, in_flight)
+                .map(|s| Runner::Flight(InFlight::new(s)))
+        } else {
+            derain_lib::Pipeline::new(config).map(Runner::Serial)
+        };
+        let runner = runner.map_err(|err| {
             gst::error!(CAT, imp = self, "cannot start: {err}");
             gst::error_msg!(gst::LibraryError::Init, ("Could not start derain: {}", err))
         })?;
-        let backend = pipeline.backend_name();
+        let backend = runner.backend_name();
         gst::info!(
             CAT,
             imp = self,
-            "started: mode {:?}, backend {backend} (asked {:?}), latency {} frame(s)",
+            "started: mode {:?}, backend {backend} (asked {:?}), {in_flight} frame(s) in \
+             flight on {} engine(s), latency {} frame(s)",
             settings.mode,
             settings.backend,
-            pipeline.latency_frames()
+            if in_flight > 1 { engines } else { 1 },
+            runner.latency_frames()
         );
         *self.stats.lock().unwrap() = Stats {
             backend: Some(backend),
             ..Stats::default()
         };
         *self.state.lock().unwrap() = Some(State {
-            pipeline,
+            runner,
             strength: settings.strength,
             atmosphere_smoothing: settings.atmosphere_smoothing,
             temporal: settings.temporal,
             size: None,
             yuv: None,
+            info: None,
             scratch: Default::default(),
         });
         self.obj().set_passthrough(settings.passthrough);
@@ -555,15 +481,57 @@ impl BaseTransformImpl for Derain {
     }
 
     fn sink_event(&self, event: gst::Event) -> bool {
+        // With in-flight = 1 every frame leaves in its own transform call and the drains do
+        // nothing; in flight, what is out leaves before EOS, new caps or a new stream.
         match event.view() {
             gst::EventView::FlushStop(_) => self.reset_pipeline("flush"),
-            gst::EventView::StreamStart(_) => self.reset_pipeline("new stream"),
-            // Every frame leaves in its own transform call (the pipeline holds none back,
-            // latency_frames() == 0), so nothing is left to push before EOS goes on.
-            gst::EventView::Eos(_) => gst::debug!(CAT, imp = self, "EOS: nothing held back"),
+            gst::EventView::StreamStart(_) => {
+                self.drain_flight("new stream");
+                self.reset_pipeline("new stream");
+            }
+            gst::EventView::Eos(_) => self.drain_flight("EOS"),
+            gst::EventView::Caps(_) => self.drain_flight("caps"),
             _ => (),
         }
         self.parent_sink_event(event)
+    }
+
+    fn submit_input_buffer(
+        &self,
+        is_discont: bool,
+        inbuf: gst::Buffer,
+    ) -> Result<gst::FlowSuccess, gst::FlowError> {
+        let flight = matches!(
+            self.state.lock().unwrap().as_ref(),
+            Some(State {
+                runner: Runner::Flight(_),
+                ..
+            })
+        );
+        if !flight {
+            return self.parent_submit_input_buffer(is_discont, inbuf);
+        }
+        self.submit_in_flight(inbuf)
+    }
+
+    fn generate_output(
+        &self,
+    ) -> Result<gst_base::subclass::base_transform::GenerateOutputSuccess, gst::FlowError> {
+        use gst_base::subclass::base_transform::GenerateOutputSuccess;
+        let mut guard = self.state.lock().unwrap();
+        match guard.as_mut() {
+            Some(State {
+                runner: Runner::Flight(f),
+                ..
+            }) => Ok(f.ready.pop_front().map_or(
+                GenerateOutputSuccess::NoOutput,
+                GenerateOutputSuccess::Buffer,
+            )),
+            _ => {
+                drop(guard);
+                self.parent_generate_output()
+            }
+        }
     }
 
     fn query(&self, direction: gst::PadDirection, query: &mut gst::QueryRef) -> bool {
@@ -619,11 +587,12 @@ impl VideoFilterImpl for Derain {
                     "resolution {:?} → {size:?}: resetting temporal state",
                     state.size
                 );
-                state.pipeline.reset();
+                state.runner.reset();
             }
             state.size = Some(size);
             state.yuv = yuv;
-            state.pipeline.latency_frames()
+            state.info = Some(in_info.clone());
+            state.runner.latency_frames()
         };
         let fps = in_info.fps();
         let frame = if fps.numer() > 0 {
@@ -659,16 +628,6 @@ impl VideoFilterImpl for Derain {
         inframe: &gst_video::VideoFrameRef<&gst::BufferRef>,
         outframe: &mut gst_video::VideoFrameRef<&mut gst::BufferRef>,
     ) -> Result<gst::FlowSuccess, gst::FlowError> {
-        let (strength, smoothing, temporal, interval, mode) = {
-            let s = self.settings.lock().unwrap();
-            (
-                s.strength,
-                s.atmosphere_smoothing,
-                s.temporal,
-                Duration::from_millis(u64::from(s.stats_interval_ms)),
-                s.mode,
-            )
-        };
         let (w, h) = (inframe.width(), inframe.height());
         let fail = |what: &str, err: &dyn std::fmt::Display| {
             gst::element_imp_error!(
@@ -683,30 +642,18 @@ impl VideoFilterImpl for Derain {
             gst::element_imp_error!(self, gst::CoreError::Negotiation, ("Not started"));
             return Err(gst::FlowError::NotNegotiated);
         };
-        if state.strength != strength {
-            state
-                .pipeline
-                .set_strength(strength)
-                .map_err(|e| fail("strength", &e))?;
-            state.strength = strength;
-        }
-        if state.atmosphere_smoothing != smoothing {
-            state
-                .pipeline
-                .set_atmosphere_smoothing(smoothing)
-                .map_err(|e| fail("atmosphere-smoothing", &e))?;
-            state.atmosphere_smoothing = smoothing;
-        }
-        if state.temporal != temporal {
-            state.pipeline.set_temporal(temporal.into());
-            state.temporal = temporal;
-        }
+        let mode = self
+            .apply_settings(state)
+            .map_err(|e| fail("settings", &e))?;
         let t = Instant::now();
+        let State {
+            runner, scratch, ..
+        } = state;
+        let Runner::Serial(pipeline) = runner else {
+            return Err(fail("transform", &"called with frames in flight"));
+        };
         if let Some(spec) = state.yuv {
             // 4:2:0 YUV: through packed RGBx and back (formats.rs).
-            let State {
-                pipeline, scratch, ..
-            } = state;
             let row = 4 * w as usize;
             super::formats::process_yuv(&spec, scratch, inframe, outframe, |rgb_in, rgb_out| {
                 let f = PixelFormat::Rgbx;
@@ -735,37 +682,18 @@ impl VideoFilterImpl for Derain {
             let out_data = outframe.plane_data_mut(0).map_err(|e| fail("output", &e))?;
             let mut output = FrameMut::new(out_data, w, h, out_stride, format)
                 .map_err(|e| fail("output", &e))?;
-            state
-                .pipeline
+            pipeline
                 .process(&input, &mut output)
                 .map_err(|e| fail("process", &e))?;
         }
         let dt = t.elapsed();
-        let run = state.pipeline.last_run();
+        let run = pipeline.last_run();
         drop(guard);
-
-        let (frames, report, backend) = {
-            let mut stats = self.stats.lock().unwrap();
-            stats.frames += 1;
-            stats.total += dt;
-            stats.last = dt;
-            let report = stats.counters.frame(dt, interval, run);
-            (stats.frames, report, stats.backend.unwrap_or(""))
-        };
-        if let Some(report) = report {
-            let mode = match mode {
-                Mode::Physics => "physics",
-                Mode::Full => "full",
-            };
-            let s = super::stats::structure(&report, mode, backend);
-            let _ = self
-                .obj()
-                .post_message(gst::message::Element::builder(s).src(&*self.obj()).build());
-        }
+        self.record(Some(dt), run, mode);
         gst::trace!(
             CAT,
             imp = self,
-            "frame {frames} ({w}x{h}, pts {}) in {:.2} ms",
+            "frame ({w}x{h}, pts {}) in {:.2} ms",
             inframe.buffer().pts().display(),
             ms(dt)
         );

@@ -1,0 +1,217 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! `in-flight` > 1: the element keeps several frames in flight on replicated engines. Against
+//! the same element with one frame at a time: the same bytes in the same order, the latency it
+//! adds reported, and nothing lost at EOS, caps changes, passthrough switches or flushes.
+
+use std::sync::Once;
+
+use gst::prelude::*;
+use gst_check::Harness;
+use gst_video::VideoFormat;
+
+const FRAME: gst::ClockTime = gst::ClockTime::from_mseconds(40);
+
+fn init() {
+    static INIT: Once = Once::new();
+    INIT.call_once(|| {
+        gst::init().unwrap();
+        gstderain::plugin_register_static().expect("registering the derain plugin");
+    });
+}
+
+fn info(format: VideoFormat, w: u32, h: u32) -> gst_video::VideoInfo {
+    gst_video::VideoInfo::builder(format, w, h)
+        .fps(gst::Fraction::new(25, 1))
+        .build()
+        .unwrap()
+}
+
+/// A `derain` element (CPU, temporal on so the frame order matters) with `in_flight` frames.
+fn harness(in_flight: u32, format: VideoFormat, w: u32, h: u32) -> Harness {
+    init();
+    let element = gst::ElementFactory::make("derain")
+        .property_from_str("backend", "cpu")
+        .property_from_str("temporal", "on")
+        .property("in-flight", in_flight)
+        .build()
+        .unwrap();
+    let mut h_ = Harness::with_element(&element, Some("sink"), Some("src"));
+    h_.set_src_caps(info(format, w, h).to_caps().unwrap());
+    h_
+}
+
+/// Frame `index`: streaks that move from frame to frame over a smooth scene, a veil that
+/// thickens (A moves), PTS `index`×40 ms. Packed 4-byte formats, or I420 converted from it.
+fn frame(format: VideoFormat, w: u32, h: u32, index: u64) -> gst::Buffer {
+    init();
+    let vi = info(format, w, h);
+    let mut data = vec![0u8; vi.size()];
+    let veil = 0.1 + 0.02 * index as f32;
+    let px = |x: usize, y: usize| -> [u8; 3] {
+        let streak = (x + y / 4 + index as usize * 5).is_multiple_of(9);
+        let base = [
+            40 + x * 120 / w as usize,
+            60 + y * 90 / h as usize,
+            90 + (x + y) % 37,
+        ];
+        std::array::from_fn(|c| {
+            let v = base[c] as f32 * (1.0 - veil) + 200.0 * veil;
+            if streak { 240 } else { v as u8 }
+        })
+    };
+    if format == VideoFormat::I420 {
+        // Luma only varies; chroma stays neutral (enough to exercise the YUV path).
+        let stride = vi.stride()[0] as usize;
+        for y in 0..h as usize {
+            for x in 0..w as usize {
+                let [r, g, b] = px(x, y);
+                data[y * stride + x] =
+                    ((77 * r as u32 + 150 * g as u32 + 29 * b as u32) >> 8) as u8;
+            }
+        }
+        for k in [1, 2] {
+            let (off, st) = (vi.offset()[k], vi.stride()[k] as usize);
+            for y in 0..h.div_ceil(2) as usize {
+                data[off + y * st..off + y * st + w.div_ceil(2) as usize].fill(128);
+            }
+        }
+    } else {
+        let stride = vi.stride()[0] as usize;
+        for y in 0..h as usize {
+            for x in 0..w as usize {
+                let p = &mut data[y * stride + x * 4..][..4];
+                p[..3].copy_from_slice(&px(x, y));
+                p[3] = (x * 255 / w as usize) as u8;
+            }
+        }
+    }
+    let mut buf = gst::Buffer::from_mut_slice(data);
+    {
+        let b = buf.get_mut().unwrap();
+        b.set_pts(FRAME * index);
+        b.set_duration(FRAME);
+    }
+    buf
+}
+
+fn bytes(buf: &gst::Buffer) -> Vec<u8> {
+    buf.map_readable().unwrap().as_slice().to_vec()
+}
+
+/// Pushes the frames, then EOS; returns (outputs available after each push, every output).
+fn run(h: &mut Harness, frames: &[gst::Buffer]) -> (Vec<usize>, Vec<gst::Buffer>) {
+    let mut counts = Vec::new();
+    let mut out = Vec::new();
+    for f in frames {
+        h.push(f.clone()).unwrap();
+        while let Some(b) = h.try_pull() {
+            out.push(b);
+        }
+        counts.push(out.len());
+    }
+    assert!(h.push_event(gst::event::Eos::new()));
+    while let Some(b) = h.try_pull() {
+        out.push(b);
+    }
+    (counts, out)
+}
+
+#[test]
+fn frames_in_flight_match_one_at_a_time_in_order_and_eos_drains_them() {
+    for format in [VideoFormat::Rgba, VideoFormat::Bgrx, VideoFormat::I420] {
+        let (w, h) = (64, 48);
+        let frames: Vec<gst::Buffer> = (0..9).map(|i| frame(format, w, h, i)).collect();
+        let (_, serial) = run(&mut harness(1, format, w, h), &frames);
+        let mut hf = harness(3, format, w, h);
+        let (counts, flight) = run(&mut hf, &frames);
+        // The first frame leaves when the third comes in, then one per frame; EOS pushes
+        // the last two out before EOS itself.
+        assert_eq!(counts, vec![0, 0, 1, 2, 3, 4, 5, 6, 7], "{format:?}");
+        assert_eq!(flight.len(), frames.len(), "{format:?}: frames lost");
+        for (i, (a, b)) in serial.iter().zip(&flight).enumerate() {
+            assert_eq!(b.pts(), Some(FRAME * i as u64), "{format:?}: order");
+            assert_eq!(b.duration(), Some(FRAME));
+            assert!(
+                bytes(a) == bytes(b),
+                "{format:?}: frame {i} differs from in-flight=1"
+            );
+        }
+        let mut saw_eos = false;
+        while let Some(ev) = hf.try_pull_event() {
+            saw_eos |= ev.type_() == gst::EventType::Eos;
+        }
+        assert!(saw_eos, "EOS was not forwarded");
+        let el = hf.element().unwrap();
+        assert_eq!(el.property::<u64>("frames-processed"), 9);
+        assert_eq!(el.property::<u32>("in-flight"), 3);
+    }
+}
+
+#[test]
+fn latency_query_adds_the_frames_held_in_flight() {
+    let mut h = harness(4, VideoFormat::Rgba, 64, 48);
+    h.push(frame(VideoFormat::Rgba, 64, 48, 0)).unwrap();
+    let upstream = gst::ClockTime::from_mseconds(10);
+    h.set_upstream_latency(upstream);
+    // Three frames of 40 ms are held back.
+    assert_eq!(h.query_latency(), Some(upstream + FRAME * 3));
+}
+
+#[test]
+fn caps_change_passthrough_and_flush_lose_nothing_they_should_keep() {
+    let (w, h) = (64, 48);
+    let mut hf = harness(3, VideoFormat::Rgbx, w, h);
+    for i in 0..2 {
+        hf.push(frame(VideoFormat::Rgbx, w, h, i)).unwrap();
+    }
+    assert!(hf.try_pull().is_none(), "two frames are still in flight");
+    // New caps: the two frames in flight come out first, at their own size.
+    hf.set_src_caps(info(VideoFormat::Rgbx, 80, 60).to_caps().unwrap());
+    let a = hf
+        .try_pull()
+        .expect("frame 0 pushed out before the new caps");
+    let b = hf
+        .try_pull()
+        .expect("frame 1 pushed out before the new caps");
+    assert_eq!(
+        (a.pts(), b.pts()),
+        (Some(gst::ClockTime::ZERO), Some(FRAME))
+    );
+    assert_eq!(a.size(), (w * h * 4) as usize);
+    hf.push(frame(VideoFormat::Rgbx, 80, 60, 2)).unwrap();
+    hf.push(frame(VideoFormat::Rgbx, 80, 60, 3)).unwrap();
+    // Passthrough while frames are in flight: they come out first, then the input as is.
+    let el = hf.element().unwrap();
+    el.set_property("passthrough", true);
+    let raw = frame(VideoFormat::Rgbx, 80, 60, 4);
+    hf.push(raw.clone()).unwrap();
+    let pts: Vec<_> = std::iter::from_fn(|| hf.try_pull()).collect();
+    assert_eq!(
+        pts.iter().map(|b| b.pts().unwrap()).collect::<Vec<_>>(),
+        vec![FRAME * 2, FRAME * 3, FRAME * 4]
+    );
+    assert!(bytes(&pts[2]) == bytes(&raw), "passthrough is bit exact");
+    assert_eq!(pts[0].size(), 80 * 60 * 4);
+    el.set_property("passthrough", false);
+    // A flush drops what is in flight; streaming goes on afterwards.
+    hf.push(frame(VideoFormat::Rgbx, 80, 60, 5)).unwrap();
+    assert!(hf.push_event(gst::event::FlushStart::new()));
+    assert!(hf.push_event(gst::event::FlushStop::new(true)));
+    let segment = gst::FormattedSegment::<gst::ClockTime>::new();
+    assert!(hf.push_event(gst::event::Segment::new(&segment)));
+    let mut after = Vec::new();
+    for i in 6..9 {
+        hf.push(frame(VideoFormat::Rgbx, 80, 60, i)).unwrap();
+        after.extend(std::iter::from_fn(|| hf.try_pull()));
+    }
+    assert_eq!(
+        after.len(),
+        1,
+        "frames 6, 7 and 8 pushed, two still in flight"
+    );
+    assert_eq!(
+        after[0].pts(),
+        Some(FRAME * 6),
+        "the flushed frame 5 is gone"
+    );
+}
