@@ -470,3 +470,46 @@ fn reconnect_follows_a_camera_that_comes_back() {
     assert_playable(&out);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `--in-flight 3` writes the very video `--in-flight 1` writes (frames in order, temporal
+/// state in order, side by side), the frames still in flight at the end included.
+#[test]
+fn frames_in_flight_write_the_same_video() {
+    let d = tmp("in-flight");
+    write_noise_frames(&d.join("in"), 9, 96, 64);
+    let input = d.join("in");
+    let mut decoded = Vec::new();
+    for k in ["1", "3"] {
+        let out = d.join(format!("k{k}.mkv"));
+        let o = video(&[
+            input.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+            "--temporal",
+            "on",
+            "--side-by-side",
+            "--in-flight",
+            k,
+        ]);
+        assert_eq!(code(&o), Some(0), "in-flight {k}: {}", stderr(&o));
+        assert!(
+            String::from_utf8_lossy(&o.stdout).contains("9 frames"),
+            "in-flight {k}: {}",
+            String::from_utf8_lossy(&o.stdout)
+        );
+        let raw = d.join(format!("k{k}.rgba"));
+        let pipeline = format!(
+            "filesrc location={} ! decodebin ! videoconvert ! video/x-raw,format=RGBA ! filesink location={}",
+            out.display(),
+            raw.display()
+        );
+        if gst_launch(&pipeline).is_none() {
+            return;
+        }
+        decoded.push(std::fs::read(raw).unwrap());
+    }
+    assert_eq!(decoded[0].len(), 9 * 192 * 64 * 4);
+    assert!(decoded[0] == decoded[1], "in-flight 3 wrote other frames");
+    let bad = video(&[input.to_str().unwrap(), "-o", "x.mkv", "--in-flight", "0"]);
+    assert_eq!(code(&bad), Some(2), "{}", stderr(&bad));
+}

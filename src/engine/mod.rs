@@ -118,6 +118,11 @@ pub fn replicas(config: &Config, count: usize) -> Result<Vec<Engine>> {
 /// `backend=cuda`: the CUDA engine or the reason it cannot be had.
 #[cfg(feature = "cuda")]
 fn cuda_engine(config: &Config) -> Result<Engine> {
+    // Without a driver that is the answer whatever the mode, so a machine without a GPU gets
+    // the same error for `physics` and `full`.
+    if !cuda::driver_present() {
+        return Err(Error::NoCudaDriver);
+    }
     if config.mode == Mode::Full {
         return Err(Error::Unavailable(
             "mode=full on CUDA is not implemented yet; use backend=cpu (or auto)".into(),
@@ -210,12 +215,16 @@ mod tests {
             eprintln!("SKIPPED without_libcuda_cuda_is_no_cuda_driver: libcuda is present");
             return;
         }
-        let cfg = Config {
-            backend: Backend::Cuda,
-            ..Config::default()
-        };
-        let e = Engine::new(&cfg).unwrap_err();
-        assert!(matches!(e, Error::NoCudaDriver), "{e:?}");
-        assert!(e.to_string().contains("no CUDA driver"), "{e}");
+        // The same answer for both modes (`full` would otherwise say it is not on CUDA yet).
+        for mode in [Mode::Physics, Mode::Full] {
+            let cfg = Config {
+                backend: Backend::Cuda,
+                mode,
+                ..Config::default()
+            };
+            let e = Engine::new(&cfg).unwrap_err();
+            assert!(matches!(e, Error::NoCudaDriver), "{mode:?}: {e:?}");
+            assert!(e.to_string().contains("no CUDA driver"), "{e}");
+        }
     }
 }

@@ -86,6 +86,17 @@ pub struct StageTimings {
     pub streak_ms: f64,
 }
 
+impl StageTimings {
+    /// The engine's time on the frame: the sum of the stage times, ms.
+    pub fn total_ms(&self) -> f64 {
+        self.low_res_ms
+            + self.decomposition_ms
+            + self.inversion_ms
+            + self.networks_ms
+            + self.streak_ms
+    }
+}
+
 /// Sizes derived from the frame: everything is specified at 720 lines and scaled.
 #[derive(Debug, Clone, Copy)]
 pub struct Scales {

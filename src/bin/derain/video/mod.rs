@@ -6,7 +6,7 @@
 //!   reads the JPEG/PNG files in name order at `--fps`;
 //! - each frame goes through [`derain::Pipeline::process`] here, in Rust, straight from the
 //!   mapped buffer into the output buffer (and, with `--side-by-side`, next to a copy of the
-//!   input);
+//!   input); with `--in-flight K` through the frame scheduler, K frames at once (derainer.rs);
 //! - encode: `appsrc ! videoscale ! videoconvert ! I420 ! x264enc ! h264parse ! mp4mux|matroskamux
 //!   ! filesink`. A resolution change mid-stream is scaled to the first frame's size.
 //!
@@ -17,6 +17,7 @@
 //! `--reconnect`. Only a failing output leaves an unfinished file: nothing more can be
 //! written to it.
 
+mod derainer;
 mod encoder;
 pub mod source;
 pub mod stop;
@@ -26,12 +27,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;
-use derain::{FrameMut, FrameRef};
+use derain::FrameRef;
 use gst::prelude::*;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::Exit;
 use super::common::EngineArgs;
+use derainer::Derainer;
 use encoder::Encoder;
 pub use encoder::encode_frames;
 use source::{DecodeOptions, DecodeSource, FolderSource, FrameSource};
@@ -89,6 +91,13 @@ pub struct VideoArgs {
     /// the recent frames) or `auto` (on, following a camera that pans or shakes).
     #[arg(long, default_value = "off")]
     pub temporal: derain::TemporalMode,
+    /// Frames derained at once (1..=16): above 1, on replicated engines (two per GPU in
+    /// --devices), written in order.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=16))]
+    pub in_flight: u16,
+    /// GPUs the engines spread over with --in-flight, e.g. `0,1` [default: device 0].
+    #[arg(long, value_delimiter = ',')]
+    pub devices: Vec<usize>,
     #[command(flatten)]
     pub engine: EngineArgs,
 }
@@ -163,8 +172,9 @@ pub fn run(a: VideoArgs) -> Result<()> {
     }
     let mut config = a.engine.config();
     config.temporal = a.temporal;
+    config.devices = a.devices.clone();
     let mode = config.mode;
-    let mut derainer = derain::Pipeline::new(config)?;
+    let mut derainer = Derainer::new(config, a.in_flight.into())?;
     let stop = Stop::install()?;
     let mut source = open(&a, &stop, mode)?;
 
@@ -177,6 +187,8 @@ pub fn run(a: VideoArgs) -> Result<()> {
     let mut written_end = gst::ClockTime::ZERO;
     let limit = a.duration.map(gst::ClockTime::from_seconds_f64);
     let mut frames = 0u64;
+    let mut submitted = 0u64;
+    let mut last_size = None;
     let mut derain_time = Duration::ZERO;
     let started = Instant::now();
     let mut warned_audio = false;
@@ -184,7 +196,7 @@ pub fn run(a: VideoArgs) -> Result<()> {
         if let Some(sig) = stop.requested() {
             break End::Stopped(sig);
         }
-        if a.max_frames.is_some_and(|m| frames >= m) {
+        if a.max_frames.is_some_and(|m| submitted >= m) {
             break End::Done;
         }
         let frame = source.next_frame();
@@ -246,6 +258,13 @@ pub fn run(a: VideoArgs) -> Result<()> {
             );
         }
         let enc = encoder.as_mut().expect("created above");
+        if last_size.replace((w, h)).is_some_and(|s| s != (w, h)) && derainer.pending() > 0 {
+            // The frames in flight are written at their own size first.
+            let done = derainer.drain()?;
+            if let Err(e) = write(enc, done, &mut frames, &mut derain_time, &bar) {
+                break End::OutputFailed(e);
+            }
+        }
         if let Err(e) = enc.set_input_size(out_w, h, frame.fps) {
             break End::OutputFailed(e);
         }
@@ -254,15 +273,15 @@ pub fn run(a: VideoArgs) -> Result<()> {
             .build()
             .context("output frame layout")?;
         let mut out = gst::Buffer::with_size(info.size()).context("allocating a frame")?;
-        {
+        let stride = info.stride()[0] as usize;
+        let right = {
             let out = out.get_mut().expect("new buffer is writable");
             out.set_pts(pts);
             out.set_duration(duration);
-            let mut map = out.map_writable().context("mapping a frame")?;
-            let stride = info.stride()[0] as usize;
-            let input = FrameRef::new(frame.data(), w, h, frame.stride, frame.format)?;
-            let data = map.as_mut_slice();
-            let right = if a.side_by_side {
+            if a.side_by_side {
+                let mut map = out.map_writable().context("mapping a frame")?;
+                let input = FrameRef::new(frame.data(), w, h, frame.stride, frame.format)?;
+                let data = map.as_mut_slice();
                 let row = w as usize * 4;
                 for y in 0..h as usize {
                     data[y * stride..][..row].copy_from_slice(input.row(y));
@@ -270,20 +289,28 @@ pub fn run(a: VideoArgs) -> Result<()> {
                 row
             } else {
                 0
-            };
-            let mut output = FrameMut::new(&mut data[right..], w, h, stride, frame.format)?;
-            let t = Instant::now();
-            derainer.process(&input, &mut output)?;
-            derain_time += t.elapsed();
-        }
-        if let Err(e) = enc.push(out) {
-            break End::OutputFailed(e);
-        }
+            }
+        };
+        let done = derainer.submit(frame, out, right, stride)?;
+        submitted += 1;
         if let Some(p) = pts {
             written_end = p + duration.unwrap_or(gst::ClockTime::ZERO);
         }
-        frames += 1;
-        bar.inc(1);
+        if let Err(e) = write(enc, done, &mut frames, &mut derain_time, &bar) {
+            break End::OutputFailed(e);
+        }
+    };
+    // The frames still in flight go into the file, whatever ended the input.
+    let end = match (end, encoder.as_mut()) {
+        (End::OutputFailed(e), _) => End::OutputFailed(e),
+        (end, Some(enc)) if derainer.pending() > 0 => {
+            let done = derainer.drain()?;
+            match write(enc, done, &mut frames, &mut derain_time, &bar) {
+                Ok(()) => end,
+                Err(e) => End::OutputFailed(e),
+            }
+        }
+        (end, _) => end,
     };
     // Asked before the source stops: a stopped pipeline knows no duration.
     let early = matches!(end, End::Done)
@@ -325,10 +352,15 @@ pub fn run(a: VideoArgs) -> Result<()> {
     }
     let secs = started.elapsed().as_secs_f64();
     let summary = format!(
-        "{} -> {out}: {frames} frames in {secs:.1} s ({:.1} fps overall; derain {:.1} ms/frame on {})",
+        "{} -> {out}: {frames} frames in {secs:.1} s ({:.1} fps overall; derain {:.1} ms/frame{} on {})",
         a.input,
         frames as f64 / secs,
         derain_time.as_secs_f64() * 1e3 / frames.max(1) as f64,
+        if a.in_flight > 1 {
+            format!(" in the engines, {} frames in flight", a.in_flight)
+        } else {
+            String::new()
+        },
         derainer.backend_name()
     );
     match end {
@@ -356,6 +388,23 @@ pub fn run(a: VideoArgs) -> Result<()> {
         )),
         End::OutputFailed(_) => unreachable!("returned above"),
     }
+}
+
+/// Hands derained frames to the encoder, in order, counting them.
+fn write(
+    enc: &mut Encoder,
+    done: Vec<derainer::Done>,
+    frames: &mut u64,
+    derain_time: &mut Duration,
+    bar: &ProgressBar,
+) -> Result<()> {
+    for d in done {
+        *derain_time += d.busy;
+        enc.push(d.buffer)?;
+        *frames += 1;
+        bar.inc(1);
+    }
+    Ok(())
 }
 
 fn muxer_for(output: &Path) -> Result<&'static str> {

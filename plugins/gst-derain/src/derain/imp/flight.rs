@@ -379,11 +379,7 @@ impl Derain {
         let interval =
             Duration::from_millis(u64::from(self.settings.lock().unwrap().stats_interval_ms));
         let busy = busy.unwrap_or_else(|| {
-            let t = run.map(|r| r.timings).unwrap_or_default();
-            Duration::from_secs_f64(
-                (t.low_res_ms + t.decomposition_ms + t.inversion_ms + t.networks_ms + t.streak_ms)
-                    / 1e3,
-            )
+            Duration::from_secs_f64(run.map_or(0.0, |r| r.timings.total_ms()) / 1e3)
         });
         let (report, backend) = {
             let mut stats = self.stats.lock().unwrap();
