@@ -215,3 +215,36 @@ fn caps_change_passthrough_and_flush_lose_nothing_they_should_keep() {
         "the flushed frame 5 is gone"
     );
 }
+
+#[test]
+fn late_frames_are_dropped_under_qos_in_flight_too() {
+    let mut h = harness(3, VideoFormat::Rgba, 64, 48);
+    let el = h.element().unwrap();
+    // Downstream says: anything with a running time ending before 1 s is too late.
+    let qos = gst::event::Qos::new(gst::QOSType::Underflow, 1.0, 0, gst::ClockTime::SECOND);
+    assert!(h.push_upstream_event(qos));
+    for i in [0, 1, 50, 51, 52] {
+        h.push(frame(VideoFormat::Rgba, 64, 48, i)).unwrap();
+    }
+    assert!(h.push_event(gst::event::Eos::new()));
+    let pts: Vec<_> = std::iter::from_fn(|| h.try_pull())
+        .map(|b| b.pts().unwrap())
+        .collect();
+    assert_eq!(
+        pts,
+        vec![FRAME * 50, FRAME * 51, FRAME * 52],
+        "frames 0 and 1 were late"
+    );
+    assert_eq!(el.property::<u64>("frames-processed"), 3);
+    // qos=false keeps every frame.
+    let mut h2 = harness(3, VideoFormat::Rgba, 64, 48);
+    h2.element().unwrap().set_property("qos", false);
+    let qos = gst::event::Qos::new(gst::QOSType::Underflow, 1.0, 0, gst::ClockTime::SECOND);
+    assert!(h2.push_upstream_event(qos));
+    h2.push(frame(VideoFormat::Rgba, 64, 48, 0)).unwrap();
+    assert!(h2.push_event(gst::event::Eos::new()));
+    assert_eq!(
+        h2.try_pull().map(|b| b.pts()),
+        Some(Some(gst::ClockTime::ZERO))
+    );
+}

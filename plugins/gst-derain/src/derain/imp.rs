@@ -130,6 +130,8 @@ pub struct Derain {
     settings: Mutex<Settings>,
     state: Mutex<Option<State>>,
     stats: Mutex<Stats>,
+    /// In flight: the earliest running time downstream still wants (from QoS events).
+    earliest: Mutex<Option<gst::ClockTime>>,
 }
 
 fn ms(d: Duration) -> f64 {
@@ -480,11 +482,21 @@ impl BaseTransformImpl for Derain {
         Ok(())
     }
 
+    fn src_event(&self, event: gst::Event) -> bool {
+        if let gst::EventView::Qos(q) = event.view() {
+            self.note_qos(q);
+        }
+        self.parent_src_event(event)
+    }
+
     fn sink_event(&self, event: gst::Event) -> bool {
         // With in-flight = 1 every frame leaves in its own transform call and the drains do
         // nothing; in flight, what is out leaves before EOS, new caps or a new stream.
         match event.view() {
-            gst::EventView::FlushStop(_) => self.reset_pipeline("flush"),
+            gst::EventView::FlushStop(_) => {
+                *self.earliest.lock().unwrap() = None;
+                self.reset_pipeline("flush")
+            }
             gst::EventView::StreamStart(_) => {
                 self.drain_flight("new stream");
                 self.reset_pipeline("new stream");

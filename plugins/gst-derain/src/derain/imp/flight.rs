@@ -282,6 +282,10 @@ impl Derain {
             }
             return Ok(gst::FlowSuccess::Ok);
         }
+        if self.late_in_flight(&inbuf) {
+            // Counted as dropped by the statistics (an input neither processed nor passed).
+            return Ok(gst::FlowSuccess::Ok);
+        }
         let outbuf = match self.prepare_output_buffer(InputBuffer::Readable(&inbuf))? {
             PrepareOutputBufferSuccess::Buffer(b) => b,
             PrepareOutputBufferSuccess::InputBuffer => {
@@ -313,6 +317,48 @@ impl Derain {
             self.record(None, Some(run), mode);
         }
         Ok(gst::FlowSuccess::Ok)
+    }
+
+    /// A QoS event from downstream: frames whose running time ends before
+    /// `timestamp + jitter` arrive too late to be shown.
+    pub(super) fn note_qos(&self, q: &gst::event::Qos) {
+        let (_, _, jitter, timestamp) = q.get();
+        let Some(ts) = timestamp else { return };
+        let earliest = if jitter >= 0 {
+            ts + gst::ClockTime::from_nseconds(jitter as u64)
+        } else {
+            ts.saturating_sub(gst::ClockTime::from_nseconds(jitter.unsigned_abs()))
+        };
+        *self.earliest.lock().unwrap() = Some(earliest);
+    }
+
+    /// In flight, BaseTransform's own QoS check is bypassed: a frame that ends before the
+    /// earliest time downstream still wants is dropped here, as it would be with one frame at
+    /// a time (`qos=false` keeps every frame).
+    fn late_in_flight(&self, inbuf: &gst::Buffer) -> bool {
+        if !self.obj().property::<bool>("qos") {
+            return false;
+        }
+        let Some(earliest) = *self.earliest.lock().unwrap() else {
+            return false;
+        };
+        let segment = self.obj().segment();
+        let Some(seg) = segment.downcast_ref::<gst::ClockTime>() else {
+            return false;
+        };
+        let Some(rt) = inbuf.pts().and_then(|p| seg.to_running_time(p)) else {
+            return false;
+        };
+        let end = rt + inbuf.duration().unwrap_or(gst::ClockTime::ZERO);
+        let late = end <= earliest;
+        if late {
+            gst::debug!(
+                CAT,
+                imp = self,
+                "frame at {rt} ends before {earliest}: dropped (QoS)"
+            );
+        }
+        late
     }
 
     /// In flight: every frame still out is pushed downstream now (EOS, caps change, new
