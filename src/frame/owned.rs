@@ -73,25 +73,12 @@ impl<D: AsRef<[u8]> + AsMut<[u8]>> FrameBuf<D> {
 }
 
 impl FrameBuf {
-    /// A copy of `frame` with tight rows (stride = width × bytes per pixel).
-    pub fn copy_of(frame: &FrameRef<'_>) -> Self {
-        let (w, h) = (frame.width(), frame.height());
-        let mut buf = Self::zeroed_like(w, h, frame.format(), Vec::new());
-        for y in 0..h as usize {
-            buf.as_mut().row_mut(y).copy_from_slice(frame.row(y));
-        }
-        buf
-    }
-
-    /// A frame of this size and format with tight rows, reusing `spare`'s allocation (its
-    /// contents are overwritten with zeros).
-    pub fn zeroed_like(width: u32, height: u32, format: PixelFormat, spare: Vec<u8>) -> Self {
+    /// A zeroed frame of this size and format with tight rows (stride = width × bytes per
+    /// pixel).
+    pub fn zeroed(width: u32, height: u32, format: PixelFormat) -> Self {
         let stride = width as usize * format.bytes_per_pixel();
-        let mut data = spare;
-        data.clear();
-        data.resize(stride * height as usize, 0);
         Self {
-            data,
+            data: vec![0; stride * height as usize],
             width,
             height,
             stride,
@@ -105,14 +92,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn checks_the_layout_and_copies_rows_tight() {
+    fn checks_the_layout_and_takes_rows_tight() {
         assert!(FrameBuf::new(vec![0; 11], 2, 2, 6, PixelFormat::Rgb).is_err());
         let padded: Vec<u8> = (0..2 * 8).map(|i| i as u8).collect();
         let view = FrameRef::new(&padded, 2, 2, 8, PixelFormat::Rgb).unwrap();
-        let copy = FrameBuf::copy_of(&view);
+        let mut copy = FrameBuf::zeroed(2, 2, PixelFormat::Rgb);
+        assert_eq!(copy.data(), &[0; 12]);
+        copy.as_mut().copy_from(&view).unwrap();
         assert_eq!(copy.as_ref().stride(), 6);
         assert_eq!(copy.data(), &[0, 1, 2, 3, 4, 5, 8, 9, 10, 11, 12, 13]);
-        let again = FrameBuf::zeroed_like(2, 2, PixelFormat::Rgb, copy.into_data());
-        assert_eq!(again.data(), &[0; 12]);
     }
 }

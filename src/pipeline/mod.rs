@@ -8,7 +8,7 @@
 pub use crate::config;
 pub use crate::config::{Backend, Config, Mode, PhysicsParams, TemporalMode};
 pub use crate::frame::blend;
-pub use scheduler::{Finished, MAX_IN_FLIGHT, Scheduler};
+pub use scheduler::{Finished, MAX_IN_FLIGHT, Scheduler, engines_for};
 
 mod scheduler;
 

@@ -39,6 +39,13 @@ use crate::temporal::{Temporal, TemporalInfo, TemporalParams};
 /// Most frames in flight a scheduler accepts.
 pub const MAX_IN_FLIGHT: usize = 64;
 
+/// The engines the element and `derain video` give `in_flight` frames: two per listed device
+/// (one when none is listed: device 0), so one's upload and download overlap the other's
+/// work, and no more than there are frames.
+pub fn engines_for(config: &Config, in_flight: usize) -> usize {
+    (2 * config.devices.len().max(1)).min(in_flight)
+}
+
 /// A frame that went through the scheduler, in the order it was pushed.
 #[derive(Debug)]
 pub struct Finished<I = Vec<u8>, O = Vec<u8>> {
@@ -59,7 +66,6 @@ pub struct Finished<I = Vec<u8>, O = Vec<u8>> {
 pub struct Scheduler<I = Vec<u8>, O = Vec<u8>> {
     config: Arc<Config>,
     backend: &'static str,
-    engines: usize,
     in_flight: usize,
     jobs: Option<Sender<Job<I, O>>>,
     done: Receiver<Done<I, O>>,
@@ -80,7 +86,7 @@ impl<I, O> std::fmt::Debug for Scheduler<I, O> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Scheduler")
             .field("backend", &self.backend)
-            .field("engines", &self.engines)
+            .field("engines", &self.workers.len())
             .field("in_flight", &self.in_flight)
             .field("pushed", &self.pushed)
             .field("emitted", &self.emitted)
@@ -160,7 +166,6 @@ where
         Ok(Self {
             config: Arc::new(config),
             backend,
-            engines: count,
             in_flight,
             jobs: Some(jobs),
             done,
@@ -182,7 +187,7 @@ where
 
     /// Number of engines.
     pub fn engines(&self) -> usize {
-        self.engines
+        self.workers.len()
     }
 
     /// Frames that may be out at once; in a stream, the output lags the input by one less.
@@ -265,18 +270,9 @@ where
             return Some(Err(e));
         }
         let seq = self.emitted;
-        let done = loop {
-            if let Some(d) = self.early.remove(&seq) {
-                break d;
-            }
-            match self.done.recv() {
-                Ok(d) => {
-                    self.early.insert(d.seq, d);
-                }
-                Err(_) => return Some(Err(self.halt("the engine threads are gone".into()))),
-            }
+        let Some(done) = self.take_oldest() else {
+            return Some(Err(self.halt("the engine threads are gone".into())));
         };
-        self.emitted += 1;
         let Done {
             input,
             mut output,
@@ -311,26 +307,33 @@ where
     /// the next frame pushed starts a new stream.
     pub fn flush(&mut self) {
         while self.emitted < self.pushed && self.stopped.is_none() {
-            match self.done.recv() {
-                Ok(d) => {
-                    self.early.insert(d.seq, d);
-                }
-                Err(_) => break,
-            }
-            while let Some(d) = self.early.remove(&self.emitted) {
-                self.emitted += 1;
-                if let Err(e) = &d.result {
-                    self.halt(format!(
-                        "frame {} failed on engine {}: {e}",
-                        d.seq, d.engine
-                    ));
-                }
+            let Some(d) = self.take_oldest() else { break };
+            if let Err(e) = &d.result {
+                self.halt(format!(
+                    "frame {} failed on engine {}: {e}",
+                    d.seq, d.engine
+                ));
             }
         }
         self.emitted = self.pushed;
         self.early.clear();
         self.order.lock().tracker.reset();
         self.temporal.reset();
+    }
+
+    /// Waits for the oldest frame out (one must be) and counts it as handed out; `None` when
+    /// the workers are gone.
+    fn take_oldest(&mut self) -> Option<Done<I, O>> {
+        let seq = self.emitted;
+        let done = loop {
+            if let Some(d) = self.early.remove(&seq) {
+                break d;
+            }
+            let d = self.done.recv().ok()?;
+            self.early.insert(d.seq, d);
+        };
+        self.emitted += 1;
+        Some(done)
     }
 
     fn check_running(&self) -> Result<()> {
@@ -411,8 +414,8 @@ fn work<I, O>(
             })
         };
         drop(turn);
-        let failed = result.is_err();
-        if failed {
+        if result.is_err() {
+            // Every worker, this one included, skips the frames still queued.
             stop.store(true, Ordering::SeqCst);
         }
         let sent = done.send(Done {
@@ -422,27 +425,7 @@ fn work<I, O>(
             result,
             engine: index,
         });
-        if sent.is_err() || failed {
-            // A failed engine takes no more frames; the others skip theirs (stop is set).
-            if failed {
-                while let Ok(job) = jobs.recv() {
-                    drop(Turn {
-                        order: order.clone(),
-                        seq: job.seq,
-                        taken: false,
-                    });
-                    let _ = done.send(Done {
-                        seq: job.seq,
-                        input: job.input,
-                        output: job.output,
-                        result: Err(Error::Stopped(format!(
-                            "frame {} not run: an earlier frame failed",
-                            job.seq
-                        ))),
-                        engine: index,
-                    });
-                }
-            }
+        if sent.is_err() {
             return;
         }
     }

@@ -424,7 +424,7 @@ impl BaseTransformImpl for Derain {
             ..Config::default()
         };
         let in_flight = settings.in_flight.clamp(1, 16) as usize;
-        let engines = (2 * config.devices.len().max(1)).min(in_flight);
+        let engines = derain_lib::pipeline::engines_for(&config, in_flight);
         let runner = if in_flight > 1 {
             derain_lib::Scheduler::new(config, engines, in_flight)
                 .map(|s| Runner::Flight(InFlight::new(s)))

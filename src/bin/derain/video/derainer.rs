@@ -58,7 +58,7 @@ impl Derainer {
         if in_flight <= 1 {
             return derain::Pipeline::new(config).map(|p| Derainer::Serial(Box::new(p)));
         }
-        let engines = (2 * config.devices.len().max(1)).min(in_flight);
+        let engines = derain::pipeline::engines_for(&config, in_flight);
         log::info!("{in_flight} frames in flight on {engines} engines");
         Scheduler::new(config, engines, in_flight).map(|s| Derainer::Flight(Box::new(s)))
     }

@@ -129,8 +129,12 @@ impl InFlight {
     }
 }
 
-fn size(info: &gst_video::VideoInfo) -> (u32, u32) {
-    (info.width(), info.height())
+/// The library's layout of a packed RGB frame: its format and row stride.
+fn packed(info: &gst_video::VideoInfo, stride: i32) -> Result<(PixelFormat, usize), String> {
+    let format = pixel_format(info.format())
+        .ok_or_else(|| format!("unsupported format {:?}", info.format()))?;
+    let stride = usize::try_from(stride).map_err(|e| e.to_string())?;
+    Ok((format, stride))
 }
 
 fn input(
@@ -138,7 +142,7 @@ fn input(
     info: &gst_video::VideoInfo,
     yuv: Option<YuvSpec>,
 ) -> Result<FrameBuf<InStore>, String> {
-    let (w, h) = size(info);
+    let (w, h) = (info.width(), info.height());
     let frame = VideoFrame::from_buffer_readable(inbuf, info)
         .map_err(|_| "cannot map the input buffer as the negotiated video".to_string())?;
     match yuv {
@@ -149,9 +153,7 @@ fn input(
                 .map_err(|e| e.to_string())
         }
         None => {
-            let format = pixel_format(info.format())
-                .ok_or_else(|| format!("unsupported format {:?}", info.format()))?;
-            let stride = usize::try_from(frame.plane_stride()[0]).map_err(|e| e.to_string())?;
+            let (format, stride) = packed(info, frame.plane_stride()[0])?;
             frame.plane_data(0).map_err(|e| e.to_string())?;
             FrameBuf::new(InStore::Frame(Box::new(frame)), w, h, stride, format)
                 .map_err(|e| e.to_string())
@@ -180,9 +182,7 @@ fn output(
             .map_err(|e| e.to_string())
         }
         None => {
-            let format = pixel_format(info.format())
-                .ok_or_else(|| format!("unsupported format {:?}", info.format()))?;
-            let stride = usize::try_from(frame.plane_stride()[0]).map_err(|e| e.to_string())?;
+            let (format, stride) = packed(info, frame.plane_stride()[0])?;
             frame.plane_data_mut(0).map_err(|e| e.to_string())?;
             FrameBuf::new(OutStore::Frame(frame), w, h, stride, format).map_err(|e| e.to_string())
         }
