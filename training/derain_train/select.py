@@ -10,12 +10,11 @@ A new file replaces the shipped one only if its gain is higher (models/README.md
 
 import argparse
 
-import numpy as np
 import torch
 
+from .export_full import load_streak
 from .rain import CleanImages, Composer, RainBank, clean_paths
-from .streak import StreakNet
-from .train_streak import make_val, validate
+from .train_streak import make_val, mean_gain, validate
 
 
 def main(argv=None):
@@ -36,11 +35,8 @@ def main(argv=None):
     val_c = CleanImages(clean_paths(args.clean, "val"), device=dev)
     val = make_val(Composer(val_c, banks, device=dev), args.per_family, args.crop, seed=args.seed)
     for path in args.weights:
-        net = StreakNet(args.size).to(dev)
-        st = torch.load(path, map_location=dev)
-        net.load_state_dict(st.get("model", st))
-        rows = validate(net, val, dev, False)
-        gain = float(np.mean([o - i for o, i in rows.values()]))
+        rows = validate(load_streak(path, args.size).to(dev), val, dev, False)
+        gain = mean_gain(rows)
         per = ", ".join(f"{k} {o - i:+.2f}" for k, (o, i) in rows.items())
         print(f"{path}: gain {gain:.3f} dB ({per})", flush=True)
 

@@ -67,6 +67,11 @@ def validate(net, val, dev, amp):
     return rows
 
 
+def mean_gain(rows):
+    """The mean over families of the output − input Y-PSNR that `validate` returns, dB."""
+    return float(np.mean([a - b for a, b in rows.values()]))
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -171,11 +176,10 @@ def main(argv=None):
         losses.append(loss.item())
         if elapsed() >= next_save or progress() >= 1.0:
             v = validate(net, val, dev, amp)
-            mean_gain = float(np.mean([a - b for a, b in v.values()]))
             rec = {"step": step, "minutes": round(elapsed() / 60, 2), "lr": lr,
                    "loss": float(np.mean(losses)), "gpix": pixels / 1e9,
                    "val": {f: [round(a, 2), round(b, 2)] for f, (a, b) in v.items()},
-                   "val_gain_db": round(mean_gain, 3)}
+                   "val_gain_db": round(mean_gain(v), 3)}
             losses = []
             print(json.dumps(rec), flush=True)
             save(rec)
