@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Prepares target/gpu-pack for training/gpu-train.sh on a GPU machine (carry it with the call):
-#   derain   the CLI built without GStreamer (the GPU machines have none), stripped
+#   derain.xz  the CLI built without GStreamer (the GPU machines have none), stripped and
+#            xz-packed (38 MB → 10 MB; training/gpu-train.sh unpacks it there)
 #   clean/   the 160 training clean images (sun_000–069, urban_000–089; never the held-out
 #            test images), longer side ≤ 768, JPEG quality 92 (to fit the 64 MiB carry limit)
 #   init/    streak_SIZE.pt and veil_SIZE.pt: the weights the shipped networks were exported
@@ -18,9 +19,10 @@ rm -rf "$pack"; mkdir -p "$pack/clean" "$pack/init"
 cargo build --release --no-default-features --features cli,cuda --bin derain
 cp target/release/derain "$pack/derain"
 strip --strip-all "$pack/derain"
+xz -T0 -6 "$pack/derain"
 cp "$2" "$pack/init/streak_fast.pt"; cp "$3" "$pack/init/streak_quality.pt"
 cp "$4" "$pack/init/veil_fast.pt"; cp "$5" "$pack/init/veil_quality.pt"
-${PYTHON:-.venv/bin/python} - "$clean" "$pack/clean" <<'PY'
+${PYTHON:-python3} - "$clean" "$pack/clean" <<'PY'
 import sys
 from pathlib import Path
 from PIL import Image

@@ -7,28 +7,33 @@
 #
 #   training/gpu-train.sh PACK OUT [SIZE] [STREAK_MINUTES] [VEIL_MINUTES]
 #
-# PACK is what scripts/gpu-pack.sh prepares (target/gpu-pack: derain, a stripped binary without
-# GStreamer; clean/, the 160 training images; init/, the committed weights to start from). OUT
-# gets banks/ (reused when present), streak/ and veil/ (ckpt.pt, weights.pt, log.jsonl each) and
-# gpu-train.log. SIZE is quality (default) or fast. Environment: DERAIN_TRAIN_DEVICE (cuda),
-# BANK_COUNT (layers per family, 2000), BATCH (48), CROP (256), PY (python3).
+# PACK is what scripts/gpu-pack.sh prepares (target/gpu-pack: derain.xz, a stripped binary
+# without GStreamer, unpacked here on first use; clean/, the 160 training images; init/, the committed weights to start from). OUT
+# gets streak/ and veil/ (ckpt.pt, weights.pt, log.jsonl each) and gpu-train.log; the rain banks
+# go to BANKS (default /tmp/derain-banks, reused when present: thousands of PNGs that must not
+# travel back with OUT). SIZE is quality (default) or fast. Environment: DERAIN_TRAIN_DEVICE
+# (cuda), BANK_COUNT (layers per family, 1200), BATCH (48), CROP (256), PY (python3).
 set -euo pipefail
 pack=$(realpath "$1"); out=$2; size=${3:-quality}; smin=${4:-5.5}; vmin=${5:-1.5}
 mkdir -p "$out"; out=$(realpath "$out")
 here="$(cd "$(dirname "$0")" && pwd)"
 dev=${DERAIN_TRAIN_DEVICE:-cuda}
 py=${PY:-python3}
-count=${BANK_COUNT:-2000}
+count=${BANK_COUNT:-1200}
+banks_dir=${BANKS:-/tmp/derain-banks}
 t0=$(date +%s)
 exec > >(tee -a "$out/gpu-train.log") 2>&1
 echo "gpu-train: size $size, streak $smin min, veil $vmin min, device $dev, $(date -u)"
+if [ ! -x "$pack/derain" ]; then
+  xz -dc "$pack/derain.xz" > "$pack/derain" && chmod +x "$pack/derain"
+fi
 for st in reference dense screen layered light; do
-  [ -f "$out/banks/$st/manifest.jsonl" ] || \
+  [ -f "$banks_dir/$st/manifest.jsonl" ] || \
     "$pack/derain" synth-bank --style "$st" --count "$count" --size 512x512 --seed 11 \
-      --out "$out/banks/$st"
+      --out "$banks_dir/$st"
 done
 echo "banks ready in $(( $(date +%s) - t0 )) s"
-banks=("$out"/banks/{reference,dense,screen,layered,light})
+banks=("$banks_dir"/{reference,dense,screen,layered,light})
 cd "$here"
 export PYTHONUNBUFFERED=1
 init_streak=()
