@@ -55,7 +55,7 @@ use std::sync::{Arc, Mutex};
 use cudarc::driver::{CudaContext, CudaView};
 use rayon::prelude::*;
 
-use self::buffers::{Direction, Slot, Stage, ensure_dev, ensure_pinned};
+use self::buffers::{Direction, FrameBuffers, FrameSize, Slot, SlotBuffers, Stage, Staged};
 use self::launch::{Kernels, LowResGeometry, Pass2Inputs, driver};
 use crate::config::{Config, PhysicsParams};
 use crate::error::{Error, Result};
@@ -102,6 +102,8 @@ pub(crate) struct Pending {
     w: usize,
     h: usize,
     format: Option<PixelFormat>,
+    /// Whether the output was downloaded into the slot's pinned buffers.
+    downloaded: bool,
     info: RunInfo,
 }
 
@@ -335,12 +337,26 @@ impl Inner {
             return Err(Error::param("input", "empty image"));
         }
         let n = w * h;
-        let ctx = self.ctx.clone();
-        let k = &self.k;
-        let slot = &mut self.slots[si];
-        slot.recorded = [false; buffers::STAGES.len()];
-        let stream = slot.stream.clone();
         let prof = opt.profile;
+        let sc = Scales::new(w, h, params);
+        let s = sc.estimation_subsample;
+        let (lw, lh) = (w.div_ceil(s), h.div_ceil(s));
+        let ln = lw * lh;
+        let Inner {
+            ctx,
+            k,
+            slots,
+            last_host_ms,
+            ..
+        } = self;
+        let Slot {
+            stream,
+            timer,
+            bufs,
+            ..
+        } = &mut slots[si];
+        timer.reset();
+        let fb = FrameBuffers::fit(&mut bufs.frame, stream, ctx, FrameSize { n, ln })?;
 
         // 1. Input → planar f32 on the device.
         let frame_for_alpha = match input {
@@ -348,91 +364,72 @@ impl Inner {
             Source::Planar(_) => alpha_frame,
         };
         let format = frame_for_alpha.map(|f| f.format());
-        if let Some(f) = frame_for_alpha {
-            let row = w * f.format().bytes_per_pixel();
-            let d_in = ensure_dev(&mut slot.d_frame_in, &stream, row * h)?;
-            if opt.transfers {
-                slot.mark(Stage::Upload, false, prof)?;
-                let h_in = ensure_pinned(&mut slot.h_frame_in, &ctx, row * h, Direction::Upload)?;
-                let dst = h_in
-                    .as_mut_slice()
-                    .map_err(|e| driver("pinned host memory", e))?;
-                dst.par_chunks_mut(row)
-                    .enumerate()
-                    .with_min_len(32)
-                    .for_each(|(y, d)| d.copy_from_slice(f.row(y)));
-                let d_in = slot.d_frame_in.as_mut().expect("allocated above");
-                stream
-                    .memcpy_htod(slot.h_frame_in.as_ref().expect("allocated above"), d_in)
-                    .map_err(|e| driver("uploading the frame", e))?;
-                slot.mark(Stage::Upload, true, prof)?;
-            } else {
-                let _ = d_in;
+        let packed_in = match frame_for_alpha {
+            Some(f) => {
+                let row = w * f.format().bytes_per_pixel();
+                let b = Staged::fit(&mut bufs.packed_in, stream, ctx, row * h, Direction::Upload)?;
+                if opt.transfers {
+                    timer.mark(stream, Stage::Upload, false, prof)?;
+                    let dst = b
+                        .host
+                        .as_mut_slice()
+                        .map_err(|e| driver("pinned host memory", e))?;
+                    dst.par_chunks_mut(row)
+                        .enumerate()
+                        .with_min_len(32)
+                        .for_each(|(y, d)| d.copy_from_slice(f.row(y)));
+                    stream
+                        .memcpy_htod(&b.host, &mut b.dev)
+                        .map_err(|e| driver("uploading the frame", e))?;
+                    timer.mark(stream, Stage::Upload, true, prof)?;
+                }
+                Some(&b.dev)
             }
-        }
-        let d_rgb = ensure_dev(&mut slot.d_rgb, &stream, 3 * n)?;
+            None => None,
+        };
         match input {
             Source::Packed(f) => {
-                slot.mark(Stage::Unpack, false, prof)?;
-                let d_rgb = slot.d_rgb.as_mut().expect("allocated above");
-                let d_in = slot.d_frame_in.as_ref().expect("allocated above");
+                let d_in = packed_in.ok_or_else(|| {
+                    Error::param("cuda engine", "a packed input has its frame buffer")
+                })?;
+                timer.mark(stream, Stage::Unpack, false, prof)?;
                 let row = w * f.format().bytes_per_pixel();
-                launch::packed8_to_planar(&stream, k, d_in, row, w, h, f.format(), d_rgb)?;
-                slot.mark(Stage::Unpack, true, prof)?;
+                launch::packed8_to_planar(stream, k, d_in, row, w, h, f.format(), &mut fb.rgb)?;
+                timer.mark(stream, Stage::Unpack, true, prof)?;
             }
             Source::Planar(img) => {
-                let _ = d_rgb;
                 if opt.transfers {
-                    slot.mark(Stage::Upload, false, prof)?;
-                    let h_rgb = ensure_pinned(&mut slot.h_rgb, &ctx, 3 * n, Direction::Upload)?;
+                    timer.mark(stream, Stage::Upload, false, prof)?;
+                    let h_rgb = SlotBuffers::fit_planar_in(&mut bufs.planar_in, ctx, 3 * n)?;
                     let dst = h_rgb
                         .as_mut_slice()
                         .map_err(|e| driver("pinned host memory", e))?;
                     for (d, p) in dst.chunks_exact_mut(n).zip(&img.planes) {
                         d.copy_from_slice(&p.data);
                     }
-                    let d_rgb = slot.d_rgb.as_mut().expect("allocated above");
                     stream
-                        .memcpy_htod(slot.h_rgb.as_ref().expect("allocated above"), d_rgb)
+                        .memcpy_htod(&*h_rgb, &mut fb.rgb)
                         .map_err(|e| driver("uploading the image", e))?;
-                    slot.mark(Stage::Upload, true, prof)?;
+                    timer.mark(stream, Stage::Upload, true, prof)?;
                 }
             }
         }
 
         // 2. Downsampled R, G, B, residue → host (small).
-        let sc = Scales::new(w, h, params);
-        let s = sc.estimation_subsample;
-        let (lw, lh) = (w.div_ceil(s), h.div_ceil(s));
-        let ln = lw * lh;
-        ensure_dev(&mut slot.d_lo, &stream, 4 * ln)?;
-        ensure_pinned(&mut slot.h_lo, &ctx, 4 * ln, Direction::Download)?;
-        slot.mark(Stage::Downsample, false, prof)?;
-        launch::downsample_residue(
-            &stream,
-            k,
-            slot.d_rgb.as_ref().expect("allocated above"),
-            w,
-            h,
-            s,
-            slot.d_lo.as_mut().expect("allocated above"),
-        )?;
-        slot.mark(Stage::Downsample, true, prof)?;
-        slot.mark(Stage::DownloadLowRes, false, prof)?;
+        timer.mark(stream, Stage::Downsample, false, prof)?;
+        launch::downsample_residue(stream, k, &fb.rgb, w, h, s, &mut fb.lo.dev)?;
+        timer.mark(stream, Stage::Downsample, true, prof)?;
+        timer.mark(stream, Stage::DownloadLowRes, false, prof)?;
         stream
-            .memcpy_dtoh(
-                slot.d_lo.as_ref().expect("allocated above"),
-                slot.h_lo.as_mut().expect("allocated above"),
-            )
+            .memcpy_dtoh(&fb.lo.dev, &mut fb.lo.host)
             .map_err(|e| driver("downloading the low-resolution planes", e))?;
-        slot.mark(Stage::DownloadLowRes, true, prof)?;
+        timer.mark(stream, Stage::DownloadLowRes, true, prof)?;
 
         // 3. Estimation on the host (waits for the download above only).
         let t_host = std::time::Instant::now();
-        let lo = slot
-            .h_lo
-            .as_ref()
-            .expect("allocated above")
+        let lo = fb
+            .lo
+            .host
             .as_slice()
             .map_err(|e| driver("waiting for the low-resolution planes", e))?;
         let plane = |c: usize| Plane {
@@ -446,13 +443,13 @@ impl Inner {
         // The noise bound on the gain 1/T, from the host frame (physics::noise).
         let t0 = crate::physics::noise::min_transmission_for(&input, params);
         let host_ms = t_host.elapsed().as_secs_f64() * 1e3;
-        self.last_host_ms = host_ms;
-        let slot = &mut self.slots[si];
+        *last_host_ms = host_ms;
 
         // 4. Coefficients → device.
-        let h_coef = ensure_pinned(&mut slot.h_coef, &ctx, 8 * ln, Direction::Upload)?;
         {
-            let dst = h_coef
+            let dst = fb
+                .coef
+                .host
                 .as_mut_slice()
                 .map_err(|e| driver("pinned host memory", e))?;
             for (d, p) in dst
@@ -462,115 +459,92 @@ impl Inner {
                 d.copy_from_slice(&p.data);
             }
         }
-        ensure_dev(&mut slot.d_coef, &stream, 8 * ln)?;
-        slot.mark(Stage::UploadCoefs, false, prof)?;
+        timer.mark(stream, Stage::UploadCoefs, false, prof)?;
         stream
-            .memcpy_htod(
-                slot.h_coef.as_ref().expect("allocated above"),
-                slot.d_coef.as_mut().expect("allocated above"),
-            )
+            .memcpy_htod(&fb.coef.host, &mut fb.coef.dev)
             .map_err(|e| driver("uploading the coefficients", e))?;
-        slot.mark(Stage::UploadCoefs, true, prof)?;
+        timer.mark(stream, Stage::UploadCoefs, true, prof)?;
 
         // 5. Full-resolution passes.
         let g = LowResGeometry { lw, lh, s };
-        ensure_dev(&mut slot.d_achro, &stream, n)?;
-        ensure_dev(&mut slot.d_luma, &stream, n)?;
-        slot.mark(Stage::Pass1, false, prof)?;
+        timer.mark(stream, Stage::Pass1, false, prof)?;
         {
-            let d_coef = slot.d_coef.as_ref().expect("allocated above");
-            let dcoef: CudaView<'_, f32> = d_coef.slice(0..6 * ln);
+            let dcoef: CudaView<'_, f32> = fb.coef.dev.slice(0..6 * ln);
             launch::physics_pass1(
-                &stream,
+                stream,
                 k,
-                slot.d_rgb.as_ref().expect("allocated above"),
+                &fb.rgb,
                 (w, h),
                 &dcoef,
                 g,
                 sc.streak_width,
-                slot.d_achro.as_mut().expect("allocated above"),
-                slot.d_luma.as_mut().expect("allocated above"),
+                &mut fb.achro,
+                &mut fb.luma,
             )?;
         }
-        slot.mark(Stage::Pass1, true, prof)?;
-        slot.mark(Stage::Pass2, false, prof)?;
+        timer.mark(stream, Stage::Pass1, true, prof)?;
+        timer.mark(stream, Stage::Pass2, false, prof)?;
+        let p = Pass2Inputs {
+            rgb: &fb.rgb,
+            achro: &fb.achro,
+            luma: &fb.luma,
+            w,
+            h,
+            tcoef: fb.coef.dev.slice(6 * ln..8 * ln),
+            g,
+            half_length: sc.streak_half_length,
+            gain: params.streak_gain,
+            t0,
+            atmosphere: est.atmosphere,
+        };
         match out {
             OutKind::Frame { strength_bits } => {
-                let format = format.ok_or_else(|| {
+                let (format, d_in) = format.zip(packed_in).ok_or_else(|| {
                     Error::param("cuda engine", "frame output needs the input frame (alpha)")
                 })?;
                 let bytes = w * format.bytes_per_pixel() * h;
-                ensure_dev(&mut slot.d_frame_out, &stream, bytes)?;
-                let d_coef = slot.d_coef.as_ref().expect("allocated above");
-                let p = Pass2Inputs {
-                    rgb: slot.d_rgb.as_ref().expect("allocated above"),
-                    achro: slot.d_achro.as_ref().expect("allocated above"),
-                    luma: slot.d_luma.as_ref().expect("allocated above"),
-                    w,
-                    h,
-                    tcoef: d_coef.slice(6 * ln..8 * ln),
-                    g,
-                    half_length: sc.streak_half_length,
-                    gain: params.streak_gain,
-                    t0,
-                    atmosphere: est.atmosphere,
-                };
+                let o = Staged::fit(
+                    &mut bufs.packed_out,
+                    stream,
+                    ctx,
+                    bytes,
+                    Direction::Download,
+                )?;
                 launch::physics_pass2_packed8(
-                    &stream,
+                    stream,
                     k,
                     &p,
                     f32::from_bits(strength_bits),
-                    slot.d_frame_in.as_ref().expect("allocated with the input"),
-                    slot.d_frame_out.as_mut().expect("allocated above"),
+                    d_in,
+                    &mut o.dev,
                     w * format.bytes_per_pixel(),
                     format,
                 )?;
-                slot.mark(Stage::Pass2, true, prof)?;
+                timer.mark(stream, Stage::Pass2, true, prof)?;
                 if opt.transfers {
-                    ensure_pinned(&mut slot.h_frame_out, &ctx, bytes, Direction::Download)?;
-                    slot.mark(Stage::Download, false, prof)?;
+                    timer.mark(stream, Stage::Download, false, prof)?;
                     stream
-                        .memcpy_dtoh(
-                            slot.d_frame_out.as_ref().expect("allocated above"),
-                            slot.h_frame_out.as_mut().expect("allocated above"),
-                        )
+                        .memcpy_dtoh(&o.dev, &mut o.host)
                         .map_err(|e| driver("downloading the frame", e))?;
-                    slot.mark(Stage::Download, true, prof)?;
+                    timer.mark(stream, Stage::Download, true, prof)?;
                 }
             }
             OutKind::Planes => {
-                ensure_dev(&mut slot.d_planes, &stream, 5 * n)?;
-                let d_coef = slot.d_coef.as_ref().expect("allocated above");
-                let p = Pass2Inputs {
-                    rgb: slot.d_rgb.as_ref().expect("allocated above"),
-                    achro: slot.d_achro.as_ref().expect("allocated above"),
-                    luma: slot.d_luma.as_ref().expect("allocated above"),
-                    w,
-                    h,
-                    tcoef: d_coef.slice(6 * ln..8 * ln),
-                    g,
-                    half_length: sc.streak_half_length,
-                    gain: params.streak_gain,
-                    t0,
-                    atmosphere: est.atmosphere,
-                };
-                launch::physics_pass2_planar(
-                    &stream,
-                    k,
-                    &p,
-                    slot.d_planes.as_mut().expect("allocated above"),
+                let o = Staged::fit(
+                    &mut bufs.planes_out,
+                    stream,
+                    ctx,
+                    5 * n,
+                    Direction::Download,
                 )?;
-                slot.mark(Stage::Pass2, true, prof)?;
+                launch::physics_pass2_planar(stream, k, &p, &mut o.dev)?;
+                timer.mark(stream, Stage::Pass2, true, prof)?;
                 if opt.transfers {
-                    ensure_pinned(&mut slot.h_planes, &ctx, 5 * n, Direction::Download)?;
-                    slot.mark(Stage::Download, false, prof)?;
+                    timer.mark(stream, Stage::Download, false, prof)?;
                     stream
-                        .memcpy_dtoh(
-                            slot.d_planes.as_ref().expect("allocated above"),
-                            slot.h_planes.as_mut().expect("allocated above"),
-                        )
+                        .memcpy_dtoh(&o.dev, &mut o.host)
                         .map_err(|e| driver("downloading the planes", e))?;
-                    slot.mark(Stage::Download, true, prof)?;
+                    timer.mark(stream, Stage::Download, true, prof)?;
                 }
             }
         }
@@ -581,6 +555,7 @@ impl Inner {
             w,
             h,
             format,
+            downloaded: opt.transfers,
             info: RunInfo {
                 atmosphere: est.atmosphere,
                 veil_gate: None,
@@ -644,9 +619,12 @@ impl Inner {
         }
         let row = p.w * format.bytes_per_pixel();
         let src = self.slots[t.slot]
-            .h_frame_out
+            .bufs
+            .packed_out
             .as_ref()
+            .filter(|_| p.downloaded)
             .ok_or_else(|| Error::param("ticket", "frame was run without download"))?
+            .host
             .as_slice()
             .map_err(|e| driver("reading the downloaded frame", e))?;
         out.par_rows_mut()
@@ -661,9 +639,12 @@ impl Inner {
         let (w, h) = (p.w, p.h);
         let n = w * h;
         let src = self.slots[t.slot]
-            .h_planes
+            .bufs
+            .planes_out
             .as_ref()
+            .filter(|_| p.downloaded)
             .ok_or_else(|| Error::param("ticket", "planes were run without download"))?
+            .host
             .as_slice()
             .map_err(|e| driver("reading the downloaded planes", e))?;
         let plane = |i: usize| Plane {
