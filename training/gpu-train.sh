@@ -8,11 +8,12 @@
 #   training/gpu-train.sh PACK OUT [SIZE] [STREAK_MINUTES] [VEIL_MINUTES]
 #
 # PACK is what scripts/gpu-pack.sh prepares (target/gpu-pack: derain.xz, a stripped binary
-# without GStreamer, unpacked here on first use; clean/, the 160 training images; init/, the committed weights to start from). OUT
-# gets streak/ and veil/ (ckpt.pt, weights.pt, log.jsonl each) and gpu-train.log; the rain banks
-# go to BANKS (default /tmp/derain-banks, reused when present: thousands of PNGs that must not
-# travel back with OUT). SIZE is quality (default) or fast. Environment: DERAIN_TRAIN_DEVICE
-# (cuda), BANK_COUNT (layers per family, 1200), BATCH (48), CROP (256), PY (python3).
+# without GStreamer, unpacked here on first use; clean/, the 160 training images; init/, the
+# committed weights to start from). OUT gets streak/ and veil/ (ckpt.pt, weights.pt, log.jsonl
+# each) and gpu-train.log; the rain banks go to BANKS (default /tmp/derain-banks, reused when
+# present: thousands of PNGs that must not travel back with OUT). SIZE is quality (default) or
+# fast. Environment: DERAIN_TRAIN_DEVICE (cuda), BANK_COUNT (layers per family, 1200), BATCH
+# (48), CROP (256), PY (python3).
 set -euo pipefail
 pack=$(realpath "$1"); out=$2; size=${3:-quality}; smin=${4:-5.5}; vmin=${5:-1.5}
 mkdir -p "$out"; out=$(realpath "$out")

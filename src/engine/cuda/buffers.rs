@@ -69,6 +69,16 @@ fn reuse<X>(
     Ok(slot.insert(x))
 }
 
+/// `slot`'s pinned buffer if it holds `len` elements, else a new one.
+pub(crate) fn fit_pinned<'a, T: DeviceRepr + ValidAsZeroBits + Copy + Default>(
+    slot: &'a mut Option<PinnedHostSlice<T>>,
+    ctx: &Arc<CudaContext>,
+    len: usize,
+    dir: Direction,
+) -> Result<&'a mut PinnedHostSlice<T>> {
+    reuse(slot, |b| b.len() == len.max(1), || pinned(ctx, len, dir))
+}
+
 /// Device memory and its page-locked host twin, `len` elements each.
 pub(crate) struct Staged<T: DeviceRepr> {
     pub dev: CudaSlice<T>,
@@ -169,21 +179,6 @@ pub(crate) struct SlotBuffers {
     pub packed_out: Option<Staged<u8>>,
     /// J (3 planes), T and S for component output (5n, download).
     pub planes_out: Option<Staged<f32>>,
-}
-
-impl SlotBuffers {
-    /// The pinned staging of a planar input of `len` floats.
-    pub(crate) fn fit_planar_in<'a>(
-        slot: &'a mut Option<PinnedHostSlice<f32>>,
-        ctx: &Arc<CudaContext>,
-        len: usize,
-    ) -> Result<&'a mut PinnedHostSlice<f32>> {
-        reuse(
-            slot,
-            |b| b.len() == len.max(1),
-            || pinned(ctx, len, Direction::Upload),
-        )
-    }
 }
 
 /// Start and end events of each stage of the frame in a slot, created on first profiled use.

@@ -55,7 +55,7 @@ use std::sync::{Arc, Mutex};
 use cudarc::driver::{CudaContext, CudaView};
 use rayon::prelude::*;
 
-use self::buffers::{Direction, FrameBuffers, FrameSize, Slot, SlotBuffers, Stage, Staged};
+use self::buffers::{Direction, FrameBuffers, FrameSize, Slot, Stage, Staged, fit_pinned};
 use self::launch::{Kernels, LowResGeometry, Pass2Inputs, driver};
 use crate::config::{Config, PhysicsParams};
 use crate::error::{Error, Result};
@@ -400,7 +400,7 @@ impl Inner {
             Source::Planar(img) => {
                 if opt.transfers {
                     timer.mark(stream, Stage::Upload, false, prof)?;
-                    let h_rgb = SlotBuffers::fit_planar_in(&mut bufs.planar_in, ctx, 3 * n)?;
+                    let h_rgb = fit_pinned(&mut bufs.planar_in, ctx, 3 * n, Direction::Upload)?;
                     let dst = h_rgb
                         .as_mut_slice()
                         .map_err(|e| driver("pinned host memory", e))?;
