@@ -362,6 +362,48 @@ fn a_graph_the_native_engine_does_not_know_runs_on_tract() {
 }
 
 #[test]
+fn a_veil_with_attention_pooled_light_runs_natively_and_matches_pytorch() {
+    // tests/fixtures/nets/apool: a seeded veil with an APool (model.py), written by
+    // `python -m derain_train.apool_fixture`; beside the shipped fast streak and stage 2.
+    let dir = std::env::temp_dir().join(format!("derain-nets-apool-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(fixture("apool/stage1.onnx"), dir.join("stage1.onnx")).unwrap();
+    for n in ["streak.onnx", "stage2.onnx"] {
+        std::fs::write(dir.join(n), shipped(ModelSize::Fast, n)).unwrap();
+    }
+    let mut nets = FullNets::from_dir(&dir).expect("valid ONNX loads");
+    assert_eq!(
+        nets.stage1.engine(),
+        "native",
+        "the APool veil fell back to tract"
+    );
+    let (s1, x_lf) = npy("apool/x_lf.npy");
+    let (_, want_t) = npy("apool/transmission.npy");
+    let (_, want_a) = npy("apool/atmosphere.npy");
+    for tract in [false, true] {
+        let out = if tract {
+            nets.stage1.run_tract(s1[2], s1[3], &[&x_lf]).unwrap()
+        } else {
+            nets.stage1.run(s1[2], s1[3], &[&x_lf]).unwrap()
+        };
+        assert!(max_abs_diff(&out[0], &want_t) <= 1e-4, "tract {tract}: T");
+        let d = max_abs_diff(&out[1], &want_a);
+        assert!(d <= 1e-4, "tract {tract}: A max |Δ| = {d}");
+    }
+    // Frame sizes: 720p's working size and odd multiples of 4.
+    for (h, w) in [(180, 320), (44, 52), (4, 4)] {
+        let x = common::Lcg((h * 31 + w) as u64).vec(33 * h * w, -0.2);
+        let native = nets.stage1.run(h, w, &[&x]).unwrap();
+        let tract = nets.stage1.run_tract(h, w, &[&x]).unwrap();
+        for (k, (a, b)) in native.iter().zip(&tract).enumerate() {
+            let d = max_abs_diff(a, b);
+            assert!(d <= 1e-4, "{w}x{h} output {k}: max |Δ| = {d}");
+        }
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
 fn full_mode_handles_odd_and_tiny_sizes() {
     let mut p = full_cpu_pipeline();
     for (w, h) in [(1, 1), (2, 3), (7, 5), (33, 17), (401, 227)] {

@@ -86,17 +86,21 @@ def load_streak(path, size):
 
 
 def load_veil_refine(path):
-    veil, refine = Veil(), Stage2()
+    """The veil and refinement networks from a FullModelV2 state dict or a folder of ONNX files;
+    the veil has an `APool` when the state dict has its weights."""
     p = Path(path)
     if p.is_dir():
-        veil.load_state_dict(onnx_state(p / "stage1.onnx", {"tnet.": "tnet.", "anet.": "anet."}))
-        refine.load_state_dict(onnx_state(p / "stage2.onnx", {"g.": "g."}))
+        vst = onnx_state(p / "stage1.onnx", {"tnet.": "tnet.", "anet.": "anet.", "apool.": "apool."})
+        st = {"stage2." + k: v for k, v in onnx_state(p / "stage2.onnx", {"g.": "g."}).items()}
     else:
         st = torch.load(p, map_location="cpu")
         st = st.get("model", st)
-        veil.load_state_dict({k[len("veil."):]: v for k, v in st.items() if k.startswith("veil.")})
-        refine.load_state_dict({k[len("stage2."):]: v for k, v in st.items()
-                                if k.startswith("stage2.")})
+        vst = {k[len("veil."):]: v for k, v in st.items() if k.startswith("veil.")}
+    veil = Veil(apool=any(k.startswith("apool.") for k in vst))
+    refine = Stage2()
+    veil.load_state_dict(vst)
+    refine.load_state_dict({k[len("stage2."):]: v for k, v in st.items()
+                            if k.startswith("stage2.")})
     return veil, refine
 
 

@@ -46,6 +46,9 @@ def main(argv=None):
     ap.add_argument("--init-veil", default=None,
                     help="start the veil and refinement networks from a FullModelV2 state dict or "
                          "a folder with stage1.onnx and stage2.onnx")
+    ap.add_argument("--apool", action="store_true",
+                    help="estimate A by attention pooling (model.py APool): a fresh one unless "
+                         "--init-veil has one (then it is kept without this flag)")
     ap.add_argument("--out", required=True)
     ap.add_argument("--minutes", type=float, default=0.0)
     ap.add_argument("--steps", type=int, default=100000)
@@ -71,13 +74,16 @@ def main(argv=None):
     val = make_val(Composer(CleanImages(clean_paths(args.clean, "val"), device=dev), banks,
                             device=dev), args.val_per_family, 256)
 
-    model = FullModelV2(args.size).to(dev)
+    init = load_veil_refine(args.init_veil) if args.init_veil else None
+    # An initial veil with an APool keeps it; --apool adds a fresh one to a veil without.
+    apool = args.apool or (init is not None and init[0].apool is not None)
+    model = FullModelV2(args.size, apool=apool).to(dev)
     model.streak = load_streak(args.streak, args.size).to(dev).eval()
     for p in model.streak.parameters():
         p.requires_grad_(False)
-    if args.init_veil:
-        veil, refine = load_veil_refine(args.init_veil)
-        model.veil.load_state_dict(veil.state_dict())
+    if init is not None:
+        veil, refine = init
+        model.veil.load_state_dict(veil.state_dict(), strict=veil.apool is not None)
         model.stage2.load_state_dict(refine.state_dict())
     params = list(model.veil.parameters()) + list(model.stage2.parameters())
     opt = torch.optim.Adam(params, lr=args.lr)

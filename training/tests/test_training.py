@@ -96,6 +96,31 @@ def test_veil_networks_shapes_and_ranges_and_gate():
     assert torch.allclose(t, torch.ones_like(t))
 
 
+def test_apool_reads_a_where_the_veil_is_densest_and_mixes_with_the_anet(tmp_path):
+    from derain_train.export_full import load_veil_refine
+    from derain_train.model import APool
+    pool = APool()  # zero-initialised head: candidates are the block means of I_s
+    x = torch.rand(1, 33, 16, 24) * 0.2
+    t = torch.ones(1, 1, 16, 24)
+    t[..., 4:8, 8:12] = 0.1  # one 4x4 block of dense veil ...
+    x[:, :3, 4:8, 8:12] = torch.tensor([0.7, 0.6, 0.5]).view(1, 3, 1, 1)  # ... of this colour
+    a_anet = torch.tensor([[0.2, 0.2, 0.2]])
+    with torch.no_grad():
+        a = pool(x, t, a_anet, mix=False)
+        assert torch.allclose(a, torch.tensor([[0.7, 0.6, 0.5]]), atol=0.015)  # 98 % weight
+        mixed = pool(x, t, a_anet)  # k = 0.5 at the start
+        assert torch.allclose(mixed, 0.5 * (a + a_anet), atol=1e-6)
+        pool.keep.bias.fill_(40.0)  # k -> 1: the ANet's A
+        assert torch.allclose(pool(x, t, a_anet), a_anet, atol=1e-6)
+    # A state dict with an APool loads into a veil that has one; one without, into one without.
+    m = FullModelV2("fast", apool=True)
+    torch.save(m.state_dict(), tmp_path / "w.pt")
+    veil, _ = load_veil_refine(tmp_path / "w.pt")
+    assert veil.apool is not None
+    torch.save(FullModelV2("fast").state_dict(), tmp_path / "w0.pt")
+    assert load_veil_refine(tmp_path / "w0.pt")[0].apool is None
+
+
 def test_full_model_output_is_an_image_and_the_physics_gate_switches_the_veil():
     torch.manual_seed(2)
     m = FullModelV2("fast")

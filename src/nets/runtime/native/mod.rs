@@ -104,6 +104,66 @@ impl ANet {
     }
 }
 
+/// Attention-pooled atmospheric light (model.py `APool`), in files that have one: per 4×4
+/// block of the working image a candidate colour (the block mean of I_s plus a learned
+/// correction) and a logit (learned, less 8·T: the densest veil first); A_pool is the
+/// softmax-weighted sum of the candidates, and A = k·A_anet + (1 − k)·A_pool with k from the
+/// globally pooled features, clamped to [0, 1].
+#[derive(Debug, Clone)]
+struct APool {
+    body: [Conv; 3],
+    head: Conv,
+    /// Linear 48 → 1: the logit of k.
+    keep: (Vec<f32>, Vec<f32>),
+}
+
+/// The mean of every 4×4 block of a dense `h`×`w` plane (`h`, `w` multiples of 4).
+fn block_means4(plane: &[f32], h: usize, w: usize) -> Vec<f32> {
+    let bw = w / 4;
+    let mut out = vec![0f32; (h / 4) * bw];
+    for (y, row) in plane.chunks_exact(w).enumerate() {
+        let o = &mut out[(y / 4) * bw..(y / 4 + 1) * bw];
+        for (x, &v) in row.iter().enumerate() {
+            o[x / 4] += v;
+        }
+    }
+    out.iter_mut().for_each(|v| *v /= 16.0);
+    out
+}
+
+impl APool {
+    /// A from x_lf (dense, `h`×`w`, multiples of 4), the gated transmission `t` and the
+    /// ANet's A.
+    fn forward(&self, x_lf: &[f32], t: &[f32], a_anet: [f32; 3], h: usize, w: usize) -> [f32; 3] {
+        let mut input = Vec::with_capacity(x_lf.len() + t.len());
+        input.extend_from_slice(x_lf);
+        input.extend_from_slice(t);
+        let x = Map::from_dense(input.len() / (h * w), h, w, &input);
+        let [c0, c1, c2] = &self.body;
+        let f = c2.run(&c1.run(&c0.run(&x, true), true), true);
+        let y = self.head.run(&f, false).to_dense();
+        let n = (h / 4) * (w / 4);
+        let fd = f.to_dense();
+        let plane = |c: usize| &fd[c * n..(c + 1) * n];
+        let mut z: Vec<f32> = (0..f.c)
+            .map(|c| plane(c).iter().sum::<f32>() / n as f32)
+            .collect();
+        z.extend((0..f.c).map(|c| plane(c).iter().copied().fold(f32::NEG_INFINITY, f32::max)));
+        let k = sigmoid(linear(&self.keep, &z)[0]);
+        let t4 = block_means4(t, h, w);
+        let logits: Vec<f32> = (0..n).map(|i| y[i] - 8.0 * t4[i]).collect();
+        let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let e: Vec<f32> = logits.iter().map(|&l| (l - max).exp()).collect();
+        let sum: f32 = e.iter().sum();
+        std::array::from_fn(|c| {
+            let i4 = block_means4(&x_lf[c * h * w..(c + 1) * h * w], h, w);
+            let dc = &y[(1 + c) * n..(2 + c) * n];
+            let pooled = (0..n).map(|i| e[i] * (i4[i] + dc[i])).sum::<f32>() / sum;
+            (k * a_anet[c] + (1.0 - k) * pooled).clamp(0.0, 1.0)
+        })
+    }
+}
+
 /// Weights by initializer name, with their shapes, and the dilation of every convolution by
 /// the name of its weight.
 pub(crate) struct Weights {
@@ -237,8 +297,12 @@ pub(crate) struct Native(Arch);
 /// The architectures the native runtime knows.
 #[derive(Debug, Clone)]
 enum Arch {
-    /// TNet and ANet on [I, LF] → (T, A).
-    Veil { t: Box<UNet>, a: Box<ANet> },
+    /// TNet and ANet on [I, LF] → (T, A); A from the APool where the file has one.
+    Veil {
+        t: Box<UNet>,
+        a: Box<ANet>,
+        pool: Option<Box<APool>>,
+    },
     /// G([J₁, D]) → ΔJ.
     Refine { g: Box<UNet> },
     /// The full-resolution streak network: I → R.
@@ -273,6 +337,22 @@ impl Native {
                         w.take("anet.gate.bias", &[1])?,
                     ),
                 }),
+                pool: if w.has("apool.head.weight") {
+                    Some(Box::new(APool {
+                        body: [
+                            w.conv("apool.body.0", (cin + 1, 16, 3, 2))?,
+                            w.conv("apool.body.2", (16, 24, 3, 2))?,
+                            w.conv("apool.body.4", (24, 24, 3, 1))?,
+                        ],
+                        head: w.conv("apool.head", (24, 4, 1, 1))?,
+                        keep: (
+                            w.take("apool.keep.weight", &[1, 48])?,
+                            w.take("apool.keep.bias", &[1])?,
+                        ),
+                    }))
+                } else {
+                    None
+                },
             },
             Kind::Refine => Arch::Refine {
                 g: Box::new(w.unet("g", 4, 3)?),
@@ -287,15 +367,19 @@ impl Native {
     fn forward(&self, h: usize, w: usize, inputs: &[&[f32]]) -> Vec<Vec<f32>> {
         let map = |x: &[f32]| Map::from_dense(x.len() / (h * w), h, w, x);
         match &self.0 {
-            Arch::Veil { t, a } => {
+            Arch::Veil { t, a, pool } => {
                 let x_lf = map(inputs[0]);
                 let (tz, (av, gate)) = rayon::join(|| t.forward(&x_lf), || a.forward(&x_lf));
                 // T = 1 − g·(1 − T_local), T_local = t0 + (1 − t0)·σ(z).
-                let t_out = tz
+                let t_out: Vec<f32> = tz
                     .to_dense()
                     .iter()
                     .map(|&z| 1.0 - gate * (1.0 - (T0 + (1.0 - T0) * sigmoid(z))))
                     .collect();
+                let av = match pool {
+                    Some(p) => p.forward(inputs[0], &t_out, av, h, w),
+                    None => av,
+                };
                 vec![t_out, av.to_vec()]
             }
             Arch::Refine { g } => vec![g.forward(&map(inputs[0])).to_dense()],

@@ -1,0 +1,119 @@
+"""Where does the error of `full` come from? Runs FullModelV2 (the Rust pipeline's steps,
+without the physics veil gate) on renders of `derain synth` (in/, gt/, trans/ and
+manifest.jsonl) and replaces one estimate at a time by its ground truth:
+
+    python -m derain_train.diagnose --size quality --veil weights/veil_quality.pt \\
+        /tmp/fam/reference /tmp/fam/layered --per-set 10
+
+Columns (mean Y-PSNR in dB against the clean image; frames padded to the networks' multiples
+by edge replication, so the absolute figures differ a little from `derain eval`):
+  input       the rainy frame
+  shipped     the pipeline as it is
+  no_refine   J₁, before the refinement stage
+  oracle_A    the true atmospheric light, the estimated T (then refinement)
+  oracle_T    the true transmission, the estimated A (then refinement)
+  oracle_TA   both true, no refinement: what the veil stage could do with perfect estimates
+  oracle_Is   the true rain-free image T·J + (1 − T)·A fed to the veil stage: what a perfect
+              streak network would be worth
+"""
+
+import argparse
+import json
+import math
+import os
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from .export_full import load_streak, load_veil_refine
+from .guided_filter import downsample, guided_bank, residue, upsample
+from .model import T0, FullModelV2, work_factor
+from .rain import luma
+from .streak import remove_rain
+
+
+def load(path, grey=False):
+    a = np.asarray(Image.open(path).convert("L" if grey else "RGB"), dtype=np.float32) / 255
+    return torch.from_numpy(a[None] if grey else a.transpose(2, 0, 1))[None]
+
+
+def ypsnr(x, y):
+    x = (x * 255 + 0.5).floor().clamp(0, 255) / 255  # scored as the 8-bit output
+    return float(10 * torch.log10(1 / ((luma(x) - luma(y)) ** 2).mean()))
+
+
+def veil_stage(m, i_s, f, t_true=None, a_true=None, refine=True):
+    i_lo = downsample(i_s, f)
+    t_lo, a = m.veil(torch.cat([i_lo, guided_bank(downsample(residue(i_s), f), i_lo)], 1))
+    t = upsample(t_lo, f)
+    if t_true is not None:
+        t, t_lo = t_true, downsample(t_true, f)
+    if a_true is not None:
+        a = a_true
+    j1 = ((i_s - (1 - t) * a[:, :, None, None]) / t.clamp(min=T0)).clamp(0, 1)
+    if not refine:
+        return j1
+    dj = m.stage2(torch.cat([downsample(j1, f), -torch.log(t_lo.clamp(min=T0))], 1))
+    return (j1 + upsample(dj, f)).clamp(0, 1)
+
+
+@torch.no_grad()
+def diagnose(m, folder, per_set):
+    atm = {}
+    for line in open(os.path.join(folder, "manifest.jsonl")):
+        rec = json.loads(line)
+        atm[rec["name"]] = rec["params"]["atmosphere"]
+    names = sorted(os.listdir(os.path.join(folder, "in")))
+    names = names[::max(1, len(names) // per_set)][:per_set]
+    rows = []
+    for n in names:
+        img, gt = load(os.path.join(folder, "in", n)), load(os.path.join(folder, "gt", n))
+        h, w = img.shape[-2:]
+        f = work_factor(h, w)
+        mult = 16 * 4 * f // math.gcd(16, 4 * f)
+        pad = (0, (-w) % mult, 0, (-h) % mult)
+        img, gt = F.pad(img, pad, mode="replicate"), F.pad(gt, pad, mode="replicate")
+        t_true = F.pad(load(os.path.join(folder, "trans", n), grey=True), pad, mode="replicate")
+        a_true = torch.tensor(atm[n[:-4]])[None]
+        i_s, _ = remove_rain(m.streak, img)
+        rows.append({
+            "input": ypsnr(img, gt),
+            "shipped": ypsnr(veil_stage(m, i_s, f), gt),
+            "no_refine": ypsnr(veil_stage(m, i_s, f, refine=False), gt),
+            "oracle_A": ypsnr(veil_stage(m, i_s, f, a_true=a_true), gt),
+            "oracle_T": ypsnr(veil_stage(m, i_s, f, t_true=t_true), gt),
+            "oracle_TA": ypsnr(veil_stage(m, i_s, f, t_true, a_true, refine=False), gt),
+            "oracle_Is": ypsnr(veil_stage(m, t_true * gt + (1 - t_true) * a_true[:, :, None, None],
+                                          f), gt),
+        })
+    return {k: round(float(np.mean([r[k] for r in rows])), 2) for k in rows[0]}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("folders", nargs="+", help="`derain synth` output folders")
+    ap.add_argument("--size", default="quality", choices=["fast", "quality"])
+    ap.add_argument("--streak", default=None, help="default: weights/streak_SIZE.pt")
+    ap.add_argument("--veil", default=None, help="default: weights/veil_SIZE.pt")
+    ap.add_argument("--per-set", type=int, default=10)
+    ap.add_argument("--threads", type=int, default=0)
+    args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    here = os.path.join(os.path.dirname(__file__), "..", "weights")
+    veil, refine = load_veil_refine(args.veil or os.path.join(here, f"veil_{args.size}.pt"))
+    m = FullModelV2(args.size, apool=veil.apool is not None)
+    m.streak = load_streak(args.streak or os.path.join(here, f"streak_{args.size}.pt"), args.size)
+    m.veil.load_state_dict(veil.state_dict())
+    m.stage2.load_state_dict(refine.state_dict())
+    m.eval()
+    for folder in args.folders:
+        print(os.path.basename(folder.rstrip("/")), json.dumps(diagnose(m, folder, args.per_set)),
+              flush=True)
+
+
+if __name__ == "__main__":
+    main()
