@@ -27,36 +27,33 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from .export_full import load_streak, load_veil_refine
-from .guided_filter import downsample, guided_bank, residue, upsample
-from .model import T0, FullModelV2, work_factor
-from .rain import luma
+from .export_full import load_png, load_streak, load_veil_refine
+from .guided_filter import downsample, upsample
+from .model import FullModelV2, invert, veil_input, work_factor
 from .streak import remove_rain
+from .train_streak import ypsnr as batch_ypsnr
 
 
 def load(path, grey=False):
-    a = np.asarray(Image.open(path).convert("L" if grey else "RGB"), dtype=np.float32) / 255
-    return torch.from_numpy(a[None] if grey else a.transpose(2, 0, 1))[None]
+    if not grey:
+        return torch.from_numpy(load_png(path))[None]
+    return torch.from_numpy(np.asarray(Image.open(path).convert("L"), dtype=np.float32) / 255)[None, None]
 
 
 def ypsnr(x, y):
-    x = (x * 255 + 0.5).floor().clamp(0, 255) / 255  # scored as the 8-bit output
-    return float(10 * torch.log10(1 / ((luma(x) - luma(y)) ** 2).mean()))
+    """Of one image, scored as the 8-bit output."""
+    return batch_ypsnr((x * 255 + 0.5).floor().clamp(0, 255) / 255, y)[0]
 
 
 def veil_stage(m, i_s, f, t_true=None, a_true=None, refine=True):
-    i_lo = downsample(i_s, f)
-    t_lo, a = m.veil(torch.cat([i_lo, guided_bank(downsample(residue(i_s), f), i_lo)], 1))
+    t_lo, a = m.veil(veil_input(i_s, f))
     t = upsample(t_lo, f)
     if t_true is not None:
         t, t_lo = t_true, downsample(t_true, f)
     if a_true is not None:
         a = a_true
-    j1 = ((i_s - (1 - t) * a[:, :, None, None]) / t.clamp(min=T0)).clamp(0, 1)
-    if not refine:
-        return j1
-    dj = m.stage2(torch.cat([downsample(j1, f), -torch.log(t_lo.clamp(min=T0))], 1))
-    return (j1 + upsample(dj, f)).clamp(0, 1)
+    j1 = invert(i_s, t, a)
+    return m.refine(j1, t_lo, f)[0] if refine else j1
 
 
 @torch.no_grad()

@@ -161,6 +161,18 @@ class Veil(nn.Module):
         return t, a
 
 
+def veil_input(i_s, f):
+    """The veil networks' input from the rain-free image: x_lf = [I_lo, LF] with
+    I_lo = down_f(I_s) and LF the residue-guided bank."""
+    i_lo = downsample(i_s, f)
+    return torch.cat([i_lo, guided_bank(downsample(residue(i_s), f), i_lo)], 1)
+
+
+def invert(i_s, t, a):
+    """J₁ = clamp((I_s − (1 − T)·A) / max(T, t0), 0, 1), A per image ([B, 3])."""
+    return ((i_s - (1.0 - t) * a[:, :, None, None]) / t.clamp(min=T0)).clamp(0.0, 1.0)
+
+
 def gated(t_local, g):
     """T = 1 − g·(1 − T_local): the frame's veil gate g ([B, 1]) applied to T_local."""
     return 1.0 - g[:, :, None, None] * (1.0 - t_local)
@@ -224,16 +236,17 @@ class FullModelV2(nn.Module):
         r = None
         if i_s is None:
             i_s, r = remove_rain(self.streak, img)
-        i_lo = downsample(i_s, f)
-        lf = guided_bank(downsample(residue(i_s), f), i_lo)
-        t_lo, a = self.veil(torch.cat([i_lo, lf], 1))
+        t_lo, a = self.veil(veil_input(i_s, f))
         if k is not None:
             k = torch.as_tensor(k, dtype=t_lo.dtype, device=t_lo.device).reshape(-1, 1)
             t_lo = gated(t_lo, k.expand(t_lo.shape[0], 1))
         t = upsample(t_lo, f)
-        at = a[:, :, None, None]
-        j1 = ((i_s - (1.0 - t) * at) / t.clamp(min=T0)).clamp(0.0, 1.0)
+        j1 = invert(i_s, t, a)
+        j, d_lo = self.refine(j1, t_lo, f)
+        return {"j": j, "j1": j1, "i_s": i_s, "r": r, "t": t, "a": a, "t_lo": t_lo, "d_lo": d_lo}
+
+    def refine(self, j1, t_lo, f):
+        """Stage 2: (J, D_lo) with D_lo = −ln max(T_lo, t0) and J = clamp(J₁ + up_f(G(…)))."""
         d_lo = -torch.log(t_lo.clamp(min=T0))
         dj = self.stage2(torch.cat([downsample(j1, f), d_lo], 1))
-        j = (j1 + upsample(dj, f)).clamp(0.0, 1.0)
-        return {"j": j, "j1": j1, "i_s": i_s, "r": r, "t": t, "a": a, "t_lo": t_lo, "d_lo": d_lo}
+        return (j1 + upsample(dj, f)).clamp(0.0, 1.0), d_lo

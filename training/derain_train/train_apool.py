@@ -27,11 +27,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from . import model as M
 from .export_full import load_streak, load_veil_refine
-from .guided_filter import downsample, guided_bank, residue
-from .model import T0, APool, FullModelV2
-from .rain import CleanImages, Composer, RainBank, clean_paths, luma
+from .guided_filter import downsample
+from .model import APool, FullModelV2, veil_input
+from .rain import CleanImages, Composer, RainBank, clean_paths
 from .streak import remove_rain
+from .train_streak import ypsnr
 
 FACTOR = 2
 
@@ -45,8 +47,7 @@ def build_cache(model, composer, n, crop, rng):
     for _ in range(math.ceil(n / 8)):
         b = composer.batch(8, crop, rng)
         i_s, _ = remove_rain(model.streak, b["in"])
-        i_lo = downsample(i_s, FACTOR)
-        x = torch.cat([i_lo, guided_bank(downsample(residue(i_s), FACTOR), i_lo)], 1)
+        x = veil_input(i_s, FACTOR)
         t_lo, a = model.veil(x)
         for k, v in zip(keys, (x, t_lo, downsample(b["gt"], FACTOR), b["atm"], a,
                                downsample(b["trans"], FACTOR))):
@@ -56,12 +57,8 @@ def build_cache(model, composer, n, crop, rng):
 
 
 def invert(c, a, idx):
-    t = c["t"][idx]
-    return ((c["x"][idx, :3] - (1 - t) * a[:, :, None, None]) / t.clamp(min=T0)).clamp(0, 1)
-
-
-def ypsnr(x, y):
-    return 10 * torch.log10(1 / ((luma(x) - luma(y)) ** 2).mean(dim=(1, 2, 3)).clamp(min=1e-10))
+    """J₁ of the cached crops `idx` with the atmospheric light `a`."""
+    return M.invert(c["x"][idx, :3], c["t"][idx], a)
 
 
 @torch.no_grad()
@@ -71,7 +68,7 @@ def validate(pool, val, fams, mix):
     veiled = (1 - val["t_gt"]).mean(dim=(1, 2, 3)) > 0.1
     rec = {}
     for name, a in (("anet", val["a_old"]), ("apool", a_new)):
-        p = ypsnr(invert(val, a, idx), val["g"])
+        p = torch.tensor(ypsnr(invert(val, a, idx), val["g"]))
         rec[name] = {f: round(float(p[[x == f for x in fams]].mean()), 2) for f in sorted(set(fams))}
         rec[name]["mean"] = round(float(p.mean()), 3)
         rec[name]["a_err"] = round(float((a - val["a_gt"]).abs().mean(1)[veiled].mean()), 4)
@@ -106,6 +103,8 @@ def main(argv=None):
     model = FullModelV2(args.size)
     model.streak = load_streak(args.streak, args.size).eval()
     veil, refine = load_veil_refine(args.veil)
+    # Without an APool of its own (strict=False drops one the file has): the cache's a_old is
+    # the ANet's A, the one the new APool mixes with.
     model.veil.load_state_dict(veil.state_dict(), strict=False)
     model.stage2.load_state_dict(refine.state_dict())
     model.eval()

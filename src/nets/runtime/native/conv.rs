@@ -131,9 +131,24 @@ impl Map {
     /// A map from dense `[c][h][w]` values.
     pub(super) fn from_dense(c: usize, h: usize, w: usize, dense: &[f32]) -> Self {
         assert_eq!(dense.len(), c * h * w);
+        Self::from_stacked(h, w, &[dense])
+    }
+
+    /// A map from dense `[c_i][h][w]` parts stacked along the channels, copied once.
+    pub(super) fn from_stacked(h: usize, w: usize, parts: &[&[f32]]) -> Self {
+        let plane = (h * w).max(1);
+        assert!(parts.iter().all(|p| p.len() % plane == 0));
+        let c = parts.iter().map(|p| p.len() / plane).sum();
         let mut m = Self::with_zero_border(c, h, w);
         m.rows_mut().for_each(|(k, row)| {
-            row.copy_from_slice(&dense[k * w..(k + 1) * w]);
+            let mut at = k * w;
+            for p in parts {
+                if at < p.len() {
+                    row.copy_from_slice(&p[at..at + w]);
+                    return;
+                }
+                at -= p.len();
+            }
         });
         m
     }

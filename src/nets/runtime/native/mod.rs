@@ -135,10 +135,7 @@ impl APool {
     /// A from x_lf (dense, `h`×`w`, multiples of 4), the gated transmission `t` and the
     /// ANet's A.
     fn forward(&self, x_lf: &[f32], t: &[f32], a_anet: [f32; 3], h: usize, w: usize) -> [f32; 3] {
-        let mut input = Vec::with_capacity(x_lf.len() + t.len());
-        input.extend_from_slice(x_lf);
-        input.extend_from_slice(t);
-        let x = Map::from_dense(input.len() / (h * w), h, w, &input);
+        let x = Map::from_stacked(h, w, &[x_lf, t]);
         let [c0, c1, c2] = &self.body;
         let f = c2.run(&c1.run(&c0.run(&x, true), true), true);
         let y = self.head.run(&f, false).to_dense();
