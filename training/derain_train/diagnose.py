@@ -15,6 +15,10 @@ by edge replication, so the absolute figures differ a little from `derain eval`)
   oracle_TA   both true, no refinement: what the veil stage could do with perfect estimates
   oracle_Is   the true rain-free image T·J + (1 − T)·A fed to the veil stage: what a perfect
               streak network would be worth
+
+With `--per-frame` it prints a line per frame as well, with two more columns against the true
+rain-free image V = T·J + (1 − T)·A: `in_vs_V` (the input) and `Is_vs_V` (I_s = I − R), where
+the streak network's harm shows (an input already close to V and an I_s far from it).
 """
 
 import argparse
@@ -57,7 +61,7 @@ def veil_stage(m, i_s, f, t_true=None, a_true=None, refine=True):
 
 
 @torch.no_grad()
-def diagnose(m, folder, per_set):
+def diagnose(m, folder, per_set, per_frame=False):
     atm = {}
     for line in open(os.path.join(folder, "manifest.jsonl")):
         rec = json.loads(line)
@@ -75,6 +79,7 @@ def diagnose(m, folder, per_set):
         t_true = F.pad(load(os.path.join(folder, "trans", n), grey=True), pad, mode="replicate")
         a_true = torch.tensor(atm[n[:-4]])[None]
         i_s, _ = remove_rain(m.streak, img)
+        v = t_true * gt + (1 - t_true) * a_true[:, :, None, None]
         rows.append({
             "input": ypsnr(img, gt),
             "shipped": ypsnr(veil_stage(m, i_s, f), gt),
@@ -82,9 +87,12 @@ def diagnose(m, folder, per_set):
             "oracle_A": ypsnr(veil_stage(m, i_s, f, a_true=a_true), gt),
             "oracle_T": ypsnr(veil_stage(m, i_s, f, t_true=t_true), gt),
             "oracle_TA": ypsnr(veil_stage(m, i_s, f, t_true, a_true, refine=False), gt),
-            "oracle_Is": ypsnr(veil_stage(m, t_true * gt + (1 - t_true) * a_true[:, :, None, None],
-                                          f), gt),
+            "oracle_Is": ypsnr(veil_stage(m, v, f), gt),
         })
+        if per_frame:
+            extra = {"in_vs_V": ypsnr(img, v), "Is_vs_V": ypsnr(i_s, v)}
+            print(n, json.dumps({k: round(float(x), 2) for k, x in {**rows[-1], **extra}.items()}),
+                  flush=True)
     return {k: round(float(np.mean([r[k] for r in rows])), 2) for k in rows[0]}
 
 
@@ -97,6 +105,7 @@ def main(argv=None):
     ap.add_argument("--veil", default=None, help="default: weights/veil_SIZE.pt")
     ap.add_argument("--per-set", type=int, default=10)
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--per-frame", action="store_true", help="also print a line per frame")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -108,8 +117,8 @@ def main(argv=None):
     m.stage2.load_state_dict(refine.state_dict())
     m.eval()
     for folder in args.folders:
-        print(os.path.basename(folder.rstrip("/")), json.dumps(diagnose(m, folder, args.per_set)),
-              flush=True)
+        summary = diagnose(m, folder, args.per_set, args.per_frame)
+        print(os.path.basename(folder.rstrip("/")), json.dumps(summary), flush=True)
 
 
 if __name__ == "__main__":

@@ -6,14 +6,21 @@ images (never the test images), for each weights file given:
         weights/streak_quality.pt runs/quality/weights.pt
 
 A new file replaces the shipped one only if its gain is higher (models/README.md).
+
+With `--harm N` it also scores what the network takes from rain-free crops (I = J, so
+I_s should equal I): N crops of the validation images as they are ("clear") and the same
+crops with opaque scene bars painted in (`rain.scene_bars`: lane markings, railings,
+slats), as one pooled Y-PSNR each; higher is less harm.
 """
 
 import argparse
 
+import numpy as np
 import torch
 
 from .export_full import load_streak
-from .rain import CleanImages, Composer, RainBank, clean_paths
+from .rain import CleanImages, Composer, RainBank, clean_paths, luma, scene_bars
+from .streak import remove_rain
 from .train_streak import make_val, mean_gain, validate
 
 
@@ -27,6 +34,7 @@ def main(argv=None):
     ap.add_argument("--crop", type=int, default=256)
     ap.add_argument("--seed", type=int, default=777)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--harm", type=int, default=0, help="rain-free crops to score (0 = none)")
     ap.add_argument("weights", nargs="+")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -34,11 +42,31 @@ def main(argv=None):
     banks = [RainBank(b, device=dev) for b in args.banks]
     val_c = CleanImages(clean_paths(args.clean, "val"), device=dev)
     val = make_val(Composer(val_c, banks, device=dev), args.per_family, args.crop, seed=args.seed)
+    if args.harm:
+        rng = np.random.default_rng(args.seed + 1)
+        plain = val_c.batch(args.harm, args.crop, rng)
+        clear = {"clear": plain, "bars": scene_bars(plain, rng, 1.0)}
     for path in args.weights:
-        rows = validate(load_streak(path, args.size).to(dev), val, dev, False)
+        net = load_streak(path, args.size).to(dev)
+        rows = validate(net, val, dev, False)
         gain = mean_gain(rows)
         per = ", ".join(f"{k} {o - i:+.2f}" for k, (o, i) in rows.items())
-        print(f"{path}: gain {gain:.3f} dB ({per})", flush=True)
+        line = f"{path}: gain {gain:.3f} dB ({per})"
+        if args.harm:
+            line += "; harm " + ", ".join(f"{k} {v:.2f} dB" for k, v in harm(net, clear).items())
+        print(line, flush=True)
+
+
+@torch.no_grad()
+def harm(net, sets):
+    """Pooled Y-PSNR of I_s against I on rain-free crops, per set."""
+    net.eval()
+    out = {}
+    for name, x in sets.items():
+        i_s, _ = remove_rain(net, x)
+        mse = ((luma(i_s) - luma(x)) ** 2).mean().clamp(min=1e-10)
+        out[name] = float(10 * torch.log10(1 / mse))
+    return out
 
 
 if __name__ == "__main__":

@@ -112,3 +112,36 @@ def test_composer_batches_have_the_model_s_targets():
     assert torch.allclose(v, b["veiled"], atol=1e-6)
     assert (b["in"] >= b["veiled"] - 1e-6).all()
     assert b["in"].shape == (4, 3, 32, 32)
+
+
+def test_scene_bars_are_opaque_scene_content_in_every_target():
+    # Bars are painted into the clean image, so the composer's targets keep them and rain is
+    # still only added on top; the same seed paints the same bars; p = 0 paints nothing.
+    g = torch.Generator().manual_seed(2)
+    j = torch.rand(6, 3, 96, 96, generator=g) * 0.5
+    a = rain.scene_bars(j, np.random.default_rng(5), 1.0)
+    b = rain.scene_bars(j, np.random.default_rng(5), 1.0)
+    assert torch.equal(a, b)
+    assert torch.equal(rain.scene_bars(j, np.random.default_rng(5), 0.0), j)
+    # Over a black and a mid-grey image the same draws give the opacity of every pixel:
+    # each sample has a bar covering part of the crop only, most of them opaque (≥ 0.8) at
+    # their core (the softened ones are less so).
+    zero, grey = torch.zeros(6, 3, 96, 96), torch.full((6, 3, 96, 96), 0.5)
+    z = rain.scene_bars(zero, np.random.default_rng(9), 1.0)
+    m = 1 - (rain.scene_bars(grey, np.random.default_rng(9), 1.0) - z) / 0.5
+    assert m.min() > -1e-5 and m.max() < 1 + 1e-5
+    for i in range(6):
+        assert m[i].max() > 0.2
+        assert 0 < (m[i, 0] > 0.1).float().mean() < 0.9
+    assert sum(bool(m[i].max() >= 0.8 - 1e-5) for i in range(6)) >= 3
+    clean = rain.CleanImages.__new__(rain.CleanImages)
+    clean.images = [(torch.rand(3, 80, 90, generator=g) * 255).to(torch.uint8) for _ in range(3)]
+    bank = rain.RainBank.__new__(rain.RainBank)
+    bank.family, bank.blend = "dense", "add_clip"
+    bank.layers = (torch.rand(4, 64, 64, generator=g) > 0.95).to(torch.float16)
+    bank.scales = torch.full((4,), 0.5)
+    bank.meta = [{"beta": 0.0}] * 4
+    out = rain.Composer(clean, [bank], bars=1.0).batch(4, 48, np.random.default_rng(7), camera_p=0.0)
+    plain = rain.Composer(clean, [bank]).batch(4, 48, np.random.default_rng(7), camera_p=0.0)
+    assert not torch.equal(out["gt"], plain["gt"])
+    assert (out["in"] >= out["veiled"] - 1e-6).all()

@@ -225,3 +225,22 @@ def test_training_scripts_stop_on_their_budget_with_a_checkpoint(tmp_path):
     w = torch.load(tmp_path / "veil" / "weights.pt")
     assert any(k.startswith("veil.") for k in w) and any(k.startswith("stage2.") for k in w)
     assert time.time() - t < 120
+
+
+def test_harm_score_is_high_when_rain_free_input_is_left_alone():
+    # select.harm: pooled Y-PSNR of I − R against I. A network that removes nothing scores
+    # the cap (100 dB); one that takes a bright layer off every pixel scores that layer's level.
+    from derain_train.select import harm
+
+    class Const(torch.nn.Module):
+        def __init__(self, level):
+            super().__init__()
+            self.level = level
+
+        def forward(self, x):
+            return torch.full_like(x, self.level)
+
+    x = {"clear": torch.rand(2, 3, 32, 32) * 0.5 + 0.3}
+    assert harm(Const(0.0), x)["clear"] > 99
+    off = harm(Const(0.1), x)["clear"]
+    assert abs(off - 20.0) < 0.2, off
