@@ -5,7 +5,8 @@
         "physics=--mode physics" "fast=--mode full --model fast" "quality=--mode full --model quality"
 
 Writes OUT/NAME.png per image: input | one column per configuration (labelled in the file name
-order given), for photos 1, 10, 23, 57, 100 and frames 0 and 30 of the two real clips. Needs
+order given), for photos 1, 10, 23, 57, 100 (the issue's), 32 (a deck railing: parallel bars
+the networks must keep) and frames 0 and 30 of the two real clips. Needs
 the release binary (DERAIN_BIN) and Pillow.
 """
 import os
@@ -17,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-PHOTOS = ["1", "10", "23", "57", "100"]
+PHOTOS = ["1", "10", "23", "57", "100", "32"]
 CLIP_FRAMES = [0, 30]
 
 
