@@ -389,8 +389,7 @@ def scene_bars(j, rng, p):
         d = (v - k * period).abs()
         m = ((width / 2 - d + 0.5).clamp(0, 1) * (length / 2 - u.abs() + 0.5).clamp(0, 1))
         if rng.random() < 0.5:
-            m = gaussian_blur(m[None, None], torch.tensor([rng.uniform(0.5, 2.0)],
-                                                          device=j.device))[0, 0]
+            m = gaussian_blur(m[None, None], rng.uniform(0.5, 2.0))[0, 0]
         if rng.random() < 0.7:
             level = rng.uniform(0.65, 1.0)
             tint = torch.tensor([rng.uniform(0.85, 1.0) for _ in range(3)], device=j.device)

@@ -93,17 +93,22 @@ def test_jpeg_simulation_loses_what_a_real_jpeg_encoder_loses():
         assert abs(sim - real) < 0.1 * real, f"quality {q}: simulated MSE {sim}, PIL {real}"
 
 
-def test_composer_batches_have_the_model_s_targets():
-    # A tiny bank and clean set made here: V = T·J + (1 − T)·A must hold before camera
-    # effects, and rain only adds light before them.
+def tiny_clean_and_bank(g):
+    """Three random clean images and a 4-layer dense bank of sparse dots, drawn from `g`."""
     clean = rain.CleanImages.__new__(rain.CleanImages)
-    g = torch.Generator().manual_seed(1)
     clean.images = [(torch.rand(3, 80, 90, generator=g) * 255).to(torch.uint8) for _ in range(3)]
     bank = rain.RainBank.__new__(rain.RainBank)
     bank.family, bank.blend = "dense", "add_clip"
     bank.layers = (torch.rand(4, 64, 64, generator=g) > 0.95).to(torch.float16)
     bank.scales = torch.full((4,), 0.5)
     bank.meta = [{"beta": 0.0}] * 4
+    return clean, bank
+
+
+def test_composer_batches_have_the_model_s_targets():
+    # A tiny bank and clean set made here: V = T·J + (1 − T)·A must hold before camera
+    # effects, and rain only adds light before them.
+    clean, bank = tiny_clean_and_bank(torch.Generator().manual_seed(1))
     comp = rain.Composer(clean, [bank])
     rng = np.random.default_rng(3)
     b = comp.batch(4, 32, rng, camera_p=0.0)
@@ -134,13 +139,7 @@ def test_scene_bars_are_opaque_scene_content_in_every_target():
         assert m[i].max() > 0.2
         assert 0 < (m[i, 0] > 0.1).float().mean() < 0.9
     assert sum(bool(m[i].max() >= 0.8 - 1e-5) for i in range(6)) >= 3
-    clean = rain.CleanImages.__new__(rain.CleanImages)
-    clean.images = [(torch.rand(3, 80, 90, generator=g) * 255).to(torch.uint8) for _ in range(3)]
-    bank = rain.RainBank.__new__(rain.RainBank)
-    bank.family, bank.blend = "dense", "add_clip"
-    bank.layers = (torch.rand(4, 64, 64, generator=g) > 0.95).to(torch.float16)
-    bank.scales = torch.full((4,), 0.5)
-    bank.meta = [{"beta": 0.0}] * 4
+    clean, bank = tiny_clean_and_bank(g)
     out = rain.Composer(clean, [bank], bars=1.0).batch(4, 48, np.random.default_rng(7), camera_p=0.0)
     plain = rain.Composer(clean, [bank]).batch(4, 48, np.random.default_rng(7), camera_p=0.0)
     assert not torch.equal(out["gt"], plain["gt"])
