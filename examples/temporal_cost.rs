@@ -1,9 +1,10 @@
 //! Rough cost of the temporal stage on 1080p RGBA frames (not a benchmark of record; use
 //! `derain bench` for figures):
-//! `cargo run --release --example temporal_cost [on|auto] [still|pan]` — `pan` moves the
-//! picture 2 px per frame, so `auto` compensates it (motion search and shifted history).
+//! `cargo run --release --example temporal_cost [on|auto] [still|pan] [physics|full]` — `pan`
+//! moves the picture 2 px per frame, so `auto` compensates it (motion search and shifted
+//! history); the last argument picks the mode's parameters (the rank of the background).
 use derain::temporal::{Temporal, TemporalParams};
-use derain::{FrameMut, PixelFormat, TemporalMode};
+use derain::{FrameMut, Mode, PixelFormat, TemporalMode};
 use std::time::Instant;
 
 fn main() -> derain::Result<()> {
@@ -13,6 +14,10 @@ fn main() -> derain::Result<()> {
         _ => TemporalMode::On,
     };
     let pan = args.get(1).is_some_and(|a| a == "pan");
+    let method = match args.get(2).map(String::as_str) {
+        Some("full") => Mode::Full,
+        _ => Mode::Physics,
+    };
     let (w, h) = (1920usize, 1080usize);
     let n = 40;
     // A smooth texture wide enough for the pan; each frame is a window of it.
@@ -34,7 +39,7 @@ fn main() -> derain::Result<()> {
         f
     };
     let mut frames: Vec<Vec<u8>> = (0..n + 8).map(frame).collect();
-    let mut st = Temporal::new(mode, TemporalParams::default())?;
+    let mut st = Temporal::new(mode, TemporalParams::for_mode(method))?;
     let mut t = Instant::now();
     let mut shifts = 0;
     for (i, f) in frames.iter_mut().enumerate() {
@@ -46,7 +51,7 @@ fn main() -> derain::Result<()> {
         shifts += (info.camera_shift != (0.0, 0.0)) as usize;
     }
     println!(
-        "temporal stage ({mode:?}, {}) 1080p RGBA: {:.2} ms/frame ({} threads; {shifts} frames compensated)",
+        "temporal stage ({mode:?}, {}, after {method:?}) 1080p RGBA: {:.2} ms/frame ({} threads; {shifts} frames compensated)",
         if pan { "panning 2 px/frame" } else { "still" },
         t.elapsed().as_secs_f64() * 1e3 / n as f64,
         rayon::current_num_threads()

@@ -90,7 +90,7 @@ impl Pipeline {
 
     fn with_engine(config: Config, engine: EngineSlot) -> Result<Self> {
         let tracker = AtmosphereTracker::new(config.atmosphere_smoothing);
-        let temporal = Temporal::new(config.temporal, TemporalParams::default())?;
+        let temporal = Temporal::new(config.temporal, TemporalParams::for_mode(config.mode))?;
         Ok(Self {
             config,
             engine,

@@ -162,7 +162,7 @@ where
                 .map_err(|e| Error::Stopped(format!("cannot start a worker thread: {e}")))?;
             workers.push(handle);
         }
-        let temporal = Temporal::new(config.temporal, TemporalParams::default())?;
+        let temporal = Temporal::new(config.temporal, TemporalParams::for_mode(config.mode))?;
         Ok(Self {
             config: Arc::new(config),
             backend,

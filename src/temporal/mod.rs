@@ -8,7 +8,8 @@
 //! 1. **History.** A ring of the last `window` outputs (8-bit RGB). The background B_t is,
 //!    per pixel and channel, the k-th smallest value in the ring, k = `rank`·n/`window` for
 //!    n frames seen (at least 1). Rain residue is positive and short-lived, sensor and
-//!    network noise is symmetric: a low rank (3 of 8) lands in the rain-free cluster.
+//!    network noise is symmetric: a low rank lands in the rain-free cluster (3 of 8 after
+//!    `physics`; 4 after `full`, whose errors have both signs: [`TemporalParams::for_mode`]).
 //! 2. **Events.** With Y the integer BT.601 luma and e = Y(O_t) − Y(B_t): a pixel is *darker*
 //!    when e < −`threshold` or one channel of O_t is below B_t by more than 2·`threshold`
 //!    (rain never darkens, so the scene changed; the channel test catches a change of colour
@@ -45,6 +46,7 @@ pub use steps::effective_rank;
 
 use rayon::prelude::*;
 
+use crate::config::Mode;
 pub use crate::config::TemporalMode;
 use crate::error::{Error, Result};
 use crate::frame::{FrameMut, PlanarRgb};
@@ -105,6 +107,21 @@ impl Default for TemporalParams {
 }
 
 impl TemporalParams {
+    /// The defaults for a single-frame `mode`: the background's rank is 3 of 8 after
+    /// `physics`, whose residue is positive streaks, and 4 of 8 after `full`, whose errors
+    /// have both signs (a lower rank darkens its static pixels; chosen on ten fixed-camera
+    /// clips of five scenes, docs/TEMPORAL.md).
+    pub fn for_mode(mode: Mode) -> Self {
+        let rank = match mode {
+            Mode::Physics => 3,
+            Mode::Full => 4,
+        };
+        Self {
+            rank,
+            ..Self::default()
+        }
+    }
+
     /// Checks every value against its documented range.
     pub fn validate(&self) -> Result<()> {
         let bad = |what: &'static str, why: &str| Err(Error::param(what, why.to_string()));

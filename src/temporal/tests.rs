@@ -252,6 +252,30 @@ fn ranks_and_parameters() {
     assert!("sometimes".parse::<TemporalMode>().is_err());
 }
 
+/// After `physics` the background is the 3rd smallest of 8 values (its residue is positive);
+/// after `full` the 4th (its errors have both signs, and a lower rank darkens the output).
+#[test]
+fn the_rank_follows_the_single_frame_mode() {
+    // A flat frame whose level wanders by at most 6 of 255 (no events): 94 … 106.
+    let levels = [94u8, 106, 97, 103, 95, 105, 99, 101];
+    for (mode, want) in [(Mode::Physics, 97u8), (Mode::Full, 99)] {
+        let mut st = Temporal::new(TemporalMode::On, TemporalParams::for_mode(mode)).unwrap();
+        let mut last = Vec::new();
+        for &v in &levels {
+            let mut px = vec![v; 16 * 12 * 4];
+            let mut f = FrameMut::new(&mut px, 16, 12, 16 * 4, PixelFormat::Rgba).unwrap();
+            let info = st.apply_frame(&mut f).unwrap();
+            assert_eq!(info.event_fraction, 0.0, "{mode:?}");
+            last = px;
+        }
+        assert!(
+            last.chunks_exact(4).all(|p| p[..3] == [want; 3]),
+            "{mode:?}: {:?}, want {want}",
+            &last[..4]
+        );
+    }
+}
+
 /// A window of a larger textured scene at (x0, 0), `w`×`h`.
 fn panned(x0: usize, w: usize, h: usize) -> PlanarRgb {
     PlanarRgb::from_planes([0.11f32, 0.07, 0.05].map(|f| {

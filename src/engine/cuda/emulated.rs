@@ -575,16 +575,22 @@ fn emulated_physics_pipeline_matches_cpu() {
 
 /// The temporal stage's kernels (`kernels/temporal.cu`) against `Temporal::apply_frame` on a
 /// sequence of packed frames: a static textured scene under moving positive streaks, with an
-/// object crossing it, in BGRA (4 bytes) and RGB (3 bytes). Outputs must be bit-identical.
+/// object crossing it, in BGRA (4 bytes) with the rank after `physics` and RGB (3 bytes) with
+/// the rank after `full`. Outputs must be bit-identical.
 #[test]
 fn emulated_temporal_stage_is_bit_identical() {
     use crate::temporal::{Temporal, TemporalMode, TemporalParams, effective_rank};
     let Some(e) = emu("emulated_temporal_stage_is_bit_identical") else {
         return;
     };
-    let p = TemporalParams::default();
-    let long = p.window.max(p.hold as usize) as i32;
-    for (fmt, (w, h)) in [(PixelFormat::Bgra, (67, 45)), (PixelFormat::Rgb, (40, 33))] {
+    let cases = [
+        (crate::config::Mode::Physics, PixelFormat::Bgra, (67, 45)),
+        (crate::config::Mode::Full, PixelFormat::Rgb, (40, 33)),
+    ];
+    for (mode, fmt, (w, h)) in cases {
+        // The ranks of both modes (3 and 4 of 8).
+        let p = TemporalParams::for_mode(mode);
+        let long = p.window.max(p.hold as usize) as i32;
         let (bpp, off) = (fmt.bytes_per_pixel(), fmt.rgb_offsets());
         let stride = w * bpp + 5;
         let mut cpu = Temporal::new(TemporalMode::On, p.clone()).unwrap();
