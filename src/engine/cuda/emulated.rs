@@ -579,13 +579,14 @@ fn emulated_physics_pipeline_matches_cpu() {
 /// the rank after `full`. Outputs must be bit-identical.
 #[test]
 fn emulated_temporal_stage_is_bit_identical() {
+    use crate::config::Mode;
     use crate::temporal::{Temporal, TemporalMode, TemporalParams, effective_rank};
     let Some(e) = emu("emulated_temporal_stage_is_bit_identical") else {
         return;
     };
     let cases = [
-        (crate::config::Mode::Physics, PixelFormat::Bgra, (67, 45)),
-        (crate::config::Mode::Full, PixelFormat::Rgb, (40, 33)),
+        (Mode::Physics, PixelFormat::Bgra, (67, 45)),
+        (Mode::Full, PixelFormat::Rgb, (40, 33)),
     ];
     for (mode, fmt, (w, h)) in cases {
         // The ranks of both modes (3 and 4 of 8).
