@@ -112,13 +112,12 @@ impl TemporalParams {
     /// have both signs (a lower rank darkens its static pixels; chosen on ten fixed-camera
     /// clips of five scenes, docs/TEMPORAL.md).
     pub fn for_mode(mode: Mode) -> Self {
-        let rank = match mode {
-            Mode::Physics => 3,
-            Mode::Full => 4,
-        };
-        Self {
-            rank,
-            ..Self::default()
+        match mode {
+            Mode::Physics => Self::default(),
+            Mode::Full => Self {
+                rank: 4,
+                ..Self::default()
+            },
         }
     }
 
