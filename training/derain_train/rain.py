@@ -418,7 +418,9 @@ class Composer:
         self.p = p / p.sum()
         self.device = device
 
-    def batch(self, n, size, rng, camera_p=1.0, families=None):
+    def batch(self, n, size, rng, camera_p=1.0, families=None, veil=True):
+        """`veil=False`: the same draws with β = 0 (T = 1, no veil), for the veil-free
+        validation line of train_full."""
         dev = self.device
         j = self.clean.batch(n, size, rng).to(dev)
         if self.bars > 0:
@@ -431,6 +433,8 @@ class Composer:
             k = int(rng.integers(len(bank)))
             bank.crops([k], size, rain[i:i + 1], rng)
             scenes.append(draw_scene(f, bank.meta[k], rng))
+            if not veil:
+                scenes[-1]["beta"] = 0.0
             blends.append(bank.blend)
         t, k_img, a = compose(j, rain, scenes, blends)
         batch = {"in": None, "gt": j, "trans": t, "atm": a, "family": fams}

@@ -14,6 +14,16 @@ Losses (DESIGN.md §2): L1(J, J_gt) + 0.5·L1(J₁, J_gt) + 0.5·perceptual subs
 10·(‖T − T_gt‖² + w·‖A − A_gt‖²), w = min(1, mean(1 − T_gt)/0.1) (A is not observable
 without a veil), and with `--gan`, LSGAN on the PatchGAN discriminator that also predicts
 depth, plus the depth-consistency term for the generator.
+
+Validation (every `--every-min` minutes, log.jsonl and stdout): Y-PSNR of J against the clean
+image on fixed renders of every family (`val`, `val_mean_db` their mean), and two harm lines
+(`harm`) that must come out as they went in: `veil-free`, renders of every family but the
+reference with β = 0 (streaks, camera effects, no veil), and `clear`, validation crops with
+nothing added. A candidate whose `val_mean_db` rises while a harm line falls is learning to
+dehaze veil-free images. Like the rest of this validation it runs without the physics veil gate
+of the Rust side (which opens on 10 of the 12 veil-free crops and 9 of the 12 clear ones at 256²),
+and it does not catch every such candidate: the one of 2026-12-05 that dehazed two veil-free
+Rain12 photographs (−0.26 dB there, models/README.md) was better on both harm lines, gated or not.
 """
 
 import argparse
@@ -34,6 +44,22 @@ from .streak import remove_rain
 from .train_streak import make_val, ypsnr
 
 FACTOR = 2
+
+
+def make_harm_val(composer, n, crop, seed=54321):
+    """The fixed harm lines of the validation (module docstring): {"veil-free": …, "clear": …},
+    each {"in", "gt"} of n crops; no "veil-free" line when only the reference family is loaded."""
+    rng = np.random.default_rng(seed)
+    torch.manual_seed(seed)
+    out = {}
+    fams = [f for f in composer.families if f != "reference"]
+    if fams:
+        b = composer.batch(n, crop, rng, families=[fams[i % len(fams)] for i in range(n)],
+                           veil=False)
+        out["veil-free"] = {"in": b["in"], "gt": b["gt"]}
+    plain = composer.clean.batch(n, crop, rng).to(composer.device)
+    out["clear"] = {"in": plain, "gt": plain}
+    return out
 
 
 def main(argv=None):
@@ -71,8 +97,9 @@ def main(argv=None):
     out.mkdir(parents=True, exist_ok=True)
     banks = [RainBank(b, device=dev, limit=args.bank_limit) for b in args.banks]
     comp = Composer(CleanImages(clean_paths(args.clean, "train"), device=dev), banks, device=dev)
-    val = make_val(Composer(CleanImages(clean_paths(args.clean, "val"), device=dev), banks,
-                            device=dev), args.val_per_family, 256)
+    val_comp = Composer(CleanImages(clean_paths(args.clean, "val"), device=dev), banks, device=dev)
+    val = make_val(val_comp, args.val_per_family, 256)
+    harm_val = make_harm_val(val_comp, 2 * args.val_per_family, 256)
 
     init = load_veil_refine(args.init_veil) if args.init_veil else None
     # An initial veil with an APool keeps it; --apool adds a fresh one to a veil without.
@@ -114,10 +141,10 @@ def main(argv=None):
         return min(1.0, p)
 
     @torch.no_grad()
-    def validate():
+    def validate(sets):
         model.eval()
         rows = {}
-        for fam, b in val.items():
+        for fam, b in sets.items():
             x = b["in"].to(dev)
             j = torch.cat([model(x[i:i + 1], FACTOR)["j"] for i in range(x.shape[0])])
             rows[fam] = (float(np.mean(ypsnr(j, b["gt"].to(dev)))),
@@ -125,6 +152,13 @@ def main(argv=None):
         model.veil.train()
         model.stage2.train()
         return rows
+
+    def validation_record():
+        """`val` and `harm` as {line: [output, input]} and `val_mean_db` (the rain families)."""
+        v, h = validate(val), validate(harm_val)
+        return {"val": {f: [round(a, 2), round(b, 2)] for f, (a, b) in v.items()},
+                "val_mean_db": round(float(np.mean([a for a, _ in v.values()])), 3),
+                "harm": {f: [round(a, 2), round(b, 2)] for f, (a, b) in h.items()}}
 
     def save(rec):
         tmp = out / "ckpt.tmp"
@@ -140,9 +174,7 @@ def main(argv=None):
         log.flush()
 
     if step == 0:
-        v = validate()
-        rec = {"step": 0, "minutes": 0.0, "val": {f: [round(a, 2), round(b, 2)] for f, (a, b) in v.items()},
-               "val_mean_db": round(float(np.mean([a for a, _ in v.values()])), 3)}
+        rec = {"step": 0, "minutes": 0.0, **validation_record()}
         print(json.dumps(rec), flush=True)
         log.write(json.dumps(rec) + "\n")
     model.veil.train()
@@ -183,11 +215,8 @@ def main(argv=None):
         step += 1
         losses.append(loss.item())
         if elapsed() >= next_save or progress() >= 1.0:
-            v = validate()
             rec = {"step": step, "minutes": round(elapsed() / 60, 2), "lr": lr,
-                   "loss": float(np.mean(losses)),
-                   "val": {f: [round(a, 2), round(b_, 2)] for f, (a, b_) in v.items()},
-                   "val_mean_db": round(float(np.mean([a for a, _ in v.values()])), 3)}
+                   "loss": float(np.mean(losses)), **validation_record()}
             losses = []
             print(json.dumps(rec), flush=True)
             save(rec)

@@ -224,7 +224,27 @@ def test_training_scripts_stop_on_their_budget_with_a_checkpoint(tmp_path):
                               "--streak", str(tmp_path / "streak" / "weights.pt")])
     w = torch.load(tmp_path / "veil" / "weights.pt")
     assert any(k.startswith("veil.") for k in w) and any(k.startswith("stage2.") for k in w)
+    import json
+    last = json.loads((tmp_path / "veil" / "log.jsonl").read_text().splitlines()[-1])
+    assert set(last["harm"]) == {"veil-free", "clear"} and last["harm"]["clear"][1] == 100.0
     assert time.time() - t < 120
+
+
+def test_the_veil_free_harm_line_has_rain_and_no_veil(tmp_path):
+    # train_full.make_harm_val: β = 0 renders (T = 1, rain still there) and untouched crops.
+    from derain_train.rain import CleanImages, Composer, RainBank, clean_paths
+    from derain_train.train_full import make_harm_val
+    _tiny_bank(tmp_path / "bank")
+    _tiny_clean(tmp_path / "clean")
+    comp = Composer(CleanImages(clean_paths(str(tmp_path / "clean"), "val")),
+                    [RainBank(str(tmp_path / "bank"))])
+    rng = np.random.default_rng(3)
+    b = comp.batch(4, 32, rng, families=["dense"] * 4, veil=False, camera_p=0.0)
+    assert torch.all(b["trans"] == 1) and torch.equal(b["veiled"], b["gt"])
+    assert (b["in"] - b["gt"]).abs().amax() > 0.1  # the streaks are there
+    h = make_harm_val(comp, 3, 32)
+    assert set(h) == {"veil-free", "clear"} and torch.equal(h["clear"]["in"], h["clear"]["gt"])
+    assert (h["veil-free"]["in"] - h["veil-free"]["gt"]).abs().amax() > 0.1
 
 
 def test_harm_score_is_high_when_rain_free_input_is_left_alone():
