@@ -400,3 +400,40 @@ fn cuda_frames_in_flight_match_one_at_a_time() {
         assert!(worst <= 1, "frame {i}: worst byte Δ {worst}");
     }
 }
+
+/// The streak network on the device (kernels/nets.cu, engine/cuda/nets.rs) against the native
+/// CPU runtime, both shipped sizes, at a small size and at 1080p padded: the same fused
+/// multiply-adds in the same order, so equal up to the device's rounding (1e-5 allowed).
+#[test]
+fn cuda_streak_network_matches_the_native_runtime() {
+    use derain::nets::{FullNets, ModelSize};
+    let Some(e) = engine("cuda_streak_network_matches_the_native_runtime") else {
+        return;
+    };
+    let mut rng = ChaCha8Rng::seed_from_u64(9);
+    for size in [ModelSize::Fast, ModelSize::Quality] {
+        let mut nets = FullNets::embedded(size).unwrap();
+        let layers = nets
+            .streak
+            .streak_layers()
+            .expect("the native runtime runs it");
+        for (w, h) in [(48, 32), (1920, 1088)] {
+            let img = image(w, h, &mut rng);
+            let rgb: Vec<f32> = img
+                .planes
+                .iter()
+                .flat_map(|p| p.data.iter().copied())
+                .collect();
+            let want = nets.streak.run(h, w, &[&rgb]).unwrap().remove(0);
+            let got = e.ops().streak_rain(&layers, &img).unwrap();
+            for (c, plane) in got.iter().enumerate() {
+                let cpu = Plane {
+                    width: w,
+                    height: h,
+                    data: want[c * w * h..(c + 1) * w * h].to_vec(),
+                };
+                assert_close(&format!("{size:?} R[{c}] {w}x{h}"), &cpu, plane, 1e-5);
+            }
+        }
+    }
+}

@@ -101,6 +101,62 @@ const STAGE2: Spec = Spec {
     multiple: PAD_MULTIPLE,
 };
 
+/// One convolution of a network as plain data, for a backend outside the CPU runtimes (the
+/// CUDA engine): zero padding `dilation·(k/2)`, output ⌈h/stride⌉ × ⌈w/stride⌉.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConvLayer {
+    /// Input channels.
+    pub cin: usize,
+    /// Output channels.
+    pub cout: usize,
+    /// 1 or 3.
+    pub k: usize,
+    /// 1 or 2.
+    pub stride: usize,
+    /// Dilation (1 unless 3×3 stride 1).
+    pub dilation: usize,
+    /// `[cout][cin][k][k]` (ONNX OIHW).
+    pub weights: Vec<f32>,
+    /// `[cout]`.
+    pub bias: Vec<f32>,
+}
+
+/// The streak network's convolutions (`streak.onnx`) in the roles of its forward pass, which
+/// every backend runs the same way (LeakyReLU 0.1 after every convolution but `lat1`, `lat0`
+/// and `out`):
+///
+/// ```text
+///   u  = unshuffle₂([I, max_c I − min_c I])      16 ch at 1/2 (pixel_unshuffle order)
+///   e0 = enc0(head(u));  e1 = enc1(down1(e0));  m = mid(down2(e1))
+///   d1 = dec1(up₂(lat1(m)) + e1);  d0 = dec0(up₂(lat0(d1)) + e0)      up₂: nearest
+///   R  = shuffle₂(out(d0))                       3 ch at full resolution
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreakLayers {
+    /// 3×3, 16 → c0, at 1/2.
+    pub head: ConvLayer,
+    /// 3×3 c0 → c0 at 1/2 (dilated in some sizes).
+    pub enc0: Vec<ConvLayer>,
+    /// 3×3 stride 2, c0 → c1.
+    pub down1: ConvLayer,
+    /// 3×3 c1 → c1 at 1/4.
+    pub enc1: Vec<ConvLayer>,
+    /// 3×3 stride 2, c1 → c2.
+    pub down2: ConvLayer,
+    /// Dilated 3×3 c2 → c2 at 1/8.
+    pub mid: Vec<ConvLayer>,
+    /// 1×1 c2 → c1 (no activation).
+    pub lat1: ConvLayer,
+    /// 3×3 c1 → c1 at 1/4.
+    pub dec1: ConvLayer,
+    /// 1×1 c1 → c0 (no activation).
+    pub lat0: ConvLayer,
+    /// 3×3 c0 → c0 at 1/2.
+    pub dec0: ConvLayer,
+    /// 3×3 c0 → 12 at 1/2 (no activation), shuffled into R.
+    pub out: ConvLayer,
+}
+
 /// One ONNX network: always loadable by tract (the reference runtime), and run by the native
 /// runtime when the file is one of its architectures and both agreed on a probe at load.
 pub struct Net {
@@ -214,6 +270,12 @@ impl Net {
     /// otherwise).
     pub fn macs_per_pixel(&self) -> f64 {
         self.native.as_ref().map_or(0.0, |n| n.macs_per_pixel())
+    }
+
+    /// The streak network's layers, for another backend to run, when this is a streak
+    /// network the native runtime runs (`None` for other files and other networks).
+    pub fn streak_layers(&self) -> Option<StreakLayers> {
+        self.native.as_ref()?.streak_layers()
     }
 
     /// Which runtime [`Net::run`] uses: "native", or "tract" (also when

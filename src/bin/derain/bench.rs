@@ -361,7 +361,9 @@ fn cuda_bench(a: &BenchArgs, sizes: &[(usize, usize)]) -> anyhow::Result<()> {
                        "fps_without_transfers": z.fps_without_transfers,
                        "latency_ms": z.latency_ms,
                        "stages": z.stages.iter().chain(&z.filters).map(|k| json!({
-                           "stage": k.name, "ms": k.ms, "gbps": k.gbps()})).collect::<Vec<_>>()})
+                           "stage": k.name, "ms": k.ms, "gbps": k.gbps()})).collect::<Vec<_>>(),
+                       "networks": z.networks.iter().map(|n| json!({
+                           "network": n.name, "ms": n.ms, "macs": n.macs})).collect::<Vec<_>>()})
             })
             .collect();
         println!(

@@ -10,11 +10,13 @@ use cudarc::driver::{CudaSlice, sys};
 
 use super::buffers::{STAGES, Stage};
 use super::launch::driver;
+use super::nets::DeviceStreakNet;
 use super::ops::{GuidedBuffers, GuidedOutput, guided_on_device, upload, zeros};
 use super::{CudaEngine, DEFAULT_RUN, DeviceInfo, OutKind, RING_DEPTH, RunOptions, Ticket};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::frame::{FrameMut, FrameRef, PixelFormat, PlanarRgb};
+use crate::nets::{FullNets, ModelSize, STREAK_MULTIPLE};
 use crate::physics::guided_filter::{BANK_EPS, BANK_RADII};
 use crate::physics::{AtmosphereTracker, Source, residue};
 
@@ -40,6 +42,17 @@ impl KernelTime {
     }
 }
 
+/// One network timed on the device.
+#[derive(Debug, Clone)]
+pub struct NetTime {
+    /// Which network and size.
+    pub name: String,
+    /// Median milliseconds per frame (CUDA events; input and output on the device).
+    pub ms: f64,
+    /// Multiply-accumulates per frame.
+    pub macs: f64,
+}
+
 /// Results at one frame size.
 #[derive(Debug, Clone)]
 pub struct SizeReport {
@@ -58,6 +71,9 @@ pub struct SizeReport {
     pub fps_without_transfers: f64,
     /// Milliseconds of one frame submitted and finished alone (the element's latency).
     pub latency_ms: f64,
+    /// The streak networks of both shipped sizes at this size (padded to a multiple of 16),
+    /// device-resident (`kernels/nets.cu`).
+    pub networks: Vec<NetTime>,
 }
 
 /// The whole benchmark.
@@ -367,11 +383,39 @@ fn bench_size(
             bytes: 5.0 * 460.0 * n,
         });
     }
+    // 5. The streak networks, device-resident.
+    let mut networks = Vec::new();
+    let (pw, ph) = (
+        w.next_multiple_of(STREAK_MULTIPLE),
+        h.next_multiple_of(STREAK_MULTIPLE),
+    );
+    let padded: Vec<f32> = (0..3 * pw * ph)
+        .map(|i| {
+            let (c, y, x) = (i / (pw * ph), (i / pw) % ph, i % pw);
+            img.planes[c].data[y.min(h - 1) * w + x.min(w - 1)]
+        })
+        .collect();
+    let dp = upload(&s, &padded)?;
+    for size in [ModelSize::Fast, ModelSize::Quality] {
+        let nets = FullNets::embedded(size)?;
+        let Some(layers) = nets.streak.streak_layers() else {
+            continue;
+        };
+        let mut net = DeviceStreakNet::upload(&s, &layers)?;
+        let mut r = zeros::<f32>(&s, 3 * pw * ph)?;
+        let ms = time_events(&s, reps, || net.forward(&s, k, &dp, pw, ph, &mut r))?;
+        networks.push(NetTime {
+            name: format!("streak network `{}` ({pw}x{ph})", size.name()),
+            ms,
+            macs: nets.streak.macs_per_pixel() * (pw * ph) as f64,
+        });
+    }
     Ok(SizeReport {
         width: w,
         height: h,
         stages,
         filters,
+        networks,
         fps_with_transfers: fps[0],
         fps_without_transfers: fps[1],
         latency_ms: median(lat),
@@ -434,6 +478,16 @@ impl BenchReport {
                     "-".into()
                 };
                 let _ = writeln!(s, "  {:<48} {:>9.3} {:>9} {:>9}", k.name, k.ms, gbs, pct);
+            }
+            for n in &z.networks {
+                let _ = writeln!(
+                    s,
+                    "  {:<48} {:>9.3} ms  {:>6.2} TMAC/s  {:>7.1} fps",
+                    n.name,
+                    n.ms,
+                    n.macs / (n.ms * 1e9),
+                    1e3 / n.ms
+                );
             }
             let _ = writeln!(
                 s,

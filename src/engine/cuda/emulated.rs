@@ -665,3 +665,5 @@ fn emulated_temporal_stage_is_bit_identical() {
         assert!(cpu.history_len() == p.window);
     }
 }
+
+mod nets;

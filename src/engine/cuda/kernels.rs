@@ -58,11 +58,19 @@ pub enum KernelId {
     TemporalBoxRows,
     /// Temporal stage: motion weight and blend into the frame.
     TemporalBlend,
+    /// Networks: direct convolution (+ LeakyReLU) on planar f32 maps.
+    Conv2d,
+    /// Networks: [I, residue] pixel-unshuffled ×2 (the streak network's input).
+    UnshuffleResidue,
+    /// Networks: pixel shuffle ×2 of the streak network's output.
+    Shuffle,
+    /// Networks: nearest ×2 upsampling added into a skip map.
+    UpAdd,
 }
 
 impl KernelId {
     /// Every kernel, in a fixed order (the index of [`Kernels`]).
-    pub const ALL: [KernelId; 19] = [
+    pub const ALL: [KernelId; 23] = [
         KernelId::Packed8ToPlanar,
         KernelId::PlanarToPacked8,
         KernelId::Residue,
@@ -82,6 +90,10 @@ impl KernelId {
         KernelId::TemporalRankEvents,
         KernelId::TemporalBoxRows,
         KernelId::TemporalBlend,
+        KernelId::Conv2d,
+        KernelId::UnshuffleResidue,
+        KernelId::Shuffle,
+        KernelId::UpAdd,
     ];
 
     /// The `extern "C" __global__` name in the `.cu` file.
@@ -106,6 +118,10 @@ impl KernelId {
             KernelId::TemporalRankEvents => "temporal_rank_events_u8",
             KernelId::TemporalBoxRows => "temporal_box_rows_u16",
             KernelId::TemporalBlend => "temporal_blend_u8",
+            KernelId::Conv2d => "conv2d_f32",
+            KernelId::UnshuffleResidue => "unshuffle_residue_f32",
+            KernelId::Shuffle => "shuffle_f32",
+            KernelId::UpAdd => "up_add_f32",
         }
     }
 
@@ -130,6 +146,9 @@ impl KernelId {
             KernelId::TemporalRankEvents | KernelId::TemporalBoxRows | KernelId::TemporalBlend => {
                 "temporal.cu"
             }
+            KernelId::Conv2d | KernelId::UnshuffleResidue | KernelId::Shuffle | KernelId::UpAdd => {
+                "nets.cu"
+            }
         }
     }
 }
@@ -147,13 +166,14 @@ macro_rules! kernel_source {
 pub const COMMON: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/kernels/common.cuh"));
 
 /// Every kernel file: (name, source text).
-pub const FILES: [(&str, &str); 6] = [
+pub const FILES: [(&str, &str); 7] = [
     kernel_source!("convert.cu"),
     kernel_source!("box_filter.cu"),
     kernel_source!("guided_filter.cu"),
     kernel_source!("dark.cu"),
     kernel_source!("physics.cu"),
     kernel_source!("temporal.cu"),
+    kernel_source!("nets.cu"),
 ];
 
 /// The program text NVRTC compiles for `file`: common.cuh, then the file from its line 1.

@@ -45,6 +45,7 @@ mod buffers;
 mod emulated;
 pub mod kernels;
 mod launch;
+mod nets;
 mod ops;
 
 pub use buffers::STAGES;

@@ -7,9 +7,11 @@ use std::sync::Arc;
 use cudarc::driver::{CudaSlice, CudaStream, DeviceRepr, ValidAsZeroBits};
 
 use super::launch::{self, Kernels, NC_MAX, NE_MAX, driver};
+use super::nets::DeviceStreakNet;
 use super::{CudaEngine, Inner};
 use crate::error::{Error, Result};
 use crate::frame::{FrameMut, FrameRef, PlanarRgb, Plane};
+use crate::nets::StreakLayers;
 
 /// Device operations on host data; see [`CudaEngine::ops`]. Every call is synchronous.
 #[derive(Debug)]
@@ -203,6 +205,22 @@ impl<'a> DeviceOps<'a> {
             let mut o = zeros::<f32>(s, w * h)?;
             launch::residue(s, k, &d, w, h, &mut o)?;
             Ok(split(&download(s, &o, w * h)?, w, h, 1).remove(0))
+        })
+    }
+
+    /// The streak network's R (three planes) of `img` (sides multiples of 16) on the device:
+    /// the CPU native runtime's R (`Net::run` on `streak.onnx`) up to the device's arithmetic
+    /// (the same fused multiply-adds in the same order).
+    pub fn streak_rain(&self, layers: &StreakLayers, img: &PlanarRgb) -> Result<[Plane; 3]> {
+        let (w, h) = (img.width(), img.height());
+        let planes = concat(&[&img.planes[0], &img.planes[1], &img.planes[2]]);
+        self.with(|s, k| {
+            let mut net = DeviceStreakNet::upload(s, layers)?;
+            let d = upload(s, &planes)?;
+            let mut r = zeros::<f32>(s, 3 * w * h)?;
+            net.forward(s, k, &d, w, h, &mut r)?;
+            let mut p = split(&download(s, &r, 3 * w * h)?, w, h, 3).into_iter();
+            Ok(std::array::from_fn(|_| p.next().expect("three planes")))
         })
     }
 

@@ -307,6 +307,14 @@ enum Arch {
 }
 
 impl Native {
+    /// The streak network's layers (`None` for the other architectures).
+    pub(crate) fn streak_layers(&self) -> Option<crate::nets::StreakLayers> {
+        match &self.0 {
+            Arch::Streak(s) => Some(s.layers()),
+            _ => None,
+        }
+    }
+
     /// Reads the weights of a network of `kind` from ONNX bytes; `Err` says why the file is
     /// not this architecture.
     pub(crate) fn from_onnx(kind: Kind, bytes: &[u8]) -> std::result::Result<Self, String> {

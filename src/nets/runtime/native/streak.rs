@@ -19,6 +19,7 @@ use rayon::prelude::*;
 use super::Weights;
 use super::conv::{Conv, Map, up_add};
 use crate::nets::STREAK_MULTIPLE as MULTIPLE;
+use crate::nets::{ConvLayer, StreakLayers};
 
 /// Pixel (un)shuffle factor.
 const FACTOR: usize = 2;
@@ -80,6 +81,34 @@ impl StreakNet {
             return Err("no mid.* convolutions".into());
         }
         Ok(net)
+    }
+
+    /// The layers as plain data ([`crate::nets::StreakLayers`], whose forward pass is this
+    /// one's).
+    pub(super) fn layers(&self) -> StreakLayers {
+        let one = |c: &Conv| ConvLayer {
+            cin: c.cin,
+            cout: c.cout,
+            k: c.k,
+            stride: c.stride,
+            dilation: c.dilation,
+            weights: c.w.clone(),
+            bias: c.b.clone(),
+        };
+        let many = |v: &[Conv]| v.iter().map(one).collect();
+        StreakLayers {
+            head: one(&self.head),
+            enc0: many(&self.enc0),
+            down1: one(&self.down1),
+            enc1: many(&self.enc1),
+            down2: one(&self.down2),
+            mid: many(&self.mid),
+            lat1: one(&self.lat1),
+            dec1: one(&self.dec1),
+            lat0: one(&self.lat0),
+            dec0: one(&self.dec0),
+            out: one(&self.out),
+        }
     }
 
     /// Multiply-accumulates per full-resolution pixel.
