@@ -14,56 +14,80 @@
  * CPU reads it from the zero border). LeakyReLU is max(v, 0.1·v) as there.
  *
  * Launch geometry:
- *   conv2d_f32              block 16×16 (one output pixel a thread), grid ⌈wo/16⌉ × ⌈ho/16⌉ ×
- *                           ⌈cout/CONV_OCB⌉: each thread accumulates CONV_OCB output channels,
- *                           so each input tap it loads serves eight weights. A warp reads the
- *                           same weight (broadcast) and 16 consecutive input columns.
+ *   conv2d_f32              block 16×16, each thread CONV_PX = 4 consecutive output columns
+ *                           of CONV_OCB = 8 output channels: grid ⌈wo/64⌉ × ⌈ho/16⌉ ×
+ *                           ⌈cout/8⌉. A warp reads the same weight (broadcast) and its
+ *                           threads' input columns, 4 apart (stride 1: the 64 columns of the
+ *                           block row through L1).
  *   unshuffle_residue_f32   one thread per half-resolution pixel, block 32×8.
  *   shuffle_f32             one thread per full-resolution pixel, block 32×8.
  *   up_add_f32              one thread per pixel of the larger map, block 32×8, grid z = c.
  */
 #define CONV_OCB 8
+#define CONV_PX 4
 
 /*
  * out[oc][y][x] = act(b[oc] + Σ_{ic,dy,dx} w[oc][ic][dy][dx] · x[ic][s·y + d·dy − p][s·x + d·dx − p])
  * with p = d·(k/2), k ∈ {1, 3}, stride s ∈ {1, 2}, taps outside the h×w input reading 0;
  * act = LeakyReLU(0.1) when `leaky`. ho = ⌈h/s⌉, wo = ⌈w/s⌉ (k = 3 or s = 1).
+ * A thread computes CONV_PX consecutive output columns × CONV_OCB output channels: every
+ * weight it loads serves CONV_PX multiply-adds, every input CONV_OCB.
  */
 extern "C" __global__ void conv2d_f32(const float* x, const float* wts, const float* bias,
                                       int cin, int cout, int h, int w, int ho, int wo, int k,
                                       int stride, int dil, int leaky, float* out) {
-    int ox = blockIdx.x * blockDim.x + threadIdx.x;
+    int ox0 = (blockIdx.x * blockDim.x + threadIdx.x) * CONV_PX;
     int oy = blockIdx.y * blockDim.y + threadIdx.y;
     int oc0 = blockIdx.z * CONV_OCB;
-    if (ox >= wo || oy >= ho || oc0 >= cout) return;
+    if (ox0 >= wo || oy >= ho || oc0 >= cout) return;
     int n = min(CONV_OCB, cout - oc0);
     int taps = cin * k * k;
     int pad = dil * (k / 2);
     size_t plane = (size_t)h * w;
-    float acc[CONV_OCB];
-    for (int j = 0; j < CONV_OCB; ++j) acc[j] = j < n ? bias[oc0 + j] : 0.0f;
+    float acc[CONV_OCB][CONV_PX];
+#pragma unroll
+    for (int j = 0; j < CONV_OCB; ++j)
+#pragma unroll
+        for (int q = 0; q < CONV_PX; ++q) acc[j][q] = j < n ? bias[oc0 + j] : 0.0f;
     const float* wb = wts + (size_t)oc0 * taps;
     for (int ic = 0; ic < cin; ++ic) {
         const float* xp = x + (size_t)ic * plane;
         for (int dy = 0; dy < k; ++dy) {
             int iy = oy * stride + dy * dil - pad;
             bool row_in = iy >= 0 && iy < h;
+            const float* xr = xp + (size_t)(row_in ? iy : 0) * w;
             for (int dx = 0; dx < k; ++dx) {
-                int ix = ox * stride + dx * dil - pad;
-                float v = (row_in && ix >= 0 && ix < w) ? xp[(size_t)iy * w + ix] : 0.0f;
+                float v[CONV_PX];
+#pragma unroll
+                for (int q = 0; q < CONV_PX; ++q) {
+                    int ix = (ox0 + q) * stride + dx * dil - pad;
+                    v[q] = (row_in && ix >= 0 && ix < w) ? xr[ix] : 0.0f;
+                }
                 int t = (ic * k + dy) * k + dx;
-                for (int j = 0; j < CONV_OCB; ++j)
-                    if (j < n) acc[j] = fmaf(wb[(size_t)j * taps + t], v, acc[j]);
+#pragma unroll
+                for (int j = 0; j < CONV_OCB; ++j) {
+                    if (j < n) {
+                        float wt = wb[(size_t)j * taps + t];
+#pragma unroll
+                        for (int q = 0; q < CONV_PX; ++q) acc[j][q] = fmaf(wt, v[q], acc[j][q]);
+                    }
+                }
             }
         }
     }
     size_t oplane = (size_t)ho * wo;
-    size_t o = (size_t)oy * wo + ox;
-    for (int j = 0; j < n; ++j) {
-        float a = acc[j];
-        if (leaky) a = fmaxf(a, 0.1f * a);
-        out[(size_t)(oc0 + j) * oplane + o] = a;
-    }
+    size_t o = (size_t)oy * wo + ox0;
+    int m = min(CONV_PX, wo - ox0);
+    /* Constant trip counts, so acc stays in registers; the bounds are predicates. */
+#pragma unroll
+    for (int j = 0; j < CONV_OCB; ++j)
+#pragma unroll
+        for (int q = 0; q < CONV_PX; ++q)
+            if (j < n && q < m) {
+                float a = acc[j][q];
+                if (leaky) a = fmaxf(a, 0.1f * a);
+                out[(size_t)(oc0 + j) * oplane + o + q] = a;
+            }
 }
 
 /*

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # GPU check: every CUDA test (NVRTC compile of each kernel, CPU↔CUDA parity of each kernel chain
 # and of the whole physics pipeline, frames in flight, the frame scheduler over several CUDA
-# engines against a serial run) and the 720p/1080p physics benchmark,
+# engines against a serial run, the streak network and `full` mode on the device against the
+# CPU) and the 720p/1080p physics benchmark with the streak networks' times, then `full` at 1080p,
 # from PREBUILT x86-64 release binaries — the GPU machines have no Rust toolchain and no
 # GStreamer.
 #
@@ -71,6 +72,10 @@ bench() {
   timeout 300 "$dir/derain" bench --backend cuda --reps 15 --engines 2 || f=1
   echo "=== derain bench --backend cpu (720p, 1080p; baseline, all cores)"
   timeout 200 "$dir/derain" bench --backend cpu --reps 9 || f=1
+  echo "=== derain bench --backend cuda --mode full (1080p; streak network on the GPU; 1 and 2 engines)"
+  timeout 240 "$dir/derain" bench --backend cuda --mode full --sizes 1920x1080 --reps 5 --engines 2 || f=1
+  echo "=== derain bench --backend cpu --mode full --model quality (1080p; baseline, all cores)"
+  timeout 120 "$dir/derain" bench --backend cpu --mode full --model quality --sizes 1920x1080 --reps 3 || f=1
   return $f
 }
 

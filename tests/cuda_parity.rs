@@ -437,3 +437,44 @@ fn cuda_streak_network_matches_the_native_runtime() {
         }
     }
 }
+
+/// `full` mode on CUDA (the streak network on the GPU) against the CPU engine, both shipped
+/// sizes, odd sizes and two frames of a stream: the same components within the tolerance.
+#[test]
+fn cuda_full_mode_matches_cpu() {
+    use derain::Mode;
+    use derain::nets::{ModelChoice, ModelSize};
+    if engine("cuda_full_mode_matches_cpu").is_none() {
+        return;
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(10);
+    for size in [ModelSize::Fast, ModelSize::Quality] {
+        let config = |backend| Config {
+            backend,
+            mode: Mode::Full,
+            model: Some(ModelChoice::Embedded(size)),
+            ..Config::default()
+        };
+        let mut cpu = Pipeline::new(config(Backend::Cpu)).unwrap();
+        let mut gpu = Pipeline::new(config(Backend::Cuda)).unwrap();
+        assert_eq!(gpu.backend_name(), "cuda");
+        for &(w, h) in &[(37, 23), (641, 359), (1920, 1080)] {
+            for frame in 0..2 {
+                let img = image(w, h, &mut rng);
+                let c = cpu.components(&img).unwrap();
+                let g = gpu.components(&img).unwrap();
+                let what = |s: &str| format!("{size:?} {s} {w}x{h} frame {frame}");
+                for k in 0..3 {
+                    assert_close(
+                        &what("J"),
+                        &c.background.planes[k],
+                        &g.background.planes[k],
+                        TOL,
+                    );
+                }
+                assert_close(&what("T"), &c.transmission, &g.transmission, TOL);
+                assert_close(&what("S"), &c.streaks, &g.streaks, TOL);
+            }
+        }
+    }
+}

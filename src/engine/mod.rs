@@ -21,6 +21,9 @@ pub enum Engine {
     /// The CUDA engine (`physics` mode on an NVIDIA GPU; see [`cuda`]).
     #[cfg(feature = "cuda")]
     Cuda(cuda::CudaEngine),
+    /// `full` mode with its streak network on an NVIDIA GPU ([`cuda::full`]).
+    #[cfg(feature = "cuda")]
+    CudaFull(Box<cuda::full::CudaFullEngine>),
 }
 
 impl Engine {
@@ -40,7 +43,7 @@ impl Engine {
         match self {
             Engine::Cpu(_) => "cpu",
             #[cfg(feature = "cuda")]
-            Engine::Cuda(_) => "cuda",
+            Engine::Cuda(_) | Engine::CudaFull(_) => "cuda",
         }
     }
 
@@ -56,6 +59,8 @@ impl Engine {
             Engine::Cpu(e) => e.derain_into(input, config, tracker, out),
             #[cfg(feature = "cuda")]
             Engine::Cuda(e) => e.derain_into(input, config, tracker, out),
+            #[cfg(feature = "cuda")]
+            Engine::CudaFull(e) => e.derain_into(input, config, tracker, out),
         }
     }
 }
@@ -124,9 +129,9 @@ fn cuda_engine(config: &Config) -> Result<Engine> {
         return Err(Error::NoCudaDriver);
     }
     if config.mode == Mode::Full {
-        return Err(Error::Unavailable(
-            "mode=full on CUDA is not implemented yet; use backend=cpu (or auto)".into(),
-        ));
+        return Ok(Engine::CudaFull(Box::new(cuda::full::CudaFullEngine::new(
+            config,
+        )?)));
     }
     Ok(Engine::Cuda(cuda::CudaEngine::new(config)?))
 }
@@ -151,7 +156,9 @@ fn auto_engine(config: &Config) -> Result<Engine> {
                 Err(e) => e.to_string(),
             }
         } else {
-            "mode=full runs on the CPU in this build".to_string()
+            "backend=auto runs mode=full on the CPU until its CUDA path (the streak network \
+             on the GPU, backend=cuda) has passed its parity run on a GPU"
+                .to_string()
         };
         static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
         if !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
@@ -215,7 +222,7 @@ mod tests {
             eprintln!("SKIPPED without_libcuda_cuda_is_no_cuda_driver: libcuda is present");
             return;
         }
-        // The same answer for both modes (`full` would otherwise say it is not on CUDA yet).
+        // The same answer for both modes.
         for mode in [Mode::Physics, Mode::Full] {
             let cfg = Config {
                 backend: Backend::Cuda,

@@ -9,7 +9,7 @@ use derain::{Config, FrameMut, FrameRef, Pipeline, PixelFormat, PlanarRgb, Plane
 use serde_json::json;
 
 /// Arguments of `derain bench`.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct BenchArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
@@ -391,6 +391,36 @@ fn cuda_bench(a: &BenchArgs, sizes: &[(usize, usize)]) -> anyhow::Result<()> {
                 *h,
             )?;
             println!("{w}x{h} cuda {name}: {ms:.3} ms ({:.1} fps)", 1e3 / ms);
+        }
+    }
+    // `--mode full`: end to end with the streak network on the GPU (engine::cuda::full), one
+    // engine and as many as asked, frames in flight.
+    if a.mode.parse::<derain::Mode>()? == derain::Mode::Full {
+        let model = config.model_for("cuda");
+        for (w, h, bytes) in &frames {
+            for engines in [1, a.engines.max(1)] {
+                let one = BenchArgs {
+                    engines,
+                    in_flight: Some(2 * engines),
+                    model: Some(model.clone()),
+                    ..a.clone()
+                };
+                let (name, ms) = scheduler_ms(
+                    &one,
+                    derain::Backend::Cuda,
+                    derain::Mode::Full,
+                    bytes,
+                    *w,
+                    *h,
+                )?;
+                println!(
+                    "{w}x{h} cuda full ({model}) {name}: {ms:.3} ms ({:.1} fps)",
+                    1e3 / ms
+                );
+                if a.engines <= 1 {
+                    break;
+                }
+            }
         }
     }
     Ok(())

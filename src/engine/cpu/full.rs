@@ -28,7 +28,7 @@
 
 use rayon::prelude::*;
 
-use super::invert;
+use super::{StreakDevice, invert};
 use crate::config::PhysicsParams;
 use crate::error::{Error, Result};
 use crate::frame::{PlanarRgb, Plane};
@@ -122,9 +122,11 @@ fn lerp_rows(
 
 /// Runs `full` mode from any [`Source`] into any [`Sink`] (the `Components` sink gets S and T
 /// at full resolution and J after stage 2).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn derain_full_into(
     src: Source<'_>,
     nets: &mut FullNets,
+    streak_device: Option<&mut dyn StreakDevice>,
     params: &PhysicsParams,
     tracker: Option<&mut dyn AtmosphereStep>,
     ws: &mut FullWorkspace,
@@ -143,7 +145,16 @@ pub(crate) fn derain_full_into(
     // The streak network at full resolution: R, then I_s = clamp(I − R, 0, 1).
     let (pw_full, ph_full) = (w.next_multiple_of(MULTIPLE), h.next_multiple_of(MULTIPLE));
     pack_frame(&src, pw_full, ph_full, &mut ws.x_full);
-    let rain = nets.streak.run(ph_full, pw_full, &[&ws.x_full])?.remove(0);
+    let rain = match streak_device {
+        Some(d) => d.rain(&ws.x_full, pw_full, ph_full)?,
+        None => nets.streak.run(ph_full, pw_full, &[&ws.x_full])?.remove(0),
+    };
+    if rain.len() != ws.x_full.len() {
+        return Err(Error::Inference {
+            net: "streak.onnx",
+            reason: format!("{} values of R for a {pw_full}x{ph_full} frame", rain.len()),
+        });
+    }
     let t_streak = std::time::Instant::now();
     let mut i_s = match ws.i_s.take() {
         Some(p) if p.width() == w && p.height() == h => p,

@@ -43,6 +43,7 @@ pub mod bench;
 mod buffers;
 #[cfg(test)]
 mod emulated;
+pub mod full;
 pub mod kernels;
 mod launch;
 mod nets;
@@ -65,6 +66,36 @@ use crate::physics::{
     AtmosphereStep, Components, RunInfo, Scales, Sink, Source, StageTimings,
     estimate_from_downsampled,
 };
+
+/// A context on device `ordinal` and what it is. Errors: [`Error::NoCudaDriver`] without
+/// libcuda (or when the driver API panics on load), [`Error::CudaDriver`] without that device.
+pub(crate) fn open_device(ordinal: usize) -> Result<(Arc<CudaContext>, DeviceInfo)> {
+    if !driver_present() {
+        return Err(Error::NoCudaDriver);
+    }
+    let ctx = match std::panic::catch_unwind(|| {
+        let n = CudaContext::device_count().map_err(|e| driver("counting devices", e))?;
+        if ordinal >= n.max(0) as usize {
+            return Err(Error::CudaDriver {
+                context: "choosing the device",
+                message: format!("device {ordinal} asked for, {n} present"),
+            });
+        }
+        CudaContext::new(ordinal).map_err(|e| driver("creating the context", e))
+    }) {
+        Ok(r) => r?,
+        Err(_) => return Err(Error::NoCudaDriver),
+    };
+    let info = DeviceInfo {
+        ordinal,
+        name: ctx.name().unwrap_or_else(|_| "unknown".into()),
+        compute_capability: ctx
+            .compute_capability()
+            .map_err(|e| driver("reading the compute capability", e))?,
+        total_memory: ctx.total_mem().unwrap_or(0),
+    };
+    Ok((ctx, info))
+}
 
 /// Frames in flight in the streaming API (upload, compute and download overlap).
 pub const RING_DEPTH: usize = 3;
@@ -163,30 +194,7 @@ impl CudaEngine {
     /// [`Error::KernelCompile`] with NVRTC's log.
     pub fn new(config: &Config) -> Result<Self> {
         let ordinal = config.devices.first().copied().unwrap_or(0);
-        if !driver_present() {
-            return Err(Error::NoCudaDriver);
-        }
-        let ctx = match std::panic::catch_unwind(|| {
-            let n = CudaContext::device_count().map_err(|e| driver("counting devices", e))?;
-            if ordinal >= n.max(0) as usize {
-                return Err(Error::CudaDriver {
-                    context: "choosing the device",
-                    message: format!("device {ordinal} asked for, {n} present"),
-                });
-            }
-            CudaContext::new(ordinal).map_err(|e| driver("creating the context", e))
-        }) {
-            Ok(r) => r?,
-            Err(_) => return Err(Error::NoCudaDriver),
-        };
-        let info = DeviceInfo {
-            ordinal,
-            name: ctx.name().unwrap_or_else(|_| "unknown".into()),
-            compute_capability: ctx
-                .compute_capability()
-                .map_err(|e| driver("reading the compute capability", e))?,
-            total_memory: ctx.total_mem().unwrap_or(0),
-        };
+        let (ctx, info) = open_device(ordinal)?;
         let k = Kernels::compile(&ctx)?;
         let slots = (0..RING_DEPTH)
             .map(|_| Slot::new(&ctx))

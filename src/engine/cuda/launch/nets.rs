@@ -11,6 +11,8 @@ use crate::error::{Error, Result};
 
 /// Output channels per thread of `conv2d_f32` (`CONV_OCB`).
 pub(crate) const CONV_OCB: usize = 8;
+/// Consecutive output columns per thread of `conv2d_f32` (`CONV_PX`).
+pub(crate) const CONV_PX: usize = 4;
 /// Block side of `conv2d_f32`.
 const CONV_BLOCK: u32 = 16;
 
@@ -54,7 +56,7 @@ impl ConvShape {
 pub(crate) fn conv_config(wo: usize, ho: usize, cout: usize) -> LaunchConfig {
     LaunchConfig {
         grid_dim: (
-            (wo as u32).div_ceil(CONV_BLOCK),
+            (wo.div_ceil(CONV_PX) as u32).div_ceil(CONV_BLOCK),
             (ho as u32).div_ceil(CONV_BLOCK),
             cout.div_ceil(CONV_OCB) as u32,
         ),
