@@ -9,9 +9,15 @@
 #   scripts/gpu-check.sh prepare   # on the development machine: builds the binaries (no
 #                                  # GStreamer: --no-default-features --features cli,cuda),
 #                                  # strips them, packs them into target/gpu-check/bin.tar.xz
-#   scripts/gpu-check.sh [run]     # on the GPU machine (carry target/gpu-check): runs them all;
-#                                  # the benchmark table is printed LAST. Exit status non-zero
-#                                  # if any test failed. Takes ~1–3 minutes.
+#   scripts/gpu-check.sh [run] [LOGDIR]
+#                                  # on the GPU machine (carry target/gpu-check): runs them all
+#                                  # under one global timeout (GPU_CHECK_TIMEOUT, 540 s), then
+#                                  # compute-sanitizer memcheck and racecheck over the parity
+#                                  # tests (small sizes) where the machine has it; everything
+#                                  # is also written into LOGDIR (default $OUT when set, else
+#                                  # target/gpu-check/logs): stamp.txt, tests.log, bench.txt,
+#                                  # bench.json, sanitizer.log. Exit status non-zero if any
+#                                  # test failed or the sanitizer reported an error.
 #   scripts/gpu-check.sh tests     # the tests alone (they may share the machine with other work)
 #   scripts/gpu-check.sh bench     # the benchmark alone (give it the machine to itself)
 #   scripts/gpu-check.sh unpack    # unpack the binaries (target/gpu-check/bin/) and print where
@@ -46,6 +52,11 @@ prepare() {
   tar cf - -C "$out/bin" . | xz -9 -T0 > "$out/bin.tar.xz"
   rm -rf "$out/bin"
   cp "$0" "$out/gpu-check.sh"
+  # The commit the binaries were built from, and whether the tree had uncommitted changes.
+  { echo "commit $(git rev-parse HEAD 2>/dev/null || echo unknown)"
+    echo "uncommitted changes: $(git status --porcelain 2>/dev/null | grep -vc '^??')"
+    echo "built $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(uname -n)"; } > "$out/stamp.txt"
+  cat "$out/stamp.txt"
   ls -la "$out"
   echo "carry: $out   command: bash scripts/gpu-check.sh run"
 }
@@ -65,13 +76,28 @@ setup() {
   done
 }
 
+gpu_idle() {
+  # Timings are only worth keeping on a GPU nothing else uses: wait up to 30 s for it.
+  command -v nvidia-smi >/dev/null || { echo "nvidia-smi not found: GPU use not checked"; return 0; }
+  local i apps
+  for i in $(seq 1 30); do
+    apps=$(nvidia-smi --query-compute-apps=pid,process_name,used_memory --format=csv,noheader 2>/dev/null)
+    [ -z "$apps" ] && { echo "GPU idle: no other compute process"; return 0; }
+    sleep 1
+  done
+  echo "WARNING: other processes use the GPU; the timings below are not clean:"; echo "$apps"
+}
+
 bench() {
   # The CPU engine on the same machine, all its cores, is the side-by-side baseline.
   local f=0
+  gpu_idle
   echo "=== derain bench --backend cuda (720p, 1080p; then the frame scheduler, 2 engines, 4 in flight)"
-  timeout 300 "$dir/derain" bench --backend cuda --reps 15 --engines 2 || f=1
-  echo "=== derain bench --backend cpu (720p, 1080p; baseline, all cores)"
-  timeout 200 "$dir/derain" bench --backend cpu --reps 9 || f=1
+  timeout 200 "$dir/derain" bench --backend cuda --reps 15 --engines 2 || f=1
+  [ -n "${logs:-}" ] && { timeout 120 "$dir/derain" bench --backend cuda --reps 9 --json \
+                            > "$logs/bench.json" 2>/dev/null || f=1; }
+  echo "=== derain bench --backend cpu (1080p; baseline, all cores)"
+  timeout 120 "$dir/derain" bench --backend cpu --sizes 1920x1080 --reps 9 || f=1
   echo "=== derain bench --backend cuda --mode full (1080p; streak network on the GPU; 1 and 2 engines)"
   timeout 240 "$dir/derain" bench --backend cuda --mode full --sizes 1920x1080 --reps 5 --engines 2 || f=1
   echo "=== derain bench --backend cpu --mode full --model quality (1080p; baseline, all cores)"
@@ -96,9 +122,48 @@ tests() {
   return $failed
 }
 
+sanitizer() {
+  # memcheck and racecheck over the parity tests at their small sizes (DERAIN_PARITY_QUICK=1):
+  # the sanitizer slows kernels down many times. Firecracker machines have it; on gVisor it
+  # refuses the device, which is reported, not counted as a failure of ours.
+  local cs f=0 tool
+  cs=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null | head -1)
+  [ -n "$cs" ] || { echo "compute-sanitizer not found (PATH, /usr/local/cuda/bin): not run"; return 0; }
+  for tool in memcheck racecheck; do
+    echo "=== compute-sanitizer --tool $tool cuda_parity (quick sizes)"
+    DERAIN_PARITY_QUICK=1 timeout 150 "$cs" --tool "$tool" --error-exitcode 3 \
+      "$dir/cuda_parity" --test-threads 1 2>&1 | tail -n 25
+    case ${PIPESTATUS[0]} in
+      0) echo "$tool: clean" ;;
+      3) echo "$tool: ERRORS reported"; f=1 ;;
+      124) echo "$tool: timed out (not counted)" ;;
+      *) echo "$tool: the sanitizer could not run here (status ${PIPESTATUS[0]}; not counted)" ;;
+    esac
+  done
+  return $f
+}
+
+run_all() {
+  local t b z
+  logs=${1:-${OUT:-$out/logs}}
+  mkdir -p "$logs"
+  { cat "$here/stamp.txt" 2>/dev/null || cat "$out/stamp.txt" 2>/dev/null || echo "no stamp.txt"
+    echo "run $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(uname -n)"; } > "$logs/stamp.txt"
+  cat "$logs/stamp.txt"
+  tests 2>&1 | tee "$logs/tests.log"; t=${PIPESTATUS[0]}
+  bench 2>&1 | tee "$logs/bench.txt"; b=${PIPESTATUS[0]}
+  sanitizer 2>&1 | tee "$logs/sanitizer.log"; z=${PIPESTATUS[0]}
+  echo "gpu-check: tests $t, bench $b, sanitizer $z (0 = fine); logs in $logs"
+  return $((t | b | z))
+}
+
 case "${1:-run}" in
   prepare) prepare ;;
-  run) setup; tests; t=$?; bench; b=$?; exit $((t | b)) ;;
+  run) # One global timeout around everything (the script runs itself under it).
+       timeout "${GPU_CHECK_TIMEOUT:-540}" bash "$here/$(basename "$0")" run-inner "${2:-}"
+       s=$?; [ $s = 124 ] && echo "gpu-check: the global timeout (${GPU_CHECK_TIMEOUT:-540} s) ended it"
+       exit $s ;;
+  run-inner) setup; run_all "${2:-}" ;;
   tests) setup; tests ;;
   bench) setup; bench ;;
   unpack) setup; echo "$dir" ;;

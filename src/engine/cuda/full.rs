@@ -4,15 +4,18 @@
 //! inversion run on the host with the CPU engine's code (`engine/cpu/full.rs`), so the output
 //! is the CPU engine's up to the device's rounding of R.
 //!
-//! Per frame: the padded frame (three f32 planes) goes up, R comes back. What the next steps
+//! Per frame: the padded frame (three f32 planes) goes up, R comes back, both through pinned
+//! staging buffers kept between frames. What the next steps
 //! move onto the device (issue 18): the subtraction I − R and the downsampling (so only the
-//! ≈180-line image comes back), the inversion and the refinement's upsampling, pinned staging,
-//! and the networks on the tensor cores.
+//! ≈180-line image comes back), the inversion and the refinement's upsampling, and the
+//! networks on the tensor cores.
 
 use std::sync::Arc;
 
-use cudarc::driver::{CudaSlice, CudaStream};
+use cudarc::driver::{CudaContext, CudaStream};
+use rayon::prelude::*;
 
+use super::buffers::{Direction, Staged};
 use super::launch::{Kernels, driver};
 use super::nets::DeviceStreakNet;
 use super::{DeviceInfo, open_device};
@@ -28,13 +31,15 @@ pub struct CudaFullEngine {
     info: DeviceInfo,
 }
 
-/// The streak network on the device, with its input and output buffers kept between frames.
+/// The streak network on the device, with its input and output kept between frames in
+/// device memory and page-locked host twins (the frame goes up and R comes down through them).
 struct DeviceStreak {
+    ctx: Arc<CudaContext>,
     stream: Arc<CudaStream>,
     kernels: Kernels,
     net: DeviceStreakNet,
-    x: Option<CudaSlice<f32>>,
-    r: Option<CudaSlice<f32>>,
+    x: Option<Staged<f32>>,
+    r: Option<Staged<f32>>,
 }
 
 impl std::fmt::Debug for DeviceStreak {
@@ -53,30 +58,23 @@ impl StreakDevice for DeviceStreak {
             ));
         }
         let s = &self.stream;
-        let fits = |b: &Option<CudaSlice<f32>>| b.as_ref().is_some_and(|b| b.len() == n);
-        if !fits(&self.x) || !fits(&self.r) {
-            self.x = Some(
-                s.alloc_zeros::<f32>(n)
-                    .map_err(|e| driver("allocating device memory", e))?,
-            );
-            self.r = Some(
-                s.alloc_zeros::<f32>(n)
-                    .map_err(|e| driver("allocating device memory", e))?,
-            );
-        }
-        let (dx, dr) = (
-            self.x.as_mut().expect("sized above"),
-            self.r.as_mut().expect("sized above"),
-        );
-        s.memcpy_htod(x, dx)
+        let xb = Staged::fit(&mut self.x, s, &self.ctx, n, Direction::Upload)?;
+        xb.host
+            .as_mut_slice()
+            .map_err(|e| driver("pinned host memory", e))?
+            .par_chunks_mut(1 << 16)
+            .zip(x.par_chunks(1 << 16))
+            .for_each(|(d, v)| d.copy_from_slice(v));
+        s.memcpy_htod(&xb.host, &mut xb.dev)
             .map_err(|e| driver("uploading the frame", e))?;
-        self.net.forward(s, &self.kernels, dx, pw, ph, dr)?;
-        let mut out = vec![0f32; n];
-        s.memcpy_dtoh(dr, &mut out)
+        let rb = Staged::fit(&mut self.r, s, &self.ctx, n, Direction::Download)?;
+        self.net
+            .forward(s, &self.kernels, &xb.dev, pw, ph, &mut rb.dev)?;
+        s.memcpy_dtoh(&rb.dev, &mut rb.host)
             .map_err(|e| driver("downloading R", e))?;
-        s.synchronize()
-            .map_err(|e| driver("waiting for the device", e))?;
-        Ok(out)
+        // as_slice waits for the copy to finish.
+        let host = rb.host.as_slice().map_err(|e| driver("waiting for R", e))?;
+        Ok(host[..n].to_vec())
     }
 }
 
@@ -102,6 +100,7 @@ impl CudaFullEngine {
             })?;
             let net = DeviceStreakNet::upload(&stream, &layers)?;
             Ok(Box::new(DeviceStreak {
+                ctx: ctx.clone(),
                 stream: stream.clone(),
                 kernels,
                 net,
