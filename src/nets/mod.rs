@@ -135,7 +135,7 @@ pub struct ConvLayer {
 pub struct StreakLayers {
     /// 3×3, 16 → c0, at 1/2.
     pub head: ConvLayer,
-    /// 3×3 c0 → c0 at 1/2 (dilated in some sizes).
+    /// 3×3 c0 → c0 at 1/2 (dilations as the file gives them, like every stack).
     pub enc0: Vec<ConvLayer>,
     /// 3×3 stride 2, c0 → c1.
     pub down1: ConvLayer,

@@ -2,11 +2,13 @@
 //! [`crate::nets::StreakLayers`] as a chain of `kernels/nets.cu` launches on one stream, with
 //! the weights uploaded once and the feature maps sized once per frame size.
 //!
-//! The arithmetic is the CPU native runtime's (same taps, same order, same fused
-//! multiply-adds), so R agrees with it bit for bit on the emulated kernels
-//! (`emulated::nets`) and within the parity tolerance on a GPU (`tests/cuda_parity.rs`).
-//! This is the part of `full` mode that runs at full resolution (≈ 95 % of its arithmetic);
-//! the working-resolution stages are next (issue 18).
+//! The chain ([`forward`]: which map each layer reads and writes, the reuse of buffers) is
+//! written once over [`NetOps`]: the device's launches here ([`DeviceOps`]), the emulated
+//! kernels on host buffers in the tests (`emulated::nets`), so the very code that runs on the
+//! GPU is checked in CI. The arithmetic is the CPU native runtime's (same taps, same order,
+//! same fused multiply-adds), so R agrees with it bit for bit on the emulated kernels and
+//! within the parity tolerance on a GPU (`tests/cuda_parity.rs`). This is the part of `full`
+//! mode that runs at full resolution (≈ 95 % of its arithmetic).
 
 use std::sync::Arc;
 
@@ -17,56 +19,284 @@ use super::ops::zeros;
 use crate::error::{Error, Result};
 use crate::nets::{ConvLayer, STREAK_MULTIPLE, StreakLayers};
 
+/// The streak network's layers in their roles, each of type `C` (weights on the device, or
+/// on the host for the emulation).
+#[derive(Debug)]
+pub(crate) struct Layers<C> {
+    pub head: C,
+    pub enc0: Vec<C>,
+    pub down1: C,
+    pub enc1: Vec<C>,
+    pub down2: C,
+    pub mid: Vec<C>,
+    pub lat1: C,
+    pub dec1: C,
+    pub lat0: C,
+    pub dec0: C,
+    pub out: C,
+}
+
+impl Layers<ConvLayer> {
+    /// The layers of `l`, checked for the channel counts the forward pass chains: head 16 →
+    /// c0, enc0 c0 → c0, down1 c0 → c1 (stride 2), enc1, down2 c1 → c2 (stride 2), mid (at
+    /// least one), lat1 c2 → c1, dec1 c1 → c1, lat0 c1 → c0, dec0 c0 → c0, out c0 → 12.
+    pub(crate) fn checked(l: &StreakLayers) -> Result<Self> {
+        let (c0, c1, c2) = (l.head.cout, l.down1.cout, l.down2.cout);
+        let want = |c: &ConvLayer, cin: usize, cout: usize, stride: usize| {
+            c.cin == cin
+                && c.cout == cout
+                && c.stride == stride
+                && c.weights.len() == cout * cin * c.k * c.k
+                && c.bias.len() == cout
+        };
+        let ok = want(&l.head, 16, c0, 1)
+            && l.enc0.iter().all(|c| want(c, c0, c0, 1))
+            && want(&l.down1, c0, c1, 2)
+            && l.enc1.iter().all(|c| want(c, c1, c1, 1))
+            && want(&l.down2, c1, c2, 2)
+            && !l.mid.is_empty()
+            && l.mid.iter().all(|c| want(c, c2, c2, 1))
+            && want(&l.lat1, c2, c1, 1)
+            && want(&l.dec1, c1, c1, 1)
+            && want(&l.lat0, c1, c0, 1)
+            && want(&l.dec0, c0, c0, 1)
+            && want(&l.out, c0, 12, 1);
+        if !ok {
+            return Err(Error::param(
+                "streak network",
+                "the layers do not chain as the streak architecture (streak.onnx)",
+            ));
+        }
+        Ok(Self {
+            head: l.head.clone(),
+            enc0: l.enc0.clone(),
+            down1: l.down1.clone(),
+            enc1: l.enc1.clone(),
+            down2: l.down2.clone(),
+            mid: l.mid.clone(),
+            lat1: l.lat1.clone(),
+            dec1: l.dec1.clone(),
+            lat0: l.lat0.clone(),
+            dec0: l.dec0.clone(),
+            out: l.out.clone(),
+        })
+    }
+}
+
+impl<C> Layers<C> {
+    /// The same roles with every layer mapped by `f`.
+    pub(crate) fn try_map<D>(&self, f: impl Fn(&C) -> Result<D>) -> Result<Layers<D>> {
+        let many = |v: &[C]| v.iter().map(&f).collect::<Result<Vec<_>>>();
+        Ok(Layers {
+            head: f(&self.head)?,
+            enc0: many(&self.enc0)?,
+            down1: f(&self.down1)?,
+            enc1: many(&self.enc1)?,
+            down2: f(&self.down2)?,
+            mid: many(&self.mid)?,
+            lat1: f(&self.lat1)?,
+            dec1: f(&self.dec1)?,
+            lat0: f(&self.lat0)?,
+            dec0: f(&self.dec0)?,
+            out: f(&self.out)?,
+        })
+    }
+}
+
+/// A layer's shape: what the forward pass needs to know of it besides its weights.
+pub(crate) trait LayerShape {
+    /// Output channels.
+    fn cout(&self) -> usize;
+}
+
+impl LayerShape for ConvLayer {
+    fn cout(&self) -> usize {
+        self.cout
+    }
+}
+
+/// The operations the forward pass is made of, on buffers of type `Buf` holding planar maps
+/// (the kernels of `kernels/nets.cu`, launched or emulated).
+pub(crate) trait NetOps {
+    /// A layer with its weights.
+    type Conv: LayerShape;
+    /// A buffer of f32.
+    type Buf;
+    /// A buffer of `n` floats.
+    fn alloc(&mut self, n: usize) -> Result<Self::Buf>;
+    /// `out` = act(conv(`x`)), `x` holding `cin` planes of `w`×`h`.
+    #[allow(clippy::too_many_arguments)]
+    fn conv(
+        &mut self,
+        c: &Self::Conv,
+        x: &Self::Buf,
+        w: usize,
+        h: usize,
+        leaky: bool,
+        out: &mut Self::Buf,
+    ) -> Result<()>;
+    /// `u` = unshuffle₂([I, residue(I)]) of the three planes `rgb` (`w`×`h`, even).
+    fn unshuffle(&mut self, rgb: &Self::Buf, w: usize, h: usize, u: &mut Self::Buf) -> Result<()>;
+    /// `skip` (`c` planes of `w`×`h`) += nearest ×2 of `x`.
+    fn up_add(
+        &mut self,
+        x: &Self::Buf,
+        c: usize,
+        skip: &mut Self::Buf,
+        w: usize,
+        h: usize,
+    ) -> Result<()>;
+    /// Three planes of `w`×`h` from the 12 planes `m` at half the size.
+    fn shuffle(&mut self, m: &Self::Buf, w: usize, h: usize, out: &mut Self::Buf) -> Result<()>;
+}
+
+/// Feature maps for one frame size: per level a kept map (the skip), and two to alternate.
+#[derive(Debug)]
+pub(crate) struct Maps<B> {
+    w: usize,
+    h: usize,
+    /// 1/2: the unshuffled input (16 ch), then the output convolution's 12 channels.
+    u: B,
+    half: [B; 3],
+    quarter: [B; 3],
+    eighth: [B; 2],
+}
+
+impl<B> Maps<B> {
+    /// Maps for `w`×`h` (multiples of [`STREAK_MULTIPLE`]) of the network `l`.
+    pub(crate) fn new<O: NetOps<Buf = B>>(
+        ops: &mut O,
+        l: &Layers<O::Conv>,
+        w: usize,
+        h: usize,
+    ) -> Result<Self> {
+        let (c0, c1, c2) = (l.head.cout(), l.down1.cout(), l.down2.cout());
+        let (n2, n4, n8) = (w * h / 4, w * h / 16, w * h / 64);
+        // quarter also holds lat0's c0 channels; eighth lat1's c1.
+        let (cq, ce) = (c1.max(c0), c2.max(c1));
+        Ok(Self {
+            w,
+            h,
+            u: ops.alloc(16 * n2)?,
+            half: [
+                ops.alloc(c0 * n2)?,
+                ops.alloc(c0 * n2)?,
+                ops.alloc(c0 * n2)?,
+            ],
+            quarter: [
+                ops.alloc(cq * n4)?,
+                ops.alloc(cq * n4)?,
+                ops.alloc(cq * n4)?,
+            ],
+            eighth: [ops.alloc(ce * n8)?, ops.alloc(ce * n8)?],
+        })
+    }
+
+    /// Whether these maps are for `w`×`h`.
+    pub(crate) fn fit(&self, w: usize, h: usize) -> bool {
+        self.w == w && self.h == h
+    }
+}
+
+/// R (three planes of `m.w`×`m.h`) of the RGB image `rgb` through the layers `l`, with the
+/// maps `m`: the forward pass of [`StreakLayers`].
+pub(crate) fn forward<O: NetOps>(
+    ops: &mut O,
+    l: &Layers<O::Conv>,
+    rgb: &O::Buf,
+    m: &mut Maps<O::Buf>,
+    r: &mut O::Buf,
+) -> Result<()> {
+    let (w, h) = (m.w, m.h);
+    if w == 0 || h == 0 || !w.is_multiple_of(STREAK_MULTIPLE) || !h.is_multiple_of(STREAK_MULTIPLE)
+    {
+        return Err(Error::param(
+            "streak network",
+            format!("{w}x{h} is not a non-zero multiple of {STREAK_MULTIPLE}"),
+        ));
+    }
+    let (w2, h2, w4, h4, w8, h8) = (w / 2, h / 2, w / 4, h / 4, w / 8, h / 8);
+    ops.unshuffle(rgb, w, h, &mut m.u)?;
+    // 1/2: e0 = enc0(head(u)), kept in half[0].
+    let [e0, ha, hb] = &mut m.half;
+    ops.conv(&l.head, &m.u, w2, h2, true, e0)?;
+    chain(ops, &l.enc0, e0, ha, w2, h2)?;
+    // 1/4: e1 = enc1(down1(e0)), kept in quarter[0].
+    let [e1, qa, qb] = &mut m.quarter;
+    ops.conv(&l.down1, e0, w2, h2, true, e1)?;
+    chain(ops, &l.enc1, e1, qa, w4, h4)?;
+    // 1/8: m = mid(down2(e1)).
+    let [ma, mb] = &mut m.eighth;
+    ops.conv(&l.down2, e1, w4, h4, true, ma)?;
+    chain(ops, &l.mid, ma, mb, w8, h8)?;
+    // d1 = dec1(up(lat1(m)) + e1) at 1/4.
+    ops.conv(&l.lat1, ma, w8, h8, false, mb)?;
+    ops.up_add(mb, l.lat1.cout(), e1, w4, h4)?;
+    ops.conv(&l.dec1, e1, w4, h4, true, qb)?;
+    // d0 = dec0(up(lat0(d1)) + e0) at 1/2.
+    ops.conv(&l.lat0, qb, w4, h4, false, qa)?;
+    ops.up_add(qa, l.lat0.cout(), e0, w2, h2)?;
+    ops.conv(&l.dec0, e0, w2, h2, true, hb)?;
+    // R = shuffle(out(d0)).
+    ops.conv(&l.out, hb, w2, h2, false, &mut m.u)?;
+    ops.shuffle(&m.u, w, h, r)
+}
+
+/// Runs `convs` (each + LeakyReLU) on `x` in place, alternating with `tmp`: the result ends in
+/// `x`.
+fn chain<O: NetOps>(
+    ops: &mut O,
+    convs: &[O::Conv],
+    x: &mut O::Buf,
+    tmp: &mut O::Buf,
+    w: usize,
+    h: usize,
+) -> Result<()> {
+    for c in convs {
+        ops.conv(c, x, w, h, true, tmp)?;
+        std::mem::swap(x, tmp);
+    }
+    Ok(())
+}
+
 /// One convolution's weights on the device.
 #[derive(Debug)]
-struct DeviceConv {
-    layer: ConvLayerShape,
+pub(crate) struct DeviceConv {
+    shape: ConvLayer,
     w: CudaSlice<f32>,
     b: CudaSlice<f32>,
 }
 
-/// A [`ConvLayer`] without its weights.
-#[derive(Debug, Clone, Copy)]
-struct ConvLayerShape {
-    cin: usize,
-    cout: usize,
-    k: usize,
-    stride: usize,
-    dilation: usize,
+impl LayerShape for DeviceConv {
+    fn cout(&self) -> usize {
+        self.shape.cout
+    }
 }
 
-impl DeviceConv {
-    fn upload(s: &Arc<CudaStream>, l: &ConvLayer) -> Result<Self> {
-        let copy = |v: &[f32]| {
-            s.clone_htod(v)
-                .map_err(|e| launch::driver("uploading network weights", e))
-        };
-        Ok(Self {
-            layer: ConvLayerShape {
-                cin: l.cin,
-                cout: l.cout,
-                k: l.k,
-                stride: l.stride,
-                dilation: l.dilation,
-            },
-            w: copy(&l.weights)?,
-            b: copy(&l.bias)?,
-        })
+/// [`NetOps`] as launches of `kernels/nets.cu` on one stream.
+pub(crate) struct DeviceOps<'a> {
+    pub s: &'a Arc<CudaStream>,
+    pub k: &'a Kernels,
+}
+
+impl NetOps for DeviceOps<'_> {
+    type Conv = DeviceConv;
+    type Buf = CudaSlice<f32>;
+
+    fn alloc(&mut self, n: usize) -> Result<CudaSlice<f32>> {
+        zeros::<f32>(self.s, n)
     }
 
-    /// `out` = act(conv(`x`)), `x` being `cin` planes of `w`×`h`.
-    #[allow(clippy::too_many_arguments)]
-    fn run(
-        &self,
-        s: &Arc<CudaStream>,
-        k: &Kernels,
+    fn conv(
+        &mut self,
+        c: &DeviceConv,
         x: &CudaSlice<f32>,
         w: usize,
         h: usize,
         leaky: bool,
         out: &mut CudaSlice<f32>,
     ) -> Result<()> {
-        let l = self.layer;
+        let l = &c.shape;
         let shape = ConvShape {
             cin: l.cin,
             cout: l.cout,
@@ -76,79 +306,71 @@ impl DeviceConv {
             h,
             w,
         };
-        launch::conv2d(s, k, x, &self.w, &self.b, shape, leaky, out)
+        launch::conv2d(self.s, self.k, x, &c.w, &c.b, shape, leaky, out)
+    }
+
+    fn unshuffle(
+        &mut self,
+        rgb: &CudaSlice<f32>,
+        w: usize,
+        h: usize,
+        u: &mut CudaSlice<f32>,
+    ) -> Result<()> {
+        launch::unshuffle_residue(self.s, self.k, rgb, w, h, u)
+    }
+
+    fn up_add(
+        &mut self,
+        x: &CudaSlice<f32>,
+        c: usize,
+        skip: &mut CudaSlice<f32>,
+        w: usize,
+        h: usize,
+    ) -> Result<()> {
+        launch::up_add(self.s, self.k, x, c, skip, w, h)
+    }
+
+    fn shuffle(
+        &mut self,
+        m: &CudaSlice<f32>,
+        w: usize,
+        h: usize,
+        out: &mut CudaSlice<f32>,
+    ) -> Result<()> {
+        launch::shuffle(self.s, self.k, m, w, h, out)
     }
 }
 
-/// Feature maps for one frame size: per level a kept map (the skip), and two to alternate.
-#[derive(Debug)]
-struct Maps {
-    w: usize,
-    h: usize,
-    /// 1/2: the unshuffled input (16 ch), then the output convolution's 12 channels.
-    u: CudaSlice<f32>,
-    half: [CudaSlice<f32>; 3],
-    quarter: [CudaSlice<f32>; 3],
-    eighth: [CudaSlice<f32>; 2],
-}
-
-/// The streak network on one device.
+/// The streak network on one device: its weights, and its maps for the last frame size.
 #[derive(Debug)]
 pub(crate) struct DeviceStreakNet {
-    head: DeviceConv,
-    enc0: Vec<DeviceConv>,
-    down1: DeviceConv,
-    enc1: Vec<DeviceConv>,
-    down2: DeviceConv,
-    mid: Vec<DeviceConv>,
-    lat1: DeviceConv,
-    dec1: DeviceConv,
-    lat0: DeviceConv,
-    dec0: DeviceConv,
-    out: DeviceConv,
-    maps: Option<Maps>,
+    layers: Layers<DeviceConv>,
+    maps: Option<Maps<CudaSlice<f32>>>,
 }
 
 impl DeviceStreakNet {
     /// Uploads the weights of `l` (checked for the shapes the forward pass chains).
     pub(crate) fn upload(s: &Arc<CudaStream>, l: &StreakLayers) -> Result<Self> {
-        check_layers(l)?;
-        let one = |c: &ConvLayer| DeviceConv::upload(s, c);
-        let many = |v: &[ConvLayer]| v.iter().map(one).collect::<Result<Vec<_>>>();
-        Ok(Self {
-            head: one(&l.head)?,
-            enc0: many(&l.enc0)?,
-            down1: one(&l.down1)?,
-            enc1: many(&l.enc1)?,
-            down2: one(&l.down2)?,
-            mid: many(&l.mid)?,
-            lat1: one(&l.lat1)?,
-            dec1: one(&l.dec1)?,
-            lat0: one(&l.lat0)?,
-            dec0: one(&l.dec0)?,
-            out: one(&l.out)?,
-            maps: None,
-        })
-    }
-
-    fn alloc_maps(&self, s: &Arc<CudaStream>, w: usize, h: usize) -> Result<Maps> {
-        let (c0, c1, c2) = (
-            self.head.layer.cout,
-            self.down1.layer.cout,
-            self.down2.layer.cout,
-        );
-        let (n2, n4, n8) = (w * h / 4, w * h / 16, w * h / 64);
-        let alloc = |n: usize| zeros::<f32>(s, n);
-        // quarter also holds lat0's c0 channels; eighth lat1's c1.
-        let (cq, ce) = (c1.max(c0), c2.max(c1));
-        Ok(Maps {
-            w,
-            h,
-            u: alloc(16 * n2)?,
-            half: [alloc(c0 * n2)?, alloc(c0 * n2)?, alloc(c0 * n2)?],
-            quarter: [alloc(cq * n4)?, alloc(cq * n4)?, alloc(cq * n4)?],
-            eighth: [alloc(ce * n8)?, alloc(ce * n8)?],
-        })
+        let copy = |v: &[f32]| {
+            s.clone_htod(v)
+                .map_err(|e| launch::driver("uploading network weights", e))
+        };
+        let layers = Layers::checked(l)?.try_map(|c| {
+            Ok(DeviceConv {
+                shape: ConvLayer {
+                    cin: c.cin,
+                    cout: c.cout,
+                    k: c.k,
+                    stride: c.stride,
+                    dilation: c.dilation,
+                    weights: Vec::new(),
+                    bias: Vec::new(),
+                },
+                w: copy(&c.weights)?,
+                b: copy(&c.bias)?,
+            })
+        })?;
+        Ok(Self { layers, maps: None })
     }
 
     /// R, the visible rain layer (three planes of `w`×`h`), of the RGB image `rgb` (three
@@ -163,110 +385,13 @@ impl DeviceStreakNet {
         h: usize,
         r: &mut CudaSlice<f32>,
     ) -> Result<()> {
-        if w == 0
-            || h == 0
-            || !w.is_multiple_of(STREAK_MULTIPLE)
-            || !h.is_multiple_of(STREAK_MULTIPLE)
-        {
-            return Err(Error::param(
-                "streak network",
-                format!("{w}x{h} is not a non-zero multiple of {STREAK_MULTIPLE}"),
-            ));
-        }
+        let mut ops = DeviceOps { s, k };
         let mut m = match self.maps.take() {
-            Some(m) if m.w == w && m.h == h => m,
-            _ => self.alloc_maps(s, w, h)?,
+            Some(m) if m.fit(w, h) => m,
+            _ => Maps::new(&mut ops, &self.layers, w, h)?,
         };
-        let res = self.run_levels(s, k, rgb, &mut m, r);
+        let res = forward(&mut ops, &self.layers, rgb, &mut m, r);
         self.maps = Some(m);
         res
-    }
-
-    fn run_levels(
-        &self,
-        s: &Arc<CudaStream>,
-        k: &Kernels,
-        rgb: &CudaSlice<f32>,
-        m: &mut Maps,
-        r: &mut CudaSlice<f32>,
-    ) -> Result<()> {
-        let (w, h) = (m.w, m.h);
-        let (w2, h2, w4, h4, w8, h8) = (w / 2, h / 2, w / 4, h / 4, w / 8, h / 8);
-        launch::unshuffle_residue(s, k, rgb, w, h, &mut m.u)?;
-        // 1/2: e0 = enc0(head(u)), kept in half[0].
-        let [e0, ha, hb] = &mut m.half;
-        self.head.run(s, k, &m.u, w2, h2, true, e0)?;
-        chain(s, k, &self.enc0, e0, ha, w2, h2)?;
-        // 1/4: e1 = enc1(down1(e0)), kept in quarter[0].
-        let [e1, qa, qb] = &mut m.quarter;
-        self.down1.run(s, k, e0, w2, h2, true, e1)?;
-        chain(s, k, &self.enc1, e1, qa, w4, h4)?;
-        // 1/8: m = mid(down2(e1)).
-        let [ma, mb] = &mut m.eighth;
-        self.down2.run(s, k, e1, w4, h4, true, ma)?;
-        chain(s, k, &self.mid, ma, mb, w8, h8)?;
-        // d1 = dec1(up(lat1(m)) + e1) at 1/4.
-        self.lat1.run(s, k, ma, w8, h8, false, mb)?;
-        launch::up_add(s, k, mb, self.lat1.layer.cout, e1, w4, h4)?;
-        self.dec1.run(s, k, e1, w4, h4, true, qb)?;
-        // d0 = dec0(up(lat0(d1)) + e0) at 1/2.
-        self.lat0.run(s, k, qb, w4, h4, false, qa)?;
-        launch::up_add(s, k, qa, self.lat0.layer.cout, e0, w2, h2)?;
-        self.dec0.run(s, k, e0, w2, h2, true, hb)?;
-        // R = shuffle(out(d0)).
-        self.out.run(s, k, hb, w2, h2, false, &mut m.u)?;
-        launch::shuffle(s, k, &m.u, w, h, r)
-    }
-}
-
-/// Runs `convs` (each + LeakyReLU) on `x` in place, alternating with `tmp`: the result ends in
-/// `x`.
-fn chain(
-    s: &Arc<CudaStream>,
-    k: &Kernels,
-    convs: &[DeviceConv],
-    x: &mut CudaSlice<f32>,
-    tmp: &mut CudaSlice<f32>,
-    w: usize,
-    h: usize,
-) -> Result<()> {
-    for c in convs {
-        c.run(s, k, x, w, h, true, tmp)?;
-        std::mem::swap(x, tmp);
-    }
-    Ok(())
-}
-
-/// The channel counts the forward pass chains: head 16 → c0, enc0 c0 → c0, down1 c0 → c1
-/// (stride 2), enc1, down2 c1 → c2 (stride 2), mid, lat1 c2 → c1, dec1 c1 → c1, lat0 c1 →
-/// c0, dec0 c0 → c0, out c0 → 12.
-fn check_layers(l: &StreakLayers) -> Result<()> {
-    let (c0, c1, c2) = (l.head.cout, l.down1.cout, l.down2.cout);
-    let want = |c: &ConvLayer, cin: usize, cout: usize, stride: usize| {
-        c.cin == cin
-            && c.cout == cout
-            && c.stride == stride
-            && c.weights.len() == cout * cin * c.k * c.k
-            && c.bias.len() == cout
-    };
-    let ok = want(&l.head, 16, c0, 1)
-        && l.enc0.iter().all(|c| want(c, c0, c0, 1))
-        && want(&l.down1, c0, c1, 2)
-        && l.enc1.iter().all(|c| want(c, c1, c1, 1))
-        && want(&l.down2, c1, c2, 2)
-        && !l.mid.is_empty()
-        && l.mid.iter().all(|c| want(c, c2, c2, 1))
-        && want(&l.lat1, c2, c1, 1)
-        && want(&l.dec1, c1, c1, 1)
-        && want(&l.lat0, c1, c0, 1)
-        && want(&l.dec0, c0, c0, 1)
-        && want(&l.out, c0, 12, 1);
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::param(
-            "streak network",
-            "the layers do not chain as the streak architecture (streak.onnx)",
-        ))
     }
 }
