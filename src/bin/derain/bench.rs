@@ -398,6 +398,42 @@ fn cuda_bench(a: &BenchArgs, sizes: &[(usize, usize)]) -> anyhow::Result<()> {
     if a.mode.parse::<derain::Mode>()? == derain::Mode::Full {
         let model = config.model_for("cuda");
         for (w, h, bytes) in &frames {
+            // One frame at a time, with the pipeline's own split of it: the streak network
+            // (device, transfers included) and the host's steps.
+            let (wu, hu) = (*w as u32, *h as u32);
+            let frame = FrameRef::new(bytes, wu, hu, w * 4, PixelFormat::Rgba)?;
+            let mut out_bytes = vec![0u8; w * h * 4];
+            let mut serial = Pipeline::new(Config {
+                backend: derain::Backend::Cuda,
+                mode: derain::Mode::Full,
+                model: Some(model.clone()),
+                ..Config::default()
+            })?;
+            let mut steps: Vec<[f64; 4]> = Vec::new();
+            let e2e = median_ms(a.reps, || {
+                let mut out = FrameMut::new(&mut out_bytes, wu, hu, w * 4, PixelFormat::Rgba)
+                    .expect("layout");
+                serial.process(&frame, &mut out).expect("process");
+                if let Some(t) = serial.last_run().map(|r| r.timings) {
+                    steps.push([t.streak_ms, t.low_res_ms, t.networks_ms, t.inversion_ms]);
+                }
+            });
+            let med = |k: usize| {
+                let mut v: Vec<f64> = steps.iter().map(|s| s[k]).collect();
+                v.sort_by(f64::total_cmp);
+                v.get(v.len() / 2).copied().unwrap_or(0.0)
+            };
+            println!(
+                "{w}x{h} cuda full ({model}), one frame at a time: {e2e:.3} ms ({:.1} fps) = \
+                 frame packing and the streak network on the GPU with transfers {:.3} + host: I_s, \
+                 downsample and bank \
+                 {:.3}, veil and refinement networks {:.3}, full-res passes {:.3}",
+                1e3 / e2e,
+                med(0),
+                med(1),
+                med(2),
+                med(3)
+            );
             for engines in [1, a.engines.max(1)] {
                 let one = BenchArgs {
                     engines,
