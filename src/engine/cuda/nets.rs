@@ -3,7 +3,7 @@
 //! the weights uploaded once and the feature maps sized once per frame size.
 //!
 //! The chain ([`forward`]: which map each layer reads and writes, the reuse of buffers) is
-//! written once over [`NetOps`]: the device's launches here ([`DeviceOps`]), the emulated
+//! written once over [`NetOps`]: the device's launches here ([`LaunchOps`]), the emulated
 //! kernels on host buffers in the tests (`emulated::nets`), so the very code that runs on the
 //! GPU is checked in CI. The arithmetic is the CPU native runtime's (same taps, same order,
 //! same fused multiply-adds), so R agrees with it bit for bit on the emulated kernels and
@@ -274,12 +274,12 @@ impl LayerShape for DeviceConv {
 }
 
 /// [`NetOps`] as launches of `kernels/nets.cu` on one stream.
-pub(crate) struct DeviceOps<'a> {
+pub(crate) struct LaunchOps<'a> {
     pub s: &'a Arc<CudaStream>,
     pub k: &'a Kernels,
 }
 
-impl NetOps for DeviceOps<'_> {
+impl NetOps for LaunchOps<'_> {
     type Conv = DeviceConv;
     type Buf = CudaSlice<f32>;
 
@@ -385,7 +385,7 @@ impl DeviceStreakNet {
         h: usize,
         r: &mut CudaSlice<f32>,
     ) -> Result<()> {
-        let mut ops = DeviceOps { s, k };
+        let mut ops = LaunchOps { s, k };
         let mut m = match self.maps.take() {
             Some(m) if m.fit(w, h) => m,
             _ => Maps::new(&mut ops, &self.layers, w, h)?,

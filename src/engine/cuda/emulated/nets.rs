@@ -29,7 +29,7 @@ fn up_add(e: &Emu, x: &[f32], c: usize, skip: &mut [f32], w: usize, h: usize) {
         skip.as_mut_ptr() => *mut f32, h as i32 => i32, w as i32 => i32);
 }
 
-/// [`NetOps`] on host buffers through the emulated kernels: what `DeviceOps` launches.
+/// [`NetOps`] on host buffers through the emulated kernels: what `LaunchOps` launches.
 struct EmuOps<'a> {
     e: &'a Emu,
 }
