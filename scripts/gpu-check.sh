@@ -16,7 +16,8 @@
 #                                  # tests (small sizes) where the machine has it; everything
 #                                  # is also written into LOGDIR (default $OUT when set, else
 #                                  # target/gpu-check/logs): stamp.txt, tests.log, bench.txt,
-#                                  # bench.json, sanitizer.log. Exit status non-zero if any
+#                                  # bench.json, bench_torch.jsonl (the PyTorch floor),
+#                                  # sanitizer.log. Exit status non-zero if any
 #                                  # test failed or the sanitizer reported an error.
 #   scripts/gpu-check.sh tests     # the tests alone (they may share the machine with other work)
 #   scripts/gpu-check.sh bench     # the benchmark alone (give it the machine to itself)
@@ -94,7 +95,7 @@ bench() {
   gpu_idle
   echo "=== derain bench --backend cuda (720p, 1080p; then the frame scheduler, 2 engines, 4 in flight)"
   timeout 200 "$dir/derain" bench --backend cuda --reps 15 --engines 2 || f=1
-  [ -n "${logs:-}" ] && { timeout 120 "$dir/derain" bench --backend cuda --reps 9 --json \
+  [ -n "${logs:-}" ] && { timeout 90 "$dir/derain" bench --backend cuda --sizes 1920x1080 --reps 5 --json \
                             > "$logs/bench.json" 2>/dev/null || f=1; }
   echo "=== derain bench --backend cpu (1080p; baseline, all cores)"
   timeout 120 "$dir/derain" bench --backend cpu --sizes 1920x1080 --reps 9 || f=1
@@ -102,6 +103,17 @@ bench() {
   timeout 240 "$dir/derain" bench --backend cuda --mode full --sizes 1920x1080 --reps 5 --engines 2 || f=1
   echo "=== derain bench --backend cpu --mode full --model quality (1080p; baseline, all cores)"
   timeout 120 "$dir/derain" bench --backend cpu --mode full --model quality --sizes 1920x1080 --reps 3 || f=1
+  # The floor for the streak network on the device: the same network in PyTorch (fp16, bf16,
+  # fp32) in a CUDA graph at batch 1, 4, 16, 1920x1088 (the repository's training/ beside us).
+  local tdir
+  for tdir in "$here/../training" "$here/../../training"; do [ -d "$tdir/derain_train" ] && break; done
+  if [ -d "$tdir/derain_train" ] && python3 -c 'import torch; assert torch.cuda.is_available()' 2>/dev/null; then
+    echo "=== PyTorch floor: python3 -m derain_train.bench_torch (streak networks, CUDA graph)"
+    (cd "$tdir" && timeout 150 python3 -m derain_train.bench_torch --reps 20) \
+      | tee "${logs:-/tmp}/bench_torch.jsonl" || f=1
+  else
+    echo "PyTorch floor not run: no training/derain_train beside the script or no CUDA PyTorch"
+  fi
   return $f
 }
 

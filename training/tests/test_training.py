@@ -264,3 +264,15 @@ def test_harm_score_is_high_when_rain_free_input_is_left_alone():
     assert harm(Const(0.0), x)["clear"] > 99
     off = harm(Const(0.1), x)["clear"]
     assert abs(off - 20.0) < 0.2, off
+
+
+def test_the_pytorch_floor_benchmark_runs_and_reports_every_case(capsys):
+    # bench_torch on the CPU (no graph, fp32 only): one JSON line per (size, batch).
+    import json
+    from derain_train import bench_torch
+    bench_torch.main(["--device", "cpu", "--height", "32", "--width", "48", "--batches", "1", "2",
+                      "--reps", "1"])
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(r["size"], r["batch"]) for r in rows] == [("fast", 1), ("fast", 2), ("quality", 1),
+                                                        ("quality", 2)]
+    assert all(r["ms_per_frame"] > 0 and r["tmac_per_s"] > 0 for r in rows)
