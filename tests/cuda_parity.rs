@@ -10,7 +10,7 @@ mod common;
 
 use derain::engine::cuda::CudaEngine;
 use derain::physics::guided_filter::{self, BANK_EPS, BANK_RADII};
-use derain::physics::{Source, dark, residue};
+use derain::physics::{Components, Source, dark, residue};
 use derain::{Backend, Config, FrameMut, FrameRef, Pipeline, PixelFormat, PlanarRgb, Plane};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -79,6 +79,20 @@ fn assert_close(what: &str, cpu: &Plane, gpu: &Plane, tol: f32) {
         cpu.width,
         cpu.height
     );
+}
+
+/// J, T and S of a CPU and a CUDA run within [`TOL`]; `what` names the plane in messages.
+fn assert_planes_close(what: &dyn Fn(&str) -> String, c: &Components, g: &Components) {
+    for k in 0..3 {
+        assert_close(
+            &what("J"),
+            &c.background.planes[k],
+            &g.background.planes[k],
+            TOL,
+        );
+    }
+    assert_close(&what("T"), &c.transmission, &g.transmission, TOL);
+    assert_close(&what("S"), &c.streaks, &g.streaks, TOL);
 }
 
 const SIZES: [(usize, usize); 7] = [
@@ -276,16 +290,7 @@ fn cuda_physics_components_match_cpu() {
             let g = gpu.components(&img).unwrap();
             let what = |s: &str| format!("{s} {w}x{h} frame {frame}");
             assert_eq!(c.atmosphere, g.atmosphere, "{}", what("A"));
-            for k in 0..3 {
-                assert_close(
-                    &what("J"),
-                    &c.background.planes[k],
-                    &g.background.planes[k],
-                    TOL,
-                );
-            }
-            assert_close(&what("T"), &c.transmission, &g.transmission, TOL);
-            assert_close(&what("S"), &c.streaks, &g.streaks, TOL);
+            assert_planes_close(&what, &c, &g);
         }
     }
 }
@@ -482,16 +487,7 @@ fn cuda_full_mode_matches_cpu() {
                 let c = cpu.components(&img).unwrap();
                 let g = gpu.components(&img).unwrap();
                 let what = |s: &str| format!("{size:?} {s} {w}x{h} frame {frame}");
-                for k in 0..3 {
-                    assert_close(
-                        &what("J"),
-                        &c.background.planes[k],
-                        &g.background.planes[k],
-                        TOL,
-                    );
-                }
-                assert_close(&what("T"), &c.transmission, &g.transmission, TOL);
-                assert_close(&what("S"), &c.streaks, &g.streaks, TOL);
+                assert_planes_close(&what, &c, &g);
             }
         }
     }

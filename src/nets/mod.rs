@@ -121,8 +121,9 @@ pub struct ConvLayer {
     pub bias: Vec<f32>,
 }
 
-/// The streak network's convolutions (`streak.onnx`) in the roles of its forward pass, which
-/// every backend runs the same way (LeakyReLU 0.1 after every convolution but `lat1`, `lat0`
+/// The streak network's convolutions (`streak.onnx`) in the roles of its forward pass, each a
+/// `C` (plain data by default; each runtime keeps its own form: the native runtime's
+/// convolutions, the CUDA engine's device weights), which every backend runs the same way (LeakyReLU 0.1 after every convolution but `lat1`, `lat0`
 /// and `out`):
 ///
 /// ```text
@@ -132,29 +133,52 @@ pub struct ConvLayer {
 ///   R  = shuffle₂(out(d0))                       3 ch at full resolution
 /// ```
 #[derive(Debug, Clone, PartialEq)]
-pub struct StreakLayers {
+pub struct StreakLayers<C = ConvLayer> {
     /// 3×3, 16 → c0, at 1/2.
-    pub head: ConvLayer,
+    pub head: C,
     /// 3×3 c0 → c0 at 1/2 (dilations as the file gives them, like every stack).
-    pub enc0: Vec<ConvLayer>,
+    pub enc0: Vec<C>,
     /// 3×3 stride 2, c0 → c1.
-    pub down1: ConvLayer,
+    pub down1: C,
     /// 3×3 c1 → c1 at 1/4.
-    pub enc1: Vec<ConvLayer>,
+    pub enc1: Vec<C>,
     /// 3×3 stride 2, c1 → c2.
-    pub down2: ConvLayer,
+    pub down2: C,
     /// Dilated 3×3 c2 → c2 at 1/8.
-    pub mid: Vec<ConvLayer>,
+    pub mid: Vec<C>,
     /// 1×1 c2 → c1 (no activation).
-    pub lat1: ConvLayer,
+    pub lat1: C,
     /// 3×3 c1 → c1 at 1/4.
-    pub dec1: ConvLayer,
+    pub dec1: C,
     /// 1×1 c1 → c0 (no activation).
-    pub lat0: ConvLayer,
+    pub lat0: C,
     /// 3×3 c0 → c0 at 1/2.
-    pub dec0: ConvLayer,
+    pub dec0: C,
     /// 3×3 c0 → 12 at 1/2 (no activation), shuffled into R.
-    pub out: ConvLayer,
+    pub out: C,
+}
+
+impl<C> StreakLayers<C> {
+    /// The same roles with every layer mapped by `f` (another runtime's form of the layers).
+    pub fn try_map<D, E>(
+        &self,
+        f: impl Fn(&C) -> std::result::Result<D, E>,
+    ) -> std::result::Result<StreakLayers<D>, E> {
+        let many = |v: &[C]| v.iter().map(&f).collect::<std::result::Result<Vec<_>, E>>();
+        Ok(StreakLayers {
+            head: f(&self.head)?,
+            enc0: many(&self.enc0)?,
+            down1: f(&self.down1)?,
+            enc1: many(&self.enc1)?,
+            down2: f(&self.down2)?,
+            mid: many(&self.mid)?,
+            lat1: f(&self.lat1)?,
+            dec1: f(&self.dec1)?,
+            lat0: f(&self.lat0)?,
+            dec0: f(&self.dec0)?,
+            out: f(&self.out)?,
+        })
+    }
 }
 
 /// One ONNX network: always loadable by tract (the reference runtime), and run by the native

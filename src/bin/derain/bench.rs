@@ -74,6 +74,13 @@ pub fn test_frame(w: usize, h: usize) -> Vec<u8> {
     v
 }
 
+/// The median of column `k` of per-run step timings (at least one run).
+fn column_median<const N: usize>(rows: &[[f64; N]], k: usize) -> f64 {
+    let mut v: Vec<f64> = rows.iter().map(|s| s[k]).collect();
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
 fn median_ms(reps: usize, mut f: impl FnMut()) -> f64 {
     f(); // warm-up
     let mut t: Vec<f64> = (0..reps.max(1))
@@ -224,11 +231,7 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
         } else {
             None
         };
-        let med = |k: usize| {
-            let mut v: Vec<f64> = steps.iter().map(|s| s[k]).collect();
-            v.sort_by(f64::total_cmp);
-            v[v.len() / 2]
-        };
+        let med = |k: usize| column_median(&steps, k);
         if mode == derain::Mode::Full {
             stages.push(("full: streak network (full res, I_s = I − R)", med(4)));
             stages.push(("full: downsample + 10-filter bank (work res)", med(0)));
@@ -418,11 +421,7 @@ fn cuda_bench(a: &BenchArgs, sizes: &[(usize, usize)]) -> anyhow::Result<()> {
                     steps.push([t.streak_ms, t.low_res_ms, t.networks_ms, t.inversion_ms]);
                 }
             });
-            let med = |k: usize| {
-                let mut v: Vec<f64> = steps.iter().map(|s| s[k]).collect();
-                v.sort_by(f64::total_cmp);
-                v.get(v.len() / 2).copied().unwrap_or(0.0)
-            };
+            let med = |k: usize| column_median(&steps, k);
             println!(
                 "{w}x{h} cuda full ({model}), one frame at a time: {e2e:.3} ms ({:.1} fps) = \
                  frame packing and the streak network on the GPU with transfers {:.3} + host: I_s, \

@@ -53,7 +53,7 @@ pub(crate) struct FullWorkspace {
 
 /// Copies the frame into `out` as three planes of `pw`×`ph` (NCHW, batch 1), repeating the last
 /// row and column into the padding.
-fn pack_frame(src: &Source<'_>, pw: usize, ph: usize, out: &mut Vec<f32>) {
+pub(crate) fn pack_frame(src: &Source<'_>, pw: usize, ph: usize, out: &mut Vec<f32>) {
     let (w, h) = (src.width(), src.height());
     out.resize(3 * pw * ph, 0.0);
     let (r, rest) = out.split_at_mut(pw * ph);

@@ -11,6 +11,7 @@
 mod full;
 pub(crate) mod physics;
 
+pub(crate) use full::pack_frame;
 pub use physics::derain_physics;
 
 use crate::config::{Config, Mode, ModelChoice};

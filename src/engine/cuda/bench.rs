@@ -14,6 +14,7 @@ use super::nets::DeviceStreakNet;
 use super::ops::{GuidedBuffers, GuidedOutput, guided_on_device, upload, zeros};
 use super::{CudaEngine, DEFAULT_RUN, DeviceInfo, OutKind, RING_DEPTH, RunOptions, Ticket};
 use crate::config::Config;
+use crate::engine::cpu::pack_frame;
 use crate::error::{Error, Result};
 use crate::frame::{FrameMut, FrameRef, PixelFormat, PlanarRgb};
 use crate::nets::{FullNets, ModelSize, STREAK_MULTIPLE};
@@ -389,12 +390,8 @@ fn bench_size(
         w.next_multiple_of(STREAK_MULTIPLE),
         h.next_multiple_of(STREAK_MULTIPLE),
     );
-    let padded: Vec<f32> = (0..3 * pw * ph)
-        .map(|i| {
-            let (c, y, x) = (i / (pw * ph), (i / pw) % ph, i % pw);
-            img.planes[c].data[y.min(h - 1) * w + x.min(w - 1)]
-        })
-        .collect();
+    let mut padded = Vec::new();
+    pack_frame(&Source::Planar(&img), pw, ph, &mut padded);
     let dp = upload(&s, &padded)?;
     for size in [ModelSize::Fast, ModelSize::Quality] {
         let nets = FullNets::embedded(size)?;

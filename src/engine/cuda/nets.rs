@@ -19,87 +19,37 @@ use super::ops::zeros;
 use crate::error::{Error, Result};
 use crate::nets::{ConvLayer, STREAK_MULTIPLE, StreakLayers};
 
-/// The streak network's layers in their roles, each of type `C` (weights on the device, or
-/// on the host for the emulation).
-#[derive(Debug)]
-pub(crate) struct Layers<C> {
-    pub head: C,
-    pub enc0: Vec<C>,
-    pub down1: C,
-    pub enc1: Vec<C>,
-    pub down2: C,
-    pub mid: Vec<C>,
-    pub lat1: C,
-    pub dec1: C,
-    pub lat0: C,
-    pub dec0: C,
-    pub out: C,
-}
-
-impl Layers<ConvLayer> {
-    /// The layers of `l`, checked for the channel counts the forward pass chains: head 16 →
-    /// c0, enc0 c0 → c0, down1 c0 → c1 (stride 2), enc1, down2 c1 → c2 (stride 2), mid (at
-    /// least one), lat1 c2 → c1, dec1 c1 → c1, lat0 c1 → c0, dec0 c0 → c0, out c0 → 12.
-    pub(crate) fn checked(l: &StreakLayers) -> Result<Self> {
-        let (c0, c1, c2) = (l.head.cout, l.down1.cout, l.down2.cout);
-        let want = |c: &ConvLayer, cin: usize, cout: usize, stride: usize| {
-            c.cin == cin
-                && c.cout == cout
-                && c.stride == stride
-                && c.weights.len() == cout * cin * c.k * c.k
-                && c.bias.len() == cout
-        };
-        let ok = want(&l.head, 16, c0, 1)
-            && l.enc0.iter().all(|c| want(c, c0, c0, 1))
-            && want(&l.down1, c0, c1, 2)
-            && l.enc1.iter().all(|c| want(c, c1, c1, 1))
-            && want(&l.down2, c1, c2, 2)
-            && !l.mid.is_empty()
-            && l.mid.iter().all(|c| want(c, c2, c2, 1))
-            && want(&l.lat1, c2, c1, 1)
-            && want(&l.dec1, c1, c1, 1)
-            && want(&l.lat0, c1, c0, 1)
-            && want(&l.dec0, c0, c0, 1)
-            && want(&l.out, c0, 12, 1);
-        if !ok {
-            return Err(Error::param(
-                "streak network",
-                "the layers do not chain as the streak architecture (streak.onnx)",
-            ));
-        }
-        Ok(Self {
-            head: l.head.clone(),
-            enc0: l.enc0.clone(),
-            down1: l.down1.clone(),
-            enc1: l.enc1.clone(),
-            down2: l.down2.clone(),
-            mid: l.mid.clone(),
-            lat1: l.lat1.clone(),
-            dec1: l.dec1.clone(),
-            lat0: l.lat0.clone(),
-            dec0: l.dec0.clone(),
-            out: l.out.clone(),
-        })
-    }
-}
-
-impl<C> Layers<C> {
-    /// The same roles with every layer mapped by `f`.
-    pub(crate) fn try_map<D>(&self, f: impl Fn(&C) -> Result<D>) -> Result<Layers<D>> {
-        let many = |v: &[C]| v.iter().map(&f).collect::<Result<Vec<_>>>();
-        Ok(Layers {
-            head: f(&self.head)?,
-            enc0: many(&self.enc0)?,
-            down1: f(&self.down1)?,
-            enc1: many(&self.enc1)?,
-            down2: f(&self.down2)?,
-            mid: many(&self.mid)?,
-            lat1: f(&self.lat1)?,
-            dec1: f(&self.dec1)?,
-            lat0: f(&self.lat0)?,
-            dec0: f(&self.dec0)?,
-            out: f(&self.out)?,
-        })
+/// Checks the channel counts the forward pass chains: head 16 → c0, enc0 c0 → c0, down1 c0 →
+/// c1 (stride 2), enc1, down2 c1 → c2 (stride 2), mid (at least one), lat1 c2 → c1, dec1 c1 →
+/// c1, lat0 c1 → c0, dec0 c0 → c0, out c0 → 12.
+pub(crate) fn check_layers(l: &StreakLayers) -> Result<()> {
+    let (c0, c1, c2) = (l.head.cout, l.down1.cout, l.down2.cout);
+    let want = |c: &ConvLayer, cin: usize, cout: usize, stride: usize| {
+        c.cin == cin
+            && c.cout == cout
+            && c.stride == stride
+            && c.weights.len() == cout * cin * c.k * c.k
+            && c.bias.len() == cout
+    };
+    let ok = want(&l.head, 16, c0, 1)
+        && l.enc0.iter().all(|c| want(c, c0, c0, 1))
+        && want(&l.down1, c0, c1, 2)
+        && l.enc1.iter().all(|c| want(c, c1, c1, 1))
+        && want(&l.down2, c1, c2, 2)
+        && !l.mid.is_empty()
+        && l.mid.iter().all(|c| want(c, c2, c2, 1))
+        && want(&l.lat1, c2, c1, 1)
+        && want(&l.dec1, c1, c1, 1)
+        && want(&l.lat0, c1, c0, 1)
+        && want(&l.dec0, c0, c0, 1)
+        && want(&l.out, c0, 12, 1);
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::param(
+            "streak network",
+            "the layers do not chain as the streak architecture (streak.onnx)",
+        ))
     }
 }
 
@@ -166,7 +116,7 @@ impl<B> Maps<B> {
     /// Maps for `w`×`h` (multiples of [`STREAK_MULTIPLE`]) of the network `l`.
     pub(crate) fn new<O: NetOps<Buf = B>>(
         ops: &mut O,
-        l: &Layers<O::Conv>,
+        l: &StreakLayers<O::Conv>,
         w: usize,
         h: usize,
     ) -> Result<Self> {
@@ -202,7 +152,7 @@ impl<B> Maps<B> {
 /// maps `m`: the forward pass of [`StreakLayers`].
 pub(crate) fn forward<O: NetOps>(
     ops: &mut O,
-    l: &Layers<O::Conv>,
+    l: &StreakLayers<O::Conv>,
     rgb: &O::Buf,
     m: &mut Maps<O::Buf>,
     r: &mut O::Buf,
@@ -344,7 +294,7 @@ impl NetOps for LaunchOps<'_> {
 /// The streak network on one device: its weights, and its maps for the last frame size.
 #[derive(Debug)]
 pub(crate) struct DeviceStreakNet {
-    layers: Layers<DeviceConv>,
+    layers: StreakLayers<DeviceConv>,
     maps: Option<Maps<CudaSlice<f32>>>,
 }
 
@@ -355,7 +305,8 @@ impl DeviceStreakNet {
             s.clone_htod(v)
                 .map_err(|e| launch::driver("uploading network weights", e))
         };
-        let layers = Layers::checked(l)?.try_map(|c| {
+        check_layers(l)?;
+        let layers = l.try_map(|c| {
             Ok(DeviceConv {
                 shape: ConvLayer {
                     cin: c.cin,

@@ -6,7 +6,7 @@
 
 use super::*;
 use crate::engine::cuda::launch::{conv_config, up_add_config};
-use crate::engine::cuda::nets::{Layers, Maps, NetOps, forward};
+use crate::engine::cuda::nets::{Maps, NetOps, check_layers, forward};
 use crate::nets::{ConvLayer, FullNets, ModelSize, StreakLayers};
 
 fn conv(e: &Emu, x: &[f32], l: &ConvLayer, w: usize, h: usize, leaky: bool) -> Vec<f32> {
@@ -101,10 +101,10 @@ impl NetOps for EmuOps<'_> {
 /// R through the very chain `DeviceStreakNet` runs ([`forward`]), on the emulated kernels.
 fn streak_forward(e: &Emu, l: &StreakLayers, rgb: &[f32], w: usize, h: usize) -> Vec<f32> {
     let mut ops = EmuOps { e };
-    let layers = Layers::checked(l).expect("the streak architecture");
-    let mut maps = Maps::new(&mut ops, &layers, w, h).expect("host buffers");
+    check_layers(l).expect("the streak architecture");
+    let mut maps = Maps::new(&mut ops, l, w, h).expect("host buffers");
     let mut r = vec![f32::NAN; 3 * w * h];
-    forward(&mut ops, &layers, &rgb.to_vec(), &mut maps, &mut r).expect("forward");
+    forward(&mut ops, l, &rgb.to_vec(), &mut maps, &mut r).expect("forward");
     r
 }
 

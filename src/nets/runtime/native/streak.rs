@@ -24,21 +24,8 @@ use crate::nets::{ConvLayer, StreakLayers};
 /// Pixel (un)shuffle factor.
 const FACTOR: usize = 2;
 
-/// The streak network's layers.
-#[derive(Debug, Clone)]
-pub(super) struct StreakNet {
-    head: Conv,
-    enc0: Vec<Conv>,
-    down1: Conv,
-    enc1: Vec<Conv>,
-    down2: Conv,
-    mid: Vec<Conv>,
-    lat1: Conv,
-    dec1: Conv,
-    lat0: Conv,
-    dec0: Conv,
-    out: Conv,
-}
+/// The streak network's layers in their roles ([`StreakLayers`]), as native convolutions.
+pub(super) type StreakNet = StreakLayers<Conv>;
 
 /// Names of the 3×3 convolutions of an `nn.Sequential` of (conv, act) pairs: `p.0`, `p.2`, …
 fn stack(w: &Weights, p: &str, c: usize, dil: &dyn Fn(&str) -> usize) -> Result<Vec<Conv>, String> {
@@ -53,7 +40,7 @@ fn stack(w: &Weights, p: &str, c: usize, dil: &dyn Fn(&str) -> usize) -> Result<
     Ok(out)
 }
 
-impl StreakNet {
+impl StreakLayers<Conv> {
     /// The layers from the weights of a `streak.onnx`; `dilation(name)` gives the dilation of
     /// the convolution whose weight is `name.weight` (1 where the file says nothing).
     pub(super) fn from_weights(
@@ -86,28 +73,19 @@ impl StreakNet {
     /// The layers as plain data ([`crate::nets::StreakLayers`], whose forward pass is this
     /// one's).
     pub(super) fn layers(&self) -> StreakLayers {
-        let one = |c: &Conv| ConvLayer {
-            cin: c.cin,
-            cout: c.cout,
-            k: c.k,
-            stride: c.stride,
-            dilation: c.dilation,
-            weights: c.w.clone(),
-            bias: c.b.clone(),
+        let plain = |c: &Conv| {
+            Ok::<_, std::convert::Infallible>(ConvLayer {
+                cin: c.cin,
+                cout: c.cout,
+                k: c.k,
+                stride: c.stride,
+                dilation: c.dilation,
+                weights: c.w.clone(),
+                bias: c.b.clone(),
+            })
         };
-        let many = |v: &[Conv]| v.iter().map(one).collect();
-        StreakLayers {
-            head: one(&self.head),
-            enc0: many(&self.enc0),
-            down1: one(&self.down1),
-            enc1: many(&self.enc1),
-            down2: one(&self.down2),
-            mid: many(&self.mid),
-            lat1: one(&self.lat1),
-            dec1: one(&self.dec1),
-            lat0: one(&self.lat0),
-            dec0: one(&self.dec0),
-            out: one(&self.out),
+        match self.try_map(plain) {
+            Ok(l) => l,
         }
     }
 
