@@ -458,8 +458,9 @@ fn cuda_streak_network_matches_the_native_runtime() {
     }
 }
 
-/// `full` mode on CUDA (the streak network on the GPU) against the CPU engine, both shipped
-/// sizes, odd sizes and two frames of a stream: the same components within the tolerance.
+/// `full` mode on CUDA (every full-resolution step on the GPU) against the CPU engine, both
+/// shipped sizes, odd sizes and two frames of a stream: the same components within the
+/// tolerance.
 #[test]
 fn cuda_full_mode_matches_cpu() {
     use derain::Mode;
@@ -490,5 +491,68 @@ fn cuda_full_mode_matches_cpu() {
                 assert_planes_close(&what, &c, &g);
             }
         }
+    }
+}
+
+/// `full` mode on CUDA into packed frames (the device's finish: blend, packing, alpha) against
+/// the CPU engine: bytes within one level but where R's device rounding moves a pixel over a
+/// rounding edge.
+#[test]
+fn cuda_full_mode_frames_match_cpu() {
+    use derain::Mode;
+    use derain::nets::{ModelChoice, ModelSize};
+    if engine("cuda_full_mode_frames_match_cpu").is_none() {
+        return;
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    let config = |backend| Config {
+        backend,
+        mode: Mode::Full,
+        model: Some(ModelChoice::Embedded(ModelSize::Fast)),
+        ..Config::default()
+    };
+    let mut cpu = Pipeline::new(config(Backend::Cpu)).unwrap();
+    let mut gpu = Pipeline::new(config(Backend::Cuda)).unwrap();
+    for &(w, h, format, strength) in &[
+        (53, 31, PixelFormat::Rgba, 1.0),
+        (641, 361, PixelFormat::Bgrx, 0.7),
+        (1280, 720, PixelFormat::Rgb, 1.0),
+        (1920, 1080, PixelFormat::Bgra, 0.5),
+    ] {
+        if !keep(w) {
+            continue;
+        }
+        cpu.set_strength(strength).unwrap();
+        gpu.set_strength(strength).unwrap();
+        let bpp = format.bytes_per_pixel();
+        let img = image(w, h, &mut rng);
+        let mut bytes = vec![0u8; w * h * bpp];
+        let mut f = FrameMut::new(&mut bytes, w as u32, h as u32, w * bpp, format).unwrap();
+        img.write_frame(&mut f, None).unwrap();
+        if format.alpha_offset().is_some() {
+            for px in bytes.chunks_exact_mut(4) {
+                px[3] = rng.random();
+            }
+        }
+        let input = FrameRef::new(&bytes, w as u32, h as u32, w * bpp, format).unwrap();
+        let (mut a, mut b) = (vec![0u8; bytes.len()], vec![0u8; bytes.len()]);
+        cpu.process(
+            &input,
+            &mut FrameMut::new(&mut a, w as u32, h as u32, w * bpp, format).unwrap(),
+        )
+        .unwrap();
+        gpu.process(
+            &input,
+            &mut FrameMut::new(&mut b, w as u32, h as u32, w * bpp, format).unwrap(),
+        )
+        .unwrap();
+        let worst = a.iter().zip(&b).map(|(x, y)| x.abs_diff(*y)).max().unwrap();
+        let off = a.iter().zip(&b).filter(|(x, y)| x != y).count();
+        assert!(
+            worst <= 1 && off * 100 <= a.len(),
+            "{w}x{h} {format:?}: worst byte Δ {worst}, {off} of {} bytes differ",
+            a.len()
+        );
+        assert_ne!(a, bytes, "{w}x{h}: the frame changed");
     }
 }

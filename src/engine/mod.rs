@@ -21,7 +21,7 @@ pub enum Engine {
     /// The CUDA engine (`physics` mode on an NVIDIA GPU; see [`cuda`]).
     #[cfg(feature = "cuda")]
     Cuda(cuda::CudaEngine),
-    /// `full` mode with its streak network on an NVIDIA GPU ([`cuda::full`]).
+    /// `full` mode on an NVIDIA GPU, the frame kept on the device ([`cuda::full`]).
     #[cfg(feature = "cuda")]
     CudaFull(Box<cuda::full::CudaFullEngine>),
 }

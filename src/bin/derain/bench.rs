@@ -396,13 +396,14 @@ fn cuda_bench(a: &BenchArgs, sizes: &[(usize, usize)]) -> anyhow::Result<()> {
             println!("{w}x{h} cuda {name}: {ms:.3} ms ({:.1} fps)", 1e3 / ms);
         }
     }
-    // `--mode full`: end to end with the streak network on the GPU (engine::cuda::full), one
-    // engine and as many as asked, frames in flight.
+    // `--mode full`: end to end with the frame on the GPU (engine::cuda::full), one engine and
+    // as many as asked, frames in flight.
     if a.mode.parse::<derain::Mode>()? == derain::Mode::Full {
         let model = config.model_for("cuda");
         for (w, h, bytes) in &frames {
-            // One frame at a time, with the pipeline's own split of it: the streak network
-            // (device, transfers included) and the host's steps.
+            // One frame at a time, with the pipeline's own split of it: the device's
+            // full-resolution steps up to the working-resolution download, the host's stages,
+            // and the device's inversion and finish with their round trips.
             let (wu, hu) = (*w as u32, *h as u32);
             let frame = FrameRef::new(bytes, wu, hu, w * 4, PixelFormat::Rgba)?;
             let mut out_bytes = vec![0u8; w * h * 4];
@@ -424,9 +425,9 @@ fn cuda_bench(a: &BenchArgs, sizes: &[(usize, usize)]) -> anyhow::Result<()> {
             let med = |k: usize| column_median(&steps, k);
             println!(
                 "{w}x{h} cuda full ({model}), one frame at a time: {e2e:.3} ms ({:.1} fps) = \
-                 frame packing and the streak network on the GPU with transfers {:.3} + host: I_s, \
-                 downsample and bank \
-                 {:.3}, veil and refinement networks {:.3}, full-res passes {:.3}",
+                 GPU: upload, streak network, I_s and the downsamplings with their download \
+                 {:.3} + host: bank {:.3}, veil and refinement networks {:.3} + GPU: inversion \
+                 and finish with their transfers {:.3}",
                 1e3 / e2e,
                 med(0),
                 med(1),

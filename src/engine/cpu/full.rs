@@ -28,7 +28,7 @@
 
 use rayon::prelude::*;
 
-use super::{StreakDevice, invert};
+use super::invert;
 use crate::config::PhysicsParams;
 use crate::error::{Error, Result};
 use crate::frame::{PlanarRgb, Plane};
@@ -120,13 +120,104 @@ fn lerp_rows(
     up.rows(planes, y, tmp, [&mut r0[..], &mut r1[..], &mut r2[..]]);
 }
 
+/// What the working-resolution stage 1 gives the full-resolution inversion.
+#[derive(Debug)]
+pub(crate) struct Stage1 {
+    /// T at the working resolution, the veil gate applied.
+    pub t_lo: Plane,
+    /// A (after the tracker, if any).
+    pub atmosphere: [f32; 3],
+    /// The veil gate k.
+    pub veil: f32,
+    /// Mean of T (clamped to [0, 1]).
+    pub mean_transmission: f32,
+    /// Milliseconds of the guided-filter bank (the rest is the network and the gate).
+    pub bank_ms: f64,
+}
+
+/// Stage 1 at the working resolution, on the host in both engines: the guided-filter bank of
+/// the downsampled rain-free image (`img_lo`, `res_lo`), the veil network (T, A), the physics
+/// gate from the downsampled input `raw` (image, residue) of a `w`×`h` frame, A and the gate
+/// through `tracker`, and T ← 1 − k·(1 − T). `x_lf` is the network input's buffer.
+pub(crate) fn working_stage1(
+    nets: &mut FullNets,
+    raw: (&[Plane; 3], &Plane),
+    img_lo: [Plane; 3],
+    res_lo: &Plane,
+    (w, h): (usize, usize),
+    tracker: Option<&mut dyn AtmosphereStep>,
+    x_lf: &mut Vec<f32>,
+) -> Result<Stage1> {
+    let raw_veil = physics_gate_from_downsampled(raw.0, raw.1, w, h)?.1;
+    let (lw, lh) = (res_lo.width, res_lo.height);
+    let (pw, ph) = (
+        lw.next_multiple_of(PAD_MULTIPLE),
+        lh.next_multiple_of(PAD_MULTIPLE),
+    );
+    let t_bank = std::time::Instant::now();
+    let rgb_lo = PlanarRgb::from_planes(img_lo)?;
+    let lf = guided_bank(res_lo, &rgb_lo, &BANK_RADII, &BANK_EPS)?;
+    pack_padded(rgb_lo.planes.iter().chain(&lf), ph, pw, x_lf);
+    let bank_ms = t_bank.elapsed().as_secs_f64() * 1e3;
+    let outs = nets.stage1.run(ph, pw, &[x_lf])?;
+    let mut t_lo = crop(&outs[0], 0, ph, pw, lw, lh);
+    let a_net: [f32; 3] = std::array::from_fn(|c| outs[1][c].clamp(0.0, 1.0));
+    let mean_luma = {
+        let y = crate::physics::luma(&rgb_lo);
+        (y.data.iter().map(|&v| v as f64).sum::<f64>() / y.data.len() as f64) as f32
+    };
+    let (atmosphere, veil) = match tracker {
+        Some(t) => t.update_with_gate(a_net, mean_luma, raw_veil),
+        None => (a_net, raw_veil),
+    };
+    for t in &mut t_lo.data {
+        *t = 1.0 - veil * (1.0 - *t);
+    }
+    let mean_transmission = (t_lo
+        .data
+        .iter()
+        .map(|&t| f64::from(t.clamp(0.0, 1.0)))
+        .sum::<f64>()
+        / t_lo.data.len().max(1) as f64) as f32;
+    Ok(Stage1 {
+        t_lo,
+        atmosphere,
+        veil,
+        mean_transmission,
+        bank_ms,
+    })
+}
+
+/// Stage 2 at the working resolution: ΔJ (three planes of `t_lo`'s size) from the
+/// downsampled J₁ and the depth −ln max(T, t0). `x2` is the network input's buffer.
+pub(crate) fn working_stage2(
+    nets: &mut FullNets,
+    j1_lo: &[Plane],
+    t_lo: &Plane,
+    t0: f32,
+    x2: &mut Vec<f32>,
+) -> Result<[Plane; 3]> {
+    let (lw, lh) = (t_lo.width, t_lo.height);
+    let (pw, ph) = (
+        lw.next_multiple_of(PAD_MULTIPLE),
+        lh.next_multiple_of(PAD_MULTIPLE),
+    );
+    let depth = Plane {
+        width: lw,
+        height: lh,
+        data: t_lo.data.iter().map(|&t| -(t.max(t0)).ln()).collect(),
+    };
+    pack_padded(j1_lo.iter().take(3).chain([&depth]), ph, pw, x2);
+    let dj = nets.stage2.run(ph, pw, &[x2])?.remove(0);
+    Ok(std::array::from_fn(|c| crop(&dj, c, ph, pw, lw, lh)))
+}
+
 /// Runs `full` mode from any [`Source`] into any [`Sink`] (the `Components` sink gets S and T
 /// at full resolution and J after stage 2).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn derain_full_into(
     src: Source<'_>,
     nets: &mut FullNets,
-    streak_device: Option<&mut dyn StreakDevice>,
     params: &PhysicsParams,
     tracker: Option<&mut dyn AtmosphereStep>,
     ws: &mut FullWorkspace,
@@ -145,10 +236,7 @@ pub(crate) fn derain_full_into(
     // The streak network at full resolution: R, then I_s = clamp(I − R, 0, 1).
     let (pw_full, ph_full) = (w.next_multiple_of(MULTIPLE), h.next_multiple_of(MULTIPLE));
     pack_frame(&src, pw_full, ph_full, &mut ws.x_full);
-    let rain = match streak_device {
-        Some(d) => d.rain(&ws.x_full, pw_full, ph_full)?,
-        None => nets.streak.run(ph_full, pw_full, &[&ws.x_full])?.remove(0),
-    };
+    let rain = nets.streak.run(ph_full, pw_full, &[&ws.x_full])?.remove(0);
     if rain.len() != ws.x_full.len() {
         return Err(Error::Inference {
             net: "streak.onnx",
@@ -181,41 +269,26 @@ pub(crate) fn derain_full_into(
     let f = work_factor(w, h);
     // The physics veil gate reads the input, as its ramp was calibrated (on I, streaks
     // included); the networks read I_s.
-    let raw_veil = {
-        let (img_lo, res_lo) = src.downsample_with_residue(f);
-        physics_gate_from_downsampled(&img_lo, &res_lo, w, h)?.1
-    };
+    let raw_lo = src.downsample_with_residue(f);
     let (img_lo, res_lo) = i_s_src.downsample_with_residue(f);
-    let (lw, lh) = (res_lo.width, res_lo.height);
-    let (pw, ph) = (
-        lw.next_multiple_of(PAD_MULTIPLE),
-        lh.next_multiple_of(PAD_MULTIPLE),
-    );
-    let rgb_lo = PlanarRgb::from_planes(img_lo)?;
-    let lf = guided_bank(&res_lo, &rgb_lo, &BANK_RADII, &BANK_EPS)?;
-    pack_padded(rgb_lo.planes.iter().chain(&lf), ph, pw, &mut ws.x_lf);
     let t_bank = std::time::Instant::now();
-
-    let outs = nets.stage1.run(ph, pw, &[&ws.x_lf])?;
-    let mut t_lo = crop(&outs[0], 0, ph, pw, lw, lh);
-    let a_net: [f32; 3] = std::array::from_fn(|c| outs[1][c].clamp(0.0, 1.0));
-    let mean_luma = {
-        let y = crate::physics::luma(&rgb_lo);
-        (y.data.iter().map(|&v| v as f64).sum::<f64>() / y.data.len() as f64) as f32
-    };
-    let (a, veil) = match tracker {
-        Some(t) => t.update_with_gate(a_net, mean_luma, raw_veil),
-        None => (a_net, raw_veil),
-    };
-    for t in &mut t_lo.data {
-        *t = 1.0 - veil * (1.0 - *t);
-    }
-    let mean_transmission = (t_lo
-        .data
-        .iter()
-        .map(|&t| f64::from(t.clamp(0.0, 1.0)))
-        .sum::<f64>()
-        / t_lo.data.len().max(1) as f64) as f32;
+    let st1 = working_stage1(
+        nets,
+        (&raw_lo.0, &raw_lo.1),
+        img_lo,
+        &res_lo,
+        (w, h),
+        tracker,
+        &mut ws.x_lf,
+    )?;
+    let Stage1 {
+        t_lo,
+        atmosphere: a,
+        veil,
+        mean_transmission,
+        bank_ms,
+    } = st1;
+    let (lw, lh) = (t_lo.width, t_lo.height);
     let t_stage1 = std::time::Instant::now();
 
     // Full-resolution pass 1: T, inversion of I_s → J₁ (and S, T into a Components sink).
@@ -291,14 +364,7 @@ pub(crate) fn derain_full_into(
             lo
         })
         .collect();
-    let depth = Plane {
-        width: lw,
-        height: lh,
-        data: t_lo.data.iter().map(|&t| -(t.max(t0)).ln()).collect(),
-    };
-    pack_padded(j1_lo.iter().chain([&depth]), ph, pw, &mut ws.x2);
-    let dj = nets.stage2.run(ph, pw, &[&ws.x2])?.remove(0);
-    let dj: [Plane; 3] = std::array::from_fn(|c| crop(&dj, c, ph, pw, lw, lh));
+    let dj = working_stage2(nets, &j1_lo, &t_lo, t0, &mut ws.x2)?;
     let t_stage2 = std::time::Instant::now();
 
     // Pass 2: J = clamp(J₁ + up(ΔJ)), into the sink.
@@ -382,10 +448,10 @@ pub(crate) fn derain_full_into(
         mean_transmission,
         veil,
         timings: StageTimings {
-            low_res_ms: ms(t_streak, t_bank),
+            low_res_ms: ms(t_streak, t_bank) + bank_ms,
             decomposition_ms: 0.0,
             inversion_ms: ms(t_stage1, t_pass1) + ms(t_stage2, t_end),
-            networks_ms: ms(t_bank, t_stage1) + ms(t_pass1, t_stage2),
+            networks_ms: ms(t_bank, t_stage1) - bank_ms + ms(t_pass1, t_stage2),
             streak_ms: ms(t_start, t_streak),
         },
     })

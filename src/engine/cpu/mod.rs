@@ -8,13 +8,13 @@
 //!
 //! Both end in the same inversion of I = T(J + S) + (1 − T)A ([`invert`]).
 
-mod full;
+pub(crate) mod full;
 pub(crate) mod physics;
 
 pub(crate) use full::pack_frame;
 pub use physics::derain_physics;
 
-use crate::config::{Config, Mode, ModelChoice};
+use crate::config::{Config, Mode};
 use crate::error::Result;
 use crate::nets::FullNets;
 use crate::physics::{AtmosphereStep, RunInfo, Sink, Source};
@@ -28,21 +28,11 @@ pub(crate) fn invert(v: f32, one_minus_t: f32, a: f32, inv_t: f32) -> f32 {
     ((v - one_minus_t * a) * inv_t).max(0.0).min(1.0)
 }
 
-/// A device that runs `full` mode's streak network in place of the CPU runtimes (the CUDA
-/// engine's, `engine::cuda::full`): given the frame padded to a multiple of 16 as three planes
-/// of `pw`×`ph`, it returns R the same way ([`crate::nets::Net::run`]'s output).
-pub(crate) trait StreakDevice: Send + std::fmt::Debug {
-    /// R of the padded frame `x`.
-    fn rain(&mut self, x: &[f32], pw: usize, ph: usize) -> Result<Vec<f32>>;
-}
-
 /// The CPU engine: the networks (when `full` runs) and the buffers reused from frame to frame.
 #[derive(Debug)]
 pub struct CpuEngine {
     physics: physics::Workspace,
     full: Option<(FullNets, full::FullWorkspace)>,
-    /// Where the streak network runs when not here.
-    streak_device: Option<Box<dyn StreakDevice>>,
 }
 
 impl CpuEngine {
@@ -58,22 +48,6 @@ impl CpuEngine {
         Ok(Self {
             physics: physics::Workspace::default(),
             full,
-            streak_device: None,
-        })
-    }
-
-    /// `full` mode with the networks of `model` and the streak network on the device that
-    /// `device` makes from them (everything else runs here).
-    pub(crate) fn full_with_streak_device(
-        model: &ModelChoice,
-        device: impl FnOnce(&FullNets) -> Result<Box<dyn StreakDevice>>,
-    ) -> Result<Self> {
-        let nets = FullNets::load(model)?;
-        let streak_device = Some(device(&nets)?);
-        Ok(Self {
-            physics: physics::Workspace::default(),
-            full: Some((nets, full::FullWorkspace::default())),
-            streak_device,
         })
     }
 
@@ -86,17 +60,9 @@ impl CpuEngine {
         out: Sink<'_, '_>,
     ) -> Result<RunInfo> {
         match &mut self.full {
-            Some((nets, ws)) => full::derain_full_into(
-                input,
-                nets,
-                self.streak_device
-                    .as_mut()
-                    .map(|d| &mut **d as &mut dyn StreakDevice),
-                &config.physics,
-                Some(tracker),
-                ws,
-                out,
-            ),
+            Some((nets, ws)) => {
+                full::derain_full_into(input, nets, &config.physics, Some(tracker), ws, out)
+            }
             None => physics::derain_physics_into(
                 input,
                 &config.physics,

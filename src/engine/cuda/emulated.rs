@@ -666,4 +666,5 @@ fn emulated_temporal_stage_is_bit_identical() {
     }
 }
 
+mod full;
 mod nets;

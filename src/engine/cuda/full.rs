@@ -1,80 +1,644 @@
-//! `full` mode on CUDA, first step: the full-resolution streak network — ≈ 95 % of the mode's
-//! arithmetic — runs on the GPU (`kernels/nets.cu`, [`super::nets::DeviceStreakNet`]); the
-//! working-resolution stages (veil networks, physics gate, refinement) and the full-resolution
-//! inversion run on the host with the CPU engine's code (`engine/cpu/full.rs`), so the output
-//! is the CPU engine's up to the device's rounding of R.
+//! `full` mode on CUDA with the frame resident on the device: every full-resolution step runs
+//! in kernels (`kernels/full.cu`, the streak network of `kernels/nets.cu`, the conversions and
+//! box downsampling of `kernels/convert.cu`); only the working-resolution stages — the
+//! guided-filter bank, the veil network (T, A), the physics gate with the tracker, and the
+//! refinement network, ≈ 1/25 of the pixels at 1080p — run on the host, with the CPU engine's
+//! own code (`engine/cpu/full.rs` [`working_stage1`], [`working_stage2`]).
 //!
-//! Per frame: the padded frame (three f32 planes) goes up, R comes back, both through pinned
-//! staging buffers kept between frames. What the next steps
-//! move onto the device (issue 18): the subtraction I − R and the downsampling (so only the
-//! ≈180-line image comes back), the inversion and the refinement's upsampling, and the
-//! networks on the tensor cores.
+//! ```text
+//!  host                              device (one stream)
+//!  frame bytes → pinned ──H2D──────▶ I = packed8_to_planar(frame)          (w×h)
+//!                                    x = pad(I) to a multiple of 16;  R = streak(x)
+//!                                    I_s = clamp(x − R, 0, 1)
+//!                                    down_f(I), down_f(I_s) with their residues
+//!  ◀─────────────────────────D2H──── 8 working-resolution planes
+//!  stage 1: bank, veil net, gate → T_lo, A
+//!  ─────────────────────────H2D────▶ T_lo
+//!                                    J₁ = (I_s − (1 − up(T_lo))·A) / max(T, t0)
+//!  ◀─────────────────────────D2H──── down_f(J₁)
+//!  stage 2: refinement net → ΔJ
+//!  ─────────────────────────H2D────▶ ΔJ;  J = clamp(J₁ + up(ΔJ)), blend, pack
+//!  out frame ◀── pinned ◀────D2H──── packed frame (or J, S, T planes)
+//! ```
+//! Per 1080p RGBA frame 8.3 MB go up and 8.3 MB come down, against 25 MB of f32 each way when
+//! only the streak network ran on the device. The chain ([`run_full`]) is written once over
+//! [`FullOps`]: the device's launches here, the emulated kernels in the tests
+//! (`emulated::full`), so the sequence the GPU runs is checked bit for bit against the CPU
+//! engine in CI. What stays for later (issue 18): the working-resolution networks on the
+//! device, so the two round trips per frame go, and the networks on the tensor cores.
 
 use std::sync::Arc;
 
-use cudarc::driver::{CudaContext, CudaStream};
+use cudarc::driver::{CudaContext, CudaSlice, CudaStream};
 use rayon::prelude::*;
 
 use super::buffers::{Direction, Staged};
-use super::launch::{Kernels, driver};
-use super::nets::DeviceStreakNet;
+use super::launch::{self, FinishInputs, InvertInputs, Kernels, LowResGeometry, driver};
+use super::nets::{DeviceConv, LaunchOps, Maps, NetOps, forward, upload_layers};
+use super::ops::zeros;
 use super::{DeviceInfo, open_device};
-use crate::config::Config;
-use crate::engine::cpu::{CpuEngine, StreakDevice};
+use crate::config::{Config, PhysicsParams};
+use crate::engine::cpu::full::{Stage1, working_stage1, working_stage2};
 use crate::error::{Error, Result};
-use crate::physics::{AtmosphereStep, RunInfo, Sink, Source};
+use crate::frame::{FrameMut, FrameRef, PixelFormat, PlanarRgb, Plane};
+use crate::nets::full::work_factor;
+use crate::nets::{FullNets, STREAK_MULTIPLE, StreakLayers};
+use crate::physics::{AtmosphereStep, RunInfo, Sink, Source, StageTimings};
 
-/// `full` mode with the streak network on one GPU (see the module doc).
-#[derive(Debug)]
-pub struct CudaFullEngine {
-    cpu: CpuEngine,
-    info: DeviceInfo,
+/// The full-resolution operations of `full` mode around the streak network ([`NetOps`]), on
+/// buffers of f32 (`kernels/full.cu` and `convert.cu`, launched or emulated). The input and
+/// output frames' bytes are kept by the implementation.
+pub(crate) trait FullOps {
+    /// The streak network's operations, on the same buffers.
+    type Net: NetOps;
+    /// The streak network's operations.
+    fn net(&mut self) -> &mut Self::Net;
+    /// A buffer of `n` floats.
+    fn alloc(&mut self, n: usize) -> Result<<Self::Net as NetOps>::Buf>;
+    /// Keeps the bytes of `frame` as the input frame (its pixels, its alpha).
+    fn put_frame(&mut self, frame: &FrameRef<'_>) -> Result<()>;
+    /// The kept input frame as three planes of its size (packed8_to_planar_f32).
+    fn unpack(&mut self, rgb: &mut <Self::Net as NetOps>::Buf) -> Result<()>;
+    /// Host values into the start of `dst`.
+    fn put(&mut self, v: &[f32], dst: &mut <Self::Net as NetOps>::Buf) -> Result<()>;
+    /// The first `n` values of `src` on the host, once the work before is done.
+    fn get(&mut self, src: &<Self::Net as NetOps>::Buf, n: usize) -> Result<Vec<f32>>;
+    /// `x` (pw×ph) = the three planes `rgb` (w×h) padded by repeating the edge.
+    fn pad(
+        &mut self,
+        rgb: &<Self::Net as NetOps>::Buf,
+        wh: (usize, usize),
+        pwh: (usize, usize),
+        x: &mut <Self::Net as NetOps>::Buf,
+    ) -> Result<()>;
+    /// I_s (w×h) = clamp(x − r, 0, 1) over the top-left w×h of the pw×ph planes.
+    fn rain_free(
+        &mut self,
+        x: &<Self::Net as NetOps>::Buf,
+        r: &<Self::Net as NetOps>::Buf,
+        pwh: (usize, usize),
+        wh: (usize, usize),
+        i_s: &mut <Self::Net as NetOps>::Buf,
+    ) -> Result<()>;
+    /// Box means over `s`×`s` blocks of the three planes `rgb` and of their residue (4 planes).
+    fn downsample(
+        &mut self,
+        rgb: &<Self::Net as NetOps>::Buf,
+        wh: (usize, usize),
+        s: usize,
+        lo: &mut <Self::Net as NetOps>::Buf,
+    ) -> Result<()>;
+    /// The inversion: J₁ (3 planes) and, with `st`, S and T.
+    fn invert(
+        &mut self,
+        p: &Invert<'_, <Self::Net as NetOps>::Buf>,
+        j1: &mut <Self::Net as NetOps>::Buf,
+        st: Option<&mut <Self::Net as NetOps>::Buf>,
+    ) -> Result<()>;
+    /// J = clamp(J₁ + up(ΔJ)) blended with `rgb` by `strength`, packed like the kept input
+    /// frame into the kept output frame.
+    fn finish_frame(
+        &mut self,
+        p: &Finish<'_, <Self::Net as NetOps>::Buf>,
+        strength: f32,
+        rgb: &<Self::Net as NetOps>::Buf,
+    ) -> Result<()>;
+    /// The kept output frame into `out` (same size and format as the kept input frame).
+    fn get_frame(&mut self, out: &mut FrameMut<'_>) -> Result<()>;
+    /// J = clamp(J₁ + up(ΔJ)) as three planes into `out`.
+    fn finish_planes(
+        &mut self,
+        p: &Finish<'_, <Self::Net as NetOps>::Buf>,
+        out: &mut <Self::Net as NetOps>::Buf,
+    ) -> Result<()>;
 }
 
-/// The streak network on the device, with its input and output kept between frames in
-/// device memory and page-locked host twins (the frame goes up and R comes down through them).
-struct DeviceStreak {
-    ctx: Arc<CudaContext>,
-    stream: Arc<CudaStream>,
-    kernels: Kernels,
-    net: DeviceStreakNet,
-    x: Option<Staged<f32>>,
-    r: Option<Staged<f32>>,
+/// The inversion's inputs (see `kernels/full.cu` `full_invert_f32`).
+pub(crate) struct Invert<'a, B> {
+    pub i_s: &'a B,
+    pub w: usize,
+    pub h: usize,
+    pub t_lo: &'a B,
+    pub g: LowResGeometry,
+    pub t0: f32,
+    pub t_inv: f32,
+    pub atmosphere: [f32; 3],
+    pub rain: &'a B,
+    pub pw: usize,
+    pub ph: usize,
 }
 
-impl std::fmt::Debug for DeviceStreak {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DeviceStreak").finish_non_exhaustive()
+/// The refinement's inputs: J₁ and ΔJ.
+pub(crate) struct Finish<'a, B> {
+    pub j1: &'a B,
+    pub dj: &'a B,
+    pub g: LowResGeometry,
+    pub w: usize,
+    pub h: usize,
+}
+
+/// The buffers of one frame size.
+pub(crate) struct FullMaps<B> {
+    w: usize,
+    h: usize,
+    /// I (3 planes of w×h).
+    rgb: B,
+    /// I padded to pw×ph (the streak network's input).
+    x: B,
+    /// R (3 planes of pw×ph).
+    r: B,
+    /// I_s (3 planes of w×h).
+    i_s: B,
+    /// Downsampled I and its residue, then I_s and its residue (4 planes each).
+    lo_raw: B,
+    lo_s: B,
+    /// T at the working resolution.
+    t_lo: B,
+    /// J₁ (3 planes of w×h), then its downsampling (4 planes).
+    j1: B,
+    j1_lo: B,
+    /// ΔJ (3 planes at the working resolution).
+    dj: B,
+    /// S and T (2 planes of w×h) and J (3 planes) for a components sink, made when asked.
+    st: Option<B>,
+    out: Option<B>,
+    net: Maps<B>,
+    /// The host networks' input tensors.
+    x_lf: Vec<f32>,
+    x2: Vec<f32>,
+}
+
+impl<B> FullMaps<B> {
+    fn new<O: FullOps<Net = N>, N: NetOps<Buf = B>>(
+        ops: &mut O,
+        layers: &StreakLayers<N::Conv>,
+        w: usize,
+        h: usize,
+    ) -> Result<Self> {
+        let (pw, ph) = padded(w, h);
+        let f = work_factor(w, h);
+        let (n, pn, ln) = (w * h, pw * ph, w.div_ceil(f) * h.div_ceil(f));
+        let net = Maps::new(ops.net(), layers, pw, ph)?;
+        Ok(Self {
+            w,
+            h,
+            rgb: ops.alloc(3 * n)?,
+            x: ops.alloc(3 * pn)?,
+            r: ops.alloc(3 * pn)?,
+            i_s: ops.alloc(3 * n)?,
+            lo_raw: ops.alloc(4 * ln)?,
+            lo_s: ops.alloc(4 * ln)?,
+            t_lo: ops.alloc(ln)?,
+            j1: ops.alloc(3 * n)?,
+            j1_lo: ops.alloc(4 * ln)?,
+            dj: ops.alloc(3 * ln)?,
+            st: None,
+            out: None,
+            net,
+            x_lf: Vec::new(),
+            x2: Vec::new(),
+        })
     }
 }
 
-impl StreakDevice for DeviceStreak {
-    fn rain(&mut self, x: &[f32], pw: usize, ph: usize) -> Result<Vec<f32>> {
-        let n = 3 * pw * ph;
-        if x.len() != n {
-            return Err(Error::param(
-                "streak network",
-                format!("{} values for a {pw}x{ph} frame", x.len()),
-            ));
+/// The frame size padded to the streak network's multiple.
+fn padded(w: usize, h: usize) -> (usize, usize) {
+    (
+        w.next_multiple_of(STREAK_MULTIPLE),
+        h.next_multiple_of(STREAK_MULTIPLE),
+    )
+}
+
+/// Three (or four) planes of `lw`×`lh` from a flat host copy.
+fn planes(v: &[f32], count: usize, lw: usize, lh: usize) -> Vec<Plane> {
+    v.chunks_exact(lw * lh)
+        .take(count)
+        .map(|c| Plane {
+            width: lw,
+            height: lh,
+            data: c.to_vec(),
+        })
+        .collect()
+}
+
+/// Runs `full` mode on one frame through `ops`, as the CPU engine's `derain_full_into` does:
+/// the same stages in the same order, the working-resolution ones on the host (`nets`).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn run_full<O: FullOps>(
+    ops: &mut O,
+    layers: &StreakLayers<<O::Net as NetOps>::Conv>,
+    nets: &mut FullNets,
+    maps: &mut Option<FullMaps<<O::Net as NetOps>::Buf>>,
+    src: Source<'_>,
+    params: &PhysicsParams,
+    tracker: Option<&mut dyn AtmosphereStep>,
+    sink: Sink<'_, '_>,
+) -> Result<RunInfo> {
+    let (w, h) = (src.width(), src.height());
+    if w == 0 || h == 0 {
+        return Err(Error::param("input", "empty image"));
+    }
+    // The frame the output is packed like (alpha copied from it).
+    let like = match (&src, &sink) {
+        (Source::Packed(f), _) => Some(*f),
+        (Source::Planar(_), Sink::Frame(fs)) => Some(fs.input),
+        (Source::Planar(_), Sink::Components(_)) => None,
+    };
+    if let (Sink::Frame(fs), Some(l)) = (&sink, like) {
+        let same = |a: (u32, u32, PixelFormat), b: (u32, u32, PixelFormat)| a == b;
+        let (o, i) = (
+            (fs.frame.width(), fs.frame.height(), fs.frame.format()),
+            (l.width(), l.height(), l.format()),
+        );
+        if !same(o, i) || (l.width() as usize, l.height() as usize) != (w, h) {
+            return Err(Error::UnsupportedFrame {
+                width: o.0,
+                height: o.1,
+                format: o.2,
+                reason: format!("output differs from the input {}x{} {:?}", i.0, i.1, i.2),
+            });
         }
-        let s = &self.stream;
-        let xb = Staged::fit(&mut self.x, s, &self.ctx, n, Direction::Upload)?;
-        xb.host
+    }
+    let t0 = params.min_transmission;
+    let t_inv = crate::physics::noise::min_transmission_for(&src, params);
+    let (pw, ph) = padded(w, h);
+    let f = work_factor(w, h);
+    let g = LowResGeometry {
+        lw: w.div_ceil(f),
+        lh: h.div_ceil(f),
+        s: f,
+    };
+    let (n, ln) = (w * h, g.lw * g.lh);
+    let m = match maps.take() {
+        Some(m) if (m.w, m.h) == (w, h) => m,
+        old => {
+            drop(old);
+            FullMaps::new(ops, layers, w, h)?
+        }
+    };
+    let m = maps.insert(m);
+    let t_start = std::time::Instant::now();
+
+    // I on the device.
+    if let Some(l) = like {
+        ops.put_frame(l)?;
+    }
+    match src {
+        Source::Packed(_) => ops.unpack(&mut m.rgb)?,
+        Source::Planar(img) => {
+            let v: Vec<f32> = img
+                .planes
+                .iter()
+                .flat_map(|p| p.data.iter().copied())
+                .collect();
+            ops.put(&v, &mut m.rgb)?;
+        }
+    }
+    // R, I_s, and both downsampled (the physics gate reads I, the networks I_s).
+    ops.pad(&m.rgb, (w, h), (pw, ph), &mut m.x)?;
+    forward(ops.net(), layers, &m.x, &mut m.net, &mut m.r)?;
+    ops.rain_free(&m.x, &m.r, (pw, ph), (w, h), &mut m.i_s)?;
+    ops.downsample(&m.rgb, (w, h), f, &mut m.lo_raw)?;
+    ops.downsample(&m.i_s, (w, h), f, &mut m.lo_s)?;
+    let raw = planes(&ops.get(&m.lo_raw, 4 * ln)?, 4, g.lw, g.lh);
+    let mut lo = planes(&ops.get(&m.lo_s, 4 * ln)?, 4, g.lw, g.lh);
+    let t_streak = std::time::Instant::now();
+
+    // Stage 1 on the host; T_lo back to the device.
+    let res_lo = lo.pop().expect("four planes");
+    let img_lo: [Plane; 3] = lo
+        .try_into()
+        .map_err(|_| Error::param("cuda full", "three downsampled planes"))?;
+    let raw_img = [raw[0].clone(), raw[1].clone(), raw[2].clone()];
+    let Stage1 {
+        t_lo,
+        atmosphere,
+        veil,
+        mean_transmission,
+        bank_ms,
+    } = working_stage1(
+        nets,
+        (&raw_img, &raw[3]),
+        img_lo,
+        &res_lo,
+        (w, h),
+        tracker,
+        &mut m.x_lf,
+    )?;
+    ops.put(&t_lo.data, &mut m.t_lo)?;
+    let t_stage1 = std::time::Instant::now();
+
+    // The inversion at full resolution; J₁ downsampled for stage 2.
+    let comps = matches!(sink, Sink::Components(_));
+    if comps && m.st.is_none() {
+        m.st = Some(ops.alloc(2 * n)?);
+        m.out = Some(ops.alloc(3 * n)?);
+    }
+    let inv = Invert {
+        i_s: &m.i_s,
+        w,
+        h,
+        t_lo: &m.t_lo,
+        g,
+        t0,
+        t_inv,
+        atmosphere,
+        rain: &m.r,
+        pw,
+        ph,
+    };
+    ops.invert(&inv, &mut m.j1, if comps { m.st.as_mut() } else { None })?;
+    ops.downsample(&m.j1, (w, h), f, &mut m.j1_lo)?;
+    let j1_lo = planes(&ops.get(&m.j1_lo, 3 * ln)?, 3, g.lw, g.lh);
+    let t_pass1 = std::time::Instant::now();
+
+    // Stage 2 on the host; ΔJ back to the device, J finished there.
+    let dj = working_stage2(nets, &j1_lo, &t_lo, t0, &mut m.x2)?;
+    let dj: Vec<f32> = dj.iter().flat_map(|p| p.data.iter().copied()).collect();
+    ops.put(&dj, &mut m.dj)?;
+    let t_stage2 = std::time::Instant::now();
+    let fin = Finish {
+        j1: &m.j1,
+        dj: &m.dj,
+        g,
+        w,
+        h,
+    };
+    match sink {
+        Sink::Frame(fs) => {
+            ops.finish_frame(&fin, fs.strength, &m.rgb)?;
+            ops.get_frame(fs.frame)?;
+        }
+        Sink::Components(c) => {
+            let (Some(st), Some(out)) = (m.st.as_ref(), m.out.as_mut()) else {
+                return Err(Error::param("cuda full", "component buffers"));
+            };
+            ops.finish_planes(&fin, out)?;
+            let j = planes(&ops.get(out, 3 * n)?, 3, w, h);
+            let st = planes(&ops.get(st, 2 * n)?, 2, w, h);
+            let [s, t]: [Plane; 2] = st
+                .try_into()
+                .map_err(|_| Error::param("cuda full", "S and T planes"))?;
+            let [r, gr, b]: [Plane; 3] = j
+                .try_into()
+                .map_err(|_| Error::param("cuda full", "three planes of J"))?;
+            c.background = PlanarRgb::from_planes([r, gr, b])?;
+            c.streaks = s;
+            c.transmission = t;
+            c.atmosphere = atmosphere;
+        }
+    }
+    let t_end = std::time::Instant::now();
+    let ms = |a: std::time::Instant, b: std::time::Instant| (b - a).as_secs_f64() * 1e3;
+    Ok(RunInfo {
+        atmosphere,
+        veil_gate: Some(veil),
+        mean_transmission,
+        veil,
+        timings: StageTimings {
+            low_res_ms: bank_ms,
+            decomposition_ms: 0.0,
+            inversion_ms: ms(t_stage1, t_pass1) + ms(t_stage2, t_end),
+            networks_ms: ms(t_streak, t_stage1) - bank_ms + ms(t_pass1, t_stage2),
+            streak_ms: ms(t_start, t_streak),
+        },
+    })
+}
+
+/// Input and output frames' bytes, kept between frames with their page-locked twins.
+#[derive(Default)]
+struct FrameIo {
+    /// The kept input frame: its bytes, size and format.
+    input: Option<Staged<u8>>,
+    like: Option<(usize, usize, PixelFormat)>,
+    output: Option<Staged<u8>>,
+}
+
+/// [`FullOps`] as launches on one stream.
+struct LaunchFull<'a> {
+    net: LaunchOps<'a>,
+    ctx: &'a Arc<CudaContext>,
+    io: &'a mut FrameIo,
+}
+
+impl LaunchFull<'_> {
+    fn like(&self) -> Result<(usize, usize, PixelFormat)> {
+        self.io
+            .like
+            .ok_or_else(|| Error::param("cuda full", "no input frame was kept"))
+    }
+
+    fn input(&self) -> Result<&CudaSlice<u8>> {
+        self.io
+            .input
+            .as_ref()
+            .map(|b| &b.dev)
+            .ok_or_else(|| Error::param("cuda full", "no input frame was kept"))
+    }
+}
+
+impl<'a> FullOps for LaunchFull<'a> {
+    type Net = LaunchOps<'a>;
+
+    fn net(&mut self) -> &mut LaunchOps<'a> {
+        &mut self.net
+    }
+
+    fn alloc(&mut self, n: usize) -> Result<CudaSlice<f32>> {
+        zeros::<f32>(self.net.s, n)
+    }
+
+    fn put_frame(&mut self, frame: &FrameRef<'_>) -> Result<()> {
+        let (w, h) = (frame.width() as usize, frame.height() as usize);
+        let row = w * frame.format().bytes_per_pixel();
+        let s = self.net.s;
+        let b = Staged::fit(&mut self.io.input, s, self.ctx, row * h, Direction::Upload)?;
+        b.host
             .as_mut_slice()
             .map_err(|e| driver("pinned host memory", e))?
-            .par_chunks_mut(1 << 16)
-            .zip(x.par_chunks(1 << 16))
-            .for_each(|(d, v)| d.copy_from_slice(v));
-        s.memcpy_htod(&xb.host, &mut xb.dev)
+            .par_chunks_mut(row)
+            .enumerate()
+            .with_min_len(32)
+            .for_each(|(y, d)| d.copy_from_slice(frame.row(y)));
+        s.memcpy_htod(&b.host, &mut b.dev)
             .map_err(|e| driver("uploading the frame", e))?;
-        let rb = Staged::fit(&mut self.r, s, &self.ctx, n, Direction::Download)?;
+        self.io.like = Some((w, h, frame.format()));
+        Ok(())
+    }
+
+    fn unpack(&mut self, rgb: &mut CudaSlice<f32>) -> Result<()> {
+        let (w, h, format) = self.like()?;
+        let row = w * format.bytes_per_pixel();
+        let (s, k) = (self.net.s, self.net.k);
+        launch::packed8_to_planar(s, k, self.input()?, row, w, h, format, rgb)
+    }
+
+    fn put(&mut self, v: &[f32], dst: &mut CudaSlice<f32>) -> Result<()> {
+        if dst.len() < v.len() {
+            return Err(Error::param(
+                "cuda full",
+                "a buffer too small for its upload",
+            ));
+        }
         self.net
-            .forward(s, &self.kernels, &xb.dev, pw, ph, &mut rb.dev)?;
-        s.memcpy_dtoh(&rb.dev, &mut rb.host)
-            .map_err(|e| driver("downloading R", e))?;
-        // as_slice waits for the copy to finish.
-        let host = rb.host.as_slice().map_err(|e| driver("waiting for R", e))?;
-        Ok(host[..n].to_vec())
+            .s
+            .memcpy_htod(v, dst)
+            .map_err(|e| driver("uploading working-resolution planes", e))
+    }
+
+    fn get(&mut self, src: &CudaSlice<f32>, n: usize) -> Result<Vec<f32>> {
+        let s = self.net.s;
+        let v = s
+            .clone_dtoh(&src.slice(0..n.min(src.len())))
+            .map_err(|e| driver("downloading working-resolution planes", e))?;
+        s.synchronize()
+            .map_err(|e| driver("waiting for the download", e))?;
+        Ok(v)
+    }
+
+    fn pad(
+        &mut self,
+        rgb: &CudaSlice<f32>,
+        wh: (usize, usize),
+        pwh: (usize, usize),
+        x: &mut CudaSlice<f32>,
+    ) -> Result<()> {
+        launch::pad_planes(self.net.s, self.net.k, rgb, wh, pwh, x)
+    }
+
+    fn rain_free(
+        &mut self,
+        x: &CudaSlice<f32>,
+        r: &CudaSlice<f32>,
+        pwh: (usize, usize),
+        wh: (usize, usize),
+        i_s: &mut CudaSlice<f32>,
+    ) -> Result<()> {
+        launch::rain_free(self.net.s, self.net.k, x, r, pwh, wh, i_s)
+    }
+
+    fn downsample(
+        &mut self,
+        rgb: &CudaSlice<f32>,
+        (w, h): (usize, usize),
+        s: usize,
+        lo: &mut CudaSlice<f32>,
+    ) -> Result<()> {
+        launch::downsample_residue(self.net.s, self.net.k, rgb, w, h, s, lo)?;
+        Ok(())
+    }
+
+    fn invert(
+        &mut self,
+        p: &Invert<'_, CudaSlice<f32>>,
+        j1: &mut CudaSlice<f32>,
+        st: Option<&mut CudaSlice<f32>>,
+    ) -> Result<()> {
+        let q = InvertInputs {
+            i_s: p.i_s,
+            w: p.w,
+            h: p.h,
+            t_lo: p.t_lo,
+            g: p.g,
+            t0: p.t0,
+            t_inv: p.t_inv,
+            atmosphere: p.atmosphere,
+            rain: p.rain,
+            pw: p.pw,
+            ph: p.ph,
+        };
+        launch::full_invert(self.net.s, self.net.k, &q, j1, st)
+    }
+
+    fn finish_frame(
+        &mut self,
+        p: &Finish<'_, CudaSlice<f32>>,
+        strength: f32,
+        rgb: &CudaSlice<f32>,
+    ) -> Result<()> {
+        let (w, h, format) = self.like()?;
+        let row = w * format.bytes_per_pixel();
+        let (s, ctx) = (self.net.s, self.ctx);
+        Staged::fit(&mut self.io.output, s, ctx, row * h, Direction::Download)?;
+        let (Some(input), Some(out)) = (self.io.input.as_ref(), self.io.output.as_mut()) else {
+            return Err(Error::param("cuda full", "no input frame was kept"));
+        };
+        let q = FinishInputs {
+            j1: p.j1,
+            dj: p.dj,
+            g: p.g,
+            w: p.w,
+            h: p.h,
+        };
+        launch::full_finish_packed8(
+            s,
+            self.net.k,
+            &q,
+            strength,
+            rgb,
+            &input.dev,
+            &mut out.dev,
+            row,
+            format,
+        )
+    }
+
+    fn get_frame(&mut self, out: &mut FrameMut<'_>) -> Result<()> {
+        let (w, _, format) = self.like()?;
+        let row = w * format.bytes_per_pixel();
+        let s = self.net.s;
+        let o = self
+            .io
+            .output
+            .as_mut()
+            .ok_or_else(|| Error::param("cuda full", "no output frame was made"))?;
+        s.memcpy_dtoh(&o.dev, &mut o.host)
+            .map_err(|e| driver("downloading the frame", e))?;
+        // as_slice waits for the copy.
+        let src = o
+            .host
+            .as_slice()
+            .map_err(|e| driver("reading the downloaded frame", e))?;
+        out.par_rows_mut()
+            .zip(src.par_chunks(row))
+            .with_min_len(32)
+            .for_each(|(d, s)| d.copy_from_slice(s));
+        Ok(())
+    }
+
+    fn finish_planes(
+        &mut self,
+        p: &Finish<'_, CudaSlice<f32>>,
+        out: &mut CudaSlice<f32>,
+    ) -> Result<()> {
+        let q = FinishInputs {
+            j1: p.j1,
+            dj: p.dj,
+            g: p.g,
+            w: p.w,
+            h: p.h,
+        };
+        launch::full_finish_planar(self.net.s, self.net.k, &q, out)
+    }
+}
+
+/// `full` mode on one GPU (see the module doc).
+pub struct CudaFullEngine {
+    info: DeviceInfo,
+    ctx: Arc<CudaContext>,
+    stream: Arc<CudaStream>,
+    kernels: Kernels,
+    layers: StreakLayers<DeviceConv>,
+    nets: FullNets,
+    maps: Option<FullMaps<CudaSlice<f32>>>,
+    io: FrameIo,
+}
+
+impl std::fmt::Debug for CudaFullEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CudaFullEngine")
+            .field("device", &self.info)
+            .finish_non_exhaustive()
     }
 }
 
@@ -90,30 +654,30 @@ impl CudaFullEngine {
         let stream = ctx
             .new_stream()
             .map_err(|e| driver("creating a stream", e))?;
-        let cpu = CpuEngine::full_with_streak_device(&config.model_for("cuda"), |nets| {
-            let layers = nets.streak.streak_layers().ok_or_else(|| {
-                Error::Unavailable(
-                    "this streak.onnx is not an architecture the CUDA engine runs (only the \
+        let nets = FullNets::load(&config.model_for("cuda"))?;
+        let host_layers = nets.streak.streak_layers().ok_or_else(|| {
+            Error::Unavailable(
+                "this streak.onnx is not an architecture the CUDA engine runs (only the \
                  native runtime's streak network); use backend=cpu"
-                        .into(),
-                )
-            })?;
-            let net = DeviceStreakNet::upload(&stream, &layers)?;
-            Ok(Box::new(DeviceStreak {
-                ctx: ctx.clone(),
-                stream: stream.clone(),
-                kernels,
-                net,
-                x: None,
-                r: None,
-            }))
+                    .into(),
+            )
         })?;
+        let layers = upload_layers(&stream, &host_layers)?;
         log::info!(
-            "CUDA full mode on device {ordinal}: {} (the streak network on the GPU, the \
-             working-resolution stages on the host)",
+            "CUDA full mode on device {ordinal}: {} (every full-resolution step on the GPU, \
+             the working-resolution networks on the host)",
             info.name
         );
-        Ok(Self { cpu, info })
+        Ok(Self {
+            info,
+            ctx,
+            stream,
+            kernels,
+            layers,
+            nets,
+            maps: None,
+            io: FrameIo::default(),
+        })
     }
 
     /// The device in use.
@@ -129,6 +693,23 @@ impl CudaFullEngine {
         tracker: &mut dyn AtmosphereStep,
         out: Sink<'_, '_>,
     ) -> Result<RunInfo> {
-        self.cpu.derain_into(input, config, tracker, out)
+        let mut ops = LaunchFull {
+            net: LaunchOps {
+                s: &self.stream,
+                k: &self.kernels,
+            },
+            ctx: &self.ctx,
+            io: &mut self.io,
+        };
+        run_full(
+            &mut ops,
+            &self.layers,
+            &mut self.nets,
+            &mut self.maps,
+            input,
+            &config.physics,
+            Some(tracker),
+            out,
+        )
     }
 }

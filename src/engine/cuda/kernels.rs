@@ -66,11 +66,21 @@ pub enum KernelId {
     Shuffle,
     /// Networks: nearest ×2 upsampling added into a skip map.
     UpAdd,
+    /// `full`: the frame padded to the streak network's multiple.
+    PadPlanes,
+    /// `full`: I_s = clamp(I − R, 0, 1).
+    RainFree,
+    /// `full`: T upsampled and the inversion J₁ (and S, T planes).
+    FullInvert,
+    /// `full`: J = J₁ + up(ΔJ), blended and packed.
+    FullFinishPacked8,
+    /// `full`: J = J₁ + up(ΔJ) as planes.
+    FullFinishPlanar,
 }
 
 impl KernelId {
     /// Every kernel, in a fixed order (the index of [`Kernels`]).
-    pub const ALL: [KernelId; 23] = [
+    pub const ALL: [KernelId; 28] = [
         KernelId::Packed8ToPlanar,
         KernelId::PlanarToPacked8,
         KernelId::Residue,
@@ -94,6 +104,11 @@ impl KernelId {
         KernelId::UnshuffleResidue,
         KernelId::Shuffle,
         KernelId::UpAdd,
+        KernelId::PadPlanes,
+        KernelId::RainFree,
+        KernelId::FullInvert,
+        KernelId::FullFinishPacked8,
+        KernelId::FullFinishPlanar,
     ];
 
     /// The `extern "C" __global__` name in the `.cu` file.
@@ -122,6 +137,11 @@ impl KernelId {
             KernelId::UnshuffleResidue => "unshuffle_residue_f32",
             KernelId::Shuffle => "shuffle_f32",
             KernelId::UpAdd => "up_add_f32",
+            KernelId::PadPlanes => "pad_planes_f32",
+            KernelId::RainFree => "rain_free_f32",
+            KernelId::FullInvert => "full_invert_f32",
+            KernelId::FullFinishPacked8 => "full_finish_packed8",
+            KernelId::FullFinishPlanar => "full_finish_planar_f32",
         }
     }
 
@@ -149,6 +169,11 @@ impl KernelId {
             KernelId::Conv2d | KernelId::UnshuffleResidue | KernelId::Shuffle | KernelId::UpAdd => {
                 "nets.cu"
             }
+            KernelId::PadPlanes
+            | KernelId::RainFree
+            | KernelId::FullInvert
+            | KernelId::FullFinishPacked8
+            | KernelId::FullFinishPlanar => "full.cu",
         }
     }
 }
@@ -166,7 +191,7 @@ macro_rules! kernel_source {
 pub const COMMON: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/kernels/common.cuh"));
 
 /// Every kernel file: (name, source text).
-pub const FILES: [(&str, &str); 7] = [
+pub const FILES: [(&str, &str); 8] = [
     kernel_source!("convert.cu"),
     kernel_source!("box_filter.cu"),
     kernel_source!("guided_filter.cu"),
@@ -174,6 +199,7 @@ pub const FILES: [(&str, &str); 7] = [
     kernel_source!("physics.cu"),
     kernel_source!("temporal.cu"),
     kernel_source!("nets.cu"),
+    kernel_source!("full.cu"),
 ];
 
 /// The program text NVRTC compiles for `file`: common.cuh, then the file from its line 1.

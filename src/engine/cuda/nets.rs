@@ -291,6 +291,33 @@ impl NetOps for LaunchOps<'_> {
     }
 }
 
+/// The weights of `l` on the device, checked for the shapes the forward pass chains.
+pub(crate) fn upload_layers(
+    s: &Arc<CudaStream>,
+    l: &StreakLayers,
+) -> Result<StreakLayers<DeviceConv>> {
+    let copy = |v: &[f32]| {
+        s.clone_htod(v)
+            .map_err(|e| launch::driver("uploading network weights", e))
+    };
+    check_layers(l)?;
+    l.try_map(|c| {
+        Ok(DeviceConv {
+            shape: ConvLayer {
+                cin: c.cin,
+                cout: c.cout,
+                k: c.k,
+                stride: c.stride,
+                dilation: c.dilation,
+                weights: Vec::new(),
+                bias: Vec::new(),
+            },
+            w: copy(&c.weights)?,
+            b: copy(&c.bias)?,
+        })
+    })
+}
+
 /// The streak network on one device: its weights, and its maps for the last frame size.
 #[derive(Debug)]
 pub(crate) struct DeviceStreakNet {
@@ -301,27 +328,10 @@ pub(crate) struct DeviceStreakNet {
 impl DeviceStreakNet {
     /// Uploads the weights of `l` (checked for the shapes the forward pass chains).
     pub(crate) fn upload(s: &Arc<CudaStream>, l: &StreakLayers) -> Result<Self> {
-        let copy = |v: &[f32]| {
-            s.clone_htod(v)
-                .map_err(|e| launch::driver("uploading network weights", e))
-        };
-        check_layers(l)?;
-        let layers = l.try_map(|c| {
-            Ok(DeviceConv {
-                shape: ConvLayer {
-                    cin: c.cin,
-                    cout: c.cout,
-                    k: c.k,
-                    stride: c.stride,
-                    dilation: c.dilation,
-                    weights: Vec::new(),
-                    bias: Vec::new(),
-                },
-                w: copy(&c.weights)?,
-                b: copy(&c.bias)?,
-            })
-        })?;
-        Ok(Self { layers, maps: None })
+        Ok(Self {
+            layers: upload_layers(s, l)?,
+            maps: None,
+        })
     }
 
     /// R, the visible rain layer (three planes of `w`×`h`), of the RGB image `rgb` (three

@@ -30,8 +30,8 @@ fn up_add(e: &Emu, x: &[f32], c: usize, skip: &mut [f32], w: usize, h: usize) {
 }
 
 /// [`NetOps`] on host buffers through the emulated kernels: what `LaunchOps` launches.
-struct EmuOps<'a> {
-    e: &'a Emu,
+pub(super) struct EmuOps<'a> {
+    pub(super) e: &'a Emu,
 }
 
 impl NetOps for EmuOps<'_> {
@@ -218,68 +218,4 @@ fn emulated_streak_network_is_the_native_runtime_bit_for_bit() {
             assert!(want.iter().any(|v| v.abs() > 1e-3), "a non-trivial R");
         }
     }
-}
-
-/// The streak network of the emulated kernels as the device of `CpuEngine`: what
-/// `engine::cuda::full` plugs in, minus the transfers.
-#[derive(Debug)]
-struct EmulatedStreak {
-    e: &'static Emu,
-    layers: StreakLayers,
-}
-
-impl crate::engine::cpu::StreakDevice for EmulatedStreak {
-    fn rain(&mut self, x: &[f32], pw: usize, ph: usize) -> crate::error::Result<Vec<f32>> {
-        Ok(streak_forward(self.e, &self.layers, x, pw, ph))
-    }
-}
-
-impl std::fmt::Debug for Emu {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Emu")
-    }
-}
-
-#[test]
-fn emulated_full_mode_with_the_streak_network_on_the_device_is_the_cpu_engine() {
-    use crate::config::{Config, Mode, ModelChoice};
-    use crate::engine::cpu::CpuEngine;
-    use crate::physics::{AtmosphereTracker, Components};
-    let Some(e) = emu("emulated_full_mode_with_the_streak_network_on_the_device_is_the_cpu_engine")
-    else {
-        return;
-    };
-    let config = Config {
-        mode: Mode::Full,
-        model: Some(ModelChoice::Embedded(ModelSize::Fast)),
-        ..Config::default()
-    };
-    let mut rng = ChaCha8Rng::seed_from_u64(23);
-    // Sides that are not multiples of 16: the padding is the CPU engine's either way.
-    let img = image(50, 37, &mut rng);
-    let run = |engine: &mut CpuEngine| {
-        let mut c = Components::empty();
-        let mut tracker = AtmosphereTracker::new(config.atmosphere_smoothing);
-        engine
-            .derain_into(
-                Source::Planar(&img),
-                &config,
-                &mut tracker,
-                Sink::Components(&mut c),
-            )
-            .expect("full mode runs");
-        c
-    };
-    let cpu = run(&mut CpuEngine::new(&config).unwrap());
-    let mut with_device =
-        CpuEngine::full_with_streak_device(&ModelChoice::Embedded(ModelSize::Fast), |nets| {
-            let layers = nets.streak.streak_layers().expect("native architecture");
-            Ok(Box::new(EmulatedStreak { e, layers }))
-        })
-        .unwrap();
-    let dev = run(&mut with_device);
-    assert_eq!(cpu.background, dev.background);
-    assert_eq!(cpu.streaks, dev.streaks);
-    assert_eq!(cpu.transmission, dev.transmission);
-    assert_eq!(cpu.atmosphere, dev.atmosphere);
 }

@@ -1,7 +1,7 @@
 //! One typed launch function per kernel: shape checks, launch geometry, argument order. This
 //! folder holds every `unsafe` kernel launch of the engine, one file per kernel family
 //! (`kernels/convert.cu` → [`convert`], `box_filter.cu` and `guided_filter.cu` → [`filters`],
-//! `dark.cu` → [`dark`], `physics.cu` → [`physics`], `nets.cu` → [`nets`]); the argument lists mirror the
+//! `dark.cu` → [`dark`], `physics.cu` → [`physics`], `nets.cu` → [`nets`], `full.cu` → [`full`]); the argument lists mirror the
 //! signatures in `kernels/*.cu` one for one (same order, same types: `int` ↔ `i32`,
 //! `float` ↔ `f32`, pointers ↔ device slices or views).
 //!
@@ -16,6 +16,7 @@ use cudarc::driver::{CudaFunction, CudaModule, CudaStream, LaunchArgs, LaunchCon
 mod convert;
 mod dark;
 mod filters;
+mod full;
 mod nets;
 mod physics;
 
@@ -25,6 +26,10 @@ pub(crate) use dark::grid_1d;
 pub(crate) use dark::{min_channel_normalised, min_filter_pass, transmission_raw};
 pub(crate) use filters::{
     box_rows_mean, box_sum_cols, guided_apply, guided_coeffs, guided_stats_cols,
+};
+pub(crate) use full::{
+    FinishInputs, InvertInputs, full_finish_packed8, full_finish_planar, full_invert, pad_planes,
+    rain_free,
 };
 pub(crate) use nets::{ConvShape, conv2d, shuffle, unshuffle_residue, up_add};
 #[cfg(test)]

@@ -25,7 +25,7 @@ pub(crate) struct LowResGeometry {
 
 impl LowResGeometry {
     /// The low-res size must be the full size divided by the factor, rounded up.
-    fn check(&self, w: usize, h: usize) -> Result<()> {
+    pub(super) fn check(&self, w: usize, h: usize) -> Result<()> {
         if self.s == 0 || self.lw != w.div_ceil(self.s) || self.lh != h.div_ceil(self.s) {
             return Err(Error::param(
                 "cuda launch",
@@ -39,7 +39,7 @@ impl LowResGeometry {
     }
 
     /// (lw, lh, s) as the kernels' `int` (bounded by the full size, checked before).
-    fn ints(&self) -> (i32, i32, i32) {
+    pub(super) fn ints(&self) -> (i32, i32, i32) {
         (self.lw as i32, self.lh as i32, self.s as i32)
     }
 }

@@ -1,0 +1,367 @@
+//! `full` mode with the frame on the device (`engine/cuda/full.rs` [`run_full`], the very
+//! chain the GPU runs) over the emulated kernels of `kernels/full.cu`, `convert.cu` and
+//! `nets.cu`, against the CPU engine: bit for bit, for planar input into components (J, S, T,
+//! A) and for packed frames of every layout into packed frames (blended, alpha kept), over
+//! several frames (the tracker's state, the buffers kept between frames) and a size change.
+
+use super::nets::EmuOps;
+use super::*;
+use crate::config::{Config, Mode, ModelChoice};
+use crate::engine::cpu::CpuEngine;
+use crate::engine::cuda::full::{Finish, FullMaps, FullOps, Invert, run_full};
+use crate::error::Result;
+use crate::nets::{FullNets, ModelSize};
+use crate::physics::{AtmosphereTracker, Components};
+
+/// [`FullOps`] on host buffers through the emulated kernels: what `LaunchFull` launches.
+struct EmuFull<'a> {
+    net: EmuOps<'a>,
+    /// The kept input frame (tightly packed rows), its size and format.
+    input: Vec<u8>,
+    like: Option<(usize, usize, PixelFormat)>,
+    output: Vec<u8>,
+}
+
+impl<'a> EmuFull<'a> {
+    fn new(e: &'a Emu) -> Self {
+        Self {
+            net: EmuOps { e },
+            input: Vec::new(),
+            like: None,
+            output: Vec::new(),
+        }
+    }
+
+    fn layout(&self) -> (usize, usize, PixelFormat, i32, i32, i32) {
+        let (w, h, f) = self.like.expect("an input frame was kept");
+        let [r, _, b] = f.rgb_offsets();
+        (w, h, f, f.bytes_per_pixel() as i32, r as i32, b as i32)
+    }
+}
+
+impl<'a> FullOps for EmuFull<'a> {
+    type Net = EmuOps<'a>;
+
+    fn net(&mut self) -> &mut EmuOps<'a> {
+        &mut self.net
+    }
+
+    fn alloc(&mut self, n: usize) -> Result<Vec<f32>> {
+        // NaN: a buffer read before it is written shows.
+        Ok(vec![f32::NAN; n.max(1)])
+    }
+
+    fn put_frame(&mut self, frame: &FrameRef<'_>) -> Result<()> {
+        let (w, h) = (frame.width() as usize, frame.height() as usize);
+        self.input.clear();
+        for y in 0..h {
+            self.input.extend_from_slice(frame.row(y));
+        }
+        self.like = Some((w, h, frame.format()));
+        Ok(())
+    }
+
+    fn unpack(&mut self, rgb: &mut Vec<f32>) -> Result<()> {
+        let (w, h, _, bpp, ro, bo) = self.layout();
+        assert!(rgb.len() >= 3 * w * h);
+        launch!(self.net.e, "packed8_to_planar_f32", grid_2d(w, h), false;
+            self.input.as_ptr() => *const u8, w as i32 * bpp => i32, w as i32 => i32,
+            h as i32 => i32, bpp => i32, ro => i32, bo => i32, rgb.as_mut_ptr() => *mut f32);
+        Ok(())
+    }
+
+    fn put(&mut self, v: &[f32], dst: &mut Vec<f32>) -> Result<()> {
+        dst[..v.len()].copy_from_slice(v);
+        Ok(())
+    }
+
+    fn get(&mut self, src: &Vec<f32>, n: usize) -> Result<Vec<f32>> {
+        Ok(src[..n].to_vec())
+    }
+
+    fn pad(
+        &mut self,
+        rgb: &Vec<f32>,
+        (w, h): (usize, usize),
+        (pw, ph): (usize, usize),
+        x: &mut Vec<f32>,
+    ) -> Result<()> {
+        assert!(rgb.len() >= 3 * w * h && x.len() >= 3 * pw * ph);
+        launch!(self.net.e, "pad_planes_f32", grid_2d(pw, ph), false;
+            rgb.as_ptr() => *const f32, w as i32 => i32, h as i32 => i32, pw as i32 => i32,
+            ph as i32 => i32, x.as_mut_ptr() => *mut f32);
+        Ok(())
+    }
+
+    fn rain_free(
+        &mut self,
+        x: &Vec<f32>,
+        r: &Vec<f32>,
+        (pw, ph): (usize, usize),
+        (w, h): (usize, usize),
+        i_s: &mut Vec<f32>,
+    ) -> Result<()> {
+        assert!(x.len() >= 3 * pw * ph && r.len() >= 3 * pw * ph && i_s.len() >= 3 * w * h);
+        launch!(self.net.e, "rain_free_f32", grid_2d(w, h), false;
+            x.as_ptr() => *const f32, r.as_ptr() => *const f32, pw as i32 => i32,
+            ph as i32 => i32, w as i32 => i32, h as i32 => i32, i_s.as_mut_ptr() => *mut f32);
+        Ok(())
+    }
+
+    fn downsample(
+        &mut self,
+        rgb: &Vec<f32>,
+        (w, h): (usize, usize),
+        s: usize,
+        lo: &mut Vec<f32>,
+    ) -> Result<()> {
+        let d = downsample(self.net.e, &rgb[..3 * w * h], w, h, s);
+        lo[..d.len()].copy_from_slice(&d);
+        Ok(())
+    }
+
+    fn invert(
+        &mut self,
+        p: &Invert<'_, Vec<f32>>,
+        j1: &mut Vec<f32>,
+        st: Option<&mut Vec<f32>>,
+    ) -> Result<()> {
+        let n = p.w * p.h;
+        assert!(p.i_s.len() >= 3 * n && p.t_lo.len() >= p.g.lw * p.g.lh && j1.len() >= 3 * n);
+        assert!(p.rain.len() >= 3 * p.pw * p.ph);
+        let want_st = st.is_some();
+        let mut none = Vec::new();
+        let st = match st {
+            Some(v) => {
+                assert!(v.len() >= 2 * n);
+                v
+            }
+            None => &mut none,
+        };
+        let [ar, ag, ab] = p.atmosphere;
+        launch!(self.net.e, "full_invert_f32", grid_2d(p.w, p.h), false;
+            p.i_s.as_ptr() => *const f32, p.w as i32 => i32, p.h as i32 => i32,
+            p.t_lo.as_ptr() => *const f32, p.g.lw as i32 => i32, p.g.lh as i32 => i32,
+            p.g.s as i32 => i32, p.t0 => f32, p.t_inv => f32, ar => f32, ag => f32, ab => f32,
+            p.rain.as_ptr() => *const f32, p.pw as i32 => i32, p.ph as i32 => i32,
+            want_st as i32 => i32, j1.as_mut_ptr() => *mut f32, st.as_mut_ptr() => *mut f32);
+        Ok(())
+    }
+
+    fn finish_frame(
+        &mut self,
+        p: &Finish<'_, Vec<f32>>,
+        strength: f32,
+        rgb: &Vec<f32>,
+    ) -> Result<()> {
+        let (w, h, format, bpp, ro, bo) = self.layout();
+        assert_eq!((w, h), (p.w, p.h));
+        assert!(rgb.len() >= 3 * w * h && p.j1.len() >= 3 * w * h);
+        self.output = vec![0u8; self.input.len()];
+        let copy_alpha = format.alpha_offset().is_some() as i32;
+        launch!(self.net.e, "full_finish_packed8", grid_2d(w, h), false;
+            p.j1.as_ptr() => *const f32, p.dj.as_ptr() => *const f32, p.g.lw as i32 => i32,
+            p.g.lh as i32 => i32, p.g.s as i32 => i32, w as i32 => i32, h as i32 => i32,
+            strength => f32, rgb.as_ptr() => *const f32, self.input.as_ptr() => *const u8,
+            copy_alpha => i32, self.output.as_mut_ptr() => *mut u8, w as i32 * bpp => i32,
+            bpp => i32, ro => i32, bo => i32);
+        Ok(())
+    }
+
+    fn get_frame(&mut self, out: &mut FrameMut<'_>) -> Result<()> {
+        let (w, _, _, bpp, ..) = self.layout();
+        let row = w * bpp as usize;
+        for (y, s) in self.output.chunks(row).enumerate() {
+            out.row_mut(y)[..row].copy_from_slice(s);
+        }
+        Ok(())
+    }
+
+    fn finish_planes(&mut self, p: &Finish<'_, Vec<f32>>, out: &mut Vec<f32>) -> Result<()> {
+        assert!(out.len() >= 3 * p.w * p.h && p.dj.len() >= 3 * p.g.lw * p.g.lh);
+        launch!(self.net.e, "full_finish_planar_f32", grid_2d(p.w, p.h), false;
+            p.j1.as_ptr() => *const f32, p.dj.as_ptr() => *const f32, p.g.lw as i32 => i32,
+            p.g.lh as i32 => i32, p.g.s as i32 => i32, p.w as i32 => i32, p.h as i32 => i32,
+            out.as_mut_ptr() => *mut f32);
+        Ok(())
+    }
+}
+
+/// The device chain of `full` mode on the emulated kernels, with its own networks and state.
+struct EmulatedFull<'a> {
+    ops: EmuFull<'a>,
+    layers: crate::nets::StreakLayers,
+    nets: FullNets,
+    maps: Option<FullMaps<Vec<f32>>>,
+}
+
+impl<'a> EmulatedFull<'a> {
+    fn new(e: &'a Emu, size: ModelSize) -> Self {
+        let nets = FullNets::embedded(size).unwrap();
+        let layers = nets.streak.streak_layers().expect("native architecture");
+        Self {
+            ops: EmuFull::new(e),
+            layers,
+            nets,
+            maps: None,
+        }
+    }
+
+    fn run(
+        &mut self,
+        src: Source<'_>,
+        config: &Config,
+        tracker: &mut AtmosphereTracker,
+        sink: Sink<'_, '_>,
+    ) -> crate::physics::RunInfo {
+        run_full(
+            &mut self.ops,
+            &self.layers,
+            &mut self.nets,
+            &mut self.maps,
+            src,
+            &config.physics,
+            Some(tracker),
+            sink,
+        )
+        .expect("the device chain runs")
+    }
+}
+
+fn full_config(size: ModelSize) -> Config {
+    Config {
+        mode: Mode::Full,
+        model: Some(ModelChoice::Embedded(size)),
+        ..Config::default()
+    }
+}
+
+#[test]
+fn emulated_full_mode_on_the_device_is_the_cpu_engine_for_components() {
+    let Some(e) = emu("emulated_full_mode_on_the_device_is_the_cpu_engine_for_components") else {
+        return;
+    };
+    let config = full_config(ModelSize::Fast);
+    let mut rng = ChaCha8Rng::seed_from_u64(23);
+    let mut cpu = CpuEngine::new(&config).unwrap();
+    let mut dev = EmulatedFull::new(e, ModelSize::Fast);
+    let (mut t_cpu, mut t_dev) = (
+        AtmosphereTracker::new(config.atmosphere_smoothing),
+        AtmosphereTracker::new(config.atmosphere_smoothing),
+    );
+    // Sides that are not multiples of 16, two frames of a size (kept buffers, the tracker's
+    // state), then a new size; the last one is downsampled by 2 (≥ 300 lines: work_factor).
+    for (k, &(w, h)) in [(50, 37), (50, 37), (37, 23), (83, 301)].iter().enumerate() {
+        let img = image(w, h, &mut rng);
+        let (mut want, mut got) = (Components::empty(), Components::empty());
+        cpu.derain_into(
+            Source::Planar(&img),
+            &config,
+            &mut t_cpu,
+            Sink::Components(&mut want),
+        )
+        .unwrap();
+        dev.run(
+            Source::Planar(&img),
+            &config,
+            &mut t_dev,
+            Sink::Components(&mut got),
+        );
+        let what = format!("frame {k}, {w}x{h}");
+        assert_eq!(want.atmosphere, got.atmosphere, "A, {what}");
+        for c in 0..3 {
+            let (n, d) = (
+                want.background.planes[c]
+                    .data
+                    .iter()
+                    .zip(&got.background.planes[c].data)
+                    .filter(|(a, b)| a != b)
+                    .count(),
+                max_diff(
+                    &want.background.planes[c].data,
+                    &got.background.planes[c].data,
+                ),
+            );
+            assert_eq!(n, 0, "J[{c}], {what}: {n} values differ, max |Δ| {d:e}");
+        }
+        assert_eq!(want.streaks, got.streaks, "S, {what}");
+        assert_eq!(want.transmission, got.transmission, "T, {what}");
+        assert!(
+            want.streaks.data.iter().any(|&s| s > 1e-3),
+            "a non-trivial S, {what}"
+        );
+    }
+}
+
+#[test]
+fn emulated_full_mode_on_the_device_is_the_cpu_engine_for_packed_frames() {
+    let Some(e) = emu("emulated_full_mode_on_the_device_is_the_cpu_engine_for_packed_frames")
+    else {
+        return;
+    };
+    let mut rng = ChaCha8Rng::seed_from_u64(29);
+    for (size, format, strength, (w, h)) in [
+        (ModelSize::Fast, PixelFormat::Bgra, 0.6f32, (53, 31)),
+        (ModelSize::Fast, PixelFormat::Rgb, 1.0, (40, 21)),
+        (ModelSize::Quality, PixelFormat::Rgbx, 1.0, (35, 18)),
+    ] {
+        let config = Config {
+            strength,
+            ..full_config(size)
+        };
+        let mut cpu = CpuEngine::new(&config).unwrap();
+        let mut dev = EmulatedFull::new(e, size);
+        let (mut t_cpu, mut t_dev) = (
+            AtmosphereTracker::new(config.atmosphere_smoothing),
+            AtmosphereTracker::new(config.atmosphere_smoothing),
+        );
+        let bpp = format.bytes_per_pixel();
+        for k in 0..2 {
+            // A smooth picture with bright vertical streaks, and random alpha.
+            let img = image(w, h, &mut rng);
+            let mut bytes = vec![0u8; w * h * bpp];
+            let [ro, go, bo] = format.rgb_offsets();
+            for y in 0..h {
+                for x in 0..w {
+                    let i = y * w + x;
+                    let streak = if x % 7 == 3 { 0.35 } else { 0.0 };
+                    let px = &mut bytes[i * bpp..(i + 1) * bpp];
+                    for (c, o) in [ro, go, bo].into_iter().enumerate() {
+                        px[o] = ((img.planes[c].data[i] * 0.6 + streak) * 255.0).min(255.0) as u8;
+                    }
+                    if bpp == 4 {
+                        px[3] = rng.random();
+                    }
+                }
+            }
+            let frame = FrameRef::new(&bytes, w as u32, h as u32, w * bpp, format).unwrap();
+            let mut want = vec![0u8; bytes.len()];
+            let mut got = vec![7u8; bytes.len()];
+            {
+                let mut fm = FrameMut::new(&mut want, w as u32, h as u32, w * bpp, format).unwrap();
+                let sink = Sink::Frame(FrameSink {
+                    frame: &mut fm,
+                    input: &frame,
+                    strength,
+                });
+                cpu.derain_into(Source::Packed(&frame), &config, &mut t_cpu, sink)
+                    .unwrap();
+            }
+            {
+                let mut fm = FrameMut::new(&mut got, w as u32, h as u32, w * bpp, format).unwrap();
+                let sink = Sink::Frame(FrameSink {
+                    frame: &mut fm,
+                    input: &frame,
+                    strength,
+                });
+                dev.run(Source::Packed(&frame), &config, &mut t_dev, sink);
+            }
+            let off = want.iter().zip(&got).filter(|(a, b)| a != b).count();
+            assert_eq!(
+                off, 0,
+                "{size:?} {format:?} {w}x{h} frame {k}: {off} bytes differ"
+            );
+            assert_ne!(want, bytes, "the frame changed");
+        }
+    }
+}
