@@ -13,6 +13,8 @@
  * full_finish_packed8   J_c = clamp(J₁_c + up(ΔJ_c), 0, 1), blended with the input I by
  *                       strength (if < 1) and packed (alpha copied from the input frame)
  * full_finish_planar_f32  J_c = clamp(J₁_c + up(ΔJ_c), 0, 1) as three planes
+ * crop_planes_f32       dst[c][y·lw + x] = src[c][y·pw + x]: the top-left lw×lh of planes
+ *                       padded to pw×ph (the refinement network's output, ΔJ)
  *
  * up(·) is the bilinear upsampling of common.cuh (upsample_at, = the CPU Upsampler) from the
  * lw×lh working resolution by the factor s. Every expression is written in the CPU code's order
@@ -110,4 +112,14 @@ extern "C" __global__ void full_finish_planar_f32(const float* j1, const float* 
     size_t n = (size_t)w * h;
     size_t i = (size_t)y * w + x;
     for (int c = 0; c < 3; ++c) out[c * n + i] = j[c];
+}
+
+extern "C" __global__ void crop_planes_f32(const float* src, int pw, int ph, int lw, int lh,
+                                           int planes, float* dst) {
+    int x = blockIdx.x * blockDim.x + threadIdx.x;
+    int y = blockIdx.y * blockDim.y + threadIdx.y;
+    if (x >= lw || y >= lh) return;
+    size_t pn = (size_t)pw * ph;
+    size_t ln = (size_t)lw * lh;
+    for (int c = 0; c < planes; ++c) dst[c * ln + (size_t)y * lw + x] = src[c * pn + (size_t)y * pw + x];
 }

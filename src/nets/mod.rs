@@ -181,6 +181,62 @@ impl<C> StreakLayers<C> {
     }
 }
 
+/// The two-level U-Net of the veil and refinement networks (`training/derain_train/model.py`
+/// `UNet`, channels c0 = 12, c1 = 24, c2 = 32) as plain layers, for a runtime other than the
+/// CPU's (the CUDA engine runs the refinement network with them). LeakyReLU 0.1 after every
+/// convolution but `m1`, `m0` and `out`:
+/// ```text
+///   x0 = e0(inp(x));  x1 = e1(d1(x0));  x2 = e2(d2(x1))          d1, d2: 3×3 stride 2
+///   y1 = u1(up₂(m1(x2)) + x1);  y0 = u0(up₂(m0(y1)) + x0);  out(y0)    up₂: nearest
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct UNetLayers<C = ConvLayer> {
+    /// 1×1, cin → c0.
+    pub inp: C,
+    /// 3×3 c0 → c0.
+    pub e0: C,
+    /// 3×3 stride 2, c0 → c1.
+    pub d1: C,
+    /// 3×3 c1 → c1.
+    pub e1: C,
+    /// 3×3 stride 2, c1 → c2.
+    pub d2: C,
+    /// 3×3 c2 → c2.
+    pub e2: C,
+    /// 1×1 c2 → c1 (no activation).
+    pub m1: C,
+    /// 3×3 c1 → c1.
+    pub u1: C,
+    /// 1×1 c1 → c0 (no activation).
+    pub m0: C,
+    /// 3×3 c0 → c0.
+    pub u0: C,
+    /// 1×1 c0 → cout (no activation).
+    pub out: C,
+}
+
+impl<C> UNetLayers<C> {
+    /// The same roles with every layer mapped by `f`.
+    pub fn try_map<D, E>(
+        &self,
+        f: impl Fn(&C) -> std::result::Result<D, E>,
+    ) -> std::result::Result<UNetLayers<D>, E> {
+        Ok(UNetLayers {
+            inp: f(&self.inp)?,
+            e0: f(&self.e0)?,
+            d1: f(&self.d1)?,
+            e1: f(&self.e1)?,
+            d2: f(&self.d2)?,
+            e2: f(&self.e2)?,
+            m1: f(&self.m1)?,
+            u1: f(&self.u1)?,
+            m0: f(&self.m0)?,
+            u0: f(&self.u0)?,
+            out: f(&self.out)?,
+        })
+    }
+}
+
 /// One ONNX network: always loadable by tract (the reference runtime), and run by the native
 /// runtime when the file is one of its architectures and both agreed on a probe at load.
 pub struct Net {
@@ -300,6 +356,12 @@ impl Net {
     /// network the native runtime runs (`None` for other files and other networks).
     pub fn streak_layers(&self) -> Option<StreakLayers> {
         self.native.as_ref()?.streak_layers()
+    }
+
+    /// The refinement network's layers, for another backend to run, when this is a
+    /// refinement network the native runtime runs (`None` otherwise).
+    pub fn refine_layers(&self) -> Option<UNetLayers> {
+        self.native.as_ref()?.refine_layers()
     }
 
     /// Which runtime [`Net::run`] uses: "native", or "tract" (also when

@@ -77,7 +77,7 @@ pub(crate) fn pack_frame(src: &Source<'_>, pw: usize, ph: usize, out: &mut Vec<f
 
 /// Copies `planes` (each `lw`×`lh`) into a `[planes.len(), ph, pw]` tensor, repeating the last
 /// column and row into the padding.
-fn pack_padded<'a>(
+pub(crate) fn pack_padded<'a>(
     planes: impl IntoIterator<Item = &'a Plane>,
     ph: usize,
     pw: usize,
@@ -188,6 +188,15 @@ pub(crate) fn working_stage1(
     })
 }
 
+/// The refinement network's depth input: −ln max(T, t0) of the working-resolution T.
+pub(crate) fn refine_depth(t_lo: &Plane, t0: f32) -> Plane {
+    Plane {
+        width: t_lo.width,
+        height: t_lo.height,
+        data: t_lo.data.iter().map(|&t| -(t.max(t0)).ln()).collect(),
+    }
+}
+
 /// Stage 2 at the working resolution: ΔJ (three planes of `t_lo`'s size) from the
 /// downsampled J₁ and the depth −ln max(T, t0). `x2` is the network input's buffer.
 pub(crate) fn working_stage2(
@@ -202,11 +211,7 @@ pub(crate) fn working_stage2(
         lw.next_multiple_of(PAD_MULTIPLE),
         lh.next_multiple_of(PAD_MULTIPLE),
     );
-    let depth = Plane {
-        width: lw,
-        height: lh,
-        data: t_lo.data.iter().map(|&t| -(t.max(t0)).ln()).collect(),
-    };
+    let depth = refine_depth(t_lo, t0);
     pack_padded(j1_lo.iter().take(3).chain([&depth]), ph, pw, x2);
     let dj = nets.stage2.run(ph, pw, &[x2])?.remove(0);
     Ok(std::array::from_fn(|c| crop(&dj, c, ph, pw, lw, lh)))

@@ -76,11 +76,13 @@ pub enum KernelId {
     FullFinishPacked8,
     /// `full`: J = J₁ + up(ΔJ) as planes.
     FullFinishPlanar,
+    /// `full`: the top-left corner of padded planes.
+    CropPlanes,
 }
 
 impl KernelId {
     /// Every kernel, in a fixed order (the index of [`Kernels`]).
-    pub const ALL: [KernelId; 28] = [
+    pub const ALL: [KernelId; 29] = [
         KernelId::Packed8ToPlanar,
         KernelId::PlanarToPacked8,
         KernelId::Residue,
@@ -109,6 +111,7 @@ impl KernelId {
         KernelId::FullInvert,
         KernelId::FullFinishPacked8,
         KernelId::FullFinishPlanar,
+        KernelId::CropPlanes,
     ];
 
     /// The `extern "C" __global__` name in the `.cu` file.
@@ -142,6 +145,7 @@ impl KernelId {
             KernelId::FullInvert => "full_invert_f32",
             KernelId::FullFinishPacked8 => "full_finish_packed8",
             KernelId::FullFinishPlanar => "full_finish_planar_f32",
+            KernelId::CropPlanes => "crop_planes_f32",
         }
     }
 
@@ -173,7 +177,8 @@ impl KernelId {
             | KernelId::RainFree
             | KernelId::FullInvert
             | KernelId::FullFinishPacked8
-            | KernelId::FullFinishPlanar => "full.cu",
+            | KernelId::FullFinishPlanar
+            | KernelId::CropPlanes => "full.cu",
         }
     }
 }

@@ -17,7 +17,7 @@ use cudarc::driver::{CudaSlice, CudaStream};
 use super::launch::{self, ConvShape, Kernels};
 use super::ops::zeros;
 use crate::error::{Error, Result};
-use crate::nets::{ConvLayer, STREAK_MULTIPLE, StreakLayers};
+use crate::nets::{ConvLayer, STREAK_MULTIPLE, StreakLayers, UNetLayers};
 
 /// Checks the channel counts the forward pass chains: head 16 → c0, enc0 c0 → c0, down1 c0 →
 /// c1 (stride 2), enc1, down2 c1 → c2 (stride 2), mid (at least one), lat1 c2 → c1, dec1 c1 →
@@ -209,6 +209,118 @@ fn chain<O: NetOps>(
     Ok(())
 }
 
+/// Checks that `l` chains as the U-Net the forward pass runs ([`UNetLayers`]): `cin` → c0 →
+/// c1 (stride 2) → c2 (stride 2) and back to `cout`.
+pub(crate) fn check_unet(l: &UNetLayers, cin: usize, cout: usize) -> Result<()> {
+    let (c0, c1, c2) = (l.inp.cout, l.d1.cout, l.d2.cout);
+    let want = |c: &ConvLayer, i: usize, o: usize, k: usize, stride: usize| {
+        c.cin == i
+            && c.cout == o
+            && c.k == k
+            && c.stride == stride
+            && c.weights.len() == o * i * k * k
+            && c.bias.len() == o
+    };
+    let ok = want(&l.inp, cin, c0, 1, 1)
+        && want(&l.e0, c0, c0, 3, 1)
+        && want(&l.d1, c0, c1, 3, 2)
+        && want(&l.e1, c1, c1, 3, 1)
+        && want(&l.d2, c1, c2, 3, 2)
+        && want(&l.e2, c2, c2, 3, 1)
+        && want(&l.m1, c2, c1, 1, 1)
+        && want(&l.u1, c1, c1, 3, 1)
+        && want(&l.m0, c1, c0, 1, 1)
+        && want(&l.u0, c0, c0, 3, 1)
+        && want(&l.out, c0, cout, 1, 1);
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::param(
+            "refinement network",
+            "the layers do not chain as the U-Net (stage2.onnx)",
+        ))
+    }
+}
+
+/// Feature maps of the U-Net for one size: per level the kept map (the skip) and the ones
+/// to alternate with.
+#[derive(Debug)]
+pub(crate) struct UNetMaps<B> {
+    w: usize,
+    h: usize,
+    full: [B; 2],
+    half: [B; 3],
+    quarter: [B; 2],
+}
+
+impl<B> UNetMaps<B> {
+    /// Maps for a `w`×`h` input (multiples of 4) of the network `l`.
+    pub(crate) fn new<O: NetOps<Buf = B>>(
+        ops: &mut O,
+        l: &UNetLayers<O::Conv>,
+        w: usize,
+        h: usize,
+    ) -> Result<Self> {
+        let (c0, c1, c2) = (l.inp.cout(), l.d1.cout(), l.d2.cout());
+        let (n, n2, n4) = (w * h, w * h / 4, w * h / 16);
+        // half also holds m0's c0 channels; quarter m1's c1.
+        let (ch, cq) = (c1.max(c0), c2.max(c1));
+        Ok(Self {
+            w,
+            h,
+            full: [ops.alloc(c0 * n)?, ops.alloc(c0 * n)?],
+            half: [
+                ops.alloc(ch * n2)?,
+                ops.alloc(ch * n2)?,
+                ops.alloc(ch * n2)?,
+            ],
+            quarter: [ops.alloc(cq * n4)?, ops.alloc(cq * n4)?],
+        })
+    }
+
+    /// Whether these maps are for `w`×`h`.
+    pub(crate) fn fit(&self, w: usize, h: usize) -> bool {
+        self.w == w && self.h == h
+    }
+}
+
+/// The U-Net `l` on `x` (its input planes of `m.w`×`m.h`, multiples of 4) into `out`: the
+/// forward pass of [`UNetLayers`].
+pub(crate) fn unet_forward<O: NetOps>(
+    ops: &mut O,
+    l: &UNetLayers<O::Conv>,
+    x: &O::Buf,
+    m: &mut UNetMaps<O::Buf>,
+    out: &mut O::Buf,
+) -> Result<()> {
+    let (w, h) = (m.w, m.h);
+    if w == 0 || h == 0 || !w.is_multiple_of(4) || !h.is_multiple_of(4) {
+        return Err(Error::param(
+            "refinement network",
+            format!("{w}x{h} is not a non-zero multiple of 4"),
+        ));
+    }
+    let (w2, h2, w4, h4) = (w / 2, h / 2, w / 4, h / 4);
+    let [x0, fa] = &mut m.full;
+    let [x1, ha, hb] = &mut m.half;
+    let [x2, qa] = &mut m.quarter;
+    ops.conv(&l.inp, x, w, h, true, fa)?;
+    ops.conv(&l.e0, fa, w, h, true, x0)?;
+    ops.conv(&l.d1, x0, w, h, true, ha)?;
+    ops.conv(&l.e1, ha, w2, h2, true, x1)?;
+    ops.conv(&l.d2, x1, w2, h2, true, qa)?;
+    ops.conv(&l.e2, qa, w4, h4, true, x2)?;
+    // y1 = u1(up(m1(x2)) + x1) at 1/2.
+    ops.conv(&l.m1, x2, w4, h4, false, qa)?;
+    ops.up_add(qa, l.m1.cout(), x1, w2, h2)?;
+    ops.conv(&l.u1, x1, w2, h2, true, ha)?;
+    // y0 = u0(up(m0(y1)) + x0) at full size; out(y0).
+    ops.conv(&l.m0, ha, w2, h2, false, hb)?;
+    ops.up_add(hb, l.m0.cout(), x0, w, h)?;
+    ops.conv(&l.u0, x0, w, h, true, fa)?;
+    ops.conv(&l.out, fa, w, h, false, out)
+}
+
 /// One convolution's weights on the device.
 #[derive(Debug)]
 pub(crate) struct DeviceConv {
@@ -296,25 +408,28 @@ pub(crate) fn upload_layers(
     s: &Arc<CudaStream>,
     l: &StreakLayers,
 ) -> Result<StreakLayers<DeviceConv>> {
+    check_layers(l)?;
+    l.try_map(|c| device_conv(s, c))
+}
+
+/// One layer's weights on the device.
+pub(crate) fn device_conv(s: &Arc<CudaStream>, c: &ConvLayer) -> Result<DeviceConv> {
     let copy = |v: &[f32]| {
         s.clone_htod(v)
             .map_err(|e| launch::driver("uploading network weights", e))
     };
-    check_layers(l)?;
-    l.try_map(|c| {
-        Ok(DeviceConv {
-            shape: ConvLayer {
-                cin: c.cin,
-                cout: c.cout,
-                k: c.k,
-                stride: c.stride,
-                dilation: c.dilation,
-                weights: Vec::new(),
-                bias: Vec::new(),
-            },
-            w: copy(&c.weights)?,
-            b: copy(&c.bias)?,
-        })
+    Ok(DeviceConv {
+        shape: ConvLayer {
+            cin: c.cin,
+            cout: c.cout,
+            k: c.k,
+            stride: c.stride,
+            dilation: c.dilation,
+            weights: Vec::new(),
+            bias: Vec::new(),
+        },
+        w: copy(&c.weights)?,
+        b: copy(&c.bias)?,
     })
 }
 

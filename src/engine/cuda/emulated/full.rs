@@ -9,6 +9,7 @@ use super::*;
 use crate::config::{Config, Mode, ModelChoice};
 use crate::engine::cpu::CpuEngine;
 use crate::engine::cuda::full::{Finish, FullMaps, FullOps, Invert, run_full};
+use crate::engine::cuda::nets::check_unet;
 use crate::error::Result;
 use crate::nets::{FullNets, ModelSize};
 use crate::physics::{AtmosphereTracker, Components};
@@ -72,6 +73,26 @@ impl<'a> FullOps for EmuFull<'a> {
 
     fn put(&mut self, v: &[f32], dst: &mut Vec<f32>) -> Result<()> {
         dst[..v.len()].copy_from_slice(v);
+        Ok(())
+    }
+
+    fn put_at(&mut self, v: &[f32], dst: &mut Vec<f32>, offset: usize) -> Result<()> {
+        dst[offset..offset + v.len()].copy_from_slice(v);
+        Ok(())
+    }
+
+    fn crop(
+        &mut self,
+        src: &Vec<f32>,
+        (pw, ph): (usize, usize),
+        (lw, lh): (usize, usize),
+        planes: usize,
+        dst: &mut Vec<f32>,
+    ) -> Result<()> {
+        assert!(src.len() >= planes * pw * ph && dst.len() >= planes * lw * lh);
+        launch!(self.net.e, "crop_planes_f32", grid_2d(lw, lh), false;
+            src.as_ptr() => *const f32, pw as i32 => i32, ph as i32 => i32, lw as i32 => i32,
+            lh as i32 => i32, planes as i32 => i32, dst.as_mut_ptr() => *mut f32);
         Ok(())
     }
 
@@ -191,17 +212,25 @@ impl<'a> FullOps for EmuFull<'a> {
 struct EmulatedFull<'a> {
     ops: EmuFull<'a>,
     layers: crate::nets::StreakLayers,
+    /// The refinement network through the emulated kernels (else on the host).
+    refine: Option<crate::nets::UNetLayers>,
     nets: FullNets,
     maps: Option<FullMaps<Vec<f32>>>,
 }
 
 impl<'a> EmulatedFull<'a> {
-    fn new(e: &'a Emu, size: ModelSize) -> Self {
+    fn new(e: &'a Emu, size: ModelSize, refine_on_device: bool) -> Self {
         let nets = FullNets::embedded(size).unwrap();
         let layers = nets.streak.streak_layers().expect("native architecture");
+        let refine = refine_on_device.then(|| {
+            let l = nets.stage2.refine_layers().expect("native architecture");
+            check_unet(&l, 4, 3).expect("the U-Net");
+            l
+        });
         Self {
             ops: EmuFull::new(e),
             layers,
+            refine,
             nets,
             maps: None,
         }
@@ -217,6 +246,7 @@ impl<'a> EmulatedFull<'a> {
         run_full(
             &mut self.ops,
             &self.layers,
+            self.refine.as_ref(),
             &mut self.nets,
             &mut self.maps,
             src,
@@ -243,53 +273,61 @@ fn emulated_full_mode_on_the_device_is_the_cpu_engine_for_components() {
     };
     let config = full_config(ModelSize::Fast);
     let mut rng = ChaCha8Rng::seed_from_u64(23);
-    let mut cpu = CpuEngine::new(&config).unwrap();
-    let mut dev = EmulatedFull::new(e, ModelSize::Fast);
-    let (mut t_cpu, mut t_dev) = (
-        AtmosphereTracker::new(config.atmosphere_smoothing),
-        AtmosphereTracker::new(config.atmosphere_smoothing),
-    );
-    // Sides that are not multiples of 16, two frames of a size (kept buffers, the tracker's
-    // state), then a new size; the last one is downsampled by 2 (≥ 300 lines: work_factor).
-    for (k, &(w, h)) in [(50, 37), (50, 37), (37, 23), (83, 301)].iter().enumerate() {
-        let img = image(w, h, &mut rng);
-        let (mut want, mut got) = (Components::empty(), Components::empty());
-        cpu.derain_into(
-            Source::Planar(&img),
-            &config,
-            &mut t_cpu,
-            Sink::Components(&mut want),
-        )
-        .unwrap();
-        dev.run(
-            Source::Planar(&img),
-            &config,
-            &mut t_dev,
-            Sink::Components(&mut got),
+    // The refinement network through the kernels and, once, on the host.
+    for refine_on_device in [true, false] {
+        let mut cpu = CpuEngine::new(&config).unwrap();
+        let mut dev = EmulatedFull::new(e, ModelSize::Fast, refine_on_device);
+        let (mut t_cpu, mut t_dev) = (
+            AtmosphereTracker::new(config.atmosphere_smoothing),
+            AtmosphereTracker::new(config.atmosphere_smoothing),
         );
-        let what = format!("frame {k}, {w}x{h}");
-        assert_eq!(want.atmosphere, got.atmosphere, "A, {what}");
-        for c in 0..3 {
-            let (n, d) = (
-                want.background.planes[c]
-                    .data
-                    .iter()
-                    .zip(&got.background.planes[c].data)
-                    .filter(|(a, b)| a != b)
-                    .count(),
-                max_diff(
-                    &want.background.planes[c].data,
-                    &got.background.planes[c].data,
-                ),
+        // Sides that are not multiples of 16, two frames of a size (kept buffers, the tracker's
+        // state), then a new size; the last one is downsampled by 2 (≥ 300 lines: work_factor).
+        let sizes: &[(usize, usize)] = if refine_on_device {
+            &[(50, 37), (50, 37), (37, 23), (83, 301)]
+        } else {
+            &[(50, 37), (37, 23)]
+        };
+        for (k, &(w, h)) in sizes.iter().enumerate() {
+            let img = image(w, h, &mut rng);
+            let (mut want, mut got) = (Components::empty(), Components::empty());
+            cpu.derain_into(
+                Source::Planar(&img),
+                &config,
+                &mut t_cpu,
+                Sink::Components(&mut want),
+            )
+            .unwrap();
+            dev.run(
+                Source::Planar(&img),
+                &config,
+                &mut t_dev,
+                Sink::Components(&mut got),
             );
-            assert_eq!(n, 0, "J[{c}], {what}: {n} values differ, max |Δ| {d:e}");
+            let what = format!("frame {k}, {w}x{h}, refinement on the device: {refine_on_device}");
+            assert_eq!(want.atmosphere, got.atmosphere, "A, {what}");
+            for c in 0..3 {
+                let (n, d) = (
+                    want.background.planes[c]
+                        .data
+                        .iter()
+                        .zip(&got.background.planes[c].data)
+                        .filter(|(a, b)| a != b)
+                        .count(),
+                    max_diff(
+                        &want.background.planes[c].data,
+                        &got.background.planes[c].data,
+                    ),
+                );
+                assert_eq!(n, 0, "J[{c}], {what}: {n} values differ, max |Δ| {d:e}");
+            }
+            assert_eq!(want.streaks, got.streaks, "S, {what}");
+            assert_eq!(want.transmission, got.transmission, "T, {what}");
+            assert!(
+                want.streaks.data.iter().any(|&s| s > 1e-3),
+                "a non-trivial S, {what}"
+            );
         }
-        assert_eq!(want.streaks, got.streaks, "S, {what}");
-        assert_eq!(want.transmission, got.transmission, "T, {what}");
-        assert!(
-            want.streaks.data.iter().any(|&s| s > 1e-3),
-            "a non-trivial S, {what}"
-        );
     }
 }
 
@@ -310,7 +348,7 @@ fn emulated_full_mode_on_the_device_is_the_cpu_engine_for_packed_frames() {
             ..full_config(size)
         };
         let mut cpu = CpuEngine::new(&config).unwrap();
-        let mut dev = EmulatedFull::new(e, size);
+        let mut dev = EmulatedFull::new(e, size, true);
         let (mut t_cpu, mut t_dev) = (
             AtmosphereTracker::new(config.atmosphere_smoothing),
             AtmosphereTracker::new(config.atmosphere_smoothing),

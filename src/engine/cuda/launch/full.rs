@@ -236,6 +236,34 @@ pub(crate) fn full_finish_planar(
     unsafe { launch(b, grid_2d(p.w, p.h), id) }
 }
 
+/// `crop_planes_f32`: the top-left `lw`×`lh` of `planes` planes of `pw`×`ph` into `dst`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn crop_planes(
+    s: &Arc<CudaStream>,
+    k: &Kernels,
+    src: &CudaSlice<f32>,
+    (pw, ph): (usize, usize),
+    (lw, lh): (usize, usize),
+    planes: usize,
+    dst: &mut CudaSlice<f32>,
+) -> Result<()> {
+    padded_geometry(lw, lh, pw, ph)?;
+    let (pwi, phi) = checked(pw, ph, &[("src", src.len(), planes * pw * ph)])?;
+    let (lwi, lhi) = checked(lw, lh, &[("dst", dst.len(), planes * lw * lh)])?;
+    let np = int(planes, "planes")?;
+    let id = KernelId::CropPlanes;
+    let mut b = k.args(s, id);
+    b.arg(src)
+        .arg(&pwi)
+        .arg(&phi)
+        .arg(&lwi)
+        .arg(&lhi)
+        .arg(&np)
+        .arg(dst);
+    // SAFETY: arguments match `crop_planes_f32` in kernels/full.cu; sizes checked.
+    unsafe { launch(b, grid_2d(lw, lh), id) }
+}
+
 /// The padded size must hold the frame.
 fn padded_geometry(w: usize, h: usize, pw: usize, ph: usize) -> Result<()> {
     if pw < w || ph < h {

@@ -28,8 +28,8 @@ pub(crate) use filters::{
     box_rows_mean, box_sum_cols, guided_apply, guided_coeffs, guided_stats_cols,
 };
 pub(crate) use full::{
-    FinishInputs, InvertInputs, full_finish_packed8, full_finish_planar, full_invert, pad_planes,
-    rain_free,
+    FinishInputs, InvertInputs, crop_planes, full_finish_packed8, full_finish_planar, full_invert,
+    pad_planes, rain_free,
 };
 pub(crate) use nets::{ConvShape, conv2d, shuffle, unshuffle_residue, up_add};
 #[cfg(test)]

@@ -43,6 +43,25 @@ struct UNet {
 }
 
 impl UNet {
+    /// The layers as plain data.
+    fn layers(&self) -> crate::nets::UNetLayers {
+        crate::nets::UNetLayers {
+            inp: &self.inp,
+            e0: &self.e0,
+            d1: &self.d1,
+            e1: &self.e1,
+            d2: &self.d2,
+            e2: &self.e2,
+            m1: &self.m1,
+            u1: &self.u1,
+            m0: &self.m0,
+            u0: &self.u0,
+            out: &self.out,
+        }
+        .try_map(|c| Ok::<_, std::convert::Infallible>(c.layer()))
+        .unwrap_or_else(|e| match e {})
+    }
+
     fn forward(&self, x: &Map) -> Map {
         let x0 = self.e0.run(&self.inp.run(x, true), true);
         let x1 = self.e1.run(&self.d1.run(&x0, true), true);
@@ -311,6 +330,14 @@ impl Native {
     pub(crate) fn streak_layers(&self) -> Option<crate::nets::StreakLayers> {
         match &self.0 {
             Arch::Streak(s) => Some(s.layers()),
+            _ => None,
+        }
+    }
+
+    /// The refinement network's layers (`None` for the other architectures).
+    pub(crate) fn refine_layers(&self) -> Option<crate::nets::UNetLayers> {
+        match &self.0 {
+            Arch::Refine { g } => Some(g.layers()),
             _ => None,
         }
     }

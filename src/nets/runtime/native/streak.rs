@@ -19,7 +19,7 @@ use rayon::prelude::*;
 use super::Weights;
 use super::conv::{Conv, Map, up_add};
 use crate::nets::STREAK_MULTIPLE as MULTIPLE;
-use crate::nets::{ConvLayer, StreakLayers};
+use crate::nets::StreakLayers;
 
 /// Pixel (un)shuffle factor.
 const FACTOR: usize = 2;
@@ -73,18 +73,7 @@ impl StreakLayers<Conv> {
     /// The layers as plain data ([`crate::nets::StreakLayers`], whose forward pass is this
     /// one's).
     pub(super) fn layers(&self) -> StreakLayers {
-        let plain = |c: &Conv| {
-            Ok::<_, std::convert::Infallible>(ConvLayer {
-                cin: c.cin,
-                cout: c.cout,
-                k: c.k,
-                stride: c.stride,
-                dilation: c.dilation,
-                weights: c.w.clone(),
-                bias: c.b.clone(),
-            })
-        };
-        match self.try_map(plain) {
+        match self.try_map(|c: &Conv| Ok::<_, std::convert::Infallible>(c.layer())) {
             Ok(l) => l,
         }
     }

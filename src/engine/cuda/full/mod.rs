@@ -1,9 +1,10 @@
 //! `full` mode on CUDA with the frame resident on the device: every full-resolution step runs
 //! in kernels (`kernels/full.cu`, the streak network of `kernels/nets.cu`, the conversions and
-//! box downsampling of `kernels/convert.cu`); only the working-resolution stages — the
-//! guided-filter bank, the veil network (T, A), the physics gate with the tracker, and the
-//! refinement network, ≈ 1/25 of the pixels at 1080p — run on the host, with the CPU engine's
-//! own code (`engine/cpu/full.rs` [`working_stage1`], [`working_stage2`]).
+//! box downsampling of `kernels/convert.cu`), and so does the refinement network (the U-Net of
+//! `stage2.onnx`, same kernels). Only stage 1 at the working resolution — the guided-filter
+//! bank, the veil network (T, A) and the physics gate with the tracker, ≈ 1/36 of the pixels at
+//! 1080p — runs on the host, with the CPU engine's own code (`engine/cpu/full.rs`
+//! [`working_stage1`]).
 //!
 //! ```text
 //!  host                              device (one stream)
@@ -11,38 +12,42 @@
 //!                                    x = pad(I) to a multiple of 16;  R = streak(x)
 //!                                    I_s = clamp(x − R, 0, 1)
 //!                                    down_f(I), down_f(I_s) with their residues
-//!  ◀─────────────────────────D2H──── 8 working-resolution planes
+//!  ◀─────────────────────────D2H──── 8 working-resolution planes (the one wait per frame)
 //!  stage 1: bank, veil net, gate → T_lo, A
-//!  ─────────────────────────H2D────▶ T_lo
+//!  ─────────────────────────H2D────▶ T_lo, the depth −ln max(T_lo, t0)
 //!                                    J₁ = (I_s − (1 − up(T_lo))·A) / max(T, t0)
-//!  ◀─────────────────────────D2H──── down_f(J₁)
-//!  stage 2: refinement net → ΔJ
-//!  ─────────────────────────H2D────▶ ΔJ;  J = clamp(J₁ + up(ΔJ)), blend, pack
+//!                                    ΔJ = refine([down_f(J₁), depth])  (U-Net)
+//!                                    J = clamp(J₁ + up(ΔJ)), blend, pack
 //!  out frame ◀── pinned ◀────D2H──── packed frame (or J, S, T planes)
 //! ```
 //! Per 1080p RGBA frame 8.3 MB go up and 8.3 MB come down, against 25 MB of f32 each way when
-//! only the streak network ran on the device. The chain ([`run_full`]) is written once over
-//! [`FullOps`]: the device's launches here, the emulated kernels in the tests
-//! (`emulated::full`), so the sequence the GPU runs is checked bit for bit against the CPU
-//! engine in CI. What stays for later (issue 18): the working-resolution networks on the
-//! device, so the two round trips per frame go, and the networks on the tensor cores.
+//! only the streak network ran on the device. A `stage2.onnx` the native runtime does not run
+//! (not this architecture) is run on the host instead ([`working_stage2`]), with one more
+//! round trip. The chain ([`run_full`]) is written once over [`FullOps`]: the device's
+//! launches here, the emulated kernels in the tests (`emulated::full`), so the sequence the
+//! GPU runs is checked bit for bit against the CPU engine in CI. What stays for later (issue
+//! 18): the bank and the veil network on the device (the last round trip), the networks on
+//! the tensor cores.
+
+mod launch_ops;
 
 use std::sync::Arc;
 
 use cudarc::driver::{CudaContext, CudaSlice, CudaStream};
-use rayon::prelude::*;
 
-use super::buffers::{Direction, Staged};
-use super::launch::{self, FinishInputs, InvertInputs, Kernels, LowResGeometry, driver};
-use super::nets::{DeviceConv, LaunchOps, Maps, NetOps, forward, upload_layers};
-use super::ops::zeros;
+use self::launch_ops::{FrameIo, LaunchFull};
+use super::launch::{Kernels, LowResGeometry, driver};
+use super::nets::{
+    DeviceConv, LaunchOps, Maps, NetOps, UNetMaps, check_unet, device_conv, forward, unet_forward,
+    upload_layers,
+};
 use super::{DeviceInfo, open_device};
 use crate::config::{Config, PhysicsParams};
-use crate::engine::cpu::full::{Stage1, working_stage1, working_stage2};
+use crate::engine::cpu::full::{Stage1, pack_padded, refine_depth, working_stage1, working_stage2};
 use crate::error::{Error, Result};
 use crate::frame::{FrameMut, FrameRef, PixelFormat, PlanarRgb, Plane};
 use crate::nets::full::work_factor;
-use crate::nets::{FullNets, STREAK_MULTIPLE, StreakLayers};
+use crate::nets::{FullNets, PAD_MULTIPLE, STREAK_MULTIPLE, StreakLayers, UNetLayers};
 use crate::physics::{AtmosphereStep, RunInfo, Sink, Source, StageTimings};
 
 /// The full-resolution operations of `full` mode around the streak network ([`NetOps`]), on
@@ -61,6 +66,22 @@ pub(crate) trait FullOps {
     fn unpack(&mut self, rgb: &mut <Self::Net as NetOps>::Buf) -> Result<()>;
     /// Host values into the start of `dst`.
     fn put(&mut self, v: &[f32], dst: &mut <Self::Net as NetOps>::Buf) -> Result<()>;
+    /// Host values into `dst` from element `offset` on.
+    fn put_at(
+        &mut self,
+        v: &[f32],
+        dst: &mut <Self::Net as NetOps>::Buf,
+        offset: usize,
+    ) -> Result<()>;
+    /// The top-left `lw`×`lh` of `planes` planes of `pw`×`ph` into `dst`.
+    fn crop(
+        &mut self,
+        src: &<Self::Net as NetOps>::Buf,
+        pwh: (usize, usize),
+        lwh: (usize, usize),
+        planes: usize,
+        dst: &mut <Self::Net as NetOps>::Buf,
+    ) -> Result<()>;
     /// The first `n` values of `src` on the host, once the work before is done.
     fn get(&mut self, src: &<Self::Net as NetOps>::Buf, n: usize) -> Result<Vec<f32>>;
     /// `x` (pw×ph) = the three planes `rgb` (w×h) padded by repeating the edge.
@@ -159,6 +180,9 @@ pub(crate) struct FullMaps<B> {
     j1_lo: B,
     /// ΔJ (3 planes at the working resolution).
     dj: B,
+    /// The refinement network on the device: its input [J₁, depth] and output padded to a
+    /// multiple of 4, and its maps (made when it runs here).
+    refine: Option<(B, B, UNetMaps<B>)>,
     /// S and T (2 planes of w×h) and J (3 planes) for a components sink, made when asked.
     st: Option<B>,
     out: Option<B>,
@@ -192,6 +216,7 @@ impl<B> FullMaps<B> {
             j1: ops.alloc(3 * n)?,
             j1_lo: ops.alloc(4 * ln)?,
             dj: ops.alloc(3 * ln)?,
+            refine: None,
             st: None,
             out: None,
             net,
@@ -222,11 +247,13 @@ fn planes(v: &[f32], count: usize, lw: usize, lh: usize) -> Vec<Plane> {
 }
 
 /// Runs `full` mode on one frame through `ops`, as the CPU engine's `derain_full_into` does:
-/// the same stages in the same order, the working-resolution ones on the host (`nets`).
+/// the same stages in the same order; the refinement network through `ops` when `refine` is
+/// given, else on the host like the other working-resolution stages (`nets`).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn run_full<O: FullOps>(
     ops: &mut O,
     layers: &StreakLayers<<O::Net as NetOps>::Conv>,
+    refine: Option<&UNetLayers<<O::Net as NetOps>::Conv>>,
     nets: &mut FullNets,
     maps: &mut Option<FullMaps<<O::Net as NetOps>::Buf>>,
     src: Source<'_>,
@@ -349,13 +376,40 @@ pub(crate) fn run_full<O: FullOps>(
     };
     ops.invert(&inv, &mut m.j1, if comps { m.st.as_mut() } else { None })?;
     ops.downsample(&m.j1, (w, h), f, &mut m.j1_lo)?;
-    let j1_lo = planes(&ops.get(&m.j1_lo, 3 * ln)?, 3, g.lw, g.lh);
     let t_pass1 = std::time::Instant::now();
 
-    // Stage 2 on the host; ΔJ back to the device, J finished there.
-    let dj = working_stage2(nets, &j1_lo, &t_lo, t0, &mut m.x2)?;
-    let dj: Vec<f32> = dj.iter().flat_map(|p| p.data.iter().copied()).collect();
-    ops.put(&dj, &mut m.dj)?;
+    // Stage 2: ΔJ from [down(J₁), depth], on the device or on the host.
+    match refine {
+        Some(rl) => {
+            let (rpw, rph) = (
+                g.lw.next_multiple_of(PAD_MULTIPLE),
+                g.lh.next_multiple_of(PAD_MULTIPLE),
+            );
+            let (x2d, dj_pad, um) = match m.refine.take() {
+                Some(r) if r.2.fit(rpw, rph) => r,
+                old => {
+                    drop(old);
+                    (
+                        ops.alloc(4 * rpw * rph)?,
+                        ops.alloc(3 * rpw * rph)?,
+                        UNetMaps::new(ops.net(), rl, rpw, rph)?,
+                    )
+                }
+            };
+            let (x2d, dj_pad, um) = m.refine.insert((x2d, dj_pad, um));
+            ops.pad(&m.j1_lo, (g.lw, g.lh), (rpw, rph), x2d)?;
+            pack_padded([&refine_depth(&t_lo, t0)], rph, rpw, &mut m.x2);
+            ops.put_at(&m.x2, x2d, 3 * rpw * rph)?;
+            unet_forward(ops.net(), rl, x2d, um, dj_pad)?;
+            ops.crop(dj_pad, (rpw, rph), (g.lw, g.lh), 3, &mut m.dj)?;
+        }
+        None => {
+            let j1_lo = planes(&ops.get(&m.j1_lo, 3 * ln)?, 3, g.lw, g.lh);
+            let dj = working_stage2(nets, &j1_lo, &t_lo, t0, &mut m.x2)?;
+            let dj: Vec<f32> = dj.iter().flat_map(|p| p.data.iter().copied()).collect();
+            ops.put(&dj, &mut m.dj)?;
+        }
+    }
     let t_stage2 = std::time::Instant::now();
     let fin = Finish {
         j1: &m.j1,
@@ -405,223 +459,6 @@ pub(crate) fn run_full<O: FullOps>(
     })
 }
 
-/// Input and output frames' bytes, kept between frames with their page-locked twins.
-#[derive(Default)]
-struct FrameIo {
-    /// The kept input frame: its bytes, size and format.
-    input: Option<Staged<u8>>,
-    like: Option<(usize, usize, PixelFormat)>,
-    output: Option<Staged<u8>>,
-}
-
-/// [`FullOps`] as launches on one stream.
-struct LaunchFull<'a> {
-    net: LaunchOps<'a>,
-    ctx: &'a Arc<CudaContext>,
-    io: &'a mut FrameIo,
-}
-
-impl LaunchFull<'_> {
-    fn like(&self) -> Result<(usize, usize, PixelFormat)> {
-        self.io
-            .like
-            .ok_or_else(|| Error::param("cuda full", "no input frame was kept"))
-    }
-
-    fn input(&self) -> Result<&CudaSlice<u8>> {
-        self.io
-            .input
-            .as_ref()
-            .map(|b| &b.dev)
-            .ok_or_else(|| Error::param("cuda full", "no input frame was kept"))
-    }
-}
-
-impl<'a> FullOps for LaunchFull<'a> {
-    type Net = LaunchOps<'a>;
-
-    fn net(&mut self) -> &mut LaunchOps<'a> {
-        &mut self.net
-    }
-
-    fn alloc(&mut self, n: usize) -> Result<CudaSlice<f32>> {
-        zeros::<f32>(self.net.s, n)
-    }
-
-    fn put_frame(&mut self, frame: &FrameRef<'_>) -> Result<()> {
-        let (w, h) = (frame.width() as usize, frame.height() as usize);
-        let row = w * frame.format().bytes_per_pixel();
-        let s = self.net.s;
-        let b = Staged::fit(&mut self.io.input, s, self.ctx, row * h, Direction::Upload)?;
-        b.host
-            .as_mut_slice()
-            .map_err(|e| driver("pinned host memory", e))?
-            .par_chunks_mut(row)
-            .enumerate()
-            .with_min_len(32)
-            .for_each(|(y, d)| d.copy_from_slice(frame.row(y)));
-        s.memcpy_htod(&b.host, &mut b.dev)
-            .map_err(|e| driver("uploading the frame", e))?;
-        self.io.like = Some((w, h, frame.format()));
-        Ok(())
-    }
-
-    fn unpack(&mut self, rgb: &mut CudaSlice<f32>) -> Result<()> {
-        let (w, h, format) = self.like()?;
-        let row = w * format.bytes_per_pixel();
-        let (s, k) = (self.net.s, self.net.k);
-        launch::packed8_to_planar(s, k, self.input()?, row, w, h, format, rgb)
-    }
-
-    fn put(&mut self, v: &[f32], dst: &mut CudaSlice<f32>) -> Result<()> {
-        if dst.len() < v.len() {
-            return Err(Error::param(
-                "cuda full",
-                "a buffer too small for its upload",
-            ));
-        }
-        self.net
-            .s
-            .memcpy_htod(v, dst)
-            .map_err(|e| driver("uploading working-resolution planes", e))
-    }
-
-    fn get(&mut self, src: &CudaSlice<f32>, n: usize) -> Result<Vec<f32>> {
-        let s = self.net.s;
-        let v = s
-            .clone_dtoh(&src.slice(0..n.min(src.len())))
-            .map_err(|e| driver("downloading working-resolution planes", e))?;
-        s.synchronize()
-            .map_err(|e| driver("waiting for the download", e))?;
-        Ok(v)
-    }
-
-    fn pad(
-        &mut self,
-        rgb: &CudaSlice<f32>,
-        wh: (usize, usize),
-        pwh: (usize, usize),
-        x: &mut CudaSlice<f32>,
-    ) -> Result<()> {
-        launch::pad_planes(self.net.s, self.net.k, rgb, wh, pwh, x)
-    }
-
-    fn rain_free(
-        &mut self,
-        x: &CudaSlice<f32>,
-        r: &CudaSlice<f32>,
-        pwh: (usize, usize),
-        wh: (usize, usize),
-        i_s: &mut CudaSlice<f32>,
-    ) -> Result<()> {
-        launch::rain_free(self.net.s, self.net.k, x, r, pwh, wh, i_s)
-    }
-
-    fn downsample(
-        &mut self,
-        rgb: &CudaSlice<f32>,
-        (w, h): (usize, usize),
-        s: usize,
-        lo: &mut CudaSlice<f32>,
-    ) -> Result<()> {
-        launch::downsample_residue(self.net.s, self.net.k, rgb, w, h, s, lo)?;
-        Ok(())
-    }
-
-    fn invert(
-        &mut self,
-        p: &Invert<'_, CudaSlice<f32>>,
-        j1: &mut CudaSlice<f32>,
-        st: Option<&mut CudaSlice<f32>>,
-    ) -> Result<()> {
-        let q = InvertInputs {
-            i_s: p.i_s,
-            w: p.w,
-            h: p.h,
-            t_lo: p.t_lo,
-            g: p.g,
-            t0: p.t0,
-            t_inv: p.t_inv,
-            atmosphere: p.atmosphere,
-            rain: p.rain,
-            pw: p.pw,
-            ph: p.ph,
-        };
-        launch::full_invert(self.net.s, self.net.k, &q, j1, st)
-    }
-
-    fn finish_frame(
-        &mut self,
-        p: &Finish<'_, CudaSlice<f32>>,
-        strength: f32,
-        rgb: &CudaSlice<f32>,
-    ) -> Result<()> {
-        let (w, h, format) = self.like()?;
-        let row = w * format.bytes_per_pixel();
-        let (s, ctx) = (self.net.s, self.ctx);
-        Staged::fit(&mut self.io.output, s, ctx, row * h, Direction::Download)?;
-        let (Some(input), Some(out)) = (self.io.input.as_ref(), self.io.output.as_mut()) else {
-            return Err(Error::param("cuda full", "no input frame was kept"));
-        };
-        let q = FinishInputs {
-            j1: p.j1,
-            dj: p.dj,
-            g: p.g,
-            w: p.w,
-            h: p.h,
-        };
-        launch::full_finish_packed8(
-            s,
-            self.net.k,
-            &q,
-            strength,
-            rgb,
-            &input.dev,
-            &mut out.dev,
-            row,
-            format,
-        )
-    }
-
-    fn get_frame(&mut self, out: &mut FrameMut<'_>) -> Result<()> {
-        let (w, _, format) = self.like()?;
-        let row = w * format.bytes_per_pixel();
-        let s = self.net.s;
-        let o = self
-            .io
-            .output
-            .as_mut()
-            .ok_or_else(|| Error::param("cuda full", "no output frame was made"))?;
-        s.memcpy_dtoh(&o.dev, &mut o.host)
-            .map_err(|e| driver("downloading the frame", e))?;
-        // as_slice waits for the copy.
-        let src = o
-            .host
-            .as_slice()
-            .map_err(|e| driver("reading the downloaded frame", e))?;
-        out.par_rows_mut()
-            .zip(src.par_chunks(row))
-            .with_min_len(32)
-            .for_each(|(d, s)| d.copy_from_slice(s));
-        Ok(())
-    }
-
-    fn finish_planes(
-        &mut self,
-        p: &Finish<'_, CudaSlice<f32>>,
-        out: &mut CudaSlice<f32>,
-    ) -> Result<()> {
-        let q = FinishInputs {
-            j1: p.j1,
-            dj: p.dj,
-            g: p.g,
-            w: p.w,
-            h: p.h,
-        };
-        launch::full_finish_planar(self.net.s, self.net.k, &q, out)
-    }
-}
-
 /// `full` mode on one GPU (see the module doc).
 pub struct CudaFullEngine {
     info: DeviceInfo,
@@ -629,6 +466,8 @@ pub struct CudaFullEngine {
     stream: Arc<CudaStream>,
     kernels: Kernels,
     layers: StreakLayers<DeviceConv>,
+    /// The refinement network on the device, when the native runtime runs it.
+    refine: Option<UNetLayers<DeviceConv>>,
     nets: FullNets,
     maps: Option<FullMaps<CudaSlice<f32>>>,
     io: FrameIo,
@@ -663,10 +502,22 @@ impl CudaFullEngine {
             )
         })?;
         let layers = upload_layers(&stream, &host_layers)?;
+        let refine = match nets.stage2.refine_layers() {
+            Some(l) => {
+                check_unet(&l, 4, 3)?;
+                Some(l.try_map(|c| device_conv(&stream, c))?)
+            }
+            None => None,
+        };
         log::info!(
             "CUDA full mode on device {ordinal}: {} (every full-resolution step on the GPU, \
-             the working-resolution networks on the host)",
-            info.name
+             the refinement network {}; the bank and the veil network on the host)",
+            info.name,
+            if refine.is_some() {
+                "too"
+            } else {
+                "on the host (this stage2.onnx is not an architecture the device runs)"
+            }
         );
         Ok(Self {
             info,
@@ -674,6 +525,7 @@ impl CudaFullEngine {
             stream,
             kernels,
             layers,
+            refine,
             nets,
             maps: None,
             io: FrameIo::default(),
@@ -704,6 +556,7 @@ impl CudaFullEngine {
         run_full(
             &mut ops,
             &self.layers,
+            self.refine.as_ref(),
             &mut self.nets,
             &mut self.maps,
             input,

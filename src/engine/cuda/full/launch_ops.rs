@@ -1,0 +1,256 @@
+//! [`FullOps`] as launches on one stream: the kernels of `kernels/full.cu` and `convert.cu`,
+//! the transfers through page-locked buffers kept between frames.
+
+use std::sync::Arc;
+
+use cudarc::driver::{CudaContext, CudaSlice};
+use rayon::prelude::*;
+
+use super::{Finish, FullOps, Invert};
+use crate::engine::cuda::buffers::{Direction, Staged};
+use crate::engine::cuda::launch::{self, FinishInputs, InvertInputs, driver};
+use crate::engine::cuda::nets::LaunchOps;
+use crate::engine::cuda::ops::zeros;
+use crate::error::{Error, Result};
+use crate::frame::{FrameMut, FrameRef, PixelFormat};
+
+/// Input and output frames' bytes, kept between frames with their page-locked twins.
+#[derive(Default)]
+pub(super) struct FrameIo {
+    /// The kept input frame: its bytes, size and format.
+    input: Option<Staged<u8>>,
+    like: Option<(usize, usize, PixelFormat)>,
+    output: Option<Staged<u8>>,
+}
+
+/// [`FullOps`] as launches on one stream.
+pub(super) struct LaunchFull<'a> {
+    pub(super) net: LaunchOps<'a>,
+    pub(super) ctx: &'a Arc<CudaContext>,
+    pub(super) io: &'a mut FrameIo,
+}
+
+impl LaunchFull<'_> {
+    fn like(&self) -> Result<(usize, usize, PixelFormat)> {
+        self.io
+            .like
+            .ok_or_else(|| Error::param("cuda full", "no input frame was kept"))
+    }
+
+    fn input(&self) -> Result<&CudaSlice<u8>> {
+        self.io
+            .input
+            .as_ref()
+            .map(|b| &b.dev)
+            .ok_or_else(|| Error::param("cuda full", "no input frame was kept"))
+    }
+}
+
+impl<'a> FullOps for LaunchFull<'a> {
+    type Net = LaunchOps<'a>;
+
+    fn net(&mut self) -> &mut LaunchOps<'a> {
+        &mut self.net
+    }
+
+    fn alloc(&mut self, n: usize) -> Result<CudaSlice<f32>> {
+        zeros::<f32>(self.net.s, n)
+    }
+
+    fn put_frame(&mut self, frame: &FrameRef<'_>) -> Result<()> {
+        let (w, h) = (frame.width() as usize, frame.height() as usize);
+        let row = w * frame.format().bytes_per_pixel();
+        let s = self.net.s;
+        let b = Staged::fit(&mut self.io.input, s, self.ctx, row * h, Direction::Upload)?;
+        b.host
+            .as_mut_slice()
+            .map_err(|e| driver("pinned host memory", e))?
+            .par_chunks_mut(row)
+            .enumerate()
+            .with_min_len(32)
+            .for_each(|(y, d)| d.copy_from_slice(frame.row(y)));
+        s.memcpy_htod(&b.host, &mut b.dev)
+            .map_err(|e| driver("uploading the frame", e))?;
+        self.io.like = Some((w, h, frame.format()));
+        Ok(())
+    }
+
+    fn unpack(&mut self, rgb: &mut CudaSlice<f32>) -> Result<()> {
+        let (w, h, format) = self.like()?;
+        let row = w * format.bytes_per_pixel();
+        let (s, k) = (self.net.s, self.net.k);
+        launch::packed8_to_planar(s, k, self.input()?, row, w, h, format, rgb)
+    }
+
+    fn put(&mut self, v: &[f32], dst: &mut CudaSlice<f32>) -> Result<()> {
+        if dst.len() < v.len() {
+            return Err(Error::param(
+                "cuda full",
+                "a buffer too small for its upload",
+            ));
+        }
+        self.net
+            .s
+            .memcpy_htod(v, dst)
+            .map_err(|e| driver("uploading working-resolution planes", e))
+    }
+
+    fn put_at(&mut self, v: &[f32], dst: &mut CudaSlice<f32>, offset: usize) -> Result<()> {
+        if dst.len() < offset + v.len() {
+            return Err(Error::param(
+                "cuda full",
+                "a buffer too small for its upload",
+            ));
+        }
+        self.net
+            .s
+            .memcpy_htod(v, &mut dst.slice_mut(offset..offset + v.len()))
+            .map_err(|e| driver("uploading working-resolution planes", e))
+    }
+
+    fn crop(
+        &mut self,
+        src: &CudaSlice<f32>,
+        pwh: (usize, usize),
+        lwh: (usize, usize),
+        planes: usize,
+        dst: &mut CudaSlice<f32>,
+    ) -> Result<()> {
+        launch::crop_planes(self.net.s, self.net.k, src, pwh, lwh, planes, dst)
+    }
+
+    fn get(&mut self, src: &CudaSlice<f32>, n: usize) -> Result<Vec<f32>> {
+        let s = self.net.s;
+        let v = s
+            .clone_dtoh(&src.slice(0..n.min(src.len())))
+            .map_err(|e| driver("downloading working-resolution planes", e))?;
+        s.synchronize()
+            .map_err(|e| driver("waiting for the download", e))?;
+        Ok(v)
+    }
+
+    fn pad(
+        &mut self,
+        rgb: &CudaSlice<f32>,
+        wh: (usize, usize),
+        pwh: (usize, usize),
+        x: &mut CudaSlice<f32>,
+    ) -> Result<()> {
+        launch::pad_planes(self.net.s, self.net.k, rgb, wh, pwh, x)
+    }
+
+    fn rain_free(
+        &mut self,
+        x: &CudaSlice<f32>,
+        r: &CudaSlice<f32>,
+        pwh: (usize, usize),
+        wh: (usize, usize),
+        i_s: &mut CudaSlice<f32>,
+    ) -> Result<()> {
+        launch::rain_free(self.net.s, self.net.k, x, r, pwh, wh, i_s)
+    }
+
+    fn downsample(
+        &mut self,
+        rgb: &CudaSlice<f32>,
+        (w, h): (usize, usize),
+        s: usize,
+        lo: &mut CudaSlice<f32>,
+    ) -> Result<()> {
+        launch::downsample_residue(self.net.s, self.net.k, rgb, w, h, s, lo)?;
+        Ok(())
+    }
+
+    fn invert(
+        &mut self,
+        p: &Invert<'_, CudaSlice<f32>>,
+        j1: &mut CudaSlice<f32>,
+        st: Option<&mut CudaSlice<f32>>,
+    ) -> Result<()> {
+        let q = InvertInputs {
+            i_s: p.i_s,
+            w: p.w,
+            h: p.h,
+            t_lo: p.t_lo,
+            g: p.g,
+            t0: p.t0,
+            t_inv: p.t_inv,
+            atmosphere: p.atmosphere,
+            rain: p.rain,
+            pw: p.pw,
+            ph: p.ph,
+        };
+        launch::full_invert(self.net.s, self.net.k, &q, j1, st)
+    }
+
+    fn finish_frame(
+        &mut self,
+        p: &Finish<'_, CudaSlice<f32>>,
+        strength: f32,
+        rgb: &CudaSlice<f32>,
+    ) -> Result<()> {
+        let (w, h, format) = self.like()?;
+        let row = w * format.bytes_per_pixel();
+        let (s, ctx) = (self.net.s, self.ctx);
+        Staged::fit(&mut self.io.output, s, ctx, row * h, Direction::Download)?;
+        let (Some(input), Some(out)) = (self.io.input.as_ref(), self.io.output.as_mut()) else {
+            return Err(Error::param("cuda full", "no input frame was kept"));
+        };
+        let q = FinishInputs {
+            j1: p.j1,
+            dj: p.dj,
+            g: p.g,
+            w: p.w,
+            h: p.h,
+        };
+        launch::full_finish_packed8(
+            s,
+            self.net.k,
+            &q,
+            strength,
+            rgb,
+            &input.dev,
+            &mut out.dev,
+            row,
+            format,
+        )
+    }
+
+    fn get_frame(&mut self, out: &mut FrameMut<'_>) -> Result<()> {
+        let (w, _, format) = self.like()?;
+        let row = w * format.bytes_per_pixel();
+        let s = self.net.s;
+        let o = self
+            .io
+            .output
+            .as_mut()
+            .ok_or_else(|| Error::param("cuda full", "no output frame was made"))?;
+        s.memcpy_dtoh(&o.dev, &mut o.host)
+            .map_err(|e| driver("downloading the frame", e))?;
+        // as_slice waits for the copy.
+        let src = o
+            .host
+            .as_slice()
+            .map_err(|e| driver("reading the downloaded frame", e))?;
+        out.par_rows_mut()
+            .zip(src.par_chunks(row))
+            .with_min_len(32)
+            .for_each(|(d, s)| d.copy_from_slice(s));
+        Ok(())
+    }
+
+    fn finish_planes(
+        &mut self,
+        p: &Finish<'_, CudaSlice<f32>>,
+        out: &mut CudaSlice<f32>,
+    ) -> Result<()> {
+        let q = FinishInputs {
+            j1: p.j1,
+            dj: p.dj,
+            g: p.g,
+            w: p.w,
+            h: p.h,
+        };
+        launch::full_finish_planar(self.net.s, self.net.k, &q, out)
+    }
+}
