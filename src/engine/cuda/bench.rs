@@ -9,15 +9,16 @@ use std::time::Instant;
 use cudarc::driver::{CudaSlice, sys};
 
 use super::buffers::{STAGES, Stage};
-use super::launch::driver;
-use super::nets::DeviceStreakNet;
+use super::launch::{self, FinishInputs, InvertInputs, LowResGeometry, driver};
+use super::nets::{DeviceStreakNet, LaunchOps, UNetMaps, check_unet, device_conv, unet_forward};
 use super::ops::{GuidedBuffers, GuidedOutput, guided_on_device, upload, zeros};
 use super::{CudaEngine, DEFAULT_RUN, DeviceInfo, OutKind, RING_DEPTH, RunOptions, Ticket};
 use crate::config::Config;
 use crate::engine::cpu::pack_frame;
 use crate::error::{Error, Result};
 use crate::frame::{FrameMut, FrameRef, PixelFormat, PlanarRgb};
-use crate::nets::{FullNets, ModelSize, STREAK_MULTIPLE};
+use crate::nets::full::work_factor;
+use crate::nets::{ConvLayer, FullNets, ModelSize, PAD_MULTIPLE, STREAK_MULTIPLE};
 use crate::physics::guided_filter::{BANK_EPS, BANK_RADII};
 use crate::physics::{AtmosphereTracker, Source, residue};
 
@@ -63,7 +64,8 @@ pub struct SizeReport {
     pub height: usize,
     /// Per stage of one frame (events around each stage of a synchronous run).
     pub stages: Vec<KernelTime>,
-    /// Guided filter r=8 on 3 channels and the 10-filter bank, device-resident.
+    /// Guided filter r=8 on 3 channels, the 10-filter bank and `full` mode's full-resolution
+    /// kernels, device-resident.
     pub filters: Vec<KernelTime>,
     /// Frames/s with RING_DEPTH frames in flight, RGBA in host memory → RGBA in host memory.
     pub fps_with_transfers: f64,
@@ -72,8 +74,8 @@ pub struct SizeReport {
     pub fps_without_transfers: f64,
     /// Milliseconds of one frame submitted and finished alone (the element's latency).
     pub latency_ms: f64,
-    /// The streak networks of both shipped sizes at this size (padded to a multiple of 16),
-    /// device-resident (`kernels/nets.cu`).
+    /// The streak networks of both shipped sizes at this size (padded to a multiple of 16) and
+    /// the refinement networks at the working resolution, device-resident (`kernels/nets.cu`).
     pub networks: Vec<NetTime>,
 }
 
@@ -405,6 +407,121 @@ fn bench_size(
             name: format!("streak network `{}` ({pw}x{ph})", size.name()),
             ms,
             macs: nets.streak.macs_per_pixel() * (pw * ph) as f64,
+        });
+    }
+    // 6. `full` mode's full-resolution kernels and the refinement network, device-resident
+    // (the chain of engine::cuda::full minus its two transfers and the host's stage 1).
+    let f = work_factor(w, h);
+    let g = LowResGeometry {
+        lw: w.div_ceil(f),
+        lh: h.div_ceil(f),
+        s: f,
+    };
+    let (pn, ln) = ((pw * ph) as f64, g.lw * g.lh);
+    let mut x = zeros::<f32>(&s, 3 * pw * ph)?;
+    let r = zeros::<f32>(&s, 3 * pw * ph)?;
+    let mut i_s = zeros::<f32>(&s, 3 * w * h)?;
+    let mut j1 = zeros::<f32>(&s, 3 * w * h)?;
+    let t_lo = upload(&s, &vec![0.6f32; ln])?;
+    let dj = upload(&s, &vec![0.01f32; 3 * ln])?;
+    let frame_dev = upload(&s, &out_bytes)?;
+    let mut frame_out = zeros::<u8>(&s, out_bytes.len())?;
+    let ms = time_events(&s, reps, || {
+        launch::pad_planes(&s, k, &di, (w, h), (pw, ph), &mut x)
+    })?;
+    filters.push(KernelTime {
+        name: "full: pad_planes_f32 (I to a multiple of 16)".into(),
+        ms,
+        bytes: 12.0 * n + 12.0 * pn,
+    });
+    let ms = time_events(&s, reps, || {
+        launch::rain_free(&s, k, &x, &r, (pw, ph), (w, h), &mut i_s)
+    })?;
+    filters.push(KernelTime {
+        name: "full: rain_free_f32 (I_s = I - R)".into(),
+        ms,
+        bytes: 24.0 * pn + 12.0 * n,
+    });
+    let inv = InvertInputs {
+        i_s: &i_s,
+        w,
+        h,
+        t_lo: &t_lo,
+        g,
+        t0: config.physics.min_transmission,
+        t_inv: 0.0,
+        atmosphere: [0.8, 0.8, 0.8],
+        rain: &r,
+        pw,
+        ph,
+    };
+    let ms = time_events(&s, reps, || launch::full_invert(&s, k, &inv, &mut j1, None))?;
+    filters.push(KernelTime {
+        name: "full: full_invert_f32 (J1)".into(),
+        ms,
+        bytes: 24.0 * n,
+    });
+    let fin = FinishInputs {
+        j1: &j1,
+        dj: &dj,
+        g,
+        w,
+        h,
+    };
+    let ms = time_events(&s, reps, || {
+        launch::full_finish_packed8(
+            &s,
+            k,
+            &fin,
+            1.0,
+            &di,
+            &frame_dev,
+            &mut frame_out,
+            w * 4,
+            PixelFormat::Rgba,
+        )
+    })?;
+    filters.push(KernelTime {
+        name: "full: full_finish_packed8 (J1 + up(dJ), pack)".into(),
+        ms,
+        bytes: 12.0 * n + 8.0 * n,
+    });
+    for size in [ModelSize::Fast, ModelSize::Quality] {
+        let nets = FullNets::embedded(size)?;
+        let Some(l) = nets.stage2.refine_layers() else {
+            continue;
+        };
+        check_unet(&l, 4, 3)?;
+        let dl = l.try_map(|c| device_conv(&s, c))?;
+        let (rpw, rph) = (
+            g.lw.next_multiple_of(PAD_MULTIPLE),
+            g.lh.next_multiple_of(PAD_MULTIPLE),
+        );
+        let x2 = zeros::<f32>(&s, 4 * rpw * rph)?;
+        let mut out = zeros::<f32>(&s, 3 * rpw * rph)?;
+        let mut ops = LaunchOps { s: &s, k };
+        let mut maps = UNetMaps::new(&mut ops, &dl, rpw, rph)?;
+        let ms = time_events(&s, reps, || {
+            unet_forward(&mut LaunchOps { s: &s, k }, &dl, &x2, &mut maps, &mut out)
+        })?;
+        let area = |c: &ConvLayer, a: f64| (c.cout * c.cin * c.k * c.k) as f64 * a;
+        let full = (rpw * rph) as f64;
+        let macs = [&l.inp, &l.e0, &l.m0, &l.u0, &l.out]
+            .iter()
+            .map(|c| area(c, full))
+            .sum::<f64>()
+            + [&l.d1, &l.e1, &l.m1, &l.u1]
+                .iter()
+                .map(|c| area(c, full / 4.0))
+                .sum::<f64>()
+            + [&l.d2, &l.e2]
+                .iter()
+                .map(|c| area(c, full / 16.0))
+                .sum::<f64>();
+        networks.push(NetTime {
+            name: format!("refinement network `{}` ({rpw}x{rph})", size.name()),
+            ms,
+            macs,
         });
     }
     Ok(SizeReport {
