@@ -45,7 +45,7 @@ use super::{DeviceInfo, open_device};
 use crate::config::{Config, PhysicsParams};
 use crate::engine::cpu::full::{Stage1, pack_padded, refine_depth, working_stage1, working_stage2};
 use crate::error::{Error, Result};
-use crate::frame::{FrameMut, FrameRef, PixelFormat, PlanarRgb, Plane};
+use crate::frame::{FrameMut, FrameRef, PlanarRgb, Plane};
 use crate::nets::full::work_factor;
 use crate::nets::{FullNets, PAD_MULTIPLE, STREAK_MULTIPLE, StreakLayers, UNetLayers};
 use crate::physics::{AtmosphereStep, RunInfo, Sink, Source, StageTimings};
@@ -272,12 +272,11 @@ pub(crate) fn run_full<O: FullOps>(
         (Source::Planar(_), Sink::Components(_)) => None,
     };
     if let (Sink::Frame(fs), Some(l)) = (&sink, like) {
-        let same = |a: (u32, u32, PixelFormat), b: (u32, u32, PixelFormat)| a == b;
         let (o, i) = (
             (fs.frame.width(), fs.frame.height(), fs.frame.format()),
             (l.width(), l.height(), l.format()),
         );
-        if !same(o, i) || (l.width() as usize, l.height() as usize) != (w, h) {
+        if o != i || (l.width() as usize, l.height() as usize) != (w, h) {
             return Err(Error::UnsupportedFrame {
                 width: o.0,
                 height: o.1,
