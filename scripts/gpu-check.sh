@@ -99,7 +99,7 @@ bench() {
                             > "$logs/bench.json" 2>/dev/null || f=1; }
   echo "=== derain bench --backend cpu (1080p; baseline, all cores)"
   timeout 120 "$dir/derain" bench --backend cpu --sizes 1920x1080 --reps 9 || f=1
-  echo "=== derain bench --backend cuda --mode full (1080p; the frame on the GPU, stage 1 on the host; 1 and 2 engines)"
+  echo "=== derain bench --backend cuda --mode full (1080p; the frame and the networks on the GPU; 1 and 2 engines)"
   timeout 240 "$dir/derain" bench --backend cuda --mode full --sizes 1920x1080 --reps 5 --engines 2 || f=1
   echo "=== derain bench --backend cpu --mode full --model quality (1080p; baseline, all cores)"
   timeout 120 "$dir/derain" bench --backend cpu --mode full --model quality --sizes 1920x1080 --reps 3 || f=1

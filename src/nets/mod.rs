@@ -237,6 +237,84 @@ impl<C> UNetLayers<C> {
     }
 }
 
+/// A linear layer as plain data: `y = b + W·x`, `W` stored `[out][in]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LinearLayer {
+    /// Inputs.
+    pub cin: usize,
+    /// Outputs.
+    pub cout: usize,
+    /// `[cout][cin]`.
+    pub weights: Vec<f32>,
+    /// `[cout]`.
+    pub bias: Vec<f32>,
+}
+
+/// The veil network (`stage1.onnx`: model.py `TNet`, `ANet` and, where the file has one,
+/// `APool`) as plain layers, for a runtime other than the CPU's:
+/// ```text
+///   z_T = t(x)                                   U-Net, 33 → 1, on x = [I_s, bank]
+///   y = a_body(x) (3×3 stride 2, three times);   p = [mean, max of y per channel]
+///   A_anet = σ(a_out(leaky(a_hidden(p))));  g = σ(a_gate(p))
+///   T = 1 − g·(1 − (T0 + (1 − T0)·σ(z_T)))
+///   pool: f = body([x, T]); y4 = head(f) (4 ch at 1/4); k = σ(keep([mean, max of f]))
+///         A = clamp(k·A_anet + (1 − k)·Σ softmax(y4₀ − 8·T̄₄)·(Ī₄ + y4₁…₃), 0, 1)
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct VeilLayers<C = ConvLayer> {
+    /// The transmission U-Net.
+    pub t: UNetLayers<C>,
+    /// The ANet's body: 3×3 stride 2, cin → 16 → 24 → 32, LeakyReLU.
+    pub a_body: [C; 3],
+    /// The ANet's head: 64 → 32, LeakyReLU.
+    pub a_hidden: LinearLayer,
+    /// 32 → 3, sigmoid: A.
+    pub a_out: LinearLayer,
+    /// 64 → 1, sigmoid: the network's veil gate g.
+    pub a_gate: LinearLayer,
+    /// The attention-pooled A, in files that have one.
+    pub pool: Option<PoolLayers<C>>,
+}
+
+/// The APool of [`VeilLayers`]: body 3×3 (cin + 1) → 16 (stride 2) → 24 (stride 2) → 24,
+/// LeakyReLU; head 1×1 24 → 4; keep 48 → 1.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PoolLayers<C = ConvLayer> {
+    /// The body convolutions.
+    pub body: [C; 3],
+    /// The 1×1 head: the logit and the three colour corrections per 4×4 block.
+    pub head: C,
+    /// The mix weight k's logit from the pooled body features.
+    pub keep: LinearLayer,
+}
+
+impl<C> VeilLayers<C> {
+    /// The same roles with every convolution mapped by `f` (the linear layers are kept).
+    pub fn try_map<D, E>(
+        &self,
+        f: impl Fn(&C) -> std::result::Result<D, E>,
+    ) -> std::result::Result<VeilLayers<D>, E> {
+        let three = |b: &[C; 3]| -> std::result::Result<[D; 3], E> {
+            Ok([f(&b[0])?, f(&b[1])?, f(&b[2])?])
+        };
+        Ok(VeilLayers {
+            t: self.t.try_map(&f)?,
+            a_body: three(&self.a_body)?,
+            a_hidden: self.a_hidden.clone(),
+            a_out: self.a_out.clone(),
+            a_gate: self.a_gate.clone(),
+            pool: match &self.pool {
+                Some(p) => Some(PoolLayers {
+                    body: three(&p.body)?,
+                    head: f(&p.head)?,
+                    keep: p.keep.clone(),
+                }),
+                None => None,
+            },
+        })
+    }
+}
+
 /// One ONNX network: always loadable by tract (the reference runtime), and run by the native
 /// runtime when the file is one of its architectures and both agreed on a probe at load.
 pub struct Net {
@@ -362,6 +440,12 @@ impl Net {
     /// refinement network the native runtime runs (`None` otherwise).
     pub fn refine_layers(&self) -> Option<UNetLayers> {
         self.native.as_ref()?.refine_layers()
+    }
+
+    /// The veil network's layers, for another backend to run, when this is a veil network
+    /// the native runtime runs (`None` otherwise).
+    pub fn veil_layers(&self) -> Option<VeilLayers> {
+        self.native.as_ref()?.veil_layers()
     }
 
     /// Which runtime [`Net::run`] uses: "native", or "tract" (also when

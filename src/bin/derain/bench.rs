@@ -425,9 +425,10 @@ fn cuda_bench(a: &BenchArgs, sizes: &[(usize, usize)]) -> anyhow::Result<()> {
             let med = |k: usize| column_median(&steps, k);
             println!(
                 "{w}x{h} cuda full ({model}), one frame at a time: {e2e:.3} ms ({:.1} fps) = \
-                 GPU: upload, streak network, I_s and the downsamplings with their download \
-                 {:.3} + host: bank {:.3}, veil and refinement networks {:.3} + GPU: inversion \
-                 and finish with their transfers {:.3}",
+                 GPU: upload, streak network, I_s, downsamplings, bank and veil network with \
+                 their download {:.3} + host: bank {:.3}, gate, tracker and any network left \
+                 on the host {:.3} + GPU: inversion, refinement and finish with their \
+                 transfers {:.3}",
                 1e3 / e2e,
                 med(0),
                 med(1),

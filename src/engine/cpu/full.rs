@@ -144,11 +144,10 @@ pub(crate) fn working_stage1(
     raw: (&[Plane; 3], &Plane),
     img_lo: [Plane; 3],
     res_lo: &Plane,
-    (w, h): (usize, usize),
+    wh: (usize, usize),
     tracker: Option<&mut dyn AtmosphereStep>,
     x_lf: &mut Vec<f32>,
 ) -> Result<Stage1> {
-    let raw_veil = physics_gate_from_downsampled(raw.0, raw.1, w, h)?.1;
     let (lw, lh) = (res_lo.width, res_lo.height);
     let (pw, ph) = (
         lw.next_multiple_of(PAD_MULTIPLE),
@@ -160,10 +159,29 @@ pub(crate) fn working_stage1(
     pack_padded(rgb_lo.planes.iter().chain(&lf), ph, pw, x_lf);
     let bank_ms = t_bank.elapsed().as_secs_f64() * 1e3;
     let outs = nets.stage1.run(ph, pw, &[x_lf])?;
-    let mut t_lo = crop(&outs[0], 0, ph, pw, lw, lh);
-    let a_net: [f32; 3] = std::array::from_fn(|c| outs[1][c].clamp(0.0, 1.0));
+    let t_lo = crop(&outs[0], 0, ph, pw, lw, lh);
+    let a_net: [f32; 3] = std::array::from_fn(|c| outs[1][c]);
+    let mut st = stage1_tail(raw, &rgb_lo, t_lo, a_net, wh, tracker)?;
+    st.bank_ms = bank_ms;
+    Ok(st)
+}
+
+/// The end of stage 1 from the veil network's T (`t_lo`, working resolution) and A: the
+/// physics gate from the downsampled input `raw` (image, residue) of a `w`×`h` frame, the mean
+/// luma of the downsampled rain-free image `rgb_lo`, A and the gate through `tracker`, and
+/// T ← 1 − k·(1 − T). Shared by the CPU engine and the CUDA engine's veil network on the device.
+pub(crate) fn stage1_tail(
+    raw: (&[Plane; 3], &Plane),
+    rgb_lo: &PlanarRgb,
+    mut t_lo: Plane,
+    a_net: [f32; 3],
+    (w, h): (usize, usize),
+    tracker: Option<&mut dyn AtmosphereStep>,
+) -> Result<Stage1> {
+    let raw_veil = physics_gate_from_downsampled(raw.0, raw.1, w, h)?.1;
+    let a_net: [f32; 3] = std::array::from_fn(|c| a_net[c].clamp(0.0, 1.0));
     let mean_luma = {
-        let y = crate::physics::luma(&rgb_lo);
+        let y = crate::physics::luma(rgb_lo);
         (y.data.iter().map(|&v| v as f64).sum::<f64>() / y.data.len() as f64) as f32
     };
     let (atmosphere, veil) = match tracker {
@@ -184,7 +202,7 @@ pub(crate) fn working_stage1(
         atmosphere,
         veil,
         mean_transmission,
-        bank_ms,
+        bank_ms: 0.0,
     })
 }
 

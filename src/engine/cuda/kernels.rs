@@ -78,11 +78,23 @@ pub enum KernelId {
     FullFinishPlanar,
     /// `full`: the top-left corner of padded planes.
     CropPlanes,
+    /// `full`: N planes padded to a multiple (the veil network's input).
+    PadN,
+    /// Veil network: per-channel mean and max.
+    PoolMeanMax,
+    /// Veil network: the ANet's linear head (A and the gate).
+    AnetHead,
+    /// Veil network: T from the TNet's logit and the gate.
+    VeilT,
+    /// Veil network: 4×4 block means.
+    BlockMeans4,
+    /// Veil network: the APool's attention-pooled A.
+    ApoolHead,
 }
 
 impl KernelId {
     /// Every kernel, in a fixed order (the index of [`Kernels`]).
-    pub const ALL: [KernelId; 29] = [
+    pub const ALL: [KernelId; 35] = [
         KernelId::Packed8ToPlanar,
         KernelId::PlanarToPacked8,
         KernelId::Residue,
@@ -112,6 +124,12 @@ impl KernelId {
         KernelId::FullFinishPacked8,
         KernelId::FullFinishPlanar,
         KernelId::CropPlanes,
+        KernelId::PadN,
+        KernelId::PoolMeanMax,
+        KernelId::AnetHead,
+        KernelId::VeilT,
+        KernelId::BlockMeans4,
+        KernelId::ApoolHead,
     ];
 
     /// The `extern "C" __global__` name in the `.cu` file.
@@ -146,6 +164,12 @@ impl KernelId {
             KernelId::FullFinishPacked8 => "full_finish_packed8",
             KernelId::FullFinishPlanar => "full_finish_planar_f32",
             KernelId::CropPlanes => "crop_planes_f32",
+            KernelId::PadN => "pad_n_f32",
+            KernelId::PoolMeanMax => "pool_mean_max_f32",
+            KernelId::AnetHead => "anet_head_f32",
+            KernelId::VeilT => "veil_t_f32",
+            KernelId::BlockMeans4 => "block_means4_f32",
+            KernelId::ApoolHead => "apool_head_f32",
         }
     }
 
@@ -179,6 +203,12 @@ impl KernelId {
             | KernelId::FullFinishPacked8
             | KernelId::FullFinishPlanar
             | KernelId::CropPlanes => "full.cu",
+            KernelId::PadN
+            | KernelId::PoolMeanMax
+            | KernelId::AnetHead
+            | KernelId::VeilT
+            | KernelId::BlockMeans4
+            | KernelId::ApoolHead => "veil.cu",
         }
     }
 }
@@ -196,7 +226,7 @@ macro_rules! kernel_source {
 pub const COMMON: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/kernels/common.cuh"));
 
 /// Every kernel file: (name, source text).
-pub const FILES: [(&str, &str); 8] = [
+pub const FILES: [(&str, &str); 9] = [
     kernel_source!("convert.cu"),
     kernel_source!("box_filter.cu"),
     kernel_source!("guided_filter.cu"),
@@ -205,6 +235,7 @@ pub const FILES: [(&str, &str); 8] = [
     kernel_source!("temporal.cu"),
     kernel_source!("nets.cu"),
     kernel_source!("full.cu"),
+    kernel_source!("veil.cu"),
 ];
 
 /// The program text NVRTC compiles for `file`: common.cuh, then the file from its line 1.

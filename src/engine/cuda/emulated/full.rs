@@ -8,9 +8,12 @@ use super::nets::EmuOps;
 use super::*;
 use crate::config::{Config, Mode, ModelChoice};
 use crate::engine::cpu::CpuEngine;
-use crate::engine::cuda::full::{Finish, FullMaps, FullOps, Invert, run_full};
+use crate::engine::cuda::full::veil::{VEIL_IN, VeilNet, check_veil, packed_heads};
+use crate::engine::cuda::full::{Apool, Finish, FullMaps, FullOps, Invert, run_full};
+use crate::engine::cuda::launch::grid_n;
 use crate::engine::cuda::nets::check_unet;
 use crate::error::Result;
+use crate::nets::full::{BANK_EPS as FULL_BANK_EPS, BANK_RADII as FULL_BANK_RADII};
 use crate::nets::{FullNets, ModelSize};
 use crate::physics::{AtmosphereTracker, Components};
 
@@ -93,6 +96,104 @@ impl<'a> FullOps for EmuFull<'a> {
         launch!(self.net.e, "crop_planes_f32", grid_2d(lw, lh), false;
             src.as_ptr() => *const f32, pw as i32 => i32, ph as i32 => i32, lw as i32 => i32,
             lh as i32 => i32, planes as i32 => i32, dst.as_mut_ptr() => *mut f32);
+        Ok(())
+    }
+
+    fn bank(&mut self, lo: &Vec<f32>, (lw, lh): (usize, usize), lf: &mut Vec<f32>) -> Result<()> {
+        let ln = lw * lh;
+        assert!(lo.len() >= 4 * ln && lf.len() >= VEIL_IN * ln);
+        lf[..3 * ln].copy_from_slice(&lo[..3 * ln]);
+        let per = 3 * FULL_BANK_EPS.len();
+        for (i, &r) in FULL_BANK_RADII.iter().enumerate() {
+            let q = guided(
+                self.net.e,
+                &lo[3 * ln..4 * ln],
+                &lo[..3 * ln],
+                3,
+                &FULL_BANK_EPS,
+                (lw, lh, r),
+                true,
+            );
+            lf[(3 + per * i) * ln..(3 + per * (i + 1)) * ln].copy_from_slice(&q);
+        }
+        Ok(())
+    }
+
+    fn pad_n(
+        &mut self,
+        src: &Vec<f32>,
+        planes: usize,
+        (w, h): (usize, usize),
+        (pw, ph): (usize, usize),
+        dst: &mut Vec<f32>,
+    ) -> Result<()> {
+        assert!(src.len() >= planes * w * h && dst.len() >= planes * pw * ph);
+        launch!(self.net.e, "pad_n_f32", grid_2d(pw, ph), false;
+            src.as_ptr() => *const f32, planes as i32 => i32, w as i32 => i32, h as i32 => i32,
+            pw as i32 => i32, ph as i32 => i32, dst.as_mut_ptr() => *mut f32);
+        Ok(())
+    }
+
+    fn pool(&mut self, y: &Vec<f32>, nc: usize, n: usize, z: &mut Vec<f32>) -> Result<()> {
+        assert!(y.len() >= nc * n && z.len() >= 2 * nc);
+        launch!(self.net.e, "pool_mean_max_f32", grid_n(nc), false;
+            y.as_ptr() => *const f32, nc as i32 => i32, n as i32 => i32,
+            z.as_mut_ptr() => *mut f32);
+        Ok(())
+    }
+
+    fn anet_head(
+        &mut self,
+        z: &Vec<f32>,
+        nz: usize,
+        lin: &Vec<f32>,
+        nh: usize,
+        ag: &mut Vec<f32>,
+    ) -> Result<()> {
+        let need = nh * nz + 4 * nh + 4 + nz;
+        assert!(z.len() >= nz && lin.len() >= need && ag.len() >= 4);
+        launch!(self.net.e, "anet_head_f32", grid_n(1), false;
+            z.as_ptr() => *const f32, nz as i32 => i32, lin.as_ptr() => *const f32,
+            nh as i32 => i32, ag.as_mut_ptr() => *mut f32);
+        Ok(())
+    }
+
+    fn veil_t(
+        &mut self,
+        tz: &Vec<f32>,
+        n: usize,
+        ag: &Vec<f32>,
+        t: &mut Vec<f32>,
+        x: &mut Vec<f32>,
+        plane: usize,
+    ) -> Result<()> {
+        assert!(tz.len() >= n && t.len() >= n && x.len() >= (plane + 1) * n);
+        launch!(self.net.e, "veil_t_f32", grid_n(n), false;
+            tz.as_ptr() => *const f32, n as i32 => i32, ag.as_ptr() => *const f32,
+            t.as_mut_ptr() => *mut f32, x.as_mut_ptr() => *mut f32, plane as i32 => i32);
+        Ok(())
+    }
+
+    fn block_means4(
+        &mut self,
+        src: &Vec<f32>,
+        planes: usize,
+        (w, h): (usize, usize),
+        out: &mut Vec<f32>,
+    ) -> Result<()> {
+        assert!(src.len() >= planes * w * h && out.len() >= planes * (w / 4) * (h / 4));
+        launch!(self.net.e, "block_means4_f32", grid_2d(w / 4, h / 4), false;
+            src.as_ptr() => *const f32, planes as i32 => i32, w as i32 => i32, h as i32 => i32,
+            out.as_mut_ptr() => *mut f32);
+        Ok(())
+    }
+
+    fn apool_head(&mut self, p: &Apool<'_, Vec<f32>>, a: &mut Vec<f32>) -> Result<()> {
+        assert!(p.y.len() >= 4 * p.n && p.i4.len() >= 3 * p.n && a.len() >= 3);
+        launch!(self.net.e, "apool_head_f32", grid_n(1), false;
+            p.z.as_ptr() => *const f32, p.nz as i32 => i32, p.keep.as_ptr() => *const f32,
+            p.y.as_ptr() => *const f32, p.t4.as_ptr() => *const f32, p.i4.as_ptr() => *const f32,
+            p.n as i32 => i32, p.ag.as_ptr() => *const f32, a.as_mut_ptr() => *mut f32);
         Ok(())
     }
 
@@ -214,12 +315,14 @@ struct EmulatedFull<'a> {
     layers: crate::nets::StreakLayers,
     /// The refinement network through the emulated kernels (else on the host).
     refine: Option<crate::nets::UNetLayers>,
+    /// The veil network through the emulated kernels (else on the host).
+    veil: Option<VeilNet<crate::nets::ConvLayer, Vec<f32>>>,
     nets: FullNets,
     maps: Option<FullMaps<Vec<f32>>>,
 }
 
 impl<'a> EmulatedFull<'a> {
-    fn new(e: &'a Emu, size: ModelSize, refine_on_device: bool) -> Self {
+    fn new(e: &'a Emu, size: ModelSize, refine_on_device: bool, veil_on_device: bool) -> Self {
         let nets = FullNets::embedded(size).unwrap();
         let layers = nets.streak.streak_layers().expect("native architecture");
         let refine = refine_on_device.then(|| {
@@ -227,10 +330,21 @@ impl<'a> EmulatedFull<'a> {
             check_unet(&l, 4, 3).expect("the U-Net");
             l
         });
+        let veil = veil_on_device.then(|| {
+            let l = nets.stage1.veil_layers().expect("native architecture");
+            check_veil(&l).expect("the veil architecture");
+            let (lin, keep) = packed_heads(&l);
+            VeilNet {
+                layers: l,
+                lin,
+                keep,
+            }
+        });
         Self {
             ops: EmuFull::new(e),
             layers,
             refine,
+            veil,
             nets,
             maps: None,
         }
@@ -247,6 +361,7 @@ impl<'a> EmulatedFull<'a> {
             &mut self.ops,
             &self.layers,
             self.refine.as_ref(),
+            self.veil.as_ref(),
             &mut self.nets,
             &mut self.maps,
             src,
@@ -276,7 +391,7 @@ fn emulated_full_mode_on_the_device_is_the_cpu_engine_for_components() {
     // The refinement network through the kernels and, once, on the host.
     for refine_on_device in [true, false] {
         let mut cpu = CpuEngine::new(&config).unwrap();
-        let mut dev = EmulatedFull::new(e, ModelSize::Fast, refine_on_device);
+        let mut dev = EmulatedFull::new(e, ModelSize::Fast, refine_on_device, false);
         let (mut t_cpu, mut t_dev) = (
             AtmosphereTracker::new(config.atmosphere_smoothing),
             AtmosphereTracker::new(config.atmosphere_smoothing),
@@ -348,7 +463,7 @@ fn emulated_full_mode_on_the_device_is_the_cpu_engine_for_packed_frames() {
             ..full_config(size)
         };
         let mut cpu = CpuEngine::new(&config).unwrap();
-        let mut dev = EmulatedFull::new(e, size, true);
+        let mut dev = EmulatedFull::new(e, size, true, false);
         let (mut t_cpu, mut t_dev) = (
             AtmosphereTracker::new(config.atmosphere_smoothing),
             AtmosphereTracker::new(config.atmosphere_smoothing),
@@ -400,6 +515,61 @@ fn emulated_full_mode_on_the_device_is_the_cpu_engine_for_packed_frames() {
                 "{size:?} {format:?} {w}x{h} frame {k}: {off} bytes differ"
             );
             assert_ne!(want, bytes, "the frame changed");
+        }
+    }
+}
+
+#[test]
+fn emulated_full_mode_with_the_veil_network_on_the_device_matches_the_cpu_engine() {
+    let Some(e) =
+        emu("emulated_full_mode_with_the_veil_network_on_the_device_matches_the_cpu_engine")
+    else {
+        return;
+    };
+    let mut rng = ChaCha8Rng::seed_from_u64(31);
+    for size in [ModelSize::Fast, ModelSize::Quality] {
+        let config = full_config(size);
+        let mut cpu = CpuEngine::new(&config).unwrap();
+        let mut dev = EmulatedFull::new(e, size, true, true);
+        let (mut t_cpu, mut t_dev) = (
+            AtmosphereTracker::new(config.atmosphere_smoothing),
+            AtmosphereTracker::new(config.atmosphere_smoothing),
+        );
+        for (k, &(w, h)) in [(50, 37), (50, 37), (83, 301)].iter().enumerate() {
+            let img = image(w, h, &mut rng);
+            let (mut want, mut got) = (Components::empty(), Components::empty());
+            cpu.derain_into(
+                Source::Planar(&img),
+                &config,
+                &mut t_cpu,
+                Sink::Components(&mut want),
+            )
+            .unwrap();
+            dev.run(
+                Source::Planar(&img),
+                &config,
+                &mut t_dev,
+                Sink::Components(&mut got),
+            );
+            let what = format!("{size:?} frame {k}, {w}x{h}");
+            let da = (0..3)
+                .map(|c| (want.atmosphere[c] - got.atmosphere[c]).abs())
+                .fold(0f32, f32::max);
+            let dj = (0..3)
+                .map(|c| {
+                    max_diff(
+                        &want.background.planes[c].data,
+                        &got.background.planes[c].data,
+                    )
+                })
+                .fold(0f32, f32::max);
+            let dt = max_diff(&want.transmission.data, &got.transmission.data);
+            let ds = max_diff(&want.streaks.data, &got.streaks.data);
+            eprintln!("{what}: |ΔA| {da:e}, |ΔJ| {dj:e}, |ΔT| {dt:e}, |ΔS| {ds:e}");
+            assert!(
+                da <= 1e-5 && dt <= 1e-4 && dj <= 1e-3 && ds <= 1e-3,
+                "{what}"
+            );
         }
     }
 }

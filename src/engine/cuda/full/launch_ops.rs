@@ -6,21 +6,34 @@ use std::sync::Arc;
 use cudarc::driver::{CudaContext, CudaSlice};
 use rayon::prelude::*;
 
-use super::{Finish, FullOps, Invert};
+use super::{Apool, Finish, FullOps, Invert};
 use crate::engine::cuda::buffers::{Direction, Staged};
-use crate::engine::cuda::launch::{self, FinishInputs, InvertInputs, driver};
+use crate::engine::cuda::launch::{self, ApoolInputs, FinishInputs, InvertInputs, driver};
 use crate::engine::cuda::nets::LaunchOps;
-use crate::engine::cuda::ops::zeros;
+use crate::engine::cuda::ops::{GuidedBuffers, GuidedOutput, guided_on_device, zeros};
 use crate::error::{Error, Result};
 use crate::frame::{FrameMut, FrameRef, PixelFormat};
+use crate::nets::full::{BANK_EPS, BANK_RADII};
 
-/// Input and output frames' bytes, kept between frames with their page-locked twins.
+/// Input and output frames' bytes, kept between frames with their page-locked twins, and the
+/// guided filter's scratch for the bank.
 #[derive(Default)]
 pub(super) struct FrameIo {
     /// The kept input frame: its bytes, size and format.
     input: Option<Staged<u8>>,
     like: Option<(usize, usize, PixelFormat)>,
     output: Option<Staged<u8>>,
+    bank: Option<BankScratch>,
+}
+
+/// The bank's buffers for one working size: the guide, the three inputs, one radius's output
+/// and the guided filter's intermediates.
+struct BankScratch {
+    n: usize,
+    guide: CudaSlice<f32>,
+    inputs: CudaSlice<f32>,
+    out: CudaSlice<f32>,
+    bufs: GuidedBuffers,
 }
 
 /// [`FullOps`] as launches on one stream.
@@ -117,6 +130,128 @@ impl<'a> FullOps for LaunchFull<'a> {
         dst: &mut CudaSlice<f32>,
     ) -> Result<()> {
         launch::crop_planes(self.net.s, self.net.k, src, pwh, lwh, planes, dst)
+    }
+
+    fn bank(
+        &mut self,
+        lo: &CudaSlice<f32>,
+        (lw, lh): (usize, usize),
+        lf: &mut CudaSlice<f32>,
+    ) -> Result<()> {
+        let (s, k) = (self.net.s, self.net.k);
+        let ln = lw * lh;
+        let ne = BANK_EPS.len();
+        let per = 3 * ne;
+        if lo.len() < 4 * ln || lf.len() < (3 + per * BANK_RADII.len()) * ln {
+            return Err(Error::param("cuda full", "bank buffers too small"));
+        }
+        let b = match self.io.bank.take() {
+            Some(b) if b.n == ln => b,
+            old => {
+                drop(old);
+                BankScratch {
+                    n: ln,
+                    guide: zeros(s, ln)?,
+                    inputs: zeros(s, 3 * ln)?,
+                    out: zeros(s, per * ln)?,
+                    bufs: GuidedBuffers::new(s, ln, 3, ne)?,
+                }
+            }
+        };
+        let b = self.io.bank.insert(b);
+        let copy = |e| driver("copying on the device", e);
+        s.memcpy_dtod(&lo.slice(3 * ln..4 * ln), &mut b.guide)
+            .map_err(copy)?;
+        s.memcpy_dtod(&lo.slice(..3 * ln), &mut b.inputs)
+            .map_err(copy)?;
+        s.memcpy_dtod(&lo.slice(..3 * ln), &mut lf.slice_mut(..3 * ln))
+            .map_err(copy)?;
+        for (i, &r) in BANK_RADII.iter().enumerate() {
+            guided_on_device(
+                s,
+                k,
+                &b.guide,
+                &b.inputs,
+                3,
+                &BANK_EPS,
+                (lw, lh, r),
+                &mut b.bufs,
+                GuidedOutput::Filtered,
+                &mut b.out,
+            )?;
+            let at = (3 + per * i) * ln;
+            s.memcpy_dtod(&b.out, &mut lf.slice_mut(at..at + per * ln))
+                .map_err(copy)?;
+        }
+        Ok(())
+    }
+
+    fn pad_n(
+        &mut self,
+        src: &CudaSlice<f32>,
+        planes: usize,
+        wh: (usize, usize),
+        pwh: (usize, usize),
+        dst: &mut CudaSlice<f32>,
+    ) -> Result<()> {
+        launch::pad_n(self.net.s, self.net.k, src, planes, wh, pwh, dst)
+    }
+
+    fn pool(
+        &mut self,
+        y: &CudaSlice<f32>,
+        nc: usize,
+        n: usize,
+        z: &mut CudaSlice<f32>,
+    ) -> Result<()> {
+        launch::pool_mean_max(self.net.s, self.net.k, y, nc, n, z)
+    }
+
+    fn anet_head(
+        &mut self,
+        z: &CudaSlice<f32>,
+        nz: usize,
+        lin: &CudaSlice<f32>,
+        nh: usize,
+        ag: &mut CudaSlice<f32>,
+    ) -> Result<()> {
+        launch::anet_head(self.net.s, self.net.k, z, nz, lin, nh, ag)
+    }
+
+    fn veil_t(
+        &mut self,
+        tz: &CudaSlice<f32>,
+        n: usize,
+        ag: &CudaSlice<f32>,
+        t: &mut CudaSlice<f32>,
+        x: &mut CudaSlice<f32>,
+        plane: usize,
+    ) -> Result<()> {
+        launch::veil_t(self.net.s, self.net.k, tz, n, ag, t, x, plane)
+    }
+
+    fn block_means4(
+        &mut self,
+        src: &CudaSlice<f32>,
+        planes: usize,
+        wh: (usize, usize),
+        out: &mut CudaSlice<f32>,
+    ) -> Result<()> {
+        launch::block_means4(self.net.s, self.net.k, src, planes, wh, out)
+    }
+
+    fn apool_head(&mut self, p: &Apool<'_, CudaSlice<f32>>, a: &mut CudaSlice<f32>) -> Result<()> {
+        let q = ApoolInputs {
+            z: p.z,
+            nz: p.nz,
+            keep: p.keep,
+            y: p.y,
+            t4: p.t4,
+            i4: p.i4,
+            n: p.n,
+            ag: p.ag,
+        };
+        launch::apool_head(self.net.s, self.net.k, &q, a)
     }
 
     fn get(&mut self, src: &CudaSlice<f32>, n: usize) -> Result<Vec<f32>> {

@@ -1,10 +1,11 @@
 //! `full` mode on CUDA with the frame resident on the device: every full-resolution step runs
 //! in kernels (`kernels/full.cu`, the streak network of `kernels/nets.cu`, the conversions and
-//! box downsampling of `kernels/convert.cu`), and so does the refinement network (the U-Net of
-//! `stage2.onnx`, same kernels). Only stage 1 at the working resolution — the guided-filter
-//! bank, the veil network (T, A) and the physics gate with the tracker, ≈ 1/36 of the pixels at
-//! 1080p — runs on the host, with the CPU engine's own code (`engine/cpu/full.rs`
-//! [`working_stage1`]).
+//! box downsampling of `kernels/convert.cu`), and so do the networks of the working resolution:
+//! the guided-filter bank (`kernels/guided_filter.cu`), the veil network (TNet, ANet, APool:
+//! [`veil`], `kernels/veil.cu`) and the refinement network (the U-Net of `stage2.onnx`). The
+//! host keeps what is order statistics and state: the physics veil gate (medians of the
+//! downsampled input), the mean luma, the A tracker and the gating of T — the CPU engine's own
+//! code (`engine/cpu/full.rs` [`stage1_tail`]).
 //!
 //! ```text
 //!  host                              device (one stream)
@@ -12,8 +13,9 @@
 //!                                    x = pad(I) to a multiple of 16;  R = streak(x)
 //!                                    I_s = clamp(x − R, 0, 1)
 //!                                    down_f(I), down_f(I_s) with their residues
-//!  ◀─────────────────────────D2H──── 8 working-resolution planes (the one wait per frame)
-//!  stage 1: bank, veil net, gate → T_lo, A
+//!                                    bank of down_f(I_s); veil network → T_net, A_net
+//!  ◀─────────────────────────D2H──── the working-resolution planes, T_net, A_net (the one wait)
+//!  gate, tracker → A, k;  T_lo = 1 − k·(1 − T_net)
 //!  ─────────────────────────H2D────▶ T_lo, the depth −ln max(T_lo, t0)
 //!                                    J₁ = (I_s − (1 − up(T_lo))·A) / max(T, t0)
 //!                                    ΔJ = refine([down_f(J₁), depth])  (U-Net)
@@ -21,21 +23,24 @@
 //!  out frame ◀── pinned ◀────D2H──── packed frame (or J, S, T planes)
 //! ```
 //! Per 1080p RGBA frame 8.3 MB go up and 8.3 MB come down, against 25 MB of f32 each way when
-//! only the streak network ran on the device. A `stage2.onnx` the native runtime does not run
-//! (not this architecture) is run on the host instead ([`working_stage2`]), with one more
-//! round trip. The chain ([`run_full`]) is written once over [`FullOps`]: the device's
-//! launches here, the emulated kernels in the tests (`emulated::full`), so the sequence the
-//! GPU runs is checked bit for bit against the CPU engine in CI. What stays for later (issue
-//! 18): the bank and the veil network on the device (the last round trip), the networks on
-//! the tensor cores.
+//! only the streak network ran on the device. A `stage1.onnx` or `stage2.onnx` the native
+//! runtime does not run (not these architectures) runs on the host instead
+//! ([`working_stage1`], [`working_stage2`]). The chain ([`run_full`]) is written once over
+//! [`FullOps`]: the device's launches (`launch_ops.rs`), the emulated kernels in the tests
+//! (`emulated::full`), so the sequence the GPU runs is checked against the CPU engine in CI —
+//! bit for bit with the veil network on the host, within 1e-6 with it on the device (the
+//! bank's f64 sums differ from the CPU's by an ulp). What stays for later (issue 18): the
+//! networks on the tensor cores, CUDA graphs, frames in flight within one engine.
 
 mod launch_ops;
+pub(crate) mod veil;
 
 use std::sync::Arc;
 
 use cudarc::driver::{CudaContext, CudaSlice, CudaStream};
 
 use self::launch_ops::{FrameIo, LaunchFull};
+use self::veil::{VEIL_IN, VeilMaps, VeilNet, VeilOf, check_veil, packed_heads, veil_forward};
 use super::launch::{Kernels, LowResGeometry, driver};
 use super::nets::{
     DeviceConv, LaunchOps, Maps, NetOps, UNetMaps, check_unet, device_conv, forward, unet_forward,
@@ -43,7 +48,9 @@ use super::nets::{
 };
 use super::{DeviceInfo, open_device};
 use crate::config::{Config, PhysicsParams};
-use crate::engine::cpu::full::{Stage1, pack_padded, refine_depth, working_stage1, working_stage2};
+use crate::engine::cpu::full::{
+    Stage1, pack_padded, refine_depth, stage1_tail, working_stage1, working_stage2,
+};
 use crate::error::{Error, Result};
 use crate::frame::{FrameMut, FrameRef, PlanarRgb, Plane};
 use crate::nets::full::work_factor;
@@ -81,6 +88,66 @@ pub(crate) trait FullOps {
         lwh: (usize, usize),
         planes: usize,
         dst: &mut <Self::Net as NetOps>::Buf,
+    ) -> Result<()>;
+    /// The veil network's input at the working resolution: the three image planes of `lo`
+    /// (four planes of `lw`×`lh`: R, G, B, residue) and the guided-filter bank of them under
+    /// the residue (`BANK_RADII` × `BANK_EPS`, 30 planes) into `lf` (33 planes).
+    fn bank(
+        &mut self,
+        lo: &<Self::Net as NetOps>::Buf,
+        lwh: (usize, usize),
+        lf: &mut <Self::Net as NetOps>::Buf,
+    ) -> Result<()>;
+    /// `planes` planes of w×h padded into pw×ph by repeating the edge.
+    fn pad_n(
+        &mut self,
+        src: &<Self::Net as NetOps>::Buf,
+        planes: usize,
+        wh: (usize, usize),
+        pwh: (usize, usize),
+        dst: &mut <Self::Net as NetOps>::Buf,
+    ) -> Result<()>;
+    /// Mean and max of each of `nc` planes of `n` values into `z` (2·nc).
+    fn pool(
+        &mut self,
+        y: &<Self::Net as NetOps>::Buf,
+        nc: usize,
+        n: usize,
+        z: &mut <Self::Net as NetOps>::Buf,
+    ) -> Result<()>;
+    /// The ANet's head: [A, g] from `z` (nz) and the packed linears `lin` (nh hidden).
+    fn anet_head(
+        &mut self,
+        z: &<Self::Net as NetOps>::Buf,
+        nz: usize,
+        lin: &<Self::Net as NetOps>::Buf,
+        nh: usize,
+        ag: &mut <Self::Net as NetOps>::Buf,
+    ) -> Result<()>;
+    /// T from the TNet's logits `tz` (n) and the gate in `ag`, into `t` and plane `plane` of `x`.
+    #[allow(clippy::too_many_arguments)]
+    fn veil_t(
+        &mut self,
+        tz: &<Self::Net as NetOps>::Buf,
+        n: usize,
+        ag: &<Self::Net as NetOps>::Buf,
+        t: &mut <Self::Net as NetOps>::Buf,
+        x: &mut <Self::Net as NetOps>::Buf,
+        plane: usize,
+    ) -> Result<()>;
+    /// 4×4 block means of `planes` planes of w×h.
+    fn block_means4(
+        &mut self,
+        src: &<Self::Net as NetOps>::Buf,
+        planes: usize,
+        wh: (usize, usize),
+        out: &mut <Self::Net as NetOps>::Buf,
+    ) -> Result<()>;
+    /// The APool's A (3 values) into `a`.
+    fn apool_head(
+        &mut self,
+        p: &Apool<'_, <Self::Net as NetOps>::Buf>,
+        a: &mut <Self::Net as NetOps>::Buf,
     ) -> Result<()>;
     /// The first `n` values of `src` on the host, once the work before is done.
     fn get(&mut self, src: &<Self::Net as NetOps>::Buf, n: usize) -> Result<Vec<f32>>;
@@ -149,6 +216,18 @@ pub(crate) struct Invert<'a, B> {
     pub ph: usize,
 }
 
+/// The APool head's inputs (see `kernels/veil.cu` `apool_head_f32`).
+pub(crate) struct Apool<'a, B> {
+    pub z: &'a B,
+    pub nz: usize,
+    pub keep: &'a B,
+    pub y: &'a B,
+    pub t4: &'a B,
+    pub i4: &'a B,
+    pub n: usize,
+    pub ag: &'a B,
+}
+
 /// The refinement's inputs: J₁ and ΔJ.
 pub(crate) struct Finish<'a, B> {
     pub j1: &'a B,
@@ -183,6 +262,8 @@ pub(crate) struct FullMaps<B> {
     /// The refinement network on the device: its input [J₁, depth] and output padded to a
     /// multiple of 4, and its maps (made when it runs here).
     refine: Option<(B, B, UNetMaps<B>)>,
+    /// The veil network's buffers (made when it runs on the device).
+    veil: Option<VeilMaps<B>>,
     /// S and T (2 planes of w×h) and J (3 planes) for a components sink, made when asked.
     st: Option<B>,
     out: Option<B>,
@@ -217,6 +298,7 @@ impl<B> FullMaps<B> {
             j1_lo: ops.alloc(4 * ln)?,
             dj: ops.alloc(3 * ln)?,
             refine: None,
+            veil: None,
             st: None,
             out: None,
             net,
@@ -254,6 +336,7 @@ pub(crate) fn run_full<O: FullOps>(
     ops: &mut O,
     layers: &StreakLayers<<O::Net as NetOps>::Conv>,
     refine: Option<&UNetLayers<<O::Net as NetOps>::Conv>>,
+    veil: Option<&VeilOf<O>>,
     nets: &mut FullNets,
     maps: &mut Option<FullMaps<<O::Net as NetOps>::Buf>>,
     src: Source<'_>,
@@ -326,31 +409,71 @@ pub(crate) fn run_full<O: FullOps>(
     ops.rain_free(&m.x, &m.r, (pw, ph), (w, h), &mut m.i_s)?;
     ops.downsample(&m.rgb, (w, h), f, &mut m.lo_raw)?;
     ops.downsample(&m.i_s, (w, h), f, &mut m.lo_s)?;
+    // The veil network on the device, when it runs there: the bank, [I_s, bank] padded, T
+    // and A (T cropped into t_lo until the host gates it).
+    let (rpw, rph) = (
+        g.lw.next_multiple_of(PAD_MULTIPLE),
+        g.lh.next_multiple_of(PAD_MULTIPLE),
+    );
+    if let Some(v) = veil {
+        let vm = match m.veil.take() {
+            Some(vm) if vm.fit(rpw, rph) => vm,
+            old => {
+                drop(old);
+                VeilMaps::new(ops, &v.layers, (g.lw, g.lh), (rpw, rph))?
+            }
+        };
+        let vm = m.veil.insert(vm);
+        ops.bank(&m.lo_s, (g.lw, g.lh), &mut vm.lf)?;
+        ops.pad_n(&vm.lf, VEIL_IN, (g.lw, g.lh), (rpw, rph), &mut vm.x)?;
+        veil_forward(ops, v, vm)?;
+        ops.crop(&vm.t, (rpw, rph), (g.lw, g.lh), 1, &mut m.t_lo)?;
+    }
     let raw = planes(&ops.get(&m.lo_raw, 4 * ln)?, 4, g.lw, g.lh);
     let mut lo = planes(&ops.get(&m.lo_s, 4 * ln)?, 4, g.lw, g.lh);
     let t_streak = std::time::Instant::now();
 
-    // Stage 1 on the host; T_lo back to the device.
+    // Stage 1's end (or all of it) on the host; T_lo back to the device.
     let res_lo = lo.pop().expect("four planes");
     let img_lo: [Plane; 3] = lo
         .try_into()
         .map_err(|_| Error::param("cuda full", "three downsampled planes"))?;
     let raw_img = [raw[0].clone(), raw[1].clone(), raw[2].clone()];
+    let st1 = match (veil, m.veil.as_ref()) {
+        (Some(v), Some(vm)) => {
+            let t_net = Plane {
+                width: g.lw,
+                height: g.lh,
+                data: ops.get(&m.t_lo, ln)?,
+            };
+            let a = ops.get(vm.atmosphere(&v.layers), 3)?;
+            let rgb_lo = PlanarRgb::from_planes(img_lo)?;
+            stage1_tail(
+                (&raw_img, &raw[3]),
+                &rgb_lo,
+                t_net,
+                [a[0], a[1], a[2]],
+                (w, h),
+                tracker,
+            )?
+        }
+        _ => working_stage1(
+            nets,
+            (&raw_img, &raw[3]),
+            img_lo,
+            &res_lo,
+            (w, h),
+            tracker,
+            &mut m.x_lf,
+        )?,
+    };
     let Stage1 {
         t_lo,
         atmosphere,
-        veil,
+        veil: veil_gate,
         mean_transmission,
         bank_ms,
-    } = working_stage1(
-        nets,
-        (&raw_img, &raw[3]),
-        img_lo,
-        &res_lo,
-        (w, h),
-        tracker,
-        &mut m.x_lf,
-    )?;
+    } = st1;
     ops.put(&t_lo.data, &mut m.t_lo)?;
     let t_stage1 = std::time::Instant::now();
 
@@ -445,9 +568,9 @@ pub(crate) fn run_full<O: FullOps>(
     let ms = |a: std::time::Instant, b: std::time::Instant| (b - a).as_secs_f64() * 1e3;
     Ok(RunInfo {
         atmosphere,
-        veil_gate: Some(veil),
+        veil_gate: Some(veil_gate),
         mean_transmission,
-        veil,
+        veil: veil_gate,
         timings: StageTimings {
             low_res_ms: bank_ms,
             decomposition_ms: 0.0,
@@ -467,6 +590,8 @@ pub struct CudaFullEngine {
     layers: StreakLayers<DeviceConv>,
     /// The refinement network on the device, when the native runtime runs it.
     refine: Option<UNetLayers<DeviceConv>>,
+    /// The veil network on the device, when the native runtime runs it.
+    veil: Option<VeilNet<DeviceConv, CudaSlice<f32>>>,
     nets: FullNets,
     maps: Option<FullMaps<CudaSlice<f32>>>,
     io: FrameIo,
@@ -508,15 +633,30 @@ impl CudaFullEngine {
             }
             None => None,
         };
-        log::info!(
-            "CUDA full mode on device {ordinal}: {} (every full-resolution step on the GPU, \
-             the refinement network {}; the bank and the veil network on the host)",
-            info.name,
-            if refine.is_some() {
-                "too"
-            } else {
-                "on the host (this stage2.onnx is not an architecture the device runs)"
+        let veil = match nets.stage1.veil_layers() {
+            Some(l) => {
+                check_veil(&l)?;
+                let (lin, keep) = packed_heads(&l);
+                let up = |v: &[f32]| {
+                    stream
+                        .clone_htod(v)
+                        .map_err(|e| driver("uploading network weights", e))
+                };
+                Some(VeilNet {
+                    layers: l.try_map(|c| device_conv(&stream, c))?,
+                    lin: up(&lin)?,
+                    keep: keep.as_deref().map(up).transpose()?,
+                })
             }
+            None => None,
+        };
+        let place = |on: bool| if on { "GPU" } else { "host" };
+        log::info!(
+            "CUDA full mode on device {ordinal}: {} (full-resolution steps on the GPU; bank and \
+             veil network on the {}, refinement network on the {}; gate and tracker on the host)",
+            info.name,
+            place(veil.is_some()),
+            place(refine.is_some())
         );
         Ok(Self {
             info,
@@ -525,6 +665,7 @@ impl CudaFullEngine {
             kernels,
             layers,
             refine,
+            veil,
             nets,
             maps: None,
             io: FrameIo::default(),
@@ -556,6 +697,7 @@ impl CudaFullEngine {
             &mut ops,
             &self.layers,
             self.refine.as_ref(),
+            self.veil.as_ref(),
             &mut self.nets,
             &mut self.maps,
             input,

@@ -1,7 +1,7 @@
 //! One typed launch function per kernel: shape checks, launch geometry, argument order. This
 //! folder holds every `unsafe` kernel launch of the engine, one file per kernel family
 //! (`kernels/convert.cu` → [`convert`], `box_filter.cu` and `guided_filter.cu` → [`filters`],
-//! `dark.cu` → [`dark`], `physics.cu` → [`physics`], `nets.cu` → [`nets`], `full.cu` → [`full`]); the argument lists mirror the
+//! `dark.cu` → [`dark`], `physics.cu` → [`physics`], `nets.cu` → [`nets`], `full.cu` → [`full`], `veil.cu` → [`veil`]); the argument lists mirror the
 //! signatures in `kernels/*.cu` one for one (same order, same types: `int` ↔ `i32`,
 //! `float` ↔ `f32`, pointers ↔ device slices or views).
 //!
@@ -19,6 +19,7 @@ mod filters;
 mod full;
 mod nets;
 mod physics;
+mod veil;
 
 pub(crate) use convert::{downsample_residue, packed8_to_planar, planar_to_packed8, residue};
 #[cfg(test)]
@@ -38,6 +39,11 @@ pub(crate) use nets::{conv_config, up_add_config};
 pub(crate) use physics::pass1_config;
 pub(crate) use physics::{
     LowResGeometry, Pass2Inputs, physics_pass1, physics_pass2_packed8, physics_pass2_planar,
+};
+#[cfg(test)]
+pub(crate) use veil::grid_n;
+pub(crate) use veil::{
+    ApoolInputs, anet_head, apool_head, block_means4, pad_n, pool_mean_max, veil_t,
 };
 
 use super::kernels::{self, KernelId};

@@ -334,6 +334,35 @@ impl Native {
         }
     }
 
+    /// The veil network's layers (`None` for the other architectures).
+    pub(crate) fn veil_layers(&self) -> Option<crate::nets::VeilLayers> {
+        let Arch::Veil { t, a, pool } = &self.0 else {
+            return None;
+        };
+        let lin = |(w, b): &(Vec<f32>, Vec<f32>)| crate::nets::LinearLayer {
+            cin: w.len() / b.len().max(1),
+            cout: b.len(),
+            weights: w.clone(),
+            bias: b.clone(),
+        };
+        let [a0, a1, a2] = &a.body;
+        Some(crate::nets::VeilLayers {
+            t: t.layers(),
+            a_body: [a0.layer(), a1.layer(), a2.layer()],
+            a_hidden: lin(&a.l0),
+            a_out: lin(&a.l1),
+            a_gate: lin(&a.gate),
+            pool: pool.as_ref().map(|p| {
+                let [p0, p1, p2] = &p.body;
+                crate::nets::PoolLayers {
+                    body: [p0.layer(), p1.layer(), p2.layer()],
+                    head: p.head.layer(),
+                    keep: lin(&p.keep),
+                }
+            }),
+        })
+    }
+
     /// The refinement network's layers (`None` for the other architectures).
     pub(crate) fn refine_layers(&self) -> Option<crate::nets::UNetLayers> {
         match &self.0 {
