@@ -114,17 +114,18 @@ extern "C" __global__ void apool_head_f32(const float* z, int nz, const float* k
     float k = veil_sigmoid(veil_linear(keep, keep + nz, z, nz, 0));
     float mx = y[0] - 8.0f * t4[0];
     for (int i = 0; i < n; ++i) mx = fmaxf(mx, y[i] - 8.0f * t4[i]);
+    /* One pass for the normaliser and the three weighted sums, each accumulated in i order as
+     * the CPU's separate sums are. */
     float sum = -0.0f;
-    for (int i = 0; i < n; ++i) sum += expf((y[i] - 8.0f * t4[i]) - mx);
+    float acc[3] = {-0.0f, -0.0f, -0.0f};
+    for (int i = 0; i < n; ++i) {
+        float e = expf((y[i] - 8.0f * t4[i]) - mx);
+        sum += e;
+        for (int c = 0; c < 3; ++c)
+            acc[c] += e * (i4[(size_t)c * n + i] + y[(size_t)(1 + c) * n + i]);
+    }
     for (int c = 0; c < 3; ++c) {
-        const float* ic = i4 + (size_t)c * n;
-        const float* dc = y + (size_t)(1 + c) * n;
-        float acc = -0.0f;
-        for (int i = 0; i < n; ++i) {
-            float e = expf((y[i] - 8.0f * t4[i]) - mx);
-            acc += e * (ic[i] + dc[i]);
-        }
-        float pooled = acc / sum;
+        float pooled = acc[c] / sum;
         a[c] = clamp01(k * ag[c] + (1.0f - k) * pooled);
     }
 }
