@@ -410,7 +410,8 @@ pub(crate) fn run_full<O: FullOps>(
     ops.downsample(&m.rgb, (w, h), f, &mut m.lo_raw)?;
     ops.downsample(&m.i_s, (w, h), f, &mut m.lo_s)?;
     // The veil network on the device, when it runs there: the bank, [I_s, bank] padded, T
-    // and A (T cropped into t_lo until the host gates it).
+    // and A (T cropped into t_lo until the host gates it). (rpw, rph): the working
+    // resolution padded for the networks of stages 1 and 2.
     let (rpw, rph) = (
         g.lw.next_multiple_of(PAD_MULTIPLE),
         g.lh.next_multiple_of(PAD_MULTIPLE),
@@ -503,10 +504,6 @@ pub(crate) fn run_full<O: FullOps>(
     // Stage 2: ΔJ from [down(J₁), depth], on the device or on the host.
     match refine {
         Some(rl) => {
-            let (rpw, rph) = (
-                g.lw.next_multiple_of(PAD_MULTIPLE),
-                g.lh.next_multiple_of(PAD_MULTIPLE),
-            );
             let (x2d, dj_pad, um) = match m.refine.take() {
                 Some(r) if r.2.fit(rpw, rph) => r,
                 old => {
