@@ -135,10 +135,11 @@ pub(crate) struct Stage1 {
     pub bank_ms: f64,
 }
 
-/// Stage 1 at the working resolution, on the host in both engines: the guided-filter bank of
-/// the downsampled rain-free image (`img_lo`, `res_lo`), the veil network (T, A), the physics
-/// gate from the downsampled input `raw` (image, residue) of a `w`×`h` frame, A and the gate
-/// through `tracker`, and T ← 1 − k·(1 − T). `x_lf` is the network input's buffer.
+/// Stage 1 at the working resolution on the host (the CPU engine's, and the CUDA engine's for
+/// a veil network it cannot run on the device): the guided-filter bank of the downsampled
+/// rain-free image (`img_lo`, `res_lo`), the veil network (T, A), then [`stage1_tail`] (the
+/// physics gate from the downsampled input `raw`, the tracker, T ← 1 − k·(1 − T)). `x_lf` is
+/// the network input's buffer.
 pub(crate) fn working_stage1(
     nets: &mut FullNets,
     raw: (&[Plane; 3], &Plane),
@@ -237,7 +238,6 @@ pub(crate) fn working_stage2(
 
 /// Runs `full` mode from any [`Source`] into any [`Sink`] (the `Components` sink gets S and T
 /// at full resolution and J after stage 2).
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn derain_full_into(
     src: Source<'_>,
     nets: &mut FullNets,
