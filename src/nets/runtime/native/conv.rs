@@ -222,19 +222,6 @@ const SLACK: usize = 64;
 const TILE: usize = 192;
 
 impl Conv {
-    /// The layer as plain data (another runtime's input).
-    pub(super) fn layer(&self) -> crate::nets::ConvLayer {
-        crate::nets::ConvLayer {
-            cin: self.cin,
-            cout: self.cout,
-            k: self.k,
-            stride: self.stride,
-            dilation: self.dilation,
-            weights: self.w.clone(),
-            bias: self.b.clone(),
-        }
-    }
-
     pub(super) fn out_size(&self, h: usize, w: usize) -> (usize, usize) {
         if self.stride == 1 {
             (h, w)

@@ -26,6 +26,21 @@ use streak::StreakNet;
 /// Lower bound of the transmission (model.py `T0`).
 const T0: f32 = 0.1;
 
+impl Conv {
+    /// The layer as plain data (another runtime's input).
+    fn layer(&self) -> crate::nets::ConvLayer {
+        crate::nets::ConvLayer {
+            cin: self.cin,
+            cout: self.cout,
+            k: self.k,
+            stride: self.stride,
+            dilation: self.dilation,
+            weights: self.w.clone(),
+            bias: self.b.clone(),
+        }
+    }
+}
+
 /// Two-level U-Net (model.py `UNet`).
 #[derive(Debug, Clone)]
 struct UNet {
