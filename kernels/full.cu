@@ -3,9 +3,9 @@
  * the arithmetic of the CPU engine (engine/cpu/full.rs), so that the frame stays on the device
  * and only the working-resolution planes (≈ 1/25 of the pixels) cross to the host.
  *
- * pad_planes_f32        x[c][y·pw + x] = rgb[c][min(y, h−1)·w + min(x, w−1)]
- *                       (the streak network's input, padded to a multiple of 16 by repeating
- *                       the last row and column: cpu/full.rs pack_frame)
+ * pad_n_f32             dst[c][y·pw + x] = src[c][min(y, h−1)·w + min(x, w−1)], c < planes
+ *                       (the networks' inputs padded to their multiple by repeating the last
+ *                       row and column: cpu/full.rs pack_frame, pack_padded)
  * rain_free_f32         I_s[c][y·w + x] = clamp(x[c][y·pw + x] − R[c][y·pw + x], 0, 1)
  * full_invert_f32       T = up(T_lo), raised to the noise bound t_inv where t_inv > t0;
  *                       J₁_c = clamp((I_s,c − (1 − T)·A_c) · 1/max(T, t0), 0, 1);
@@ -24,8 +24,8 @@
  * clamps its taps (upsample_at). Launch: one thread per output pixel, blocks 32×8.
  */
 
-extern "C" __global__ void pad_planes_f32(const float* rgb, int w, int h, int pw, int ph,
-                                          float* x) {
+extern "C" __global__ void pad_n_f32(const float* src, int planes, int w, int h, int pw, int ph,
+                                     float* dst) {
     int px = blockIdx.x * blockDim.x + threadIdx.x;
     int py = blockIdx.y * blockDim.y + threadIdx.y;
     if (px >= pw || py >= ph) return;
@@ -33,7 +33,7 @@ extern "C" __global__ void pad_planes_f32(const float* rgb, int w, int h, int pw
     size_t pn = (size_t)pw * ph;
     size_t i = (size_t)min(py, h - 1) * w + min(px, w - 1);
     size_t o = (size_t)py * pw + px;
-    for (int c = 0; c < 3; ++c) x[c * pn + o] = rgb[c * n + i];
+    for (int c = 0; c < planes; ++c) dst[c * pn + o] = src[c * n + i];
 }
 
 extern "C" __global__ void rain_free_f32(const float* x, const float* r, int pw, int ph, int w,

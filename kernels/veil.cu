@@ -1,9 +1,8 @@
 /*
  * veil.cu — the parts of `full` mode's veil network (stage1.onnx: TNet, ANet, APool) that are
- * not convolutions, with the arithmetic of the CPU runtime (nets/runtime/native/mod.rs), and the
- * N-plane padding of its input. The convolutions are nets.cu's.
+ * not convolutions, with the arithmetic of the CPU runtime (nets/runtime/native/mod.rs). The
+ * convolutions are nets.cu's, the padding of its input full.cu's pad_n_f32.
  *
- * pad_n_f32            dst[c][y·pw + x] = src[c][min(y, h−1)·w + min(x, w−1)], c < planes
  * pool_mean_max_f32    z[c] = (Σ_i y[c][i]) / n, z[nc + c] = max_i y[c][i] (sequential sums,
  *                      as `iter().sum()`); one thread per channel
  * anet_head_f32        hidden = leaky(b + W·z) (64 → 32), A = σ(b + W·hidden) (32 → 3),
@@ -34,18 +33,6 @@ __device__ __forceinline__ float veil_linear(const float* w, const float* b, con
     const float* row = w + (size_t)o * nin;
     for (int i = 0; i < nin; ++i) acc += row[i] * x[i];
     return b[o] + acc;
-}
-
-extern "C" __global__ void pad_n_f32(const float* src, int planes, int w, int h, int pw, int ph,
-                                     float* dst) {
-    int px = blockIdx.x * blockDim.x + threadIdx.x;
-    int py = blockIdx.y * blockDim.y + threadIdx.y;
-    if (px >= pw || py >= ph) return;
-    size_t n = (size_t)w * h;
-    size_t pn = (size_t)pw * ph;
-    size_t i = (size_t)min(py, h - 1) * w + min(px, w - 1);
-    size_t o = (size_t)py * pw + px;
-    for (int c = 0; c < planes; ++c) dst[c * pn + o] = src[c * n + i];
 }
 
 extern "C" __global__ void pool_mean_max_f32(const float* y, int nc, int n, float* z) {

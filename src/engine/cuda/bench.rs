@@ -427,10 +427,10 @@ fn bench_size(
     let frame_dev = upload(&s, &out_bytes)?;
     let mut frame_out = zeros::<u8>(&s, out_bytes.len())?;
     let ms = time_events(&s, reps, || {
-        launch::pad_planes(&s, k, &di, (w, h), (pw, ph), &mut x)
+        launch::pad_n(&s, k, &di, 3, (w, h), (pw, ph), &mut x)
     })?;
     filters.push(KernelTime {
-        name: "full: pad_planes_f32 (I to a multiple of 16)".into(),
+        name: "full: pad_n_f32 (I to a multiple of 16)".into(),
         ms,
         bytes: 12.0 * n + 12.0 * pn,
     });

@@ -66,8 +66,6 @@ pub enum KernelId {
     Shuffle,
     /// Networks: nearest ×2 upsampling added into a skip map.
     UpAdd,
-    /// `full`: the frame padded to the streak network's multiple.
-    PadPlanes,
     /// `full`: I_s = clamp(I − R, 0, 1).
     RainFree,
     /// `full`: T upsampled and the inversion J₁ (and S, T planes).
@@ -78,7 +76,7 @@ pub enum KernelId {
     FullFinishPlanar,
     /// `full`: the top-left corner of padded planes.
     CropPlanes,
-    /// `full`: N planes padded to a multiple (the veil network's input).
+    /// `full`: N planes padded to a multiple (the networks' inputs).
     PadN,
     /// Veil network: per-channel mean and max.
     PoolMeanMax,
@@ -94,7 +92,7 @@ pub enum KernelId {
 
 impl KernelId {
     /// Every kernel, in a fixed order (the index of [`Kernels`]).
-    pub const ALL: [KernelId; 35] = [
+    pub const ALL: [KernelId; 34] = [
         KernelId::Packed8ToPlanar,
         KernelId::PlanarToPacked8,
         KernelId::Residue,
@@ -118,7 +116,6 @@ impl KernelId {
         KernelId::UnshuffleResidue,
         KernelId::Shuffle,
         KernelId::UpAdd,
-        KernelId::PadPlanes,
         KernelId::RainFree,
         KernelId::FullInvert,
         KernelId::FullFinishPacked8,
@@ -158,7 +155,6 @@ impl KernelId {
             KernelId::UnshuffleResidue => "unshuffle_residue_f32",
             KernelId::Shuffle => "shuffle_f32",
             KernelId::UpAdd => "up_add_f32",
-            KernelId::PadPlanes => "pad_planes_f32",
             KernelId::RainFree => "rain_free_f32",
             KernelId::FullInvert => "full_invert_f32",
             KernelId::FullFinishPacked8 => "full_finish_packed8",
@@ -197,14 +193,13 @@ impl KernelId {
             KernelId::Conv2d | KernelId::UnshuffleResidue | KernelId::Shuffle | KernelId::UpAdd => {
                 "nets.cu"
             }
-            KernelId::PadPlanes
+            KernelId::PadN
             | KernelId::RainFree
             | KernelId::FullInvert
             | KernelId::FullFinishPacked8
             | KernelId::FullFinishPlanar
             | KernelId::CropPlanes => "full.cu",
-            KernelId::PadN
-            | KernelId::PoolMeanMax
+            KernelId::PoolMeanMax
             | KernelId::AnetHead
             | KernelId::VeilT
             | KernelId::BlockMeans4

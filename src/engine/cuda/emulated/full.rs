@@ -201,20 +201,6 @@ impl<'a> FullOps for EmuFull<'a> {
         Ok(src[..n].to_vec())
     }
 
-    fn pad(
-        &mut self,
-        rgb: &Vec<f32>,
-        (w, h): (usize, usize),
-        (pw, ph): (usize, usize),
-        x: &mut Vec<f32>,
-    ) -> Result<()> {
-        assert!(rgb.len() >= 3 * w * h && x.len() >= 3 * pw * ph);
-        launch!(self.net.e, "pad_planes_f32", grid_2d(pw, ph), false;
-            rgb.as_ptr() => *const f32, w as i32 => i32, h as i32 => i32, pw as i32 => i32,
-            ph as i32 => i32, x.as_mut_ptr() => *mut f32);
-        Ok(())
-    }
-
     fn rain_free(
         &mut self,
         x: &Vec<f32>,

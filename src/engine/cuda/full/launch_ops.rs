@@ -264,16 +264,6 @@ impl<'a> FullOps for LaunchFull<'a> {
         Ok(v)
     }
 
-    fn pad(
-        &mut self,
-        rgb: &CudaSlice<f32>,
-        wh: (usize, usize),
-        pwh: (usize, usize),
-        x: &mut CudaSlice<f32>,
-    ) -> Result<()> {
-        launch::pad_planes(self.net.s, self.net.k, rgb, wh, pwh, x)
-    }
-
     fn rain_free(
         &mut self,
         x: &CudaSlice<f32>,

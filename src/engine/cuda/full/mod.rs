@@ -151,14 +151,6 @@ pub(crate) trait FullOps {
     ) -> Result<()>;
     /// The first `n` values of `src` on the host, once the work before is done.
     fn get(&mut self, src: &<Self::Net as NetOps>::Buf, n: usize) -> Result<Vec<f32>>;
-    /// `x` (pw×ph) = the three planes `rgb` (w×h) padded by repeating the edge.
-    fn pad(
-        &mut self,
-        rgb: &<Self::Net as NetOps>::Buf,
-        wh: (usize, usize),
-        pwh: (usize, usize),
-        x: &mut <Self::Net as NetOps>::Buf,
-    ) -> Result<()>;
     /// I_s (w×h) = clamp(x − r, 0, 1) over the top-left w×h of the pw×ph planes.
     fn rain_free(
         &mut self,
@@ -404,7 +396,7 @@ pub(crate) fn run_full<O: FullOps>(
         }
     }
     // R, I_s, and both downsampled (the physics gate reads I, the networks I_s).
-    ops.pad(&m.rgb, (w, h), (pw, ph), &mut m.x)?;
+    ops.pad_n(&m.rgb, 3, (w, h), (pw, ph), &mut m.x)?;
     forward(ops.net(), layers, &m.x, &mut m.net, &mut m.r)?;
     ops.rain_free(&m.x, &m.r, (pw, ph), (w, h), &mut m.i_s)?;
     ops.downsample(&m.rgb, (w, h), f, &mut m.lo_raw)?;
@@ -516,7 +508,7 @@ pub(crate) fn run_full<O: FullOps>(
                 }
             };
             let (x2d, dj_pad, um) = m.refine.insert((x2d, dj_pad, um));
-            ops.pad(&m.j1_lo, (g.lw, g.lh), (rpw, rph), x2d)?;
+            ops.pad_n(&m.j1_lo, 3, (g.lw, g.lh), (rpw, rph), x2d)?;
             pack_padded([&refine_depth(&t_lo, t0)], rph, rpw, &mut m.x2);
             ops.put_at(&m.x2, x2d, 3 * rpw * rph)?;
             unet_forward(ops.net(), rl, x2d, um, dj_pad)?;

@@ -10,24 +10,35 @@ use crate::engine::cuda::kernels::KernelId;
 use crate::error::{Error, Result};
 use crate::frame::PixelFormat;
 
-/// `pad_planes_f32`: the three planes `rgb` (w×h) into `x` (pw×ph ≥ w×h), the last row and
-/// column repeated into the padding.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn pad_planes(
+/// `pad_n_f32`: `planes` planes of w×h into pw×ph, the edge repeated.
+pub(crate) fn pad_n(
     s: &Arc<CudaStream>,
     k: &Kernels,
-    rgb: &CudaSlice<f32>,
+    src: &CudaSlice<f32>,
+    planes: usize,
     (w, h): (usize, usize),
     (pw, ph): (usize, usize),
-    x: &mut CudaSlice<f32>,
+    dst: &mut CudaSlice<f32>,
 ) -> Result<()> {
-    padded_geometry(w, h, pw, ph)?;
-    let (wi, hi) = checked(w, h, &[("rgb", rgb.len(), 3 * w * h)])?;
-    let (pwi, phi) = checked(pw, ph, &[("x", x.len(), 3 * pw * ph)])?;
-    let id = KernelId::PadPlanes;
+    if pw < w || ph < h {
+        return Err(Error::param(
+            "cuda launch",
+            "padded size smaller than the planes",
+        ));
+    }
+    let (wi, hi) = checked(w, h, &[("src", src.len(), planes * w * h)])?;
+    let (pwi, phi) = checked(pw, ph, &[("dst", dst.len(), planes * pw * ph)])?;
+    let np = int(planes, "planes")?;
+    let id = KernelId::PadN;
     let mut b = k.args(s, id);
-    b.arg(rgb).arg(&wi).arg(&hi).arg(&pwi).arg(&phi).arg(x);
-    // SAFETY: arguments match `pad_planes_f32` in kernels/full.cu; sizes checked.
+    b.arg(src)
+        .arg(&np)
+        .arg(&wi)
+        .arg(&hi)
+        .arg(&pwi)
+        .arg(&phi)
+        .arg(dst);
+    // SAFETY: arguments match `pad_n_f32` in kernels/full.cu; sizes checked.
     unsafe { launch(b, grid_2d(pw, ph), id) }
 }
 

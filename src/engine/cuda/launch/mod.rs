@@ -30,7 +30,7 @@ pub(crate) use filters::{
 };
 pub(crate) use full::{
     FinishInputs, InvertInputs, crop_planes, full_finish_packed8, full_finish_planar, full_invert,
-    pad_planes, rain_free,
+    pad_n, rain_free,
 };
 pub(crate) use nets::{ConvShape, conv2d, shuffle, unshuffle_residue, up_add};
 #[cfg(test)]
@@ -42,9 +42,7 @@ pub(crate) use physics::{
 };
 #[cfg(test)]
 pub(crate) use veil::grid_n;
-pub(crate) use veil::{
-    ApoolInputs, anet_head, apool_head, block_means4, pad_n, pool_mean_max, veil_t,
-};
+pub(crate) use veil::{ApoolInputs, anet_head, apool_head, block_means4, pool_mean_max, veil_t};
 
 use super::kernels::{self, KernelId};
 use crate::error::{Error, Result};

@@ -26,38 +26,6 @@ pub(crate) fn grid_n(n: usize) -> LaunchConfig {
     }
 }
 
-/// `pad_n_f32`: `planes` planes of w×h into pw×ph, the edge repeated.
-pub(crate) fn pad_n(
-    s: &Arc<CudaStream>,
-    k: &Kernels,
-    src: &CudaSlice<f32>,
-    planes: usize,
-    (w, h): (usize, usize),
-    (pw, ph): (usize, usize),
-    dst: &mut CudaSlice<f32>,
-) -> Result<()> {
-    if pw < w || ph < h {
-        return Err(Error::param(
-            "cuda launch",
-            "padded size smaller than the planes",
-        ));
-    }
-    let (wi, hi) = checked(w, h, &[("src", src.len(), planes * w * h)])?;
-    let (pwi, phi) = checked(pw, ph, &[("dst", dst.len(), planes * pw * ph)])?;
-    let np = int(planes, "planes")?;
-    let id = KernelId::PadN;
-    let mut b = k.args(s, id);
-    b.arg(src)
-        .arg(&np)
-        .arg(&wi)
-        .arg(&hi)
-        .arg(&pwi)
-        .arg(&phi)
-        .arg(dst);
-    // SAFETY: arguments match `pad_n_f32` in kernels/veil.cu; sizes checked.
-    unsafe { launch(b, grid_2d(pw, ph), id) }
-}
-
 /// `pool_mean_max_f32`: mean and max of each of `nc` planes of `n` into `z` (2·nc).
 pub(crate) fn pool_mean_max(
     s: &Arc<CudaStream>,
