@@ -8,7 +8,7 @@ use rayon::prelude::*;
 
 use super::{Apool, Finish, FullOps, Invert};
 use crate::engine::cuda::buffers::{Direction, Staged};
-use crate::engine::cuda::launch::{self, ApoolInputs, FinishInputs, InvertInputs, driver};
+use crate::engine::cuda::launch::{self, driver};
 use crate::engine::cuda::nets::LaunchOps;
 use crate::engine::cuda::ops::{GuidedBuffers, GuidedOutput, guided_on_device, zeros};
 use crate::error::{Error, Result};
@@ -241,17 +241,7 @@ impl<'a> FullOps for LaunchFull<'a> {
     }
 
     fn apool_head(&mut self, p: &Apool<'_, CudaSlice<f32>>, a: &mut CudaSlice<f32>) -> Result<()> {
-        let q = ApoolInputs {
-            z: p.z,
-            nz: p.nz,
-            keep: p.keep,
-            y: p.y,
-            t4: p.t4,
-            i4: p.i4,
-            n: p.n,
-            ag: p.ag,
-        };
-        launch::apool_head(self.net.s, self.net.k, &q, a)
+        launch::apool_head(self.net.s, self.net.k, p, a)
     }
 
     fn get(&mut self, src: &CudaSlice<f32>, n: usize) -> Result<Vec<f32>> {
@@ -292,20 +282,7 @@ impl<'a> FullOps for LaunchFull<'a> {
         j1: &mut CudaSlice<f32>,
         st: Option<&mut CudaSlice<f32>>,
     ) -> Result<()> {
-        let q = InvertInputs {
-            i_s: p.i_s,
-            w: p.w,
-            h: p.h,
-            t_lo: p.t_lo,
-            g: p.g,
-            t0: p.t0,
-            t_inv: p.t_inv,
-            atmosphere: p.atmosphere,
-            rain: p.rain,
-            pw: p.pw,
-            ph: p.ph,
-        };
-        launch::full_invert(self.net.s, self.net.k, &q, j1, st)
+        launch::full_invert(self.net.s, self.net.k, p, j1, st)
     }
 
     fn finish_frame(
@@ -321,17 +298,10 @@ impl<'a> FullOps for LaunchFull<'a> {
         let (Some(input), Some(out)) = (self.io.input.as_ref(), self.io.output.as_mut()) else {
             return Err(Error::param("cuda full", "no input frame was kept"));
         };
-        let q = FinishInputs {
-            j1: p.j1,
-            dj: p.dj,
-            g: p.g,
-            w: p.w,
-            h: p.h,
-        };
         launch::full_finish_packed8(
             s,
             self.net.k,
-            &q,
+            p,
             strength,
             rgb,
             &input.dev,
@@ -369,13 +339,6 @@ impl<'a> FullOps for LaunchFull<'a> {
         p: &Finish<'_, CudaSlice<f32>>,
         out: &mut CudaSlice<f32>,
     ) -> Result<()> {
-        let q = FinishInputs {
-            j1: p.j1,
-            dj: p.dj,
-            g: p.g,
-            w: p.w,
-            h: p.h,
-        };
-        launch::full_finish_planar(self.net.s, self.net.k, &q, out)
+        launch::full_finish_planar(self.net.s, self.net.k, p, out)
     }
 }

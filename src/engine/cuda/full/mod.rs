@@ -41,6 +41,9 @@ use cudarc::driver::{CudaContext, CudaSlice, CudaStream};
 
 use self::launch_ops::{FrameIo, LaunchFull};
 use self::veil::{VEIL_IN, VeilMaps, VeilNet, VeilOf, check_veil, packed_heads, veil_forward};
+pub(crate) use super::launch::{
+    ApoolInputs as Apool, FinishInputs as Finish, InvertInputs as Invert,
+};
 use super::launch::{Kernels, LowResGeometry, driver};
 use super::nets::{
     DeviceConv, LaunchOps, Maps, NetOps, UNetMaps, check_unet, device_conv, forward, unet_forward,
@@ -191,42 +194,6 @@ pub(crate) trait FullOps {
         p: &Finish<'_, <Self::Net as NetOps>::Buf>,
         out: &mut <Self::Net as NetOps>::Buf,
     ) -> Result<()>;
-}
-
-/// The inversion's inputs (see `kernels/full.cu` `full_invert_f32`).
-pub(crate) struct Invert<'a, B> {
-    pub i_s: &'a B,
-    pub w: usize,
-    pub h: usize,
-    pub t_lo: &'a B,
-    pub g: LowResGeometry,
-    pub t0: f32,
-    pub t_inv: f32,
-    pub atmosphere: [f32; 3],
-    pub rain: &'a B,
-    pub pw: usize,
-    pub ph: usize,
-}
-
-/// The APool head's inputs (see `kernels/veil.cu` `apool_head_f32`).
-pub(crate) struct Apool<'a, B> {
-    pub z: &'a B,
-    pub nz: usize,
-    pub keep: &'a B,
-    pub y: &'a B,
-    pub t4: &'a B,
-    pub i4: &'a B,
-    pub n: usize,
-    pub ag: &'a B,
-}
-
-/// The refinement's inputs: J₁ and ΔJ.
-pub(crate) struct Finish<'a, B> {
-    pub j1: &'a B,
-    pub dj: &'a B,
-    pub g: LowResGeometry,
-    pub w: usize,
-    pub h: usize,
 }
 
 /// The buffers of one frame size.

@@ -73,21 +73,22 @@ pub(crate) fn rain_free(
     unsafe { launch(b, grid_2d(w, h), id) }
 }
 
-/// What the inversion reads besides its outputs.
-pub(crate) struct InvertInputs<'a> {
+/// What the inversion reads besides its outputs (buffers of `B`: device slices here, host
+/// vectors in the emulation).
+pub(crate) struct InvertInputs<'a, B = CudaSlice<f32>> {
     /// I_s, three planes of w×h.
-    pub i_s: &'a CudaSlice<f32>,
+    pub i_s: &'a B,
     pub w: usize,
     pub h: usize,
     /// T at the working resolution (lw×lh).
-    pub t_lo: &'a CudaSlice<f32>,
+    pub t_lo: &'a B,
     pub g: LowResGeometry,
     pub t0: f32,
     /// The noise bound on 1/T (physics::noise); applies where > t0.
     pub t_inv: f32,
     pub atmosphere: [f32; 3],
     /// R, three planes of pw×ph (read only for S).
-    pub rain: &'a CudaSlice<f32>,
+    pub rain: &'a B,
     pub pw: usize,
     pub ph: usize,
 }
@@ -152,9 +153,9 @@ pub(crate) fn full_invert(
 }
 
 /// The refinement's inputs: J₁ (3 planes of w×h) and ΔJ (3 planes at the working resolution).
-pub(crate) struct FinishInputs<'a> {
-    pub j1: &'a CudaSlice<f32>,
-    pub dj: &'a CudaSlice<f32>,
+pub(crate) struct FinishInputs<'a, B = CudaSlice<f32>> {
+    pub j1: &'a B,
+    pub dj: &'a B,
     pub g: LowResGeometry,
     pub w: usize,
     pub h: usize,

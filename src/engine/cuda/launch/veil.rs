@@ -125,19 +125,19 @@ pub(crate) fn block_means4(
     unsafe { launch(b, grid_2d(w / 4, h / 4), id) }
 }
 
-/// What the APool's head reads.
-pub(crate) struct ApoolInputs<'a> {
+/// What the APool's head reads (buffers of `B`, as [`super::InvertInputs`]).
+pub(crate) struct ApoolInputs<'a, B = CudaSlice<f32>> {
     /// Pooled body features (nz) and the keep layer (nz weights, 1 bias).
-    pub z: &'a CudaSlice<f32>,
+    pub z: &'a B,
     pub nz: usize,
-    pub keep: &'a CudaSlice<f32>,
+    pub keep: &'a B,
     /// The head's 4 planes, the block means of T and of the image's 3 planes, `n` blocks each.
-    pub y: &'a CudaSlice<f32>,
-    pub t4: &'a CudaSlice<f32>,
-    pub i4: &'a CudaSlice<f32>,
+    pub y: &'a B,
+    pub t4: &'a B,
+    pub i4: &'a B,
     pub n: usize,
     /// [A_anet, g].
-    pub ag: &'a CudaSlice<f32>,
+    pub ag: &'a B,
 }
 
 /// `apool_head_f32`: A (3 values) into `a`.
