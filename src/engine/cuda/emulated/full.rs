@@ -367,6 +367,83 @@ fn full_config(size: ModelSize) -> Config {
     }
 }
 
+/// The CPU engine and the emulated device chain side by side on the same frames, each with
+/// its own tracker.
+struct SideBySide<'a> {
+    config: Config,
+    cpu: CpuEngine,
+    dev: EmulatedFull<'a>,
+    trackers: [AtmosphereTracker; 2],
+}
+
+impl<'a> SideBySide<'a> {
+    fn new(e: &'a Emu, config: Config, refine_on_device: bool, veil_on_device: bool) -> Self {
+        let size = match config.model {
+            Some(ModelChoice::Embedded(size)) => size,
+            _ => panic!("an embedded model"),
+        };
+        let tracker = || AtmosphereTracker::new(config.atmosphere_smoothing);
+        Self {
+            cpu: CpuEngine::new(&config).unwrap(),
+            dev: EmulatedFull::new(e, size, refine_on_device, veil_on_device),
+            trackers: [tracker(), tracker()],
+            config,
+        }
+    }
+
+    /// Components of `img`: (CPU engine, device chain).
+    fn components(&mut self, img: &PlanarRgb) -> (Components, Components) {
+        let (mut want, mut got) = (Components::empty(), Components::empty());
+        let [t_cpu, t_dev] = &mut self.trackers;
+        self.cpu
+            .derain_into(
+                Source::Planar(img),
+                &self.config,
+                t_cpu,
+                Sink::Components(&mut want),
+            )
+            .unwrap();
+        self.dev.run(
+            Source::Planar(img),
+            &self.config,
+            t_dev,
+            Sink::Components(&mut got),
+        );
+        (want, got)
+    }
+
+    /// The packed output of `frame`: (CPU engine, device chain).
+    fn frame(&mut self, frame: &FrameRef<'_>) -> (Vec<u8>, Vec<u8>) {
+        let (w, h, format) = (frame.width(), frame.height(), frame.format());
+        let row = w as usize * format.bytes_per_pixel();
+        let (mut want, mut got) = (vec![0u8; row * h as usize], vec![7u8; row * h as usize]);
+        let strength = self.config.strength;
+        let [t_cpu, t_dev] = &mut self.trackers;
+        {
+            let mut fm = FrameMut::new(&mut want, w, h, row, format).unwrap();
+            let sink = Sink::Frame(FrameSink {
+                frame: &mut fm,
+                input: frame,
+                strength,
+            });
+            self.cpu
+                .derain_into(Source::Packed(frame), &self.config, t_cpu, sink)
+                .unwrap();
+        }
+        {
+            let mut fm = FrameMut::new(&mut got, w, h, row, format).unwrap();
+            let sink = Sink::Frame(FrameSink {
+                frame: &mut fm,
+                input: frame,
+                strength,
+            });
+            self.dev
+                .run(Source::Packed(frame), &self.config, t_dev, sink);
+        }
+        (want, got)
+    }
+}
+
 #[test]
 fn emulated_full_mode_on_the_device_is_the_cpu_engine_for_components() {
     let Some(e) = emu("emulated_full_mode_on_the_device_is_the_cpu_engine_for_components") else {
@@ -376,12 +453,7 @@ fn emulated_full_mode_on_the_device_is_the_cpu_engine_for_components() {
     let mut rng = ChaCha8Rng::seed_from_u64(23);
     // The refinement network through the kernels and, once, on the host.
     for refine_on_device in [true, false] {
-        let mut cpu = CpuEngine::new(&config).unwrap();
-        let mut dev = EmulatedFull::new(e, ModelSize::Fast, refine_on_device, false);
-        let (mut t_cpu, mut t_dev) = (
-            AtmosphereTracker::new(config.atmosphere_smoothing),
-            AtmosphereTracker::new(config.atmosphere_smoothing),
-        );
+        let mut pair = SideBySide::new(e, config.clone(), refine_on_device, false);
         // Sides that are not multiples of 16, two frames of a size (kept buffers, the tracker's
         // state), then a new size; the last one is downsampled by 2 (≥ 300 lines: work_factor).
         let sizes: &[(usize, usize)] = if refine_on_device {
@@ -390,21 +462,7 @@ fn emulated_full_mode_on_the_device_is_the_cpu_engine_for_components() {
             &[(50, 37), (37, 23)]
         };
         for (k, &(w, h)) in sizes.iter().enumerate() {
-            let img = image(w, h, &mut rng);
-            let (mut want, mut got) = (Components::empty(), Components::empty());
-            cpu.derain_into(
-                Source::Planar(&img),
-                &config,
-                &mut t_cpu,
-                Sink::Components(&mut want),
-            )
-            .unwrap();
-            dev.run(
-                Source::Planar(&img),
-                &config,
-                &mut t_dev,
-                Sink::Components(&mut got),
-            );
+            let (want, got) = pair.components(&image(w, h, &mut rng));
             let what = format!("frame {k}, {w}x{h}, refinement on the device: {refine_on_device}");
             assert_eq!(want.atmosphere, got.atmosphere, "A, {what}");
             for c in 0..3 {
@@ -448,12 +506,7 @@ fn emulated_full_mode_on_the_device_is_the_cpu_engine_for_packed_frames() {
             strength,
             ..full_config(size)
         };
-        let mut cpu = CpuEngine::new(&config).unwrap();
-        let mut dev = EmulatedFull::new(e, size, true, false);
-        let (mut t_cpu, mut t_dev) = (
-            AtmosphereTracker::new(config.atmosphere_smoothing),
-            AtmosphereTracker::new(config.atmosphere_smoothing),
-        );
+        let mut pair = SideBySide::new(e, config, true, false);
         let bpp = format.bytes_per_pixel();
         for k in 0..2 {
             // A smooth picture with bright vertical streaks, and random alpha.
@@ -474,27 +527,7 @@ fn emulated_full_mode_on_the_device_is_the_cpu_engine_for_packed_frames() {
                 }
             }
             let frame = FrameRef::new(&bytes, w as u32, h as u32, w * bpp, format).unwrap();
-            let mut want = vec![0u8; bytes.len()];
-            let mut got = vec![7u8; bytes.len()];
-            {
-                let mut fm = FrameMut::new(&mut want, w as u32, h as u32, w * bpp, format).unwrap();
-                let sink = Sink::Frame(FrameSink {
-                    frame: &mut fm,
-                    input: &frame,
-                    strength,
-                });
-                cpu.derain_into(Source::Packed(&frame), &config, &mut t_cpu, sink)
-                    .unwrap();
-            }
-            {
-                let mut fm = FrameMut::new(&mut got, w as u32, h as u32, w * bpp, format).unwrap();
-                let sink = Sink::Frame(FrameSink {
-                    frame: &mut fm,
-                    input: &frame,
-                    strength,
-                });
-                dev.run(Source::Packed(&frame), &config, &mut t_dev, sink);
-            }
+            let (want, got) = pair.frame(&frame);
             let off = want.iter().zip(&got).filter(|(a, b)| a != b).count();
             assert_eq!(
                 off, 0,
@@ -514,29 +547,9 @@ fn emulated_full_mode_with_the_veil_network_on_the_device_matches_the_cpu_engine
     };
     let mut rng = ChaCha8Rng::seed_from_u64(31);
     for size in [ModelSize::Fast, ModelSize::Quality] {
-        let config = full_config(size);
-        let mut cpu = CpuEngine::new(&config).unwrap();
-        let mut dev = EmulatedFull::new(e, size, true, true);
-        let (mut t_cpu, mut t_dev) = (
-            AtmosphereTracker::new(config.atmosphere_smoothing),
-            AtmosphereTracker::new(config.atmosphere_smoothing),
-        );
+        let mut pair = SideBySide::new(e, full_config(size), true, true);
         for (k, &(w, h)) in [(50, 37), (50, 37), (83, 301)].iter().enumerate() {
-            let img = image(w, h, &mut rng);
-            let (mut want, mut got) = (Components::empty(), Components::empty());
-            cpu.derain_into(
-                Source::Planar(&img),
-                &config,
-                &mut t_cpu,
-                Sink::Components(&mut want),
-            )
-            .unwrap();
-            dev.run(
-                Source::Planar(&img),
-                &config,
-                &mut t_dev,
-                Sink::Components(&mut got),
-            );
+            let (want, got) = pair.components(&image(w, h, &mut rng));
             let what = format!("{size:?} frame {k}, {w}x{h}");
             let da = (0..3)
                 .map(|c| (want.atmosphere[c] - got.atmosphere[c]).abs())
@@ -552,8 +565,9 @@ fn emulated_full_mode_with_the_veil_network_on_the_device_matches_the_cpu_engine
             let dt = max_diff(&want.transmission.data, &got.transmission.data);
             let ds = max_diff(&want.streaks.data, &got.streaks.data);
             eprintln!("{what}: |ΔA| {da:e}, |ΔJ| {dj:e}, |ΔT| {dt:e}, |ΔS| {ds:e}");
+            // Only the bank's f64 sums differ from the CPU's (≈ 1 ulp here).
             assert!(
-                da <= 1e-5 && dt <= 1e-4 && dj <= 1e-3 && ds <= 1e-3,
+                da <= 1e-6 && dt <= 1e-6 && dj <= 1e-5 && ds <= 1e-5,
                 "{what}"
             );
         }
