@@ -295,6 +295,52 @@ fn cuda_physics_components_match_cpu() {
     }
 }
 
+/// One random frame of `w`×`h` in `format` (alpha random where the format has it) through
+/// both pipelines at `strength`: (input bytes, CPU output, CUDA output).
+fn frames_side_by_side(
+    cpu: &mut Pipeline,
+    gpu: &mut Pipeline,
+    (w, h, format, strength): (usize, usize, PixelFormat, f32),
+    rng: &mut ChaCha8Rng,
+) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
+    cpu.set_strength(strength).unwrap();
+    gpu.set_strength(strength).unwrap();
+    let bpp = format.bytes_per_pixel();
+    let img = image(w, h, rng);
+    let mut bytes = vec![0u8; w * h * bpp];
+    let mut f = FrameMut::new(&mut bytes, w as u32, h as u32, w * bpp, format).unwrap();
+    img.write_frame(&mut f, None).unwrap();
+    if format.alpha_offset().is_some() {
+        for px in bytes.chunks_exact_mut(4) {
+            px[3] = rng.random();
+        }
+    }
+    let input = FrameRef::new(&bytes, w as u32, h as u32, w * bpp, format).unwrap();
+    let (mut a, mut b) = (vec![0u8; bytes.len()], vec![0u8; bytes.len()]);
+    cpu.process(
+        &input,
+        &mut FrameMut::new(&mut a, w as u32, h as u32, w * bpp, format).unwrap(),
+    )
+    .unwrap();
+    gpu.process(
+        &input,
+        &mut FrameMut::new(&mut b, w as u32, h as u32, w * bpp, format).unwrap(),
+    )
+    .unwrap();
+    (bytes, a, b)
+}
+
+/// The largest byte difference and how many bytes differ.
+fn byte_diff(a: &[u8], b: &[u8]) -> (u8, usize) {
+    let worst = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| x.abs_diff(*y))
+        .max()
+        .unwrap_or(0);
+    (worst, a.iter().zip(b).filter(|(x, y)| x != y).count())
+}
+
 #[test]
 fn cuda_physics_frames_match_cpu() {
     let Some((mut cpu, mut gpu)) = pipelines("cuda_physics_frames_match_cpu") else {
@@ -310,36 +356,12 @@ fn cuda_physics_frames_match_cpu() {
         if !keep(w) {
             continue;
         }
-        cpu.set_strength(strength).unwrap();
-        gpu.set_strength(strength).unwrap();
-        let bpp = format.bytes_per_pixel();
-        let img = image(w, h, &mut rng);
-        let mut bytes = vec![0u8; w * h * bpp];
-        let mut f = FrameMut::new(&mut bytes, w as u32, h as u32, w * bpp, format).unwrap();
-        img.write_frame(&mut f, None).unwrap();
-        if format.alpha_offset().is_some() {
-            for px in bytes.chunks_exact_mut(4) {
-                px[3] = rng.random();
-            }
-        }
-        let input = FrameRef::new(&bytes, w as u32, h as u32, w * bpp, format).unwrap();
-        let (mut a, mut b) = (vec![0u8; bytes.len()], vec![0u8; bytes.len()]);
-        cpu.process(
-            &input,
-            &mut FrameMut::new(&mut a, w as u32, h as u32, w * bpp, format).unwrap(),
-        )
-        .unwrap();
-        gpu.process(
-            &input,
-            &mut FrameMut::new(&mut b, w as u32, h as u32, w * bpp, format).unwrap(),
-        )
-        .unwrap();
+        let (_, a, b) = frames_side_by_side(&mut cpu, &mut gpu, (w, h, format, strength), &mut rng);
         assert_eq!(
             cpu.last_run().unwrap().atmosphere,
             gpu.last_run().unwrap().atmosphere
         );
-        let worst = a.iter().zip(&b).map(|(x, y)| x.abs_diff(*y)).max().unwrap();
-        let off = a.iter().zip(&b).filter(|(x, y)| x != y).count();
+        let (worst, off) = byte_diff(&a, &b);
         assert!(
             worst <= 1 && off * 1000 <= a.len(),
             "{w}x{h} {format:?}: worst byte Δ {worst}, {off} of {} bytes differ",
@@ -522,32 +544,9 @@ fn cuda_full_mode_frames_match_cpu() {
         if !keep(w) {
             continue;
         }
-        cpu.set_strength(strength).unwrap();
-        gpu.set_strength(strength).unwrap();
-        let bpp = format.bytes_per_pixel();
-        let img = image(w, h, &mut rng);
-        let mut bytes = vec![0u8; w * h * bpp];
-        let mut f = FrameMut::new(&mut bytes, w as u32, h as u32, w * bpp, format).unwrap();
-        img.write_frame(&mut f, None).unwrap();
-        if format.alpha_offset().is_some() {
-            for px in bytes.chunks_exact_mut(4) {
-                px[3] = rng.random();
-            }
-        }
-        let input = FrameRef::new(&bytes, w as u32, h as u32, w * bpp, format).unwrap();
-        let (mut a, mut b) = (vec![0u8; bytes.len()], vec![0u8; bytes.len()]);
-        cpu.process(
-            &input,
-            &mut FrameMut::new(&mut a, w as u32, h as u32, w * bpp, format).unwrap(),
-        )
-        .unwrap();
-        gpu.process(
-            &input,
-            &mut FrameMut::new(&mut b, w as u32, h as u32, w * bpp, format).unwrap(),
-        )
-        .unwrap();
-        let worst = a.iter().zip(&b).map(|(x, y)| x.abs_diff(*y)).max().unwrap();
-        let off = a.iter().zip(&b).filter(|(x, y)| x != y).count();
+        let (bytes, a, b) =
+            frames_side_by_side(&mut cpu, &mut gpu, (w, h, format, strength), &mut rng);
+        let (worst, off) = byte_diff(&a, &b);
         assert!(
             worst <= 1 && off * 100 <= a.len(),
             "{w}x{h} {format:?}: worst byte Δ {worst}, {off} of {} bytes differ",
