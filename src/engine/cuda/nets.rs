@@ -213,25 +213,17 @@ fn chain<O: NetOps>(
 /// c1 (stride 2) → c2 (stride 2) and back to `cout`.
 pub(crate) fn check_unet(l: &UNetLayers, cin: usize, cout: usize) -> Result<()> {
     let (c0, c1, c2) = (l.inp.cout, l.d1.cout, l.d2.cout);
-    let want = |c: &ConvLayer, i: usize, o: usize, k: usize, stride: usize| {
-        c.cin == i
-            && c.cout == o
-            && c.k == k
-            && c.stride == stride
-            && c.weights.len() == o * i * k * k
-            && c.bias.len() == o
-    };
-    let ok = want(&l.inp, cin, c0, 1, 1)
-        && want(&l.e0, c0, c0, 3, 1)
-        && want(&l.d1, c0, c1, 3, 2)
-        && want(&l.e1, c1, c1, 3, 1)
-        && want(&l.d2, c1, c2, 3, 2)
-        && want(&l.e2, c2, c2, 3, 1)
-        && want(&l.m1, c2, c1, 1, 1)
-        && want(&l.u1, c1, c1, 3, 1)
-        && want(&l.m0, c1, c0, 1, 1)
-        && want(&l.u0, c0, c0, 3, 1)
-        && want(&l.out, c0, cout, 1, 1);
+    let ok = conv_is(&l.inp, cin, c0, 1, 1)
+        && conv_is(&l.e0, c0, c0, 3, 1)
+        && conv_is(&l.d1, c0, c1, 3, 2)
+        && conv_is(&l.e1, c1, c1, 3, 1)
+        && conv_is(&l.d2, c1, c2, 3, 2)
+        && conv_is(&l.e2, c2, c2, 3, 1)
+        && conv_is(&l.m1, c2, c1, 1, 1)
+        && conv_is(&l.u1, c1, c1, 3, 1)
+        && conv_is(&l.m0, c1, c0, 1, 1)
+        && conv_is(&l.u0, c0, c0, 3, 1)
+        && conv_is(&l.out, c0, cout, 1, 1);
     if ok {
         Ok(())
     } else {
@@ -240,6 +232,17 @@ pub(crate) fn check_unet(l: &UNetLayers, cin: usize, cout: usize) -> Result<()> 
             "the layers do not chain as the U-Net (stage2.onnx)",
         ))
     }
+}
+
+/// Whether `c` is a `k`×`k` convolution of stride `stride` from `cin` to `cout` channels, its
+/// weights and bias as long as that needs.
+pub(crate) fn conv_is(c: &ConvLayer, cin: usize, cout: usize, k: usize, stride: usize) -> bool {
+    c.cin == cin
+        && c.cout == cout
+        && c.k == k
+        && c.stride == stride
+        && c.weights.len() == cout * cin * k * k
+        && c.bias.len() == cout
 }
 
 /// Feature maps of the U-Net for one size: per level the kept map (the skip) and the ones

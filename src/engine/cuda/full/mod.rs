@@ -389,7 +389,7 @@ pub(crate) fn run_full<O: FullOps>(
         veil_forward(ops, v, vm)?;
         ops.crop(&vm.t, (rpw, rph), (g.lw, g.lh), 1, &mut m.t_lo)?;
     }
-    let raw = planes(&ops.get(&m.lo_raw, 4 * ln)?, 4, g.lw, g.lh);
+    let mut raw = planes(&ops.get(&m.lo_raw, 4 * ln)?, 4, g.lw, g.lh);
     let mut lo = planes(&ops.get(&m.lo_s, 4 * ln)?, 4, g.lw, g.lh);
     let t_streak = std::time::Instant::now();
 
@@ -398,7 +398,10 @@ pub(crate) fn run_full<O: FullOps>(
     let img_lo: [Plane; 3] = lo
         .try_into()
         .map_err(|_| Error::param("cuda full", "three downsampled planes"))?;
-    let raw_img = [raw[0].clone(), raw[1].clone(), raw[2].clone()];
+    let raw_res = raw.pop().expect("four planes");
+    let raw_img: [Plane; 3] = raw
+        .try_into()
+        .map_err(|_| Error::param("cuda full", "three downsampled planes"))?;
     let st1 = match (veil, m.veil.as_ref()) {
         (Some(v), Some(vm)) => {
             let t_net = Plane {
@@ -409,7 +412,7 @@ pub(crate) fn run_full<O: FullOps>(
             let a = ops.get(vm.atmosphere(&v.layers), 3)?;
             let rgb_lo = PlanarRgb::from_planes(img_lo)?;
             stage1_tail(
-                (&raw_img, &raw[3]),
+                (&raw_img, &raw_res),
                 &rgb_lo,
                 t_net,
                 [a[0], a[1], a[2]],
@@ -419,7 +422,7 @@ pub(crate) fn run_full<O: FullOps>(
         }
         _ => working_stage1(
             nets,
-            (&raw_img, &raw[3]),
+            (&raw_img, &raw_res),
             img_lo,
             &res_lo,
             (w, h),

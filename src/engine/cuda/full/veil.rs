@@ -6,7 +6,7 @@
 //! until the host's end of stage 1 (`cpu::full::stage1_tail`) reads them.
 
 use super::{Apool, FullOps};
-use crate::engine::cuda::nets::{LayerShape, NetOps, UNetMaps, check_unet, unet_forward};
+use crate::engine::cuda::nets::{LayerShape, NetOps, UNetMaps, check_unet, conv_is, unet_forward};
 use crate::error::{Error, Result};
 use crate::nets::{BANK_CHANNELS, ConvLayer, LinearLayer, VeilLayers};
 
@@ -16,13 +16,7 @@ pub(crate) const VEIL_IN: usize = 3 + BANK_CHANNELS;
 /// Checks that `l` is the architecture [`veil_forward`] runs.
 pub(crate) fn check_veil(l: &VeilLayers) -> Result<()> {
     let conv = |c: &ConvLayer, i: usize, o: usize, k: usize, stride: usize| {
-        c.cin == i
-            && c.cout == o
-            && c.k == k
-            && c.stride == stride
-            && c.dilation == 1
-            && c.weights.len() == o * i * k * k
-            && c.bias.len() == o
+        conv_is(c, i, o, k, stride) && c.dilation == 1
     };
     let lin = |x: &LinearLayer, i: usize, o: usize| {
         x.cin == i && x.cout == o && x.weights.len() == i * o && x.bias.len() == o
