@@ -13,7 +13,9 @@
 # each) and gpu-train.log; the rain banks go to BANKS (default /tmp/derain-banks, reused when
 # present: thousands of PNGs that must not travel back with OUT). SIZE is quality (default) or
 # fast. Environment: DERAIN_TRAIN_DEVICE (cuda), BANK_COUNT (layers per family, 1200), BATCH
-# (48), CROP (256), BARS (share of crops with scene bars painted in, 0.3), PY (python3).
+# (48), CROP (256), BARS (share of crops with scene bars painted in, 0.3), ROTATE (share of
+# crops whose rain is turned by 20–65°, 0: a CPU trial cost the usual families, models/README.md),
+# PY (python3).
 set -euo pipefail
 pack=$(realpath "$1"); out=$2; size=${3:-quality}; smin=${4:-5.5}; vmin=${5:-1.5}
 mkdir -p "$out"; out=$(realpath "$out")
@@ -42,7 +44,7 @@ init_streak=()
 "$py" -m derain_train.train_streak --banks "${banks[@]}" --clean "$pack/clean" --size "$size" \
   --out "$out/streak" --minutes "$smin" --every-min 1 --device "$dev" \
   --batch "${BATCH:-48}" --crop "${CROP:-256}" --lr "${LR:-5e-4}" --bars "${BARS:-0.3}" \
-  "${init_streak[@]}"
+  --rotate "${ROTATE:-0}" "${init_streak[@]}"
 "$py" -m derain_train.train_full --banks "${banks[@]}" --clean "$pack/clean" --size "$size" \
   --streak "$out/streak/weights.pt" --init-veil "$pack/init/veil_$size.pt" --out "$out/veil" \
   --minutes "$vmin" --every-min 1 --device "$dev" --batch 16 --crop 256

@@ -13,6 +13,7 @@ on whichever device trains (CPU or GPU):
     D  = edge-aware proxy depth (vertical prior, guided by luma), blurred σ_D
     T  = exp(−β D);  I = T K + (1 − T) A;  S = K − J
     camera: rescale (of the rain layer), gamma (I and targets), noise and JPEG (I only)
+    (optional) the rain layer turned by 20–65° (wind), scene bars painted into J
 
 Targets per sample: J (clean), V = T J + (1 − T) A (the rain-free veiled image: what the
 streak network must leave), T, A.
@@ -82,17 +83,43 @@ class RainBank:
     def __len__(self):
         return self.layers.shape[0]
 
-    def crops(self, idx, size, out, rng):
+    def crops(self, idx, size, out, rng, rotate=0.0):
         """Rain layers `idx` cropped at a random place and scale (×0.67–1.5 of the streaks,
-        the camera rescale), resized to `size`² into `out` ([n,1,size,size])."""
+        the camera rescale), resized to `size`² into `out` ([n,1,size,size]). With probability
+        `rotate` a layer is also turned by 20–65° either way about the crop's centre (wind:
+        every streak of the layer turns together; the families themselves are mostly within
+        ±35° of vertical)."""
         hs, ws = self.layers.shape[-2:]
         for k, i in enumerate(idx):
             z = math.exp(rng.uniform(math.log(0.67), math.log(1.5)))
             win = min(hs, ws, max(8, int(round(size / z))))
-            y, x = rng.integers(0, hs - win + 1), rng.integers(0, ws - win + 1)
-            r = self.layers[i, y:y + win, x:x + win].float() * self.scales[i]
+            turn = rotate > 0 and rng.random() < rotate
+            if turn:
+                th = math.radians(rng.uniform(20.0, 65.0) * rng.choice((-1.0, 1.0)))
+                c, s = math.cos(th), math.sin(th)
+                # The window whose turned copy covers the crop (reflected where the bank
+                # is too small for it).
+                big = min(hs, ws, int(math.ceil(win * (abs(c) + abs(s)))))
+            else:
+                big = win
+            y, x = rng.integers(0, hs - big + 1), rng.integers(0, ws - big + 1)
+            r = self.layers[i, y:y + big, x:x + big].float() * self.scales[i]
             r = r[None, None]
-            if win != size:
+            if turn:
+                b = max(size, int(round(big * size / win)))
+                if b != big:
+                    r = F.interpolate(r, size=(b, b), mode="bilinear", align_corners=False,
+                                      antialias=big > b)
+                f = size / b
+                rot = torch.tensor([[[c * f, -s * f, 0.0], [s * f, c * f, 0.0]]],
+                                   dtype=r.dtype, device=r.device)
+                # Sampled bicubically at twice the density and box-averaged: a thin streak
+                # turned by plain bilinear sampling comes out dashed.
+                grid = F.affine_grid(rot, (1, 1, 2 * size, 2 * size), align_corners=False)
+                r = F.grid_sample(r, grid, mode="bicubic", padding_mode="reflection",
+                                  align_corners=False)
+                r = F.avg_pool2d(r, 2).clamp(min=0.0)
+            elif win != size:
                 r = F.interpolate(r, size=(size, size), mode="bilinear", align_corners=False,
                                   antialias=win > size)
             if rng.random() < 0.5:
@@ -419,11 +446,14 @@ def scene_bars(j, rng, p):
 # --------------------------------------------------------------------------------------------
 
 class Composer:
-    """Makes batches of rainy/clean pairs from clean images and rain banks."""
+    """Makes batches of rainy/clean pairs from clean images and rain banks. `bars`: share of
+    samples with scene bars painted into the clean crop (`scene_bars`); `rotate`: share whose
+    rain layer is turned by 20–65° (`RainBank.crops`)."""
 
-    def __init__(self, clean, banks, weights=None, device="cpu", bars=0.0):
+    def __init__(self, clean, banks, weights=None, device="cpu", bars=0.0, rotate=0.0):
         self.clean = clean
         self.bars = bars
+        self.rotate = rotate
         self.banks = {b.family: b for b in banks}
         w = weights or FAMILY_WEIGHTS
         self.families = [f for f in w if f in self.banks]
@@ -444,7 +474,7 @@ class Composer:
         for i, f in enumerate(fams):
             bank = self.banks[f]
             k = int(rng.integers(len(bank)))
-            bank.crops([k], size, rain[i:i + 1], rng)
+            bank.crops([k], size, rain[i:i + 1], rng, self.rotate)
             scenes.append(draw_scene(f, bank.meta[k], rng))
             if not veil:
                 scenes[-1]["beta"] = 0.0

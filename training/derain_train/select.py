@@ -11,6 +11,10 @@ With `--harm N` it also scores what the network takes from rain-free crops (I = 
 I_s should equal I): N crops of the validation images as they are ("clear") and the same
 crops with opaque scene bars painted in (`rain.scene_bars`: lane markings, railings,
 slats), as one pooled Y-PSNR each; higher is less harm.
+
+With `--slanted N` it also scores the gain on N crops per family whose rain layer is turned
+by 20–65° (`rain.RainBank.crops`: wind-slanted rain, which the families alone rarely draw),
+as one more mean gain ("slanted").
 """
 
 import argparse
@@ -35,6 +39,8 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=777)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--harm", type=int, default=0, help="rain-free crops to score (0 = none)")
+    ap.add_argument("--slanted", type=int, default=0,
+                    help="crops per family with the rain turned by 20–65° (0 = none)")
     ap.add_argument("weights", nargs="+")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -42,6 +48,10 @@ def main(argv=None):
     banks = [RainBank(b, device=dev) for b in args.banks]
     val_c = CleanImages(clean_paths(args.clean, "val"), device=dev)
     val = make_val(Composer(val_c, banks, device=dev), args.per_family, args.crop, seed=args.seed)
+    slanted = None
+    if args.slanted:
+        turned = Composer(val_c, banks, device=dev, rotate=1.0)
+        slanted = make_val(turned, args.slanted, args.crop, seed=args.seed + 2)
     if args.harm:
         rng = np.random.default_rng(args.seed + 1)
         plain = val_c.batch(args.harm, args.crop, rng)
@@ -52,6 +62,10 @@ def main(argv=None):
         gain = mean_gain(rows)
         per = ", ".join(f"{k} {o - i:+.2f}" for k, (o, i) in rows.items())
         line = f"{path}: gain {gain:.3f} dB ({per})"
+        if slanted is not None:
+            srows = validate(net, slanted, dev, False)
+            sper = ", ".join(f"{k} {o - i:+.2f}" for k, (o, i) in srows.items())
+            line += f"; slanted {mean_gain(srows):.3f} dB ({sper})"
         if args.harm:
             line += "; harm " + ", ".join(f"{k} {v:.2f} dB" for k, v in harm(net, clear).items())
         print(line, flush=True)

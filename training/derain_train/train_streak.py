@@ -94,6 +94,9 @@ def main(argv=None):
     ap.add_argument("--init", default=None, help="start from these weights (a new run)")
     ap.add_argument("--bars", type=float, default=0.0,
                     help="share of training crops with scene bars painted in (rain.scene_bars)")
+    ap.add_argument("--rotate", type=float, default=0.0,
+                    help="share of training crops whose rain layer is turned by 20–65° "
+                         "(rain.RainBank.crops: wind-slanted rain)")
     args = ap.parse_args(argv)
 
     if args.threads:
@@ -110,7 +113,7 @@ def main(argv=None):
     banks = [RainBank(b, device=dev, limit=args.bank_limit) for b in args.banks]
     train_c = CleanImages(clean_paths(args.clean, "train"), device=dev)
     val_c = CleanImages(clean_paths(args.clean, "val"), device=dev)
-    comp = Composer(train_c, banks, device=dev, bars=args.bars)
+    comp = Composer(train_c, banks, device=dev, bars=args.bars, rotate=args.rotate)
     val = make_val(Composer(val_c, banks, device=dev), args.val_per_family, args.val_crop)
     print(f"loaded {sum(len(b) for b in banks)} rain layers ({', '.join(b.family for b in banks)}), "
           f"{len(train_c.images)} clean images in {time.time() - t_load:.0f} s", flush=True)

@@ -5,6 +5,7 @@ the parts rain.py ports (proxy depth, Gaussian blur, JPEG simulation, the compos
 documented."""
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -144,3 +145,37 @@ def test_scene_bars_are_opaque_scene_content_in_every_target():
     plain = rain.Composer(clean, [bank]).batch(4, 48, np.random.default_rng(7), camera_p=0.0)
     assert not torch.equal(out["gt"], plain["gt"])
     assert (out["in"] >= out["veiled"] - 1e-6).all()
+
+
+def dominant_tilt_deg(x):
+    """Angle in degrees between the dominant streak direction of a [H, W] layer and vertical,
+    from the gradient structure tensor (0 for vertical lines; the sign says which way)."""
+    gx = x[:, 1:] - x[:, :-1]
+    gy = x[1:, :] - x[:-1, :]
+    gx, gy = gx[:-1, :], gy[:, :-1]
+    jxx, jyy, jxy = (gx * gx).sum(), (gy * gy).sum(), (gx * gy).sum()
+    return math.degrees(0.5 * math.atan2(2 * float(jxy), float(jxx - jyy)))
+
+
+def test_turned_rain_layers_are_slanted_by_20_to_65_degrees():
+    # A bank of vertical lines: crops keep them vertical; with rotate=1 every crop turns them
+    # by 20–65° either way (wind), and the rain stays non-negative.
+    bank = rain.RainBank.__new__(rain.RainBank)
+    bank.family, bank.blend = "dense", "add_clip"
+    layer = torch.zeros(1, 128, 128)
+    layer[0, :, ::9] = 1.0
+    bank.layers = layer.to(torch.float16)
+    bank.scales = torch.ones(1)
+    bank.meta = [{}]
+    rng = np.random.default_rng(5)
+    out = torch.zeros(1, 1, 64, 64)
+    signs = set()
+    for _ in range(12):
+        bank.crops([0], 64, out, rng)
+        assert abs(dominant_tilt_deg(out[0, 0])) < 2.0
+        bank.crops([0], 64, out, rng, rotate=1.0)
+        tilt = dominant_tilt_deg(out[0, 0])
+        assert 17.0 <= abs(tilt) <= 68.0, tilt
+        assert float(out.min()) >= 0.0 and float(out.max()) > 0.3
+        signs.add(tilt > 0)
+    assert signs == {True, False}
