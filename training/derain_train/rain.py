@@ -105,11 +105,12 @@ class RainBank:
             y, x = rng.integers(0, hs - big + 1), rng.integers(0, ws - big + 1)
             r = self.layers[i, y:y + big, x:x + big].float() * self.scales[i]
             r = r[None, None]
+            # To the output's pixel density (the whole crop when not turned).
+            b = int(round(big * size / win))
+            if b != big:
+                r = F.interpolate(r, size=(b, b), mode="bilinear", align_corners=False,
+                                  antialias=big > b)
             if turn:
-                b = max(size, int(round(big * size / win)))
-                if b != big:
-                    r = F.interpolate(r, size=(b, b), mode="bilinear", align_corners=False,
-                                      antialias=big > b)
                 f = size / b
                 rot = torch.tensor([[[c * f, -s * f, 0.0], [s * f, c * f, 0.0]]],
                                    dtype=r.dtype, device=r.device)
@@ -119,9 +120,6 @@ class RainBank:
                 r = F.grid_sample(r, grid, mode="bicubic", padding_mode="reflection",
                                   align_corners=False)
                 r = F.avg_pool2d(r, 2).clamp(min=0.0)
-            elif win != size:
-                r = F.interpolate(r, size=(size, size), mode="bilinear", align_corners=False,
-                                  antialias=win > size)
             if rng.random() < 0.5:
                 r = r.flip(-1)
             out[k] = r[0]

@@ -58,17 +58,19 @@ def main(argv=None):
         clear = {"clear": plain, "bars": scene_bars(plain, rng, 1.0)}
     for path in args.weights:
         net = load_streak(path, args.size).to(dev)
-        rows = validate(net, val, dev, False)
-        gain = mean_gain(rows)
-        per = ", ".join(f"{k} {o - i:+.2f}" for k, (o, i) in rows.items())
-        line = f"{path}: gain {gain:.3f} dB ({per})"
+        line = f"{path}: gain {gains(net, val, dev)}"
         if slanted is not None:
-            srows = validate(net, slanted, dev, False)
-            sper = ", ".join(f"{k} {o - i:+.2f}" for k, (o, i) in srows.items())
-            line += f"; slanted {mean_gain(srows):.3f} dB ({sper})"
+            line += f"; slanted {gains(net, slanted, dev)}"
         if args.harm:
             line += "; harm " + ", ".join(f"{k} {v:.2f} dB" for k, v in harm(net, clear).items())
         print(line, flush=True)
+
+
+def gains(net, sets, dev):
+    """The mean gain over the families and each family's, as printed."""
+    rows = validate(net, sets, dev, False)
+    per = ", ".join(f"{k} {o - i:+.2f}" for k, (o, i) in rows.items())
+    return f"{mean_gain(rows):.3f} dB ({per})"
 
 
 @torch.no_grad()
