@@ -193,7 +193,8 @@ fn eval_reports_json_with_baseline() {
     assert!(o.status.success(), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json on stdout");
     assert_eq!(v["count"], 2);
-    assert_eq!(v["mode"], "physics");
+    // The file commands run the networks unless told otherwise (`fast` on the CPU).
+    assert_eq!(v["mode"], "full");
     for key in ["psnr_y", "ssim_y", "psnr_rgb"] {
         assert!(
             v["mean"][key].is_number() && v["baseline"][key].is_number(),
@@ -215,8 +216,35 @@ fn eval_reports_json_with_baseline() {
         }
     }
     assert_eq!(v["version"], env!("CARGO_PKG_VERSION"));
-    assert_eq!(v["settings"]["mode"], "physics");
+    assert_eq!(v["settings"]["mode"], "full");
+    assert_eq!(v["settings"]["model"], "fast");
     assert!(v["settings"]["physics"]["min_transmission"].is_number());
+}
+
+#[test]
+fn image_runs_full_by_default_and_says_which_method_ran() {
+    let d = tmpdir("defmode");
+    let input = d.join("in.png");
+    write_png(&input, 40, 28, 5);
+    let out = d.join("out.png");
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "image",
+            input.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        let o = derain(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let default = run(&["--backend", "cpu"]);
+    assert!(default.contains("mode full (fast)"), "{default}");
+    let physics = run(&["--backend", "cpu", "--mode", "physics"]);
+    assert!(physics.contains("mode physics"), "{physics}");
+    let quality = run(&["--backend", "cpu", "--model", "quality"]);
+    assert!(quality.contains("mode full (quality)"), "{quality}");
 }
 
 #[test]

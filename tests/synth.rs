@@ -316,6 +316,8 @@ fn sequence_scores(clip: &std::path::Path, temporal: &str) -> (f64, f64) {
             "eval",
             "--sequence",
             "--json",
+            "--mode",
+            "physics",
             "--temporal",
             temporal,
             "--rainy",

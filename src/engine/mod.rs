@@ -155,6 +155,8 @@ fn auto_engine(config: &Config) -> Result<Engine> {
                 Err(Error::NoCudaDriver) => "no CUDA driver on this machine".to_string(),
                 Err(e) => e.to_string(),
             }
+        } else if !cuda::driver_present() {
+            "no CUDA driver on this machine".to_string()
         } else {
             "backend=auto runs mode=full on the CPU until its CUDA path (the streak network \
              on the GPU, backend=cuda) has passed its parity run on a GPU"

@@ -4,12 +4,21 @@ use anyhow::Context;
 use clap::Args;
 use derain::pipeline::{Backend, Config, Mode};
 
+/// The method of the file commands (`image`, `eval`) when `--mode` is not given: the
+/// networks, which beat `physics` on every test set (models/README.md); time per file matters
+/// less than what is left of the rain.
+pub const FILE_MODE: Mode = Mode::Full;
+/// The method of `video` when `--mode` is not given: `physics`, which keeps real time on the
+/// CPU at 1080p (`full` does not yet: BENCHMARKS.md, first table).
+pub const STREAM_MODE: Mode = Mode::Physics;
+
 /// Method and engine options.
 #[derive(Debug, Clone, Args)]
 pub struct EngineArgs {
-    /// Method: `physics` (training-free) or `full` (networks).
-    #[arg(long, default_value = "physics")]
-    pub mode: Mode,
+    /// Method: `physics` (training-free) or `full` (networks). Default: `full` for `image`
+    /// and `eval` (files), `physics` for `video` (live streams must keep real time).
+    #[arg(long)]
+    pub mode: Option<Mode>,
     /// Engine: `auto` (CUDA if present, else CPU), `cpu` or `cuda`.
     #[arg(long, default_value = "auto")]
     pub backend: Backend,
@@ -25,10 +34,16 @@ pub struct EngineArgs {
 }
 
 impl EngineArgs {
-    /// The library configuration these options describe.
-    pub fn config(&self) -> Config {
+    /// The method: `--mode`, else the command's `default`.
+    pub fn mode_or(&self, default: Mode) -> Mode {
+        self.mode.unwrap_or(default)
+    }
+
+    /// The library configuration these options describe, `default_mode` where `--mode` is
+    /// not given.
+    pub fn config(&self, default_mode: Mode) -> Config {
         Config {
-            mode: self.mode,
+            mode: self.mode_or(default_mode),
             backend: self.backend,
             strength: self.strength,
             model: self.model.clone(),

@@ -12,7 +12,7 @@ use derain::pipeline::blend_image;
 use derain::{Pipeline, PlanarRgb, io};
 use serde_json::json;
 
-use super::common::EngineArgs;
+use super::common::{EngineArgs, FILE_MODE};
 use super::eval_report::{Row, metric_stats};
 
 /// Arguments of `derain eval`.
@@ -191,7 +191,7 @@ pub fn run(a: EvalArgs) -> anyhow::Result<()> {
     if a.sequence {
         return super::eval_seq::run(&a, &pairs);
     }
-    let mut pipeline = Pipeline::new(a.engine.config())?;
+    let mut pipeline = Pipeline::new(a.engine.config(FILE_MODE))?;
     let mut rows = Vec::new();
     let mut comp_rows = Vec::new();
     for (r, c) in &pairs {
@@ -243,7 +243,9 @@ pub fn run(a: EvalArgs) -> anyhow::Result<()> {
     let settings = json!({
         "mode": mode,
         "backend": pipeline.backend_name(),
-        "model": cfg.model.as_ref().map(|m| m.to_string()),
+        // The networks that ran (null in `physics` mode).
+        "model": (cfg.mode == derain::Mode::Full)
+            .then(|| cfg.model_for(pipeline.backend_name()).to_string()),
         "strength": cfg.strength,
         "physics": {
             "min_transmission": cfg.physics.min_transmission,

@@ -12,6 +12,7 @@ use derain::metrics::temporal::flicker;
 use derain::{Pipeline, PlanarRgb, io};
 use serde_json::json;
 
+use super::common::FILE_MODE;
 use super::eval::{EvalArgs, load_pair};
 
 /// Pixels whose clean Y changes by at most this many levels between frames count as static
@@ -44,7 +45,7 @@ pub fn run(a: &EvalArgs, pairs: &[(PathBuf, PathBuf)]) -> anyhow::Result<()> {
     if a.components.is_some() {
         bail!("--components scores single images; it does not combine with --sequence");
     }
-    let mut config = a.engine.config();
+    let mut config = a.engine.config(FILE_MODE);
     config.temporal = a.temporal;
     let mut pipeline = Pipeline::new(config)?;
     let mut rows = Vec::with_capacity(pairs.len());

@@ -4,9 +4,9 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
-use derain::{Pipeline, io};
+use derain::{Mode, Pipeline, io};
 
-use super::common::{EngineArgs, init_threads};
+use super::common::{EngineArgs, FILE_MODE, init_threads};
 
 /// Arguments of `derain image`.
 #[derive(Debug, Args)]
@@ -36,7 +36,7 @@ pub fn run(a: ImageArgs) -> anyhow::Result<()> {
         rgb: rainy,
         alpha,
         bit_depth,
-    } = io::read_picture(&a.input, a.engine.mode)?;
+    } = io::read_picture(&a.input, a.engine.mode_or(FILE_MODE))?;
     let kept = io::Picture {
         rgb: derain::PlanarRgb::zeros(0, 0),
         alpha,
@@ -45,7 +45,7 @@ pub fn run(a: ImageArgs) -> anyhow::Result<()> {
     for loss in kept.losses(format) {
         log::warn!("{}: {loss}", a.output.display());
     }
-    let mut pipeline = Pipeline::new(a.engine.config())?;
+    let mut pipeline = Pipeline::new(a.engine.config(FILE_MODE))?;
     let t = std::time::Instant::now();
     let mut comps = pipeline.components(&rainy)?;
     let elapsed = t.elapsed();
@@ -59,8 +59,13 @@ pub fn run(a: ImageArgs) -> anyhow::Result<()> {
     let (width, height) = (rainy.width(), rainy.height());
     drop(rainy);
     io::save_picture(&a.output, &io::Picture { rgb: out, ..kept })?;
+    let cfg = pipeline.config();
+    let method = match cfg.mode {
+        Mode::Physics => "physics".to_string(),
+        Mode::Full => format!("full ({})", cfg.model_for(pipeline.backend_name())),
+    };
     println!(
-        "{} -> {} ({}x{}, backend {}, {} thread{}, {:.1} ms, A = [{:.3}, {:.3}, {:.3}])",
+        "{} -> {} ({}x{}, mode {method}, backend {}, {} thread{}, {:.1} ms, A = [{:.3}, {:.3}, {:.3}])",
         a.input.display(),
         a.output.display(),
         width,

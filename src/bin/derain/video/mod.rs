@@ -32,7 +32,7 @@ use gst::prelude::*;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::Exit;
-use super::common::EngineArgs;
+use super::common::{EngineArgs, STREAM_MODE};
 use derainer::Derainer;
 use encoder::Encoder;
 pub use encoder::encode_frames;
@@ -170,7 +170,7 @@ pub fn run(a: VideoArgs) -> Result<()> {
             a.input
         );
     }
-    let mut config = a.engine.config();
+    let mut config = a.engine.config(STREAM_MODE);
     config.temporal = a.temporal;
     config.devices = a.devices.clone();
     let mode = config.mode;
