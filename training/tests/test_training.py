@@ -2,10 +2,13 @@
 the networks, the ONNX export round trip, and that the training scripts run, learn and stop
 on their time budget with a checkpoint."""
 
+import math
+
 import numpy as np
 import pytest
 import torch
 
+from derain_train import slant
 from derain_train.guided_filter import BANK_EPS, BANK_RADII, box_mean, guided_bank, residue
 from derain_train.losses import perceptual, perceptual_fast, ssim, ssim_box
 from derain_train.model import T0, FullModelV2, Stage2, Veil, work_factor
@@ -276,3 +279,33 @@ def test_the_pytorch_floor_benchmark_runs_and_reports_every_case(capsys):
     assert [(r["size"], r["batch"]) for r in rows] == [("fast", 1), ("fast", 2), ("quality", 1),
                                                         ("quality", 2)]
     assert all(r["ms_per_frame"] > 0 and r["tmac_per_s"] > 0 for r in rows)
+
+
+def _lines(angle_deg, size=160, seed=0):
+    """Thin bright lines at `angle_deg` from vertical (positive: down-right) on grey."""
+    g = torch.Generator().manual_seed(seed)
+    img = torch.zeros(size, size)
+    a = math.radians(angle_deg)
+    for x0, y0 in (torch.rand(50, 2, generator=g) * 1.5 * size - 0.25 * size).tolist():
+        for t in np.arange(0, 40, 0.25):
+            y, x = int(y0 + t * math.cos(a)), int(x0 + t * math.sin(a))
+            if 0 <= y < size and 0 <= x < size:
+                img[y, x] = 1.0
+    return (slant.gauss(img[None, None], 0.7) * 0.6 + 0.3).expand(1, 3, size, size)
+
+
+@pytest.mark.parametrize("angle", [-50, 0, 35, 60])
+def test_slant_shear_makes_slanted_lines_vertical_and_undoes_exactly(angle):
+    img = _lines(angle)
+    canvas, d = slant.shear(img, math.tan(math.radians(angle)))
+    # Exact inverse on the image grid: nothing is resampled.
+    assert torch.equal(slant.unshear(canvas, d, img.shape[-1]), img)
+    # On the canvas the lines are vertical, and the estimate says so.
+    theta, conf = slant.orientation(canvas)
+    assert abs(theta) <= 8 and conf > 0.5, (theta, conf)
+
+
+@pytest.mark.parametrize("angle", [-45, -15, 0, 30, 55])
+def test_slant_orientation_finds_the_angle_of_thin_bright_lines(angle):
+    theta, conf = slant.orientation(_lines(angle))
+    assert abs(theta - angle) <= 7 and conf > 0.6, (theta, conf)
