@@ -272,7 +272,7 @@ impl Temporal {
             return;
         }
         let n = lay.width * lay.height;
-        let bytes = lay.height * lay.row_bytes();
+        let bytes = lay.height * lay.history().row_bytes();
         self.layout = Some(lay);
         self.ring = vec![0; self.params.window * bytes];
         self.bg = vec![0; bytes];
@@ -292,7 +292,7 @@ impl Temporal {
     ) -> TemporalInfo {
         self.ensure_layout(lay);
         let p = self.params.clone();
-        let (w, h, rb) = (lay.width, lay.height, lay.row_bytes());
+        let (w, h, rb) = (lay.width, lay.height, lay.history().row_bytes());
         let n = w * h;
         let mut reset = self.filled == 0;
         let slot = self.head;
@@ -338,11 +338,8 @@ impl Temporal {
                 background_share: 0.0,
             };
         }
-        // Step 3: motion weight from the pooled event memory.
-        self.counts
-            .par_chunks_mut(w)
-            .zip(self.mem.par_chunks(w))
-            .for_each(|(out, mem)| steps::box_row(mem, p.radius, out));
+        // Step 3: motion weight from the pooled event memory (the rows' horizontal counts
+        // were taken in the rank pass, while each row's memory was at hand).
         let counts = &self.counts;
         let r = p.radius;
         let inv_cols: Vec<f32> = (0..w)
@@ -379,31 +376,39 @@ impl Temporal {
         k: usize,
     ) -> (usize, usize) {
         let p = &self.params;
-        let (w, h, rb) = (lay.width, lay.height, lay.row_bytes());
+        let (w, h, rb, hrb) = (
+            lay.width,
+            lay.height,
+            lay.row_bytes(),
+            lay.history().row_bytes(),
+        );
         let filled = self.filled;
-        let mut slots: Vec<&mut [u8]> = self.ring.chunks_mut(h * rb).collect();
+        let mut slots: Vec<&mut [u8]> = self.ring.chunks_mut(h * hrb).collect();
         let mut head_slot = std::mem::take(&mut slots[slot]);
         let others = &slots;
         let counts = rows
-            .zip(head_slot.par_chunks_mut(rb))
-            .zip(self.bg.par_chunks_mut(rb))
+            .zip(head_slot.par_chunks_mut(hrb))
+            .zip(self.bg.par_chunks_mut(hrb))
             .zip(self.run.par_chunks_mut(w))
             .zip(self.mem.par_chunks_mut(w))
+            .zip(self.counts.par_chunks_mut(w))
             .enumerate()
-            .map(|(y, ((((cur, store), bg), run), mem))| {
+            .map(|(y, (((((cur, store), bg), run), mem), boxed))| {
                 let cur = &cur[..rb];
-                store.copy_from_slice(cur);
-                let hist: Vec<&[u8]> = (0..filled)
-                    .map(|s| {
-                        if s == slot {
-                            cur
-                        } else {
-                            &others[s][y * rb..(y + 1) * rb]
-                        }
-                    })
-                    .collect();
-                steps::rank_row(&hist, k, bg);
-                steps::events_row(cur, bg, &lay, p, run, mem)
+                steps::store_row(cur, &lay, store);
+                let store: &[u8] = store;
+                let mut hist: [&[u8]; 16] = [&[]; 16];
+                for (s, h) in hist.iter_mut().enumerate().take(filled) {
+                    *h = if s == slot {
+                        store
+                    } else {
+                        &others[s][y * hrb..(y + 1) * hrb]
+                    };
+                }
+                steps::rank_row(&hist[..filled], k, bg);
+                let found = steps::events_row(cur, bg, &lay, p, run, mem);
+                steps::box_row(mem, p.radius, boxed);
+                found
             })
             .reduce(|| (0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
         slots[slot] = std::mem::take(&mut head_slot);
@@ -423,10 +428,13 @@ impl Temporal {
         reset: bool,
     ) -> (usize, usize, bool, (f32, f32)) {
         let p = self.params.clone();
+        let frame_lay = lay;
+        // From here on every row is a history row.
+        let lay = lay.history();
         let (w, h, rb) = (lay.width, lay.height, lay.row_bytes());
         let bytes = h * rb;
         rows.zip(self.ring[slot * bytes..(slot + 1) * bytes].par_chunks_mut(rb))
-            .for_each(|(cur, store)| store.copy_from_slice(&cur[..rb]));
+            .for_each(|(cur, store)| steps::store_row(cur, &frame_lay, store));
         let [prev, cur] = &mut self.small;
         std::mem::swap(prev, cur);
         let had = prev.len();
@@ -497,11 +505,14 @@ impl Temporal {
             .par_chunks_mut(rb)
             .zip(self.run.par_chunks_mut(w))
             .zip(self.mem.par_chunks_mut(w))
+            .zip(self.counts.par_chunks_mut(w))
             .enumerate()
-            .map(|(y, ((bg, run), mem))| {
+            .map(|(y, (((bg, run), mem), boxed))| {
                 align::rank_row_shifted(ring, slot, filled, &offsets, y, &lay, k, bg);
                 let cur = &ring[slot * bytes + y * rb..slot * bytes + (y + 1) * rb];
-                steps::events_row(cur, bg, &lay, &p, run, mem)
+                let found = steps::events_row(cur, bg, &lay, &p, run, mem);
+                steps::box_row(mem, p.radius, boxed);
+                found
             })
             .reduce(|| (0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
         (counts.0, counts.1, camera_moved, shift)
@@ -521,10 +532,10 @@ impl Temporal {
         };
         let info = self.analyse(lay, frame.par_rows_mut());
         if info.applied {
-            let (w, rb) = (lay.width, lay.row_bytes());
+            let (w, hrb) = (lay.width, lay.history().row_bytes());
             frame
                 .par_rows_mut()
-                .zip(self.bg.par_chunks(rb))
+                .zip(self.bg.par_chunks(hrb))
                 .zip(self.weight.par_chunks(w))
                 .for_each(|((row, bg), wt)| steps::blend_row(row, bg, wt, &lay));
         }

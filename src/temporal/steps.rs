@@ -20,6 +20,103 @@ impl Layout {
     pub fn row_bytes(&self) -> usize {
         self.width * self.bpp
     }
+
+    /// The layout the history (ring and background) is kept in: the frame's R, G, B bytes
+    /// in the frame's order, 3 per pixel. A 4-byte frame's alpha or padding byte is never
+    /// written back, so it is not kept: a quarter less to read every frame.
+    pub fn history(&self) -> Layout {
+        Layout { bpp: 3, ..*self }
+    }
+}
+
+/// The R, G, B bytes of one frame row (`lay`) as a history row ([`Layout::history`]).
+pub fn store_row(cur: &[u8], lay: &Layout, out: &mut [u8]) {
+    if lay.bpp == 3 {
+        out.copy_from_slice(&cur[..out.len()]);
+    } else {
+        // R, G and B are the first three bytes of a 4-byte pixel in every format. Four
+        // pixels (four little-endian words) become three words.
+        let n = out.len() / 3;
+        let full = n - n % 4;
+        for (o, p) in out[..3 * full]
+            .chunks_exact_mut(12)
+            .zip(cur[..4 * full].chunks_exact(16))
+        {
+            let [a, b, c, d] = words::<4>(p);
+            let rgb = [
+                (a & 0xff_ffff) | (b << 24),
+                ((b >> 8) & 0xffff) | (c << 16),
+                ((c >> 16) & 0xff) | (d << 8),
+            ];
+            put_words(o, rgb);
+        }
+        for (o, p) in out[3 * full..]
+            .chunks_exact_mut(3)
+            .zip(cur[4 * full..].chunks_exact(4))
+        {
+            o.copy_from_slice(&p[..3]);
+        }
+    }
+}
+
+/// The first N little-endian 32-bit words of `b`.
+#[inline(always)]
+fn words<const N: usize>(b: &[u8]) -> [u32; N] {
+    let mut w = [0u32; N];
+    for (o, c) in w.iter_mut().zip(b.chunks_exact(4)) {
+        *o = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+    }
+    w
+}
+
+/// Writes N little-endian 32-bit words at the start of `b`.
+#[inline(always)]
+fn put_words<const N: usize>(b: &mut [u8], w: [u32; N]) {
+    for (o, v) in b.chunks_exact_mut(4).zip(w) {
+        o.copy_from_slice(&v.to_le_bytes());
+    }
+}
+
+/// The background's R, G, B bytes into a block of `BPP`-byte pixels (alpha and padding
+/// untouched); R, G, B are the first three bytes of every pixel in both layouts.
+fn copy_rgb<const BPP: usize>(px: &mut [u8], q: &[u8]) {
+    if BPP == 3 {
+        px.copy_from_slice(&q[..px.len()]);
+        return;
+    }
+    let n = px.len() / BPP;
+    let full = n - n % 4;
+    for (p, q) in px[..BPP * full]
+        .chunks_exact_mut(4 * BPP)
+        .zip(q[..3 * full].chunks_exact(12))
+    {
+        // Three words of the background are four pixels' R, G, B; each pixel keeps its
+        // fourth byte.
+        let [a, b, c] = words::<3>(q);
+        let rgb = [
+            a & 0xff_ffff,
+            (a >> 24) | ((b & 0xffff) << 8),
+            (b >> 16) | ((c & 0xff) << 16),
+            c >> 8,
+        ];
+        let [o0, o1, o2, o3] = words::<4>(p);
+        let keep = 0xff00_0000;
+        put_words(
+            p,
+            [
+                (o0 & keep) | rgb[0],
+                (o1 & keep) | rgb[1],
+                (o2 & keep) | rgb[2],
+                (o3 & keep) | rgb[3],
+            ],
+        );
+    }
+    for (p, q) in px[BPP * full..]
+        .chunks_exact_mut(BPP)
+        .zip(q[3 * full..].chunks_exact(3))
+    {
+        p[..3].copy_from_slice(q);
+    }
 }
 
 /// The rank used with `filled` frames of history: `rank`·filled/window, rounded, at least 1.
@@ -83,8 +180,9 @@ fn insert(m: &mut [[u8; LANES]], s: &[u8; LANES]) {
 /// pixels. A pixel darker than B (in luma, or by twice the threshold in one channel: rain
 /// raises all three, so a change of colour at equal brightness counts) put a value below
 /// the background into the ring, which can hold B down as long as it stays there, so it is
-/// remembered for `window` frames; a persistent brightening for `hold`. Returns (pixels with
-/// an event, pixels darker than B).
+/// remembered for `window` frames; a persistent brightening for `hold`. `cur` is laid out as
+/// `lay`, `bg` as its history ([`Layout::history`]). Returns (pixels with an event, pixels
+/// darker than B).
 pub fn events_row(
     cur: &[u8],
     bg: &[u8],
@@ -101,7 +199,8 @@ pub fn events_row(
     }
 }
 
-/// [`events_row`] for one pixel layout (BPP bytes, R at byte R, G at 1, B at byte B).
+/// [`events_row`] for one pixel layout (BPP bytes, R at byte R, G at 1, B at byte B; the
+/// background 3 bytes per pixel in the same order).
 fn events_px<const BPP: usize, const R: usize, const B: usize>(
     cur: &[u8],
     bg: &[u8],
@@ -115,7 +214,7 @@ fn events_px<const BPP: usize, const R: usize, const B: usize>(
     let (mut count, mut darker) = (0u32, 0u32);
     for (((o, q), run), mem) in cur
         .chunks_exact(BPP)
-        .zip(bg.chunks_exact(BPP))
+        .zip(bg.chunks_exact(3))
         .zip(run.iter_mut())
         .zip(mem.iter_mut())
     {
@@ -139,21 +238,33 @@ fn events_px<const BPP: usize, const R: usize, const B: usize>(
 }
 
 /// Step 3a for one row: the number of remembering pixels in the horizontal window
-/// [x − r, x + r] (clipped at the borders).
+/// [x − r, x + r] (clipped at the borders). A running count in three stretches (the window
+/// still growing, sliding, shrinking), so the middle, most of a row, has no branches.
 pub fn box_row(mem: &[u8], r: usize, out: &mut [u16]) {
     let w = mem.len();
-    let mut s: u32 = mem[..r.min(w - 1) + 1]
-        .iter()
-        .map(|&v| (v > 0) as u32)
-        .sum();
-    for x in 0..w {
+    let on = |v: u8| (v > 0) as u32;
+    let mut s: u32 = mem[..r.min(w - 1) + 1].iter().map(|&v| on(v)).sum();
+    // out[x] = s, then s gains pixel x + r + 1 (while x + r + 1 < w, i.e. x < b) and loses
+    // pixel x − r (once x ≥ a = r).
+    let (a, b) = (r.min(w), w.saturating_sub(r + 1));
+    let (lo, hi) = (a.min(b), a.max(b));
+    for x in 0..lo {
         out[x] = s as u16;
-        if x + r + 1 < w {
-            s += (mem[x + r + 1] > 0) as u32;
+        s += on(mem[x + r + 1]);
+    }
+    if a <= b {
+        let (gain, lose) = (&mem[lo + r + 1..hi + r + 1], &mem[lo - r..hi - r]);
+        for ((o, &g), &l) in out[lo..hi].iter_mut().zip(gain).zip(lose) {
+            *o = s as u16;
+            s = s + on(g) - on(l);
         }
-        if x >= r {
-            s -= (mem[x - r] > 0) as u32;
-        }
+    } else {
+        // A row shorter than the window: every window reaches past both ends.
+        out[lo..hi].fill(s as u16);
+    }
+    for x in hi..w {
+        out[x] = s as u16;
+        s -= on(mem[x - r]);
     }
 }
 
@@ -212,24 +323,54 @@ pub fn blend_u8(o: u8, b: u8, w: f32) -> u8 {
     (v + 0.5) as u8
 }
 
-/// Step 4 for one packed row: the R, G, B bytes of `row` become the blend of themselves
-/// and `bg` by the row's weights (alpha and padding untouched). Weight 1 keeps the pixel,
-/// weight 0 takes the background exactly.
+/// Step 4 for one packed row: the R, G, B bytes of `row` (laid out as `lay`) become the blend
+/// of themselves and `bg` (its history layout) by the row's weights (alpha and padding
+/// untouched). Weight 1 keeps the pixel, weight 0 takes the background exactly.
 pub fn blend_row(row: &mut [u8], bg: &[u8], weight: &[f32], lay: &Layout) {
-    for ((px, q), &wt) in row
-        .chunks_exact_mut(lay.bpp)
-        .zip(bg.chunks_exact(lay.bpp))
-        .zip(weight)
+    match (lay.bpp, lay.off) {
+        (4, [0, 1, 2]) => blend_px::<4, 0, 2>(row, bg, weight),
+        (4, _) => blend_px::<4, 2, 0>(row, bg, weight),
+        (_, [0, 1, 2]) => blend_px::<3, 0, 2>(row, bg, weight),
+        _ => blend_px::<3, 2, 0>(row, bg, weight),
+    }
+}
+
+/// Pixels per block of [`blend_px`]: a block whose weights are all 0 (the static
+/// background, most of a fixed camera's frame) or all 1 is copied or left without the
+/// per-pixel arithmetic, which gives the same bytes.
+const BLEND_BLOCK: usize = 16;
+
+/// [`blend_row`] for one pixel layout (BPP bytes, R at byte R, G at 1, B at byte B; the
+/// background 3 bytes per pixel in the same order).
+fn blend_px<const BPP: usize, const R: usize, const B: usize>(
+    row: &mut [u8],
+    bg: &[u8],
+    weight: &[f32],
+) {
+    let n = weight.len();
+    let (row, bg) = (&mut row[..n * BPP], &bg[..n * 3]);
+    for ((px, q), wt) in row
+        .chunks_mut(BLEND_BLOCK * BPP)
+        .zip(bg.chunks(BLEND_BLOCK * 3))
+        .zip(weight.chunks(BLEND_BLOCK))
     {
-        if wt >= 1.0 {
+        if wt.iter().all(|&v| v >= 1.0) {
             continue;
         }
-        for &c in &lay.off {
-            px[c] = if wt <= 0.0 {
-                q[c]
-            } else {
-                blend_u8(px[c], q[c], wt)
-            };
+        if wt.iter().all(|&v| v <= 0.0) {
+            copy_rgb::<BPP>(px, q);
+            continue;
+        }
+        for ((p, q), &v) in px.chunks_exact_mut(BPP).zip(q.chunks_exact(3)).zip(wt) {
+            if v <= 0.0 {
+                p[R] = q[R];
+                p[1] = q[1];
+                p[B] = q[B];
+            } else if v < 1.0 {
+                p[R] = blend_u8(p[R], q[R], v);
+                p[1] = blend_u8(p[1], q[1], v);
+                p[B] = blend_u8(p[B], q[B], v);
+            }
         }
     }
 }
