@@ -54,6 +54,9 @@ use crate::frame::{FrameMut, PlanarRgb};
 /// Rows per parallel band of the sliding vertical box sum.
 const WEIGHT_BAND: usize = 32;
 
+/// Most frames of history ([`TemporalParams::window`]).
+const MAX_WINDOW: usize = 16;
+
 /// Parameters of the temporal stage (defaults chosen on synthetic fixed-camera clips with
 /// moving objects; see docs/TEMPORAL.md).
 #[derive(Debug, Clone, PartialEq)]
@@ -124,7 +127,7 @@ impl TemporalParams {
     /// Checks every value against its documented range.
     pub fn validate(&self) -> Result<()> {
         let bad = |what: &'static str, why: &str| Err(Error::param(what, why.to_string()));
-        if !(2..=16).contains(&self.window) {
+        if !(2..=MAX_WINDOW).contains(&self.window) {
             return bad("temporal window", "must be in 2..=16");
         }
         let rank_ok = |r: usize| (1..=8).contains(&r) && r <= self.window;
@@ -177,12 +180,12 @@ pub struct Temporal {
     params: TemporalParams,
     mode: TemporalMode,
     layout: Option<Layout>,
-    /// `window` slots of `height` packed rows.
+    /// `window` slots of `height` history rows (R, G, B: `Layout::history`).
     ring: Vec<u8>,
     /// Slots holding frames (always slots 0..filled), and the slot the next frame goes to.
     filled: usize,
     head: usize,
-    /// The background B of the last frame, packed like the frames.
+    /// The background B of the last frame, laid out like the history.
     bg: Vec<u8>,
     /// Per pixel: brighter-run length, event memory, horizontal box count, weight w.
     run: Vec<u8>,
@@ -397,7 +400,7 @@ impl Temporal {
                 let cur = &cur[..rb];
                 steps::store_row(cur, &lay, store);
                 let store: &[u8] = store;
-                let mut hist: [&[u8]; 16] = [&[]; 16];
+                let mut hist: [&[u8]; MAX_WINDOW] = [&[]; MAX_WINDOW];
                 for (s, h) in hist.iter_mut().enumerate().take(filled) {
                     *h = if s == slot {
                         store

@@ -1,6 +1,9 @@
 //! The per-row steps of the temporal stage on packed 8-bit rows (3 or 4 bytes per pixel, R,
-//! G and B at `off`); `kernels/temporal.cu` is to do the same arithmetic per thread. Every
-//! inner loop runs over whole rows of bytes, so it vectorises; rows run in parallel.
+//! G and B at `off`, which are the first three bytes of a pixel in every format); the
+//! history (ring and background) is kept 3 bytes per pixel ([`Layout::history`]).
+//! `kernels/temporal.cu` does the same arithmetic per thread (its history keeps the frame's
+//! layout; the outputs are the same byte for byte). The inner loops run over whole rows;
+//! rows run in parallel.
 
 use super::TemporalParams;
 
@@ -31,6 +34,7 @@ impl Layout {
 
 /// The R, G, B bytes of one frame row (`lay`) as a history row ([`Layout::history`]).
 pub fn store_row(cur: &[u8], lay: &Layout, out: &mut [u8]) {
+    debug_assert!(lay.bpp == 3 || lay.bpp == 4);
     if lay.bpp == 3 {
         out.copy_from_slice(&cur[..out.len()]);
     } else {
@@ -84,6 +88,7 @@ fn copy_rgb<const BPP: usize>(px: &mut [u8], q: &[u8]) {
         px.copy_from_slice(&q[..px.len()]);
         return;
     }
+    debug_assert_eq!(BPP, 4, "a 3- or 4-byte pixel");
     let n = px.len() / BPP;
     let full = n - n % 4;
     for (p, q) in px[..BPP * full]
