@@ -331,3 +331,70 @@ fn streams_sharing_one_engine_match_streams_with_their_own() {
     };
     assert!(Pipeline::with_pool(full, pool).is_err());
 }
+
+/// The largest difference between the R, G and B of one pixel, over a packed RGBA frame.
+fn max_chroma(frame: &[u8]) -> u8 {
+    frame
+        .chunks_exact(4)
+        .map(|p| p[0].max(p[1]).max(p[2]) - p[0].min(p[1]).min(p[2]))
+        .max()
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_grey_frame_comes_out_grey_in_both_modes() {
+    // A monochrome camera (infrared at night) or a grey photo under heavy rain: the
+    // networks' colour priors must not tint it.
+    let (w, h) = (96, 64);
+    let colour = render_rain(&clean_scene(w, h), 120, 0.8, 1.5, 0.7);
+    let mut grey = colour.clone();
+    for i in 0..w * h {
+        let y =
+            (colour.planes[0].data[i] + colour.planes[1].data[i] + colour.planes[2].data[i]) / 3.0;
+        for c in 0..3 {
+            grey.planes[c].data[i] = y;
+        }
+    }
+    grey.quantize();
+    let mut rgba = vec![255u8; w * h * 4];
+    for i in 0..w * h {
+        for c in 0..3 {
+            rgba[4 * i + c] = (grey.planes[c].data[i] * 255.0).round() as u8;
+        }
+    }
+    for mode in [derain::Mode::Physics, derain::Mode::Full] {
+        let mut p = Pipeline::new(Config {
+            mode,
+            backend: derain::Backend::Cpu,
+            ..Config::default()
+        })
+        .unwrap();
+        // Packed frames (the element, `derain video`).
+        let input = FrameRef::new(&rgba, w as u32, h as u32, w * 4, PixelFormat::Rgba).unwrap();
+        let mut out = vec![0u8; w * h * 4];
+        let mut fm = FrameMut::new(&mut out, w as u32, h as u32, w * 4, PixelFormat::Rgba).unwrap();
+        p.process(&input, &mut fm).unwrap();
+        assert_eq!(max_chroma(&out), 0, "{mode:?}: packed output tinted");
+        assert!(out.chunks_exact(4).all(|px| px[3] == 255), "alpha kept");
+        // Planar images and components (`derain image`).
+        let c = p.components(&grey).unwrap();
+        let j = &c.background;
+        let spread = (0..w * h)
+            .map(|i| {
+                let v = [0, 1, 2].map(|k| j.planes[k].data[i]);
+                v.iter().cloned().fold(f32::MIN, f32::max)
+                    - v.iter().cloned().fold(f32::MAX, f32::min)
+            })
+            .fold(0.0f32, f32::max);
+        assert!(spread < 1e-6, "{mode:?}: J tinted by {spread}");
+        let a = c.atmosphere;
+        assert!(a[0] == a[1] && a[1] == a[2], "{mode:?}: A {a:?}");
+        // A colour frame is left as it was (no greying when the input has colour).
+        if mode == derain::Mode::Full {
+            let cj = p.components(&colour).unwrap().background;
+            let tinted =
+                (0..w * h).any(|i| (cj.planes[0].data[i] - cj.planes[2].data[i]).abs() > 0.05);
+            assert!(tinted, "a colour frame came out grey");
+        }
+    }
+}

@@ -3,11 +3,12 @@
 pub mod cpu;
 #[cfg(feature = "cuda")]
 pub mod cuda;
+pub mod grey;
 pub mod pool;
 
-use crate::config::Config;
 #[cfg(feature = "cuda")]
-use crate::config::{Backend, Mode};
+use crate::config::Backend;
+use crate::config::{Config, Mode};
 use crate::error::{Error, Result};
 use crate::physics::{AtmosphereStep, RunInfo, Sink, Source};
 use cpu::CpuEngine;
@@ -47,21 +48,28 @@ impl Engine {
         }
     }
 
-    /// Runs the configured mode on one frame, into reused buffers.
+    /// Runs the configured mode on one frame, into reused buffers. In `full` mode a grey
+    /// frame comes out grey ([`grey`]).
     pub fn derain_into(
         &mut self,
         input: Source<'_>,
         config: &Config,
         tracker: &mut dyn AtmosphereStep,
-        out: Sink<'_, '_>,
+        mut out: Sink<'_, '_>,
     ) -> Result<RunInfo> {
-        match self {
-            Engine::Cpu(e) => e.derain_into(input, config, tracker, out),
+        let grey = config.mode == Mode::Full && grey::is_grey(&input);
+        let sink = out.reborrow();
+        let mut info = match self {
+            Engine::Cpu(e) => e.derain_into(input, config, tracker, sink),
             #[cfg(feature = "cuda")]
-            Engine::Cuda(e) => e.derain_into(input, config, tracker, out),
+            Engine::Cuda(e) => e.derain_into(input, config, tracker, sink),
             #[cfg(feature = "cuda")]
-            Engine::CudaFull(e) => e.derain_into(input, config, tracker, out),
+            Engine::CudaFull(e) => e.derain_into(input, config, tracker, sink),
+        }?;
+        if grey {
+            grey::make_grey(&mut out, &mut info);
         }
+        Ok(info)
     }
 }
 

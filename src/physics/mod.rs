@@ -370,6 +370,21 @@ pub enum Sink<'a, 'b> {
     Frame(FrameSink<'a, 'b>),
 }
 
+impl<'b> Sink<'_, 'b> {
+    /// The same sink, borrowed for a shorter time (so that it can be looked at again after
+    /// a run that consumed the borrow).
+    pub fn reborrow(&mut self) -> Sink<'_, 'b> {
+        match self {
+            Sink::Components(c) => Sink::Components(c),
+            Sink::Frame(f) => Sink::Frame(FrameSink {
+                frame: f.frame,
+                input: f.input,
+                strength: f.strength,
+            }),
+        }
+    }
+}
+
 /// What a run reports besides its output.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RunInfo {
