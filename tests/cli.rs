@@ -769,3 +769,55 @@ fn image_takes_threads() {
     ]);
     assert_clean_failure(&o, "--threads");
 }
+
+#[test]
+fn image_folder_derains_every_picture_and_names_the_ones_it_cannot() {
+    let d = tmpdir("folder");
+    let input = d.join("in");
+    std::fs::create_dir_all(&input).unwrap();
+    write_png(&input.join("a.png"), 40, 28, 1);
+    write_png(&input.join("b.png"), 33, 21, 2);
+    std::fs::write(input.join("c.png"), b"not a png").unwrap();
+    std::fs::write(input.join("notes.txt"), b"ignored").unwrap();
+    let out = d.join("out");
+    let comps = d.join("comps");
+    let run = |args: &[&str]| {
+        let mut v = vec!["image"];
+        v.extend_from_slice(args);
+        v.extend_from_slice(&["--backend", "cpu"]);
+        derain(&v)
+    };
+    let (i, o, c) = (
+        input.to_str().unwrap(),
+        out.to_str().unwrap(),
+        comps.to_str().unwrap(),
+    );
+    let r = run(&[i, "-o", o, "--save-components", c]);
+    // The broken file fails the command, after the others are done.
+    assert_clean_failure(&r, "c.png");
+    assert!(stderr(&r).contains("1 of 3 images"), "{}", stderr(&r));
+    assert!(!out.join("c.png").exists() && !out.join("notes.txt").exists());
+    for name in ["a", "b"] {
+        // Each output is the one a run on that file alone gives.
+        let single = d.join(format!("single-{name}.png"));
+        let s = run(&[
+            input.join(format!("{name}.png")).to_str().unwrap(),
+            "-o",
+            single.to_str().unwrap(),
+        ]);
+        assert!(s.status.success(), "{}", stderr(&s));
+        assert_eq!(
+            std::fs::read(out.join(format!("{name}.png"))).unwrap(),
+            std::fs::read(&single).unwrap(),
+            "{name}.png"
+        );
+        assert!(comps.join(name).join("transmission_T.png").is_file());
+    }
+    // The input folder as the output, and a file as the output, are refused before any work.
+    assert_clean_failure(&run(&[i, "-o", i]), "input folder");
+    let file = d.join("single-a.png");
+    assert_clean_failure(&run(&[i, "-o", file.to_str().unwrap()]), "must be one too");
+    let empty = d.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    assert_clean_failure(&run(&[empty.to_str().unwrap(), "-o", o]), "no .png");
+}
