@@ -37,6 +37,8 @@ import torch.nn.functional as F
 from PIL import Image
 
 from .export_full import load_png, load_streak
+from .guided_filter import box_mean
+from .rain import gaussian_blur, luma
 from .streak import remove_rain
 from .train_streak import ypsnr
 
@@ -79,27 +81,13 @@ def unshear(r, d, w):
     return torch.gather(r, 3, cols[None, None].expand(b, c, h, w))
 
 
-def box(x, k):
-    return F.avg_pool2d(F.pad(x, (k // 2,) * 4, mode="replicate"), k, stride=1)
-
-
-def gauss(x, sigma=2.0):
-    r = int(3 * sigma)
-    t = torch.arange(-r, r + 1, dtype=x.dtype)
-    g = torch.exp(-t * t / (2 * sigma * sigma))
-    g = g / g.sum()
-    x = F.pad(x, (r, r, r, r), mode="replicate")
-    x = F.conv2d(x, g.view(1, 1, 1, -1))
-    return F.conv2d(x, g.view(1, 1, -1, 1))
-
-
 def orientation(img):
     """(θ in degrees from vertical, positive = down-right; confidence in [0, 1]) of [1, 3, H, W]."""
-    y = (0.299 * img[:, 0] + 0.587 * img[:, 1] + 0.114 * img[:, 2])[:, None]
-    hp = y - box(y, 7)
+    y = luma(img)
+    hp = y - box_mean(y, 3)
     gx = F.pad(y[..., :, 2:] - y[..., :, :-2], (1, 1, 0, 0), mode="replicate") / 2
     gy = F.pad(y[..., 2:, :] - y[..., :-2, :], (0, 0, 1, 1), mode="replicate") / 2
-    jxx, jxy, jyy = gauss(gx * gx), gauss(gx * gy), gauss(gy * gy)
+    jxx, jxy, jyy = (gaussian_blur(v, 2.0) for v in (gx * gx, gx * gy, gy * gy))
     diff = torch.sqrt((jxx - jyy) ** 2 + 4 * jxy ** 2)
     coh = diff / (jxx + jyy + 1e-9)
     theta = -torch.rad2deg(0.5 * torch.atan2(2 * jxy, jxx - jyy))

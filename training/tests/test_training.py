@@ -12,6 +12,7 @@ from derain_train import slant
 from derain_train.guided_filter import BANK_EPS, BANK_RADII, box_mean, guided_bank, residue
 from derain_train.losses import perceptual, perceptual_fast, ssim, ssim_box
 from derain_train.model import T0, FullModelV2, Stage2, Veil, work_factor
+from derain_train.rain import gaussian_blur
 from derain_train.streak import MULTIPLE, SIZES, StreakNet, macs_per_pixel, pad_to_multiple, remove_rain
 
 
@@ -291,7 +292,7 @@ def _lines(angle_deg, size=160, seed=0):
             y, x = int(y0 + t * math.cos(a)), int(x0 + t * math.sin(a))
             if 0 <= y < size and 0 <= x < size:
                 img[y, x] = 1.0
-    return (slant.gauss(img[None, None], 0.7) * 0.6 + 0.3).expand(1, 3, size, size)
+    return (gaussian_blur(img[None, None], 0.7) * 0.6 + 0.3).expand(1, 3, size, size)
 
 
 @pytest.mark.parametrize("angle", [-50, 0, 35, 60])
