@@ -25,6 +25,18 @@ fn write_png(path: &Path, w: u32, h: u32, seed: u8) {
     img.save(path).unwrap();
 }
 
+/// `derain image INPUT -o OUTPUT EXTRA…`.
+fn derain_image(input: &Path, output: &Path, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "image",
+        input.to_str().unwrap(),
+        "-o",
+        output.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    derain(&args)
+}
+
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
@@ -228,14 +240,7 @@ fn image_runs_full_by_default_and_says_which_method_ran() {
     write_png(&input, 40, 28, 5);
     let out = d.join("out.png");
     let run = |extra: &[&str]| {
-        let mut args = vec![
-            "image",
-            input.to_str().unwrap(),
-            "-o",
-            out.to_str().unwrap(),
-        ];
-        args.extend_from_slice(extra);
-        let o = derain(&args);
+        let o = derain_image(&input, &out, extra);
         assert!(o.status.success(), "{}", stderr(&o));
         String::from_utf8_lossy(&o.stdout).into_owned()
     };
@@ -567,14 +572,7 @@ fn png_alpha_and_16_bit_samples_are_kept() {
     let d = tmpdir("alpha16");
     let out = d.join("out.png");
     let run = |input: &Path, extra: &[&str]| {
-        let mut args = vec![
-            "image",
-            input.to_str().unwrap(),
-            "-o",
-            out.to_str().unwrap(),
-        ];
-        args.extend_from_slice(extra);
-        let o = derain(&args);
+        let o = derain_image(input, &out, extra);
         assert!(o.status.success(), "{}", stderr(&o));
         assert!(!stderr(&o).contains("dropped"), "{}", stderr(&o));
         image::open(&out).unwrap()
@@ -781,18 +779,17 @@ fn image_folder_derains_every_picture_and_names_the_ones_it_cannot() {
     std::fs::write(input.join("notes.txt"), b"ignored").unwrap();
     let out = d.join("out");
     let comps = d.join("comps");
-    let run = |args: &[&str]| {
-        let mut v = vec!["image"];
-        v.extend_from_slice(args);
-        v.extend_from_slice(&["--backend", "cpu"]);
-        derain(&v)
-    };
-    let (i, o, c) = (
-        input.to_str().unwrap(),
-        out.to_str().unwrap(),
-        comps.to_str().unwrap(),
+    let cpu = ["--backend", "cpu"];
+    let r = derain_image(
+        &input,
+        &out,
+        &[
+            "--backend",
+            "cpu",
+            "--save-components",
+            comps.to_str().unwrap(),
+        ],
     );
-    let r = run(&[i, "-o", o, "--save-components", c]);
     // The broken file fails the command, after the others are done.
     assert_clean_failure(&r, "c.png");
     assert!(stderr(&r).contains("1 of 3 images"), "{}", stderr(&r));
@@ -800,11 +797,7 @@ fn image_folder_derains_every_picture_and_names_the_ones_it_cannot() {
     for name in ["a", "b"] {
         // Each output is the one a run on that file alone gives.
         let single = d.join(format!("single-{name}.png"));
-        let s = run(&[
-            input.join(format!("{name}.png")).to_str().unwrap(),
-            "-o",
-            single.to_str().unwrap(),
-        ]);
+        let s = derain_image(&input.join(format!("{name}.png")), &single, &cpu);
         assert!(s.status.success(), "{}", stderr(&s));
         assert_eq!(
             std::fs::read(out.join(format!("{name}.png"))).unwrap(),
@@ -814,10 +807,10 @@ fn image_folder_derains_every_picture_and_names_the_ones_it_cannot() {
         assert!(comps.join(name).join("transmission_T.png").is_file());
     }
     // The input folder as the output, and a file as the output, are refused before any work.
-    assert_clean_failure(&run(&[i, "-o", i]), "input folder");
+    assert_clean_failure(&derain_image(&input, &input, &cpu), "input folder");
     let file = d.join("single-a.png");
-    assert_clean_failure(&run(&[i, "-o", file.to_str().unwrap()]), "must be one too");
+    assert_clean_failure(&derain_image(&input, &file, &cpu), "must be one too");
     let empty = d.join("empty");
     std::fs::create_dir_all(&empty).unwrap();
-    assert_clean_failure(&run(&[empty.to_str().unwrap(), "-o", o]), "no .png");
+    assert_clean_failure(&derain_image(&empty, &out, &cpu), "no .png");
 }

@@ -37,14 +37,14 @@ pub fn run(a: ImageArgs) -> anyhow::Result<()> {
         return run_folder(&a);
     }
     // Refuse an output the writer cannot produce before any work.
-    io::FileFormat::from_path(&a.output)?;
+    let format = io::FileFormat::from_path(&a.output)?;
     let threads = init_threads(a.threads.map(usize::from))?;
     let rainy = io::read_picture(&a.input, a.engine.mode_or(FILE_MODE))?;
     let mut pipeline = Pipeline::new(a.engine.config(FILE_MODE))?;
     derain_picture(
         &mut pipeline,
         rainy,
-        (&a.input, &a.output),
+        (&a.input, &a.output, format),
         a.save_components.as_deref(),
         threads,
     )
@@ -71,12 +71,14 @@ fn run_folder(a: &ImageArgs) -> anyhow::Result<()> {
             output.display()
         );
     }
-    let mut files: Vec<PathBuf> = std::fs::read_dir(input)
+    // Each picture with the format its name gives the output.
+    let mut files: Vec<(PathBuf, io::FileFormat)> = std::fs::read_dir(input)
         .with_context(|| format!("reading the folder {}", input.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_file() && io::FileFormat::from_path(p).is_ok())
+        .filter(|p| p.is_file())
+        .filter_map(|p| io::FileFormat::from_path(&p).ok().map(|f| (p, f)))
         .collect();
-    files.sort();
+    files.sort_by(|a, b| a.0.cmp(&b.0));
     if files.is_empty() {
         anyhow::bail!("{} holds no .png, .jpg or .jpeg file", input.display());
     }
@@ -84,7 +86,7 @@ fn run_folder(a: &ImageArgs) -> anyhow::Result<()> {
     let threads = init_threads(a.threads.map(usize::from))?;
     let mut pipeline = Pipeline::new(a.engine.config(FILE_MODE))?;
     let mut failed = 0usize;
-    for file in &files {
+    for (file, format) in &files {
         let name = file.file_name().unwrap_or_default();
         let out = output.join(name);
         let comps = a
@@ -99,7 +101,7 @@ fn run_folder(a: &ImageArgs) -> anyhow::Result<()> {
                 derain_picture(
                     &mut pipeline,
                     rainy,
-                    (file, &out),
+                    (file, &out, *format),
                     comps.as_deref(),
                     threads,
                 )
@@ -119,16 +121,15 @@ fn run_folder(a: &ImageArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Derains one decoded picture read from `paths.0` into `paths.1` (and its components into
-/// `components`), printing one line.
+/// Derains one decoded picture read from `input` into `output`, written as `format` (and
+/// its components into `components`), printing one line.
 fn derain_picture(
     pipeline: &mut Pipeline,
     picture: io::Picture,
-    (input, output): (&Path, &Path),
+    (input, output, format): (&Path, &Path, io::FileFormat),
     components: Option<&Path>,
     threads: usize,
 ) -> anyhow::Result<()> {
-    let format = io::FileFormat::from_path(output)?;
     let io::Picture {
         rgb: rainy,
         alpha,
