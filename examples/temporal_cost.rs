@@ -2,9 +2,10 @@
 //! `derain bench` for figures):
 //! `cargo run --release --example temporal_cost [on|auto] [still|pan] [physics|full]` — `pan`
 //! moves the picture 2 px per frame, so `auto` compensates it (motion search and shifted
-//! history); the last argument picks the mode's parameters (the rank of the background).
+//! history); the last argument picks the mode's parameters (the rank of the background, and
+//! after `full` the streak-fringe test, which reads the input frame: here the frame itself).
 use derain::temporal::{Temporal, TemporalParams};
-use derain::{FrameMut, Mode, PixelFormat, TemporalMode};
+use derain::{FrameMut, FrameRef, Mode, PixelFormat, TemporalMode};
 use std::time::Instant;
 
 fn main() -> derain::Result<()> {
@@ -39,15 +40,17 @@ fn main() -> derain::Result<()> {
         f
     };
     let mut frames: Vec<Vec<u8>> = (0..n + 8).map(frame).collect();
+    let inputs = frames.clone();
     let mut st = Temporal::new(mode, TemporalParams::for_mode(method))?;
     let mut t = Instant::now();
     let mut shifts = 0;
-    for (i, f) in frames.iter_mut().enumerate() {
+    for (i, (f, input)) in frames.iter_mut().zip(&inputs).enumerate() {
         if i == 8 {
             t = Instant::now();
         }
+        let input = FrameRef::new(input, w as u32, h as u32, w * 4, PixelFormat::Rgba)?;
         let mut fm = FrameMut::new(f, w as u32, h as u32, w * 4, PixelFormat::Rgba)?;
-        let info = st.apply_frame(&mut fm)?;
+        let info = st.apply_frame(Some(&input), &mut fm)?;
         shifts += (info.camera_shift != (0.0, 0.0)) as usize;
     }
     println!(

@@ -6,25 +6,44 @@
  *                           of its `bpp` bytes, bg = the k-th smallest over ring slots
  *                           0..filled (k ≤ 8); then the events: e = Y(O) − Y(B) with integer
  *                           BT.601 luma (77, 150, 29, +128 >> 8), run = e > th ? run+1 (sat.)
- *                           : 0, dark = e < −th or min channel drop < −2·th, up = run ≥
- *                           persist, mem = dark ? long_hold : up ? max(mem−1, hold) : mem−1
- *                           (sat.); flags = event | dark << 1
+ *                           : 0, dark = e < −th or min channel drop < −2·th, the latter
+ *                           only where the pixel is not a streak fringe (fringe > 0: with
+ *                           d = Y(input) − Y(O), d − min d over x ± 3 ∩ [0, w) < fringe),
+ *                           up = run ≥ persist, mem = dark ? long_hold : up ? max(mem−1,
+ *                           hold) : mem−1 (sat.); flags = event | dark << 1
  * temporal_box_rows_u16     counts[y][x] = number of mem > 0 in [x−r, x+r] ∩ [0, w)
  * temporal_blend_u8         per pixel: a = Σ counts over [y−r, y+r] ∩ [0, h); w = clamp(
  *                           a·inv_cols·(gain/rows) − fraction·gain, 0, 1); the R, G, B bytes
  *                           become O (w ≥ 1), B (w ≤ 0) or (u8)(O + (B − O)·(1 − w) + 0.5)
  *
- * Layout: the frame is `h` rows of `stride` bytes; the ring (`window` slots) and bg are
+ * Layout: the frame (the single-frame output) is `h` rows of `stride` bytes, the input it
+ * was derained from (read only where fringe > 0) `h` rows of `in_stride`; the ring (`window` slots) and bg are
  * tightly packed rows of w·bpp bytes; run, mem, flags are one byte a pixel, counts u16.
  * The event totals (for scene cuts and `auto`) are summed from `flags` on the host, and the
  * cut and camera-motion decisions stay on the host.
  * Launch geometry: one thread per pixel, blocks of 32×8, grid ⌈w/32⌉×⌈h/8⌉.
  */
 
+/* How far along the row the fringe test looks (src/temporal/steps.rs FRINGE_REACH). */
+#define FRINGE_REACH 3
+
+/* Integer BT.601 luma of a packed pixel, as the events. */
+__device__ __forceinline__ int temporal_luma(const u8* px, int r_off, int b_off) {
+    return (77 * px[r_off] + 150 * px[1] + 29 * px[b_off] + 128) >> 8;
+}
+
+/* d = Y(input) − Y(output) at column xx of row y: the light the single-frame method took. */
+__device__ __forceinline__ int temporal_taken(const u8* input, int in_stride, const u8* frame,
+                                              int stride, int xx, int y, int bpp, int r_off,
+                                              int b_off) {
+    return temporal_luma(input + (size_t)y * in_stride + (size_t)xx * bpp, r_off, b_off) -
+           temporal_luma(frame + (size_t)y * stride + (size_t)xx * bpp, r_off, b_off);
+}
+
 extern "C" __global__ void temporal_rank_events_u8(
-    const u8* frame, int stride, int w, int h, int bpp, int r_off, int b_off, u8* ring,
-    int slot, int filled, int k, u8* bg, u8* run, u8* mem, u8* flags, int th, int persist,
-    int hold, int long_hold) {
+    const u8* frame, int stride, const u8* input, int in_stride, int w, int h, int bpp,
+    int r_off, int b_off, u8* ring, int slot, int filled, int k, u8* bg, u8* run, u8* mem,
+    u8* flags, int th, int persist, int hold, int long_hold, int fringe) {
     int x = blockIdx.x * blockDim.x + threadIdx.x;
     int y = blockIdx.y * blockDim.y + threadIdx.y;
     if (x >= w || y >= h) return;
@@ -54,7 +73,16 @@ extern "C" __global__ void temporal_rank_events_u8(
     int r1 = e > th ? min((int)run[i] + 1, 255) : 0;
     run[i] = (u8)r1;
     int drop = min(min(or_ - qr, og - qg), ob - qb);
-    int dark = (e < -th) | (drop < -2 * th);
+    int colour = drop < -2 * th;
+    if (colour && fringe > 0) {
+        int d0 = temporal_taken(input, in_stride, frame, stride, x, y, bpp, r_off, b_off);
+        int lo = max(x - FRINGE_REACH, 0), hi = min(x + FRINGE_REACH, w - 1), floor_d = d0;
+        for (int xx = lo; xx <= hi; ++xx)
+            floor_d = min(floor_d,
+                          temporal_taken(input, in_stride, frame, stride, xx, y, bpp, r_off, b_off));
+        if (d0 - floor_d >= fringe) colour = 0;
+    }
+    int dark = (e < -th) | colour;
     int up = r1 >= persist;
     int m1 = mem[i] > 0 ? mem[i] - 1 : 0;
     int m_up = up ? max(m1, hold) : m1;

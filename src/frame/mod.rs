@@ -203,6 +203,16 @@ impl<'a> FrameMut<'a> {
             .take(h)
             .map(move |r| &mut r[..n])
     }
+    /// The `height` pixel rows (without padding), for parallel reading.
+    pub(crate) fn par_rows(&self) -> impl rayon::iter::IndexedParallelIterator<Item = &[u8]> {
+        use rayon::prelude::*;
+        let n = self.width as usize * self.format.bytes_per_pixel();
+        let h = self.height as usize;
+        self.data
+            .par_chunks(self.stride)
+            .take(h)
+            .map(move |r| &r[..n])
+    }
     /// Copies `src` (same size and format) into this frame, row by row.
     pub fn copy_from(&mut self, src: &FrameRef<'_>) -> Result<()> {
         ensure_same_frame(src, self)?;

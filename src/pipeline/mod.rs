@@ -170,7 +170,7 @@ impl Pipeline {
             strength: self.config.strength,
         });
         let info = self.run(Source::Packed(input), sink)?;
-        self.last_temporal = self.temporal.apply_frame(output)?;
+        self.last_temporal = self.temporal.apply_frame(Some(input), output)?;
         self.last = Some(info);
         self.frames += 1;
         log::trace!(
@@ -187,7 +187,7 @@ impl Pipeline {
     pub fn process_image(&mut self, input: &PlanarRgb) -> Result<PlanarRgb> {
         let mut out = self.components(input)?.background;
         blend_image(&mut out, input, self.config.strength);
-        self.last_temporal = self.temporal.apply_planar(&mut out)?;
+        self.last_temporal = self.temporal.apply_planar(Some(input), &mut out)?;
         Ok(out)
     }
 

@@ -287,7 +287,10 @@ where
                 return Some(Err(e));
             }
         };
-        let temporal = match self.temporal.apply_frame(&mut output.as_mut()) {
+        let temporal = match self
+            .temporal
+            .apply_frame(Some(&input.as_ref()), &mut output.as_mut())
+        {
             Ok(t) => t,
             Err(e) => {
                 self.halt(format!("frame {seq}: temporal stage: {e}"));

@@ -13,7 +13,8 @@
 //! 2. **Events.** With Y the integer BT.601 luma and e = Y(O_t) − Y(B_t): a pixel is *darker*
 //!    when e < −`threshold` or one channel of O_t is below B_t by more than 2·`threshold`
 //!    (rain never darkens, so the scene changed; the channel test catches a change of colour
-//!    at equal brightness),
+//!    at equal brightness, except where the single-frame method removed a thin streak and
+//!    left a colour fringe: [`TemporalParams::fringe`], after `full`),
 //!    and *persistently
 //!    brighter* when e > `threshold` for `persist` frames in a row (rain rarely covers one
 //!    pixel that long; a bright object or a light that came on does). Either is an event. A
@@ -49,13 +50,18 @@ use rayon::prelude::*;
 use crate::config::Mode;
 pub use crate::config::TemporalMode;
 use crate::error::{Error, Result};
-use crate::frame::{FrameMut, PlanarRgb};
+use crate::frame::{FrameMut, FrameRef, PlanarRgb, ensure_same_frame};
 
 /// Rows per parallel band of the sliding vertical box sum.
 const WEIGHT_BAND: usize = 32;
 
 /// Most frames of history ([`TemporalParams::window`]).
 const MAX_WINDOW: usize = 16;
+
+/// [`TemporalParams::fringe`] after `full`, whose streak network leaves colour fringes
+/// where it takes too much of one channel out of a streak that clipped (docs/TEMPORAL.md).
+/// After `physics` the test changed nothing measured, so it stays off there.
+const FULL_FRINGE: u8 = 20;
 
 /// Parameters of the temporal stage (defaults chosen on synthetic fixed-camera clips with
 /// moving objects; see docs/TEMPORAL.md).
@@ -88,6 +94,11 @@ pub struct TemporalParams {
     /// `auto`: global translation between consecutive frames that counts as camera motion,
     /// full-resolution px (> 0).
     pub min_motion_px: f32,
+    /// Streak fringes, luma levels (0 = off): where the single-frame method took at least
+    /// this much more light away than ±3 px along the row (it removed a thin streak there),
+    /// a channel drop is the colour fringe it leaves, not a change of the scene, and does not
+    /// count as darker ([`steps::fringe_row`]; needs the input frame).
+    pub fringe: u8,
 }
 
 impl Default for TemporalParams {
@@ -105,6 +116,7 @@ impl Default for TemporalParams {
             cut_fraction: 0.2,
             moving_fraction: 0.25,
             min_motion_px: 0.75,
+            fringe: 0,
         }
     }
 }
@@ -119,6 +131,7 @@ impl TemporalParams {
             Mode::Physics => Self::default(),
             Mode::Full => Self {
                 rank: 4,
+                fringe: FULL_FRINGE,
                 ..Self::default()
             },
         }
@@ -192,8 +205,11 @@ pub struct Temporal {
     mem: Vec<u8>,
     counts: Vec<u16>,
     weight: Vec<f32>,
-    /// The planar path's frame, packed as RGB.
+    /// The planar path's frame and input, packed as RGB.
     packed: Vec<u8>,
+    packed_in: Vec<u8>,
+    /// Per pixel, where `fringe` is on: 1 where the method removed a thin streak.
+    fringe: Vec<u8>,
     /// `auto`: quarter-resolution luma of the previous and the current frame.
     small: [Vec<u8>; 2],
     /// `auto`: frames in a row with camera motion.
@@ -224,6 +240,8 @@ impl Temporal {
             counts: Vec::new(),
             weight: Vec::new(),
             packed: Vec::new(),
+            packed_in: Vec::new(),
+            fringe: Vec::new(),
             small: [Vec::new(), Vec::new()],
             moving_run: 0,
             pos: (0.0, 0.0),
@@ -286,12 +304,14 @@ impl Temporal {
         self.reset();
     }
 
-    /// Steps 1–3 on the frame's packed rows; afterwards `bg` and `weight` hold B and w when
-    /// the returned info says `applied`.
+    /// Steps 1–3 on the frame's packed rows (with `fringe`, the plane [`Self::mark_fringes`]
+    /// made for this frame); afterwards `bg` and `weight` hold B and w when the returned info
+    /// says `applied`.
     fn analyse<'a>(
         &mut self,
         lay: Layout,
         rows: impl IndexedParallelIterator<Item = &'a mut [u8]>,
+        fringe: bool,
     ) -> TemporalInfo {
         self.ensure_layout(lay);
         let p = self.params.clone();
@@ -303,9 +323,9 @@ impl Temporal {
         self.filled = (self.filled + 1).min(p.window);
         let k = steps::effective_rank(p.rank, p.window, self.filled);
         let (events, darker, camera_moved, camera_shift) = if self.mode == TemporalMode::Auto {
-            self.rank_aligned(lay, rows, slot, k, reset)
+            self.rank_aligned(lay, rows, slot, k, reset, fringe)
         } else {
-            let (events, darker) = self.rank_fixed(lay, rows, slot, k);
+            let (events, darker) = self.rank_fixed(lay, rows, slot, k, fringe);
             (events, darker, false, (0.0, 0.0))
         };
         let event_fraction = events as f32 / n as f32;
@@ -377,8 +397,10 @@ impl Temporal {
         rows: impl IndexedParallelIterator<Item = &'a mut [u8]>,
         slot: usize,
         k: usize,
+        fringe: bool,
     ) -> (usize, usize) {
         let p = &self.params;
+        let fringe = fringe.then_some(&self.fringe[..]);
         let (w, h, rb, hrb) = (
             lay.width,
             lay.height,
@@ -409,7 +431,8 @@ impl Temporal {
                     };
                 }
                 steps::rank_row(&hist[..filled], k, bg);
-                let found = steps::events_row(cur, bg, &lay, p, run, mem);
+                let fr = fringe.map(|f| &f[y * w..(y + 1) * w]);
+                let found = steps::events_row(cur, bg, &lay, p, fr, run, mem);
                 steps::box_row(mem, p.radius, boxed);
                 found
             })
@@ -429,6 +452,7 @@ impl Temporal {
         slot: usize,
         k: usize,
         reset: bool,
+        fringe: bool,
     ) -> (usize, usize, bool, (f32, f32)) {
         let p = self.params.clone();
         let frame_lay = lay;
@@ -503,6 +527,7 @@ impl Temporal {
             k
         };
         let ring = &self.ring;
+        let fringe = fringe.then_some(&self.fringe[..]);
         let counts = self
             .bg
             .par_chunks_mut(rb)
@@ -513,7 +538,8 @@ impl Temporal {
             .map(|(y, (((bg, run), mem), boxed))| {
                 align::rank_row_shifted(ring, slot, filled, &offsets, y, &lay, k, bg);
                 let cur = &ring[slot * bytes + y * rb..slot * bytes + (y + 1) * rb];
-                let found = steps::events_row(cur, bg, &lay, &p, run, mem);
+                let fr = fringe.map(|f| &f[y * w..(y + 1) * w]);
+                let found = steps::events_row(cur, bg, &lay, &p, fr, run, mem);
                 steps::box_row(mem, p.radius, boxed);
                 found
             })
@@ -521,8 +547,38 @@ impl Temporal {
         (counts.0, counts.1, camera_moved, shift)
     }
 
+    /// Marks the removed streaks of this frame into `fringe` from the rows of the input and
+    /// of the single-frame output (one layout); returns whether it did (the test is on).
+    fn mark_fringes<'a>(
+        &mut self,
+        lay: Layout,
+        input: impl IndexedParallelIterator<Item = &'a [u8]>,
+        output: impl IndexedParallelIterator<Item = &'a [u8]>,
+    ) -> bool {
+        let level = self.params.fringe;
+        if level == 0 {
+            return false;
+        }
+        let (w, rb) = (lay.width, lay.row_bytes());
+        self.fringe.resize(w * lay.height, 0);
+        input
+            .zip(output)
+            .zip(self.fringe.par_chunks_mut(w))
+            .for_each_init(
+                || vec![0i16; 2 * (w + 2 * steps::FRINGE_REACH)],
+                |d, ((i, o), f)| steps::fringe_row(&i[..rb], &o[..rb], &lay, level, d, f),
+            );
+        true
+    }
+
     /// Runs the stage on a packed output frame in place (alpha and padding untouched).
-    pub fn apply_frame(&mut self, frame: &mut FrameMut<'_>) -> Result<TemporalInfo> {
+    /// `input` is the frame the single-frame method derained (same size and format), used
+    /// where [`TemporalParams::fringe`] is on; without it that test is skipped.
+    pub fn apply_frame(
+        &mut self,
+        input: Option<&FrameRef<'_>>,
+        frame: &mut FrameMut<'_>,
+    ) -> Result<TemporalInfo> {
         if self.mode == TemporalMode::Off {
             return Ok(TemporalInfo::default());
         }
@@ -533,7 +589,15 @@ impl Temporal {
             bpp: fmt.bytes_per_pixel(),
             off: fmt.rgb_offsets(),
         };
-        let info = self.analyse(lay, frame.par_rows_mut());
+        let fringe = match input {
+            Some(input) => {
+                ensure_same_frame(input, frame)?;
+                let rows = (0..lay.height).into_par_iter().map(|y| input.row(y));
+                self.mark_fringes(lay, rows, frame.par_rows())
+            }
+            None => false,
+        };
+        let info = self.analyse(lay, frame.par_rows_mut(), fringe);
         if info.applied {
             let (w, hrb) = (lay.width, lay.history().row_bytes());
             frame
@@ -546,8 +610,12 @@ impl Temporal {
     }
 
     /// Runs the stage on a planar image in [0, 1] in place (the history is kept in 8 bits;
-    /// the blend is in f32).
-    pub fn apply_planar(&mut self, img: &mut PlanarRgb) -> Result<TemporalInfo> {
+    /// the blend is in f32). `input` as in [`apply_frame`](Self::apply_frame).
+    pub fn apply_planar(
+        &mut self,
+        input: Option<&PlanarRgb>,
+        img: &mut PlanarRgb,
+    ) -> Result<TemporalInfo> {
         if self.mode == TemporalMode::Off {
             return Ok(TemporalInfo::default());
         }
@@ -563,7 +631,21 @@ impl Temporal {
         };
         let mut packed = std::mem::take(&mut self.packed);
         img.fill_rgb8(&mut packed);
-        let info = self.analyse(lay, packed.par_chunks_mut(3 * w));
+        let fringe = match input {
+            Some(input) if self.params.fringe > 0 => {
+                if (input.width(), input.height()) != (w, h) {
+                    return Err(Error::param("temporal", "input and output sizes differ"));
+                }
+                let mut packed_in = std::mem::take(&mut self.packed_in);
+                input.fill_rgb8(&mut packed_in);
+                let marked =
+                    self.mark_fringes(lay, packed_in.par_chunks(3 * w), packed.par_chunks(3 * w));
+                self.packed_in = packed_in;
+                marked
+            }
+            _ => false,
+        };
+        let info = self.analyse(lay, packed.par_chunks_mut(3 * w), fringe);
         self.packed = packed;
         if info.applied {
             for (c, p) in img.planes.iter_mut().enumerate() {

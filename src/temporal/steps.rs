@@ -185,31 +185,38 @@ fn insert(m: &mut [[u8; LANES]], s: &[u8; LANES]) {
 /// pixels. A pixel darker than B (in luma, or by twice the threshold in one channel: rain
 /// raises all three, so a change of colour at equal brightness counts) put a value below
 /// the background into the ring, which can hold B down as long as it stays there, so it is
-/// remembered for `window` frames; a persistent brightening for `hold`. `cur` is laid out as
-/// `lay`, `bg` as its history ([`Layout::history`]). Returns (pixels with an event, pixels
-/// darker than B).
+/// remembered for `window` frames; a persistent brightening for `hold`. Where `fringe` (one
+/// byte a pixel, [`fringe_row`]) is non-zero, the channel test does not count: the drop is
+/// the colour fringe of a removed streak. `cur` is laid out as `lay`, `bg` as its history
+/// ([`Layout::history`]). Returns (pixels with an event, pixels darker than B).
 pub fn events_row(
     cur: &[u8],
     bg: &[u8],
     lay: &Layout,
     p: &TemporalParams,
+    fringe: Option<&[u8]>,
     run: &mut [u8],
     mem: &mut [u8],
 ) -> (usize, usize) {
-    match (lay.bpp, lay.off) {
-        (4, [0, 1, 2]) => events_px::<4, 0, 2>(cur, bg, p, run, mem),
-        (4, _) => events_px::<4, 2, 0>(cur, bg, p, run, mem),
-        (_, [0, 1, 2]) => events_px::<3, 0, 2>(cur, bg, p, run, mem),
-        _ => events_px::<3, 2, 0>(cur, bg, p, run, mem),
+    match (lay.bpp, lay.off, fringe) {
+        (4, [0, 1, 2], None) => events_px::<4, 0, 2, false>(cur, bg, p, &[], run, mem),
+        (4, _, None) => events_px::<4, 2, 0, false>(cur, bg, p, &[], run, mem),
+        (_, [0, 1, 2], None) => events_px::<3, 0, 2, false>(cur, bg, p, &[], run, mem),
+        (_, _, None) => events_px::<3, 2, 0, false>(cur, bg, p, &[], run, mem),
+        (4, [0, 1, 2], Some(f)) => events_px::<4, 0, 2, true>(cur, bg, p, f, run, mem),
+        (4, _, Some(f)) => events_px::<4, 2, 0, true>(cur, bg, p, f, run, mem),
+        (_, [0, 1, 2], Some(f)) => events_px::<3, 0, 2, true>(cur, bg, p, f, run, mem),
+        (_, _, Some(f)) => events_px::<3, 2, 0, true>(cur, bg, p, f, run, mem),
     }
 }
 
 /// [`events_row`] for one pixel layout (BPP bytes, R at byte R, G at 1, B at byte B; the
 /// background 3 bytes per pixel in the same order).
-fn events_px<const BPP: usize, const R: usize, const B: usize>(
+fn events_px<const BPP: usize, const R: usize, const B: usize, const FRINGE: bool>(
     cur: &[u8],
     bg: &[u8],
     p: &TemporalParams,
+    fringe: &[u8],
     run: &mut [u8],
     mem: &mut [u8],
 ) -> (usize, usize) {
@@ -217,12 +224,8 @@ fn events_px<const BPP: usize, const R: usize, const B: usize>(
     let long = p.window.max(p.hold as usize) as u8;
     let (persist, hold) = (p.persist, p.hold);
     let (mut count, mut darker) = (0u32, 0u32);
-    for (((o, q), run), mem) in cur
-        .chunks_exact(BPP)
-        .zip(bg.chunks_exact(3))
-        .zip(run.iter_mut())
-        .zip(mem.iter_mut())
-    {
+    // One pixel: (event, darker); `fringe` says the channel test does not count there.
+    let mut px = |o: &[u8], q: &[u8], run: &mut u8, mem: &mut u8, fringe: bool| {
         let (or, og, ob) = (o[R] as i32, o[1] as i32, o[B] as i32);
         let (qr, qg, qb) = (q[R] as i32, q[1] as i32, q[B] as i32);
         let e = ((77 * or + 150 * og + 29 * ob + 128) >> 8)
@@ -231,15 +234,89 @@ fn events_px<const BPP: usize, const R: usize, const B: usize>(
         let r1 = if up_now { run.saturating_add(1) } else { 0 };
         *run = r1;
         let drop = (or - qr).min(og - qg).min(ob - qb);
-        let dark = (e < -th) | (drop < -2 * th);
+        let dark = (e < -th) | ((drop < -2 * th) & !fringe);
         let up = r1 >= persist;
         let m = mem.saturating_sub(1);
         let m_up = if up { m.max(hold) } else { m };
         *mem = if dark { long } else { m_up };
         count += (dark | up) as u32;
         darker += dark as u32;
+    };
+    let pixels = cur
+        .chunks_exact(BPP)
+        .zip(bg.chunks_exact(3))
+        .zip(run.iter_mut())
+        .zip(mem.iter_mut());
+    if FRINGE {
+        for ((((o, q), run), mem), &f) in pixels.zip(fringe) {
+            px(o, q, run, mem, f != 0);
+        }
+    } else {
+        for (((o, q), run), mem) in pixels {
+            px(o, q, run, mem, false);
+        }
     }
     (count as usize, darker as usize)
+}
+
+/// How far along the row [`fringe_row`] looks for the level of the removed veil, px.
+pub const FRINGE_REACH: usize = 3;
+
+/// Integer BT.601 luma of one packed pixel (the events' luma).
+#[inline]
+fn luma8(px: &[u8], r: usize, b: usize) -> i16 {
+    ((77 * px[r] as i32 + 150 * px[1] as i32 + 29 * px[b] as i32 + 128) >> 8) as i16
+}
+
+/// Step 2a for one row, where `fringe` > 0: marks the pixels where the single-frame method
+/// removed a thin streak. d = Y(input) − Y(output) is how much light it took away; a pixel
+/// is marked when d exceeds the smallest d within ±[`FRINGE_REACH`] px on its row (the veil
+/// it lifted, which is smooth) by at least `fringe` levels. A channel that drops there is
+/// the colour fringe the method leaves along a removed streak (too much of one channel taken
+/// where the streak clipped), gone the next frame, not a change of the scene.
+/// `input` and `cur` are rows of one layout `lay`; `scratch` holds at least two rows of
+/// i16. The window minimum is three passes of pairwise minima (over 2, 4, then 7 values),
+/// each a plain loop over the row that vectorises.
+pub fn fringe_row(
+    input: &[u8],
+    cur: &[u8],
+    lay: &Layout,
+    fringe: u8,
+    scratch: &mut [i16],
+    out: &mut [u8],
+) {
+    const R: usize = FRINGE_REACH;
+    let w = lay.width;
+    let (r, b) = (lay.off[0], lay.off[2]);
+    // d with R copies of its end values on either side (the window clipped to the row has
+    // the same minimum), then the pairwise minima in the second half of the scratch.
+    let (d, m) = scratch.split_at_mut(w + 2 * R);
+    let m = &mut m[..w + 2 * R];
+    for ((d, i), o) in d[R..R + w]
+        .iter_mut()
+        .zip(input.chunks_exact(lay.bpp))
+        .zip(cur.chunks_exact(lay.bpp))
+    {
+        *d = luma8(i, r, b) - luma8(o, r, b);
+    }
+    let (first, last) = (d[R], d[R + w - 1]);
+    d[..R].fill(first);
+    d[R + w..].fill(last);
+    let n = w + 2 * R;
+    // m[j] = min d[j..j+2], then min d[j..j+4], then min d[j..j+7].
+    for (m, p) in m[..n - 1].iter_mut().zip(d.windows(2)) {
+        *m = p[0].min(p[1]);
+    }
+    for j in 0..n - 3 {
+        m[j] = m[j].min(m[j + 2]);
+    }
+    for j in 0..n - 6 {
+        m[j] = m[j].min(m[j + 3]);
+    }
+    let level = fringe as i16;
+    for ((o, &v), &lo) in out[..w].iter_mut().zip(&d[R..R + w]).zip(&m[..w]) {
+        *o = u8::from(v - lo >= level);
+    }
 }
 
 /// Step 3a for one row: the number of remembering pixels in the horizontal window

@@ -101,7 +101,7 @@ fn a_static_scene_converges_to_its_background() {
     for t in 0..12 {
         let rainy = rain(&clean, t, 0.35);
         let mut out = rainy.clone();
-        let info = st.apply_planar(&mut out).unwrap();
+        let info = st.apply_planar(None, &mut out).unwrap();
         assert_eq!(info.reset, t == 0, "frame {t}: {info:?}");
         last = (mean_abs(&rainy, &clean, all), mean_abs(&out, &clean, all));
     }
@@ -124,7 +124,7 @@ fn a_moving_object_is_not_erased_and_leaves_no_trail() {
         let gt = with_object(&clean, t);
         let rainy = rain(&gt, t as u64, 0.2);
         let mut out = rainy.clone();
-        st.apply_planar(&mut out).unwrap();
+        st.apply_planar(None, &mut out).unwrap();
         if t >= 12 {
             let x0 = 3 * t - 24;
             for (what, rect) in [
@@ -146,7 +146,7 @@ fn a_scene_cut_restarts_the_history_and_passes_the_frame_through() {
     let mut st = stage(TemporalMode::On);
     for t in 0..10 {
         let mut f = rain(&scene(3), t, 0.2);
-        st.apply_planar(&mut f).unwrap();
+        st.apply_planar(None, &mut f).unwrap();
     }
     assert_eq!(st.history_len(), 8);
     // A different, darker scene (indoors to night).
@@ -157,13 +157,13 @@ fn a_scene_cut_restarts_the_history_and_passes_the_frame_through() {
         .for_each(|p| p.data.iter_mut().for_each(|v| *v *= 0.5));
     let cut = rain(&other, 10, 0.2);
     let mut out = cut.clone();
-    let info = st.apply_planar(&mut out).unwrap();
+    let info = st.apply_planar(None, &mut out).unwrap();
     assert!(info.reset && !info.applied, "{info:?}");
     assert_eq!(out, cut);
     assert_eq!(st.history_len(), 1);
     // The next frame of the new scene builds on it.
     let mut next = rain(&other, 11, 0.2);
-    assert!(st.apply_planar(&mut next).unwrap().applied);
+    assert!(st.apply_planar(None, &mut next).unwrap().applied);
 }
 
 #[test]
@@ -171,19 +171,19 @@ fn off_is_the_identity_and_a_size_change_restarts() {
     let mut st = stage(TemporalMode::Off);
     let f = rain(&scene(5), 0, 0.3);
     let mut out = f.clone();
-    st.apply_planar(&mut out).unwrap();
+    st.apply_planar(None, &mut out).unwrap();
     assert_eq!(out, f);
     st.set_mode(TemporalMode::On);
     for t in 0..3 {
         let mut g = rain(&scene(5), t, 0.3);
-        st.apply_planar(&mut g).unwrap();
+        st.apply_planar(None, &mut g).unwrap();
     }
     assert_eq!(st.history_len(), 3);
     let mut small = PlanarRgb::zeros(10, 6);
-    let info = st.apply_planar(&mut small).unwrap();
+    let info = st.apply_planar(None, &mut small).unwrap();
     assert!(info.reset);
     assert_eq!(st.history_len(), 1);
-    assert!(st.apply_planar(&mut PlanarRgb::zeros(0, 0)).is_err());
+    assert!(st.apply_planar(None, &mut PlanarRgb::zeros(0, 0)).is_err());
 }
 
 #[test]
@@ -203,8 +203,8 @@ fn packed_and_planar_frames_give_the_same_result() {
             };
             let mut packed = bytes.clone();
             let mut fm = FrameMut::new(&mut packed, W as u32, H as u32, W * 4, fmt).unwrap();
-            a.apply_frame(&mut fm).unwrap();
-            b.apply_planar(&mut img).unwrap();
+            a.apply_frame(None, &mut fm).unwrap();
+            b.apply_planar(None, &mut img).unwrap();
             let mut expect = vec![0u8; W * H * 4];
             let mut fe = FrameMut::new(&mut expect, W as u32, H as u32, W * 4, fmt).unwrap();
             img.write_frame(&mut fe, None).unwrap();
@@ -264,7 +264,7 @@ fn the_rank_follows_the_single_frame_mode() {
         for &v in &levels {
             let mut px = vec![v; 16 * 12 * 4];
             let mut f = FrameMut::new(&mut px, 16, 12, 16 * 4, PixelFormat::Rgba).unwrap();
-            let info = st.apply_frame(&mut f).unwrap();
+            let info = st.apply_frame(None, &mut f).unwrap();
             assert_eq!(info.event_fraction, 0.0, "{mode:?}");
             last = px;
         }
@@ -314,7 +314,7 @@ fn auto_follows_a_panning_camera_and_removes_the_rain_there_too() {
         }
         img.quantize();
         let rainy = img.clone();
-        let info = auto.apply_planar(&mut img).unwrap();
+        let info = auto.apply_planar(None, &mut img).unwrap();
         shifts.push(info.camera_shift);
         if t >= 8 {
             // Inside the frame, away from the edge the pan brings in.
@@ -414,4 +414,110 @@ fn history_rows_keep_each_pixel_s_rgb_bytes_in_order() {
             .collect();
         assert_eq!(out, want, "bpp {bpp} width {w}");
     }
+}
+
+/// What `full` can leave of `rainy` (= `rain(clean, ..)`): the rain taken out, but red taken
+/// 0.3 too far where a streak was — a colour fringe (76 levels in one channel, 23 in luma).
+fn fringed(clean: &PlanarRgb, rainy: &PlanarRgb) -> PlanarRgb {
+    let mut out = clean.clone();
+    for i in 0..W * H {
+        if rainy.planes[1].data[i] > clean.planes[1].data[i] + 0.1 {
+            out.planes[0].data[i] = (out.planes[0].data[i] - 0.3).max(0.0);
+        }
+    }
+    out
+}
+
+fn full_stage() -> Temporal {
+    Temporal::new(TemporalMode::On, TemporalParams::for_mode(Mode::Full)).unwrap()
+}
+
+#[test]
+fn colour_fringes_of_removed_streaks_do_not_count_as_scene_changes() {
+    // Fringes at new places every frame are no change of the scene: with the input at hand
+    // the stage takes the background (the 4th of 8 values: the clean scene); without it
+    // each fringe is an event, remembered for 8 frames, and the pooled weight hands much
+    // of the frame back to the fringed single-frame output.
+    let clean = scene(8);
+    let (mut seeing, mut blind) = (full_stage(), full_stage());
+    let all = (0, 0, W, H);
+    let mut last = [(0.0, 0.0); 2];
+    for t in 0..16 {
+        let rainy = rain(&clean, t, 0.2);
+        let single = fringed(&clean, &rainy);
+        for (k, (st, input)) in [(&mut seeing, Some(&rainy)), (&mut blind, None)]
+            .into_iter()
+            .enumerate()
+        {
+            let mut out = single.clone();
+            let info = st.apply_planar(input, &mut out).unwrap();
+            last[k] = (mean_abs(&out, &clean, all), info.background_share as f64);
+        }
+    }
+    let single_err = mean_abs(&fringed(&clean, &rain(&clean, 15, 0.2)), &clean, all);
+    let [(err, share), (blind_err, blind_share)] = last;
+    assert!(
+        single_err > 0.01,
+        "the test fringes are too few: {single_err:.4}"
+    );
+    assert!(
+        err < 0.5 * blind_err && share > 0.9 && blind_share < 0.5,
+        "fringed {single_err:.4}: output {err:.4} (background {share:.2}) with the input, \
+         {blind_err:.4} ({blind_share:.2}) without"
+    );
+}
+
+#[test]
+fn with_the_fringe_test_a_colour_change_at_equal_brightness_still_counts() {
+    // A square of another colour but the same luma (G down 64 levels, R up) crosses a grey
+    // scene under rain; the single-frame output is the truth. Its colour change is no
+    // removed streak (the input is not brighter there), so it is an event and the square
+    // is kept, not painted over with the grey background.
+    let grey =
+        PlanarRgb::from_planes([0, 1, 2].map(|_| Plane::from_vec(W, H, vec![0.5; W * H]).unwrap()))
+            .unwrap();
+    let mut st = full_stage();
+    for t in 0..30usize {
+        let mut gt = grey.clone();
+        let x0 = (3 * t).saturating_sub(24);
+        if t >= 8 {
+            for y in 24..40 {
+                for x in x0..(x0 + 20).min(W) {
+                    let i = y * W + x;
+                    gt.planes[0].data[i] = 0.95;
+                    gt.planes[1].data[i] = 0.25;
+                    gt.planes[2].data[i] = 0.53;
+                }
+            }
+        }
+        let rainy = rain(&gt, t as u64, 0.2);
+        let mut out = gt.clone();
+        st.apply_planar(Some(&rainy), &mut out).unwrap();
+        if t >= 12 && x0 + 20 <= W {
+            let e = mean_abs(&out, &gt, (x0, 24, x0 + 20, 40));
+            assert!(e < 0.02, "frame {t}: the square's error {e:.3}");
+        }
+    }
+}
+
+#[test]
+fn fringe_row_marks_thin_removed_streaks_and_not_a_lifted_veil() {
+    use super::steps::{Layout, fringe_row};
+    let lay = Layout {
+        width: 16,
+        height: 1,
+        bpp: 3,
+        off: [0, 1, 2],
+    };
+    let out = vec![100u8; 48];
+    // The method lifted a veil of 30 levels everywhere and took a 2-px streak at x = 5, 6
+    // and one at the right border.
+    let mut input = vec![130u8; 48];
+    input[15..21].fill(200);
+    input[45..].fill(210);
+    let (mut d, mut marks) = (vec![0i16; 2 * (16 + 6)], vec![9u8; 16]);
+    fringe_row(&input, &out, &lay, 20, &mut d, &mut marks);
+    let marked: Vec<usize> = (0..16).filter(|&x| marks[x] != 0).collect();
+    assert_eq!(marked, [5, 6, 15]);
+    assert!(marks.iter().all(|&m| m <= 1));
 }

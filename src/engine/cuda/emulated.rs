@@ -576,7 +576,8 @@ fn emulated_physics_pipeline_matches_cpu() {
 /// The temporal stage's kernels (`kernels/temporal.cu`) against `Temporal::apply_frame` on a
 /// sequence of packed frames: a static textured scene under moving positive streaks, with an
 /// object crossing it, in BGRA (4 bytes) with the rank after `physics` and RGB (3 bytes) with
-/// the rank after `full`. Outputs must be bit-identical.
+/// the rank and the streak-fringe test after `full` (most streaks of the input left as colour
+/// fringes in the output). Outputs must be bit-identical.
 #[test]
 fn emulated_temporal_stage_is_bit_identical() {
     use crate::config::Mode;
@@ -603,14 +604,28 @@ fn emulated_temporal_stage_is_bit_identical() {
         let (mut run, mut mem, mut flags) = (vec![0u8; w * h], vec![0u8; w * h], vec![0u8; w * h]);
         let mut counts = vec![0u16; w * h];
         let (mut head, mut filled) = (0usize, 0usize);
+        // A second stage without the input: with `full`'s fringe test on, the events must
+        // differ on some frame (the test below exercises the fringe path).
+        let mut blind = Temporal::new(TemporalMode::On, p.clone()).unwrap();
+        let mut differed = false;
         for t in 0..14 {
             let mut frame = base.clone();
-            for _ in 0..40 {
+            // The input has the streaks; the single-frame output keeps a third of them
+            // whole and leaves the rest as colour fringes (red taken too far down).
+            let mut input = base.clone();
+            for s in 0..40 {
                 let (x, y) = (rng.random_range(0..w), rng.random_range(0..h));
                 for yy in y..(y + 6).min(h) {
                     for c in 0..bpp {
-                        let b = &mut frame[yy * stride + x * bpp + c];
-                        *b = b.saturating_add(90);
+                        let at = yy * stride + x * bpp + c;
+                        input[at] = input[at].saturating_add(90);
+                        frame[at] = if s % 3 == 0 {
+                            frame[at].saturating_add(90)
+                        } else if c == off[0] {
+                            frame[at].saturating_sub(70)
+                        } else {
+                            frame[at]
+                        };
                     }
                 }
             }
@@ -622,10 +637,15 @@ fn emulated_temporal_stage_is_bit_identical() {
                     }
                 }
             }
+            let input_ref = FrameRef::new(&input, w as u32, h as u32, stride, fmt).unwrap();
             let mut want = frame.clone();
             let mut fm = FrameMut::new(&mut want, w as u32, h as u32, stride, fmt).unwrap();
-            let info = cpu.apply_frame(&mut fm).unwrap();
+            let info = cpu.apply_frame(Some(&input_ref), &mut fm).unwrap();
             assert!(!info.reset || t == 0, "frame {t}: {info:?}");
+            let mut plain = frame.clone();
+            let mut fm = FrameMut::new(&mut plain, w as u32, h as u32, stride, fmt).unwrap();
+            differed |=
+                blind.apply_frame(None, &mut fm).unwrap().event_fraction != info.event_fraction;
             // The same frame through the kernels (cuts and `auto` decisions are host-side).
             let slot = head;
             head = (head + 1) % p.window;
@@ -633,13 +653,14 @@ fn emulated_temporal_stage_is_bit_identical() {
             let k = effective_rank(p.rank, p.window, filled);
             let (wi, hi) = (w as i32, h as i32);
             launch!(e, "temporal_rank_events_u8", grid_2d(w, h), false;
-                frame.as_ptr() => *const u8, stride as i32 => i32, wi => i32, hi => i32,
+                frame.as_ptr() => *const u8, stride as i32 => i32,
+                input.as_ptr() => *const u8, stride as i32 => i32, wi => i32, hi => i32,
                 bpp as i32 => i32, off[0] as i32 => i32, off[2] as i32 => i32,
                 ring.as_mut_ptr() => *mut u8, slot as i32 => i32, filled as i32 => i32,
                 k as i32 => i32, bg.as_mut_ptr() => *mut u8, run.as_mut_ptr() => *mut u8,
                 mem.as_mut_ptr() => *mut u8, flags.as_mut_ptr() => *mut u8,
                 p.threshold as i32 => i32, p.persist as i32 => i32, p.hold as i32 => i32,
-                long => i32);
+                long => i32, p.fringe as i32 => i32);
             let mut got = frame.clone();
             if t > 0 {
                 launch!(e, "temporal_box_rows_u16", grid_2d(w, h), false;
@@ -663,6 +684,11 @@ fn emulated_temporal_stage_is_bit_identical() {
             }
         }
         assert!(cpu.history_len() == p.window);
+        assert_eq!(
+            differed,
+            p.fringe > 0,
+            "{mode:?}: the fringe test changed the events: {differed}"
+        );
     }
 }
 
