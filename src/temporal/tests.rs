@@ -188,32 +188,42 @@ fn off_is_the_identity_and_a_size_change_restarts() {
 
 #[test]
 fn packed_and_planar_frames_give_the_same_result() {
-    let clean = scene(6);
-    let mut a = stage(TemporalMode::On);
-    let mut b = stage(TemporalMode::On);
-    for t in 0..6 {
-        let mut img = rain(&clean, t, 0.3);
-        img.quantize();
-        for fmt in [PixelFormat::Bgra] {
-            let bytes = {
-                let mut v = vec![7u8; W * H * 4];
-                let mut fm = FrameMut::new(&mut v, W as u32, H as u32, W * 4, fmt).unwrap();
-                img.write_frame(&mut fm, None).unwrap();
-                v
+    // After `physics` on rainy frames; after `full` on fringed frames with their input (the
+    // fringe test reads it on both paths).
+    for mode in [Mode::Physics, Mode::Full] {
+        let clean = scene(6);
+        let params = TemporalParams::for_mode(mode);
+        let mut a = Temporal::new(TemporalMode::On, params.clone()).unwrap();
+        let mut b = Temporal::new(TemporalMode::On, params).unwrap();
+        let fmt = PixelFormat::Bgra;
+        let pack = |img: &PlanarRgb| {
+            let mut v = vec![7u8; W * H * 4];
+            let mut fm = FrameMut::new(&mut v, W as u32, H as u32, W * 4, fmt).unwrap();
+            img.write_frame(&mut fm, None).unwrap();
+            v
+        };
+        for t in 0..8 {
+            let mut input = rain(&clean, t, 0.3);
+            input.quantize();
+            let mut img = match mode {
+                Mode::Physics => input.clone(),
+                Mode::Full => fringed(&clean, &input),
             };
+            img.quantize();
+            let (bytes, input_bytes) = (pack(&img), pack(&input));
+            let input_ref = FrameRef::new(&input_bytes, W as u32, H as u32, W * 4, fmt).unwrap();
             let mut packed = bytes.clone();
             let mut fm = FrameMut::new(&mut packed, W as u32, H as u32, W * 4, fmt).unwrap();
-            a.apply_frame(None, &mut fm).unwrap();
-            b.apply_planar(None, &mut img).unwrap();
-            let mut expect = vec![0u8; W * H * 4];
-            let mut fe = FrameMut::new(&mut expect, W as u32, H as u32, W * 4, fmt).unwrap();
-            img.write_frame(&mut fe, None).unwrap();
+            let ia = a.apply_frame(Some(&input_ref), &mut fm).unwrap();
+            let ib = b.apply_planar(Some(&input), &mut img).unwrap();
+            assert_eq!(ia.event_fraction, ib.event_fraction, "{mode:?} frame {t}");
+            let expect = pack(&img);
             // Alpha untouched; colours within one level (8-bit vs f32 blend rounding).
             for (i, (p, e)) in packed.iter().zip(&expect).enumerate() {
                 if i % 4 == 3 {
                     assert_eq!(*p, bytes[i]);
                 } else {
-                    assert!(p.abs_diff(*e) <= 1, "byte {i}: {p} vs {e}");
+                    assert!(p.abs_diff(*e) <= 1, "{mode:?} byte {i}: {p} vs {e}");
                 }
             }
         }
