@@ -556,7 +556,7 @@ impl Temporal {
         output: impl IndexedParallelIterator<Item = &'a [u8]>,
     ) -> bool {
         let level = self.params.fringe;
-        if level == 0 {
+        if level == 0 || lay.width == 0 || lay.height == 0 {
             return false;
         }
         let (w, rb) = (lay.width, lay.row_bytes());

@@ -224,7 +224,8 @@ fn events_px<const BPP: usize, const R: usize, const B: usize, const FRINGE: boo
     let long = p.window.max(p.hold as usize) as u8;
     let (persist, hold) = (p.persist, p.hold);
     let (mut count, mut darker) = (0u32, 0u32);
-    // One pixel: (event, darker); `fringe` says the channel test does not count there.
+    // One pixel: its run and memory updated, the event and darker counts added; `fringe`
+    // says the channel test does not count there.
     let mut px = |o: &[u8], q: &[u8], run: &mut u8, mem: &mut u8, fringe: bool| {
         let (or, og, ob) = (o[R] as i32, o[1] as i32, o[B] as i32);
         let (qr, qg, qb) = (q[R] as i32, q[1] as i32, q[B] as i32);
@@ -274,8 +275,8 @@ fn luma8(px: &[u8], r: usize, b: usize) -> i16 {
 /// it lifted, which is smooth) by at least `fringe` levels. A channel that drops there is
 /// the colour fringe the method leaves along a removed streak (too much of one channel taken
 /// where the streak clipped), gone the next frame, not a change of the scene.
-/// `input` and `cur` are rows of one layout `lay`; `scratch` holds at least two rows of
-/// i16. The window minimum is three passes of pairwise minima (over 2, 4, then 7 values),
+/// `input` and `cur` are rows of one layout `lay` (width ≥ 1); `scratch` holds at least
+/// 2·(width + 2·[`FRINGE_REACH`]) values. The window minimum is three passes of pairwise minima (over 2, 4, then 7 values),
 /// each a plain loop over the row that vectorises.
 pub fn fringe_row(
     input: &[u8],
