@@ -159,9 +159,9 @@ const FINE: isize = 2;
 const ROW_STEP: usize = 8;
 const COL_STEP: usize = 4;
 
-/// Integer BT.601 luma of the pixel at byte `i` of a packed frame.
+/// Integer BT.601 luma of the pixel at byte `i` of a packed frame (the events' luma too).
 #[inline]
-fn luma(f: &[u8], i: usize, off: [usize; 3]) -> u32 {
+pub(super) fn luma(f: &[u8], i: usize, off: [usize; 3]) -> u32 {
     (77 * f[i + off[0]] as u32 + 150 * f[i + off[1]] as u32 + 29 * f[i + off[2]] as u32 + 128) >> 8
 }
 

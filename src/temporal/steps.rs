@@ -6,6 +6,7 @@
 //! rows run in parallel.
 
 use super::TemporalParams;
+use super::motion::luma;
 
 /// Geometry of the packed frames the stage works on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -263,12 +264,6 @@ fn events_px<const BPP: usize, const R: usize, const B: usize, const FRINGE: boo
 /// How far along the row [`fringe_row`] looks for the level of the removed veil, px.
 pub const FRINGE_REACH: usize = 3;
 
-/// Integer BT.601 luma of one packed pixel (the events' luma).
-#[inline]
-fn luma8(px: &[u8], r: usize, b: usize) -> i16 {
-    ((77 * px[r] as i32 + 150 * px[1] as i32 + 29 * px[b] as i32 + 128) >> 8) as i16
-}
-
 /// Step 2a for one row, where `fringe` > 0: marks the pixels where the single-frame method
 /// removed a thin streak. d = Y(input) − Y(output) is how much light it took away; a pixel
 /// is marked when d exceeds the smallest d within ±[`FRINGE_REACH`] px on its row (the veil
@@ -288,7 +283,6 @@ pub fn fringe_row(
 ) {
     const R: usize = FRINGE_REACH;
     let w = lay.width;
-    let (r, b) = (lay.off[0], lay.off[2]);
     // d with R copies of its end values on either side (the window clipped to the row has
     // the same minimum), then the pairwise minima in the second half of the scratch.
     let (d, m) = scratch.split_at_mut(w + 2 * R);
@@ -298,7 +292,7 @@ pub fn fringe_row(
         .zip(input.chunks_exact(lay.bpp))
         .zip(cur.chunks_exact(lay.bpp))
     {
-        *d = luma8(i, r, b) - luma8(o, r, b);
+        *d = luma(i, 0, lay.off) as i16 - luma(o, 0, lay.off) as i16;
     }
     let (first, last) = (d[R], d[R + w - 1]);
     d[..R].fill(first);
