@@ -4,6 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+mod common;
+
 fn derain(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_derain"))
         .args(args)
@@ -11,11 +13,8 @@ fn derain(args: &[&str]) -> Output {
         .expect("run derain")
 }
 
-fn tmpdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("derain-cli-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+fn tmpdir(name: &str) -> common::TempDir {
+    common::temp_dir(&format!("cli-{name}"))
 }
 
 fn write_png(path: &Path, w: u32, h: u32, seed: u8) {

@@ -3,7 +3,10 @@
 //! driver the first half is skipped (printed).
 #![cfg(feature = "cuda")]
 
+use std::path::PathBuf;
 use std::process::{Command, Output};
+
+mod common;
 
 fn derain(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_derain"))
@@ -13,15 +16,16 @@ fn derain(args: &[&str]) -> Output {
         .expect("run derain")
 }
 
-fn test_png(name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
-    let d = std::env::temp_dir().join(format!("derain-cuda-cli-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
+/// A test image in a scratch folder (removed with the guard) and the output path beside it.
+fn test_png(name: &str) -> (common::TempDir, PathBuf, PathBuf) {
+    let d = common::temp_dir(&format!("cuda-cli-{name}"));
     let img = image::RgbImage::from_fn(48, 32, |x, y| {
         image::Rgb([(x * 5) as u8, (y * 7) as u8, ((x + y) * 3) as u8])
     });
     let input = d.join("in.png");
     img.save(&input).unwrap();
-    (input, d.join("out.png"))
+    let output = d.join("out.png");
+    (d, input, output)
 }
 
 #[test]
@@ -30,7 +34,7 @@ fn backend_cuda_without_driver_is_a_clear_error_and_auto_uses_the_cpu() {
         eprintln!("SKIPPED backend_cuda_without_driver_is_a_clear_error: libcuda is present");
         return;
     }
-    let (input, output) = test_png("image");
+    let (_dir, input, output) = test_png("image");
     let (i, o) = (input.to_str().unwrap(), output.to_str().unwrap());
 
     let r = derain(&["image", i, "-o", o, "--backend", "cuda"]);

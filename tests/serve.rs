@@ -6,7 +6,7 @@
 //! scripts/setup.sh installs; without them the test says so and skips.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -253,7 +253,7 @@ fn four_cameras_one_drops_and_comes_back_while_the_others_keep_serving() {
         );
         return;
     }
-    let dir: PathBuf = common::temp_dir("serve");
+    let dir = common::temp_dir("serve");
     let stats_file = dir.join("stats.json");
     let cam = "demo:192x144@10";
 

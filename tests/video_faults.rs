@@ -2,7 +2,7 @@
 //! early, a signal. Each test asserts the exit code, the message and what is left on disk.
 //! Inputs are made here (PNG frames, or short clips from `gst-launch-1.0`, which CI installs).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -129,7 +129,7 @@ fn assert_playable(path: &Path) {
     }
 }
 
-fn tmp(name: &str) -> PathBuf {
+fn tmp(name: &str) -> common::TempDir {
     common::temp_dir(&format!("video-{name}"))
 }
 

@@ -470,6 +470,7 @@ mod tests {
         save_picture(&d.join("p.jpg"), &pic).unwrap();
         let back = read_picture(&d.join("p.jpg"), Mode::Physics).unwrap();
         assert!(back.alpha.is_none() && back.bit_depth == 8);
+        std::fs::remove_dir_all(&d).ok();
     }
 
     #[test]
@@ -486,6 +487,7 @@ mod tests {
         assert!(save_image(&d.join("x.webp"), &gradient(8, 8)).is_err());
         assert!(save_plane(&d.join("p.tiff"), &Plane::zeros(4, 4), 0.0, 1.0).is_err());
         assert_eq!(listing(&d), ["out.png"]);
+        std::fs::remove_dir_all(&d).ok();
     }
 
     #[test]
@@ -504,5 +506,6 @@ mod tests {
             assert!(matches!(e, Error::ImageTruncated { .. }), "{e}");
             assert!(e.to_string().contains("cut.png"), "{e}");
         }
+        std::fs::remove_dir_all(&d).ok();
     }
 }

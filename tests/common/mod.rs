@@ -3,7 +3,7 @@
 //! it.)
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 mod skip;
 #[allow(unused_imports)]
@@ -58,10 +58,37 @@ pub fn scene(w: usize, h: usize) -> PlanarRgb {
     img
 }
 
-/// A fresh, empty folder under the system temp dir, unique to this process and `name`.
-pub fn temp_dir(name: &str) -> PathBuf {
+/// A fresh, empty folder under the system temp dir, unique to this process and `name`,
+/// removed when the guard is dropped, unless the test is failing (then it stays, to be
+/// looked at). Derefs to its path.
+pub fn temp_dir(name: &str) -> TempDir {
     let d = std::env::temp_dir().join(format!("derain-test-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
-    d
+    TempDir(d)
+}
+
+/// A test's scratch folder (see [`temp_dir`]).
+#[derive(Debug)]
+pub struct TempDir(PathBuf);
+
+impl std::ops::Deref for TempDir {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl AsRef<Path> for TempDir {
+    fn as_ref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
 }

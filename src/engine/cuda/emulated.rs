@@ -126,6 +126,8 @@ fn build_inner() -> Result<Result<Emu, Unavailable>, String> {
     }
     // SAFETY: our own freshly built library; its initialisers are the C++ runtime's.
     let lib = unsafe { libloading::Library::new(&lib) }.map_err(|e| e.to_string())?;
+    // Loaded (mapped): the sources and the file itself are no longer needed.
+    let _ = std::fs::remove_dir_all(&dir);
     Ok(Ok(Emu { lib }))
 }
 

@@ -541,13 +541,17 @@ mod tests {
     }
 
     fn with_file(toml: &str, args: &[&str]) -> Result<Settings> {
-        let dir = std::env::temp_dir().join(format!("derain-serve-{}", std::process::id()));
-        std::fs::create_dir_all(&dir)?;
-        let path = dir.join(format!("{:x}.toml", toml.len() * 31 + args.len()));
+        // One file per call (tests run in parallel), removed once read.
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path =
+            std::env::temp_dir().join(format!("derain-serve-{}-{n}.toml", std::process::id()));
         std::fs::write(&path, toml)?;
         let mut all = vec!["--config", path.to_str().unwrap()];
         all.extend_from_slice(args);
-        settings(&all)
+        let parsed = settings(&all);
+        let _ = std::fs::remove_file(&path);
+        parsed
     }
 
     #[test]
