@@ -49,6 +49,9 @@ def load_threads():
     return max(1, n or min(32, os.cpu_count() or 1))
 
 
+THIN = (0.4, 0.67)  # the rain layer's scale range for `thin` crops (RainBank.crops)
+
+
 class RainBank:
     """All rain layers of one `derain synth-bank` folder, as uint16 tensors plus their scale."""
 
@@ -83,15 +86,18 @@ class RainBank:
     def __len__(self):
         return self.layers.shape[0]
 
-    def crops(self, idx, size, out, rng, rotate=0.0):
+    def crops(self, idx, size, out, rng, rotate=0.0, thin=0.0):
         """Rain layers `idx` cropped at a random place and scale (×0.67–1.5 of the streaks,
         the camera rescale), resized to `size`² into `out` ([n,1,size,size]). With probability
         `rotate` a layer is also turned by 20–65° either way about the crop's centre (wind:
         every streak of the layer turns together; the families themselves are mostly within
-        ±35° of vertical)."""
+        ±35° of vertical). With probability `thin` the scale is ×0.4–0.67 instead (`THIN`:
+        a photo downscaled for the web, whose streaks are a pixel wide and dense; the bank's
+        size bounds it, at ×0.5 for a 256² crop of 512² layers)."""
         hs, ws = self.layers.shape[-2:]
         for k, i in enumerate(idx):
-            z = math.exp(rng.uniform(math.log(0.67), math.log(1.5)))
+            lo, hi = THIN if thin > 0 and rng.random() < thin else (0.67, 1.5)
+            z = math.exp(rng.uniform(math.log(lo), math.log(hi)))
             win = min(hs, ws, max(8, int(round(size / z))))
             turn = rotate > 0 and rng.random() < rotate
             if turn:
@@ -446,12 +452,15 @@ def scene_bars(j, rng, p):
 class Composer:
     """Makes batches of rainy/clean pairs from clean images and rain banks. `bars`: share of
     samples with scene bars painted into the clean crop (`scene_bars`); `rotate`: share whose
-    rain layer is turned by 20–65° (`RainBank.crops`)."""
+    rain layer is turned by 20–65° (`RainBank.crops`); `thin`: share whose rain layer is
+    scaled by ×0.4–0.67 (`THIN`) instead of ×0.67–1.5."""
 
-    def __init__(self, clean, banks, weights=None, device="cpu", bars=0.0, rotate=0.0):
+    def __init__(self, clean, banks, weights=None, device="cpu", bars=0.0, rotate=0.0,
+                 thin=0.0):
         self.clean = clean
         self.bars = bars
         self.rotate = rotate
+        self.thin = thin
         self.banks = {b.family: b for b in banks}
         w = weights or FAMILY_WEIGHTS
         self.families = [f for f in w if f in self.banks]
@@ -472,7 +481,7 @@ class Composer:
         for i, f in enumerate(fams):
             bank = self.banks[f]
             k = int(rng.integers(len(bank)))
-            bank.crops([k], size, rain[i:i + 1], rng, self.rotate)
+            bank.crops([k], size, rain[i:i + 1], rng, self.rotate, self.thin)
             scenes.append(draw_scene(f, bank.meta[k], rng))
             if not veil:
                 scenes[-1]["beta"] = 0.0

@@ -15,6 +15,10 @@ slats), as one pooled Y-PSNR each; higher is less harm.
 With `--slanted N` it also scores the gain on N crops per family whose rain layer is turned
 by 20–65° (`rain.RainBank.crops`: wind-slanted rain, which the families alone rarely draw),
 as one more mean gain ("slanted").
+
+With `--thin N` it also scores the gain on N crops of 192² per family whose rain layer is
+scaled by ×0.4–0.67 (`rain.THIN`: a photo downscaled for the web, streaks a pixel wide and
+dense), as one more mean gain ("thin").
 """
 
 import argparse
@@ -41,6 +45,8 @@ def main(argv=None):
     ap.add_argument("--harm", type=int, default=0, help="rain-free crops to score (0 = none)")
     ap.add_argument("--slanted", type=int, default=0,
                     help="crops per family with the rain turned by 20–65° (0 = none)")
+    ap.add_argument("--thin", type=int, default=0,
+                    help="crops per family with the rain scaled by ×0.4–0.67 (0 = none)")
     ap.add_argument("weights", nargs="+")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -52,6 +58,10 @@ def main(argv=None):
     if args.slanted:
         turned = Composer(val_c, banks, device=dev, rotate=1.0)
         slanted = make_val(turned, args.slanted, args.crop, seed=args.seed + 2)
+    thin = None
+    if args.thin:
+        small = Composer(val_c, banks, device=dev, thin=1.0)
+        thin = make_val(small, args.thin, 192, seed=args.seed + 3)
     if args.harm:
         rng = np.random.default_rng(args.seed + 1)
         plain = val_c.batch(args.harm, args.crop, rng)
@@ -61,6 +71,8 @@ def main(argv=None):
         line = f"{path}: gain {gains(net, val, dev)}"
         if slanted is not None:
             line += f"; slanted {gains(net, slanted, dev)}"
+        if thin is not None:
+            line += f"; thin {gains(net, thin, dev)}"
         if args.harm:
             line += "; harm " + ", ".join(f"{k} {v:.2f} dB" for k, v in harm(net, clear).items())
         print(line, flush=True)

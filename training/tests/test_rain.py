@@ -179,3 +179,32 @@ def test_turned_rain_layers_are_slanted_by_20_to_65_degrees():
         assert float(out.min()) >= 0.0 and float(out.max()) > 0.3
         signs.add(tilt > 0)
     assert signs == {True, False}
+
+
+def test_thin_rain_layers_are_scaled_down_by_0_4_to_0_67():
+    # A bank of vertical lines 9 px apart: a crop at scale z puts them 9·z px apart, so the
+    # line count across a 64-px crop tells the scale. Plain crops: ×0.67–1.5; with thin=1
+    # ×0.4–0.67 (the bank's size permitting: a 160² bank bounds a 64² crop at ×0.4).
+    bank = rain.RainBank.__new__(rain.RainBank)
+    bank.family, bank.blend = "dense", "add_clip"
+    layer = torch.zeros(1, 160, 160)
+    layer[0, :, ::9] = 1.0
+    bank.layers = layer.to(torch.float16)
+    bank.scales = torch.ones(1)
+    bank.meta = [{}]
+    rng = np.random.default_rng(7)
+    out = torch.zeros(1, 1, 64, 64)
+
+    def scale():
+        # Mean spacing of the lines: the peaks of the column profile, first to last.
+        prof = out[0, 0].mean(0)
+        peaks = [x for x in range(1, 63) if prof[x] >= prof[x - 1] and prof[x] > prof[x + 1]
+                 and prof[x] > 0.5 * float(prof.max())]
+        return (peaks[-1] - peaks[0]) / (len(peaks) - 1) / 9
+
+    for _ in range(10):
+        bank.crops([0], 64, out, rng)
+        assert 0.6 <= scale() <= 1.6, scale()
+        bank.crops([0], 64, out, rng, thin=1.0)
+        assert 0.36 <= scale() <= 0.72, scale()
+        assert float(out.min()) >= 0.0
