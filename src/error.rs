@@ -134,13 +134,13 @@ pub enum Error {
         log: String,
     },
     /// File-system errors with the path they concern.
-    #[error("{path:?}: {source}")]
+    #[error("{path:?}: {cause}")]
     Io {
         /// The path concerned.
         path: PathBuf,
-        /// The underlying error.
-        #[source]
-        source: std::io::Error,
+        /// The underlying error (in the message, like every other variant's reason; not
+        /// also a `source()`, which printed it twice in an error chain).
+        cause: std::io::Error,
     },
 }
 

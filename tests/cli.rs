@@ -813,3 +813,124 @@ fn image_folder_derains_every_picture_and_names_the_ones_it_cannot() {
     std::fs::create_dir_all(&empty).unwrap();
     assert_clean_failure(&derain_image(&empty, &out, &cpu), "no .png");
 }
+
+/// `derain ARGS`, killed after `secs` (a hang fails the test instead of blocking it).
+fn derain_bounded(args: &[&str], secs: u64) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_derain"))
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run derain");
+    let start = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed().as_secs() >= secs {
+            let _ = child.kill();
+            panic!("derain {args:?}: still running after {secs} s (hung)");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn outputs_never_replace_inputs_nor_each_other() {
+    let d = tmpdir("same");
+    // One image written over itself.
+    let input = d.join("in.png");
+    write_png(&input, 24, 16, 3);
+    let before = std::fs::read(&input).unwrap();
+    let o = derain_image(&input, &input, &["--mode", "physics"]);
+    assert_clean_failure(&o, "is the input");
+    assert_eq!(std::fs::read(&input).unwrap(), before);
+    // eval --save into the rainy folder, or two rainy files saved under one name.
+    let (r, c) = eval_pairs(&d, 2, 24, 16, 1);
+    let eval = |save: &Path| {
+        derain(&[
+            "eval",
+            "--rainy",
+            r.to_str().unwrap(),
+            "--clean",
+            c.to_str().unwrap(),
+            "--mode",
+            "physics",
+            "--save",
+            save.to_str().unwrap(),
+        ])
+    };
+    assert_clean_failure(&eval(&r), "would replace the inputs");
+    assert_eq!(std::fs::read_dir(&r).unwrap().count(), 2);
+    let (r2, c2) = (d.join("r2"), d.join("c2"));
+    for (dir, seed) in [(&r2, 9), (&c2, 0)] {
+        std::fs::create_dir_all(dir).unwrap();
+        write_png(&dir.join("x.png"), 24, 16, seed);
+        image::open(dir.join("x.png"))
+            .unwrap()
+            .save(dir.join("x.jpg"))
+            .unwrap();
+    }
+    let o = derain(&[
+        "eval",
+        "--rainy",
+        r2.to_str().unwrap(),
+        "--clean",
+        c2.to_str().unwrap(),
+        "--mode",
+        "physics",
+        "--save",
+        d.join("saved").to_str().unwrap(),
+    ]);
+    assert_clean_failure(&o, "rename one of them");
+    assert!(stderr(&o).contains("x.jpg"), "{}", stderr(&o));
+    let r = r2;
+    // synth: renders are named after the stem.
+    let o = derain(&[
+        "synth",
+        "--clean",
+        r.to_str().unwrap(),
+        "--out",
+        d.join("synth").to_str().unwrap(),
+    ]);
+    assert_clean_failure(&o, "rename one of them");
+    // image DIR --save-components: one subfolder per stem.
+    let o = derain(&[
+        "image",
+        r.to_str().unwrap(),
+        "-o",
+        d.join("out").to_str().unwrap(),
+        "--mode",
+        "physics",
+        "--save-components",
+        d.join("comps").to_str().unwrap(),
+    ]);
+    assert_clean_failure(&o, "rename one of them");
+}
+
+#[test]
+fn a_report_where_every_output_equals_its_clean_image_finishes() {
+    // Outputs equal to the clean images (strength 0, rainy = clean): every PSNR infinite.
+    // The plot's scale search looped forever, and the spread printed as NaN.
+    let d = tmpdir("evalinf");
+    let (r, c) = eval_pairs(&d, 2, 24, 16, 0);
+    let report = d.join("report");
+    let o = derain_bounded(
+        &[
+            "eval",
+            "--rainy",
+            r.to_str().unwrap(),
+            "--clean",
+            c.to_str().unwrap(),
+            "--mode",
+            "physics",
+            "--strength",
+            "0",
+            "--report",
+            report.to_str().unwrap(),
+        ],
+        60,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(!out.contains("NaN"), "{out}");
+    assert!(report.join("report.md").is_file());
+}

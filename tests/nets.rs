@@ -492,3 +492,62 @@ fn full_mode_leaves_no_veil_to_remove_on_a_clear_frame() {
         .fold(f32::INFINITY, f32::min);
     assert_eq!(t_min, 1.0, "T must be 1 on a clear frame");
 }
+
+/// A shipped file decoded, changed by `edit`, encoded again (tract's own ONNX types).
+fn edited(bytes: &[u8], edit: impl FnOnce(&mut tract_onnx::pb::ModelProto)) -> Vec<u8> {
+    use prost::Message;
+    let mut m = tract_onnx::pb::ModelProto::decode(bytes).expect("a shipped file decodes");
+    edit(&mut m);
+    m.encode_to_vec()
+}
+
+#[test]
+fn corrupt_weights_and_attributes_are_load_errors_not_black_frames_or_panics() {
+    let dir = common::temp_dir("nets-corrupt");
+    let fast = |n: &str| shipped(ModelSize::Fast, n);
+    let write_set = |streak: Vec<u8>, stage2: Vec<u8>| {
+        std::fs::write(dir.join("streak.onnx"), streak).unwrap();
+        std::fs::write(dir.join("stage1.onnx"), fast("stage1.onnx")).unwrap();
+        std::fs::write(dir.join("stage2.onnx"), stage2).unwrap();
+    };
+    // Every weight of stage 2 NaN: it loaded, and every frame came out black.
+    let nan = edited(&fast("stage2.onnx"), |m| {
+        let g = m.graph.as_mut().unwrap();
+        let mut n = 0;
+        for t in &mut g.initializer {
+            if t.data_type == 1 && !t.raw_data.is_empty() {
+                for c in t.raw_data.chunks_exact_mut(4) {
+                    c.copy_from_slice(&f32::NAN.to_le_bytes());
+                }
+                n += 1;
+            }
+        }
+        assert!(n > 0, "float weights found");
+    });
+    write_set(fast("streak.onnx"), nan);
+    let e = FullNets::from_dir(&dir).unwrap_err().to_string();
+    assert!(e.contains("stage2.onnx") && e.contains("not finite"), "{e}");
+    // A convolution with stride 0: tract divided by zero while planning (a panic).
+    let stride0 = edited(&fast("streak.onnx"), |m| {
+        let g = m.graph.as_mut().unwrap();
+        let conv = g
+            .node
+            .iter_mut()
+            .find(|n| n.op_type == "Conv" && n.attribute.iter().any(|a| a.name == "strides"))
+            .expect("a convolution with strides");
+        for a in &mut conv.attribute {
+            if a.name == "strides" {
+                a.ints = vec![0, 0];
+            }
+        }
+    });
+    write_set(stride0, fast("stage2.onnx"));
+    let e = FullNets::from_dir(&dir).unwrap_err().to_string();
+    assert!(
+        e.contains("streak.onnx") && e.contains("divide by zero"),
+        "{e}"
+    );
+    // The untouched files still load.
+    write_set(fast("streak.onnx"), fast("stage2.onnx"));
+    FullNets::from_dir(&dir).expect("the shipped files load");
+}

@@ -157,9 +157,9 @@ fn frame_folder_with_a_truncated_frame_keeps_what_was_written() {
 }
 
 #[test]
-fn frames_too_small_for_the_encoder_fail_at_once_instead_of_hanging() {
-    // 3×5 px frames: the encoder refuses them after the first few. This used to block forever
-    // in a full appsrc that nobody drained.
+fn frames_too_small_for_the_encoder_are_refused_before_anything_is_written() {
+    // 3×5 px frames: x264 takes nothing under 16×16. This used to block forever in a full
+    // appsrc that nobody drained, then failed with exit 4 and a 0-byte file in its place.
     let dir = tmp("tiny");
     let frames = dir.join("frames");
     write_frames(&frames, 6, 3, 5);
@@ -168,22 +168,16 @@ fn frames_too_small_for_the_encoder_fail_at_once_instead_of_hanging() {
         let start = Instant::now();
         let o = video(&[frames.to_str().unwrap(), "-o", out.to_str().unwrap()]);
         let e = stderr(&o);
-        // Either the tiny frames are encoded (a build of x264 that takes them) or the failure
-        // is reported: exit 4, naming the output; never a hang (wait_bounded) or a panic.
         assert!(!e.contains("panicked"), "{e}");
-        if o.status.success() {
-            assert_playable(&out);
-        } else {
-            assert_eq!(code(&o), Some(4), "{e}");
-            assert!(e.contains(&format!("out.{ext}")), "{e}");
-        }
+        assert_eq!(code(&o), Some(1), "{e}");
+        assert!(e.contains("3x5") && e.contains("16x16"), "{e}");
+        assert!(!out.exists(), "{ext}: a file was left");
         assert!(
             start.elapsed() < Duration::from_secs(20),
             "{ext}: {:?}",
             start.elapsed()
         );
     }
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -512,4 +506,41 @@ fn frames_in_flight_write_the_same_video() {
     assert!(decoded[0] == decoded[1], "in-flight 3 wrote other frames");
     let bad = video(&[input.to_str().unwrap(), "-o", "x.mkv", "--in-flight", "0"]);
     assert_eq!(code(&bad), Some(2), "{}", stderr(&bad));
+}
+
+#[test]
+fn the_input_is_never_the_output_and_limits_too_large_are_refused() {
+    let dir = tmp("same");
+    let frames = dir.join("frames");
+    write_frames(&frames, 4, 32, 24);
+    let clip = dir.join("clip.mkv");
+    let o = video(&[frames.to_str().unwrap(), "-o", clip.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let before = std::fs::read(&clip).unwrap();
+    // Written over while it was read: the source was replaced by a shorter file, exit 0.
+    let o = video(&[clip.to_str().unwrap(), "-o", clip.to_str().unwrap()]);
+    let e = stderr(&o);
+    assert_eq!(code(&o), Some(1), "{e}");
+    assert!(e.contains("is the input"), "{e}");
+    assert_eq!(std::fs::read(&clip).unwrap(), before, "the input changed");
+    // Seconds beyond what a clock holds were a panic (exit 101); a frame rate that rounds to
+    // 0/1 divided by zero.
+    let out = dir.join("out.mkv");
+    for (flag, v) in [
+        ("--duration", "1e12"),
+        ("--stall-timeout", "1e20"),
+        ("--fps", "1e-300"),
+    ] {
+        let o = video(&[
+            frames.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+            flag,
+            v,
+        ]);
+        let e = stderr(&o);
+        assert!(!e.contains("panicked"), "{flag} {v}: {e}");
+        assert!(matches!(code(&o), Some(1 | 2)), "{flag} {v}: {e}");
+        assert!(e.contains(v) || e.contains(flag), "{flag} {v}: {e}");
+    }
 }

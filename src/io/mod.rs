@@ -218,9 +218,9 @@ fn split(img: DynamicImage, want_alpha: bool) -> Result<Picture> {
 
 fn create_parent(path: &Path) -> Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|source| Error::Io {
+        std::fs::create_dir_all(dir).map_err(|cause| Error::Io {
             path: dir.into(),
-            source,
+            cause,
         })?;
     }
     Ok(())

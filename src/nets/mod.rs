@@ -359,7 +359,7 @@ impl Net {
         let shapes = tract
             .output_shapes(h, w, &refs)
             .map_err(|e| bad(format!("does not run on a {w}x{h} probe: {e}")))?;
-        for (k, (shape, want)) in shapes.iter().zip(spec.outputs).enumerate() {
+        for (k, ((shape, finite), want)) in shapes.iter().zip(spec.outputs).enumerate() {
             let expect: Vec<usize> = match want {
                 Some(c) => vec![1, *c, h, w],
                 None => vec![1, 3],
@@ -367,6 +367,13 @@ impl Net {
             if shape != &expect {
                 return Err(bad(format!(
                     "output {k} has shape {shape:?}, expected {expect:?}"
+                )));
+            }
+            if !finite {
+                // NaN or infinite weights: every frame would come out black.
+                return Err(bad(format!(
+                    "output {k} is not finite (NaN or infinity) on a {w}x{h} probe: the \
+                     weights are corrupt"
                 )));
             }
         }

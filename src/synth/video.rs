@@ -144,11 +144,11 @@ impl VideoParams {
                 "variation in [0, 0.5] and period > 0",
             ));
         }
-        if !(0.0..=64.0).contains(&self.shake_px) || self.objects > 64 {
-            return Err(Error::param(
-                "shake_px",
-                "shake in [0, 64] px and at most 64 objects",
-            ));
+        if !(0.0..=64.0).contains(&self.shake_px) {
+            return Err(Error::param("shake_px", "must be in [0, 64] px"));
+        }
+        if self.objects > 64 {
+            return Err(Error::param("objects", "at most 64"));
         }
         if self.pan_px.0.abs() > 4.0 * max as f32 || self.pan_px.1.abs() > 4.0 * max as f32 {
             return Err(Error::param("pan_px", "pan too large"));

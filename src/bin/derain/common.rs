@@ -77,3 +77,49 @@ pub fn init_threads(threads: Option<usize>) -> anyhow::Result<usize> {
     }
     Ok(rayon::current_num_threads())
 }
+
+/// Whether two paths name the same existing file or folder (after links and `..`).
+pub fn same_path(a: &std::path::Path, b: &std::path::Path) -> bool {
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
+}
+
+/// Refuses, before any work, inputs whose outputs would be written under one name: files
+/// that differ only in their extension (`a.png` and `a.jpg`) where `what` names outputs
+/// after the stem.
+pub fn unique_stems<'a>(
+    files: impl IntoIterator<Item = &'a std::path::Path>,
+    what: &str,
+) -> anyhow::Result<()> {
+    let mut seen = std::collections::HashMap::new();
+    for f in files {
+        let stem = f.file_stem().unwrap_or_default().to_os_string();
+        if let Some(first) = seen.insert(stem.clone(), f) {
+            anyhow::bail!(
+                "{} and {} would both be written as {what} `{}`: rename one of them",
+                first.display(),
+                f.display(),
+                stem.to_string_lossy()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Refuses, before any work, a folder of outputs that is one of the input folders: the
+/// outputs would replace the inputs.
+pub fn save_folder_apart(
+    save: &std::path::Path,
+    inputs: &[&std::path::Path],
+) -> anyhow::Result<()> {
+    if let Some(dir) = inputs.iter().find(|d| same_path(save, d)) {
+        anyhow::bail!(
+            "the output folder {} is the input folder {}: the outputs would replace the inputs",
+            save.display(),
+            dir.display()
+        );
+    }
+    Ok(())
+}

@@ -52,7 +52,8 @@ pub struct EvalArgs {
     pub engine: EngineArgs,
 }
 
-const EXTENSIONS: [&str; 5] = ["png", "jpg", "jpeg", "bmp", "webp"];
+/// What `io` reads (the `image` crate is built with PNG and JPEG only, as `derain image`).
+const EXTENSIONS: [&str; 3] = ["png", "jpg", "jpeg"];
 
 /// Image files of a folder, sorted by name.
 pub fn list_images(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
@@ -188,6 +189,14 @@ pub fn load_pair(r: &Path, c: &Path) -> anyhow::Result<(PlanarRgb, PlanarRgb)> {
 /// Runs `derain eval`.
 pub fn run(a: EvalArgs) -> anyhow::Result<()> {
     let pairs = pair_files(&list_images(&a.rainy)?, &list_images(&a.clean)?)?;
+    if let Some(dir) = &a.save {
+        // Saved as NAME.png: neither over an input nor two under one name.
+        super::common::save_folder_apart(dir, &[&a.rainy, &a.clean])?;
+        super::common::unique_stems(pairs.iter().map(|(r, _)| r.as_path()), "a PNG in --save")?;
+    }
+    if let Some(dir) = &a.report {
+        super::common::save_folder_apart(dir, &[&a.rainy, &a.clean])?;
+    }
     if a.sequence {
         return super::eval_seq::run(&a, &pairs);
     }

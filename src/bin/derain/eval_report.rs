@@ -39,11 +39,16 @@ pub fn stats(values: &[f64]) -> Stats {
         k if k % 2 == 1 => s[k / 2],
         k => 0.5 * (s[k / 2 - 1] + s[k / 2]),
     };
-    Stats {
-        mean,
-        median,
-        std: var.sqrt(),
-    }
+    // With infinite scores (an output equal to its clean image) the deviation is 0 when
+    // every value is the same and infinite otherwise, not the NaN of inf − inf.
+    let std = if s.first() == s.last() {
+        0.0
+    } else if mean.is_finite() {
+        var.sqrt()
+    } else {
+        f64::INFINITY
+    };
+    Stats { mean, median, std }
 }
 
 /// Stats of each metric over `rows`, derained (`got`) or baseline.
@@ -104,6 +109,9 @@ fn plot(rows: &[Row]) -> anyhow::Result<(PlanarRgb, f64, f64)> {
             (l, h)
         }
     });
+    // Every score infinite (outputs equal to the clean images): any finite scale will do, the
+    // bars go to its top.
+    let (lo, hi) = if lo <= hi { (lo, hi) } else { (30.0, 60.0) };
     let lo = (lo / 5.0).floor() * 5.0;
     let hi = ((hi / 5.0).ceil() * 5.0).max(lo + 5.0);
     let (bar, gap) = (6usize, 4usize);

@@ -38,6 +38,12 @@ pub fn run(a: ImageArgs) -> anyhow::Result<()> {
     }
     // Refuse an output the writer cannot produce before any work.
     let format = io::FileFormat::from_path(&a.output)?;
+    if super::common::same_path(&a.input, &a.output) {
+        anyhow::bail!(
+            "the output {} is the input: the derained image would replace the rainy one",
+            a.output.display()
+        );
+    }
     let threads = init_threads(a.threads.map(usize::from))?;
     let rainy = io::read_picture(&a.input, a.engine.mode_or(FILE_MODE))?;
     let mut pipeline = Pipeline::new(a.engine.config(FILE_MODE))?;
@@ -81,6 +87,11 @@ fn run_folder(a: &ImageArgs) -> anyhow::Result<()> {
     files.sort_by(|a, b| a.0.cmp(&b.0));
     if files.is_empty() {
         anyhow::bail!("{} holds no .png, .jpg or .jpeg file", input.display());
+    }
+    if let Some(comps) = &a.save_components {
+        // One subfolder per image, named after its stem.
+        super::common::save_folder_apart(comps, &[input])?;
+        super::common::unique_stems(files.iter().map(|(f, _)| f.as_path()), "components in")?;
     }
     std::fs::create_dir_all(output).with_context(|| format!("creating {}", output.display()))?;
     let threads = init_threads(a.threads.map(usize::from))?;

@@ -10,11 +10,11 @@ use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 use derain::metrics::{psnr_y, temporal};
 use derain::synth::{
-    self, Blend, LayerMethod, RainParams, RainRange, RainySample, Size, Style,
+    self, Blend, LayerMethod, RainParams, RainRange, Size, Style,
     camera::Camera,
     video::{RainVideo, VideoParams},
 };
-use derain::{Config, Pipeline, io};
+use derain::{Config, Pipeline, PlanarRgb, io};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
@@ -333,6 +333,8 @@ pub fn run_synth(a: SynthArgs) -> anyhow::Result<()> {
     if images.is_empty() {
         bail!("no PNG/JPEG images in {}", a.clean.display());
     }
+    // Renders are named after the clean image's stem.
+    super::common::unique_stems(images.iter().map(|p| p.as_path()), "renders")?;
     for d in synth::LAYER_DIRS {
         let dir = a.out.join(d);
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -406,6 +408,25 @@ pub fn run_synth_video(a: SynthVideoArgs) -> anyhow::Result<()> {
     let Size::Exact(width, height) = a.size else {
         bail!("--size must be WxH for synth-video");
     };
+    if a.score && a.frames < 2 {
+        bail!("--score needs at least two frames");
+    }
+    // Frames are rendered a few at a time (one per worker thread) and only kept for --score.
+    // --score holds the rainy, clean and derained frames (three f32 RGB frames, 36 B/px).
+    let pixels = width as u64 * height as u64;
+    let in_flight = rayon::current_num_threads() as u64;
+    let held = if a.score { 40 * a.frames as u64 } else { 0 };
+    let need = pixels.saturating_mul((FRAME_BYTES_PER_PIXEL * in_flight).saturating_add(held));
+    if let Some(have) = io::available_memory()
+        && need > have
+    {
+        bail!(
+            "--size {width}x{height}{}: about {} MiB of memory needed, {} MiB available",
+            if a.score { " with --score" } else { "" },
+            need >> 20,
+            have >> 20
+        );
+    }
     let source = io::load_image(&a.clean)?;
     let mut rng = ChaCha8Rng::seed_from_u64(synth::sample_seed(a.rain.seed, "video", 0));
     let rain = RainParams::sample(&mut rng, &a.rain.range())?;
@@ -428,13 +449,16 @@ pub fn run_synth_video(a: SynthVideoArgs) -> anyhow::Result<()> {
             .with_context(|| format!("creating {}", a.out.join(d).display()))?;
     }
     let t0 = Instant::now();
-    let frames: Vec<RainySample> = (0..a.frames)
+    // (input-vs-clean Y-PSNR, the rainy and clean frames when --score needs them)
+    type Rendered = (f64, Option<(PlanarRgb, PlanarRgb)>);
+    let rendered: Vec<Rendered> = (0..a.frames)
         .into_par_iter()
-        .map(|t| -> anyhow::Result<RainySample> {
+        .map(|t| -> anyhow::Result<Rendered> {
             let mut s = video.frame(t)?;
             s.quantize();
             s.save(&a.out, &format!("{t:05}"))?;
-            Ok(s)
+            let p = psnr_y(&s.input, &s.background)?;
+            Ok((p, a.score.then_some((s.input, s.background))))
         })
         .collect::<anyhow::Result<_>>()?;
     let elapsed = t0.elapsed().as_secs_f64();
@@ -451,22 +475,14 @@ pub fn run_synth_video(a: SynthVideoArgs) -> anyhow::Result<()> {
         a.out.join("params.json"),
         serde_json::to_string_pretty(&meta)?,
     )?;
-    let mean_psnr = frames
-        .iter()
-        .map(|f| psnr_y(&f.input, &f.background))
-        .sum::<derain::Result<f64>>()?
-        / frames.len() as f64;
+    let mean_psnr = rendered.iter().map(|r| r.0).sum::<f64>() / rendered.len() as f64;
     println!(
         "{} frames {width}x{height} in {elapsed:.1} s -> {} (mean input-vs-clean Y-PSNR {mean_psnr:.2} dB)",
         a.frames,
         a.out.display()
     );
     if a.score {
-        if a.frames < 2 {
-            bail!("--score needs at least two frames");
-        }
-        let gt: Vec<_> = frames.iter().map(|f| f.background.clone()).collect();
-        let rainy: Vec<_> = frames.iter().map(|f| f.input.clone()).collect();
+        let (rainy, gt): (Vec<_>, Vec<_>) = rendered.into_iter().filter_map(|r| r.1).unzip();
         let mut pipeline = Pipeline::new(Config::default())?;
         let derained = rainy
             .iter()
@@ -485,6 +501,12 @@ pub fn run_synth_video(a: SynthVideoArgs) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// Memory per pixel of one `synth-video` frame while it is rendered and saved (the source
+/// resampled, rain, veil and object layers, the f32 frames and their PNGs), about a quarter
+/// over the measured peak: 4 frames of 3000×2000 on 2 threads peak at 853 MB, ≈ 70 B/px per
+/// frame in flight.
+const FRAME_BYTES_PER_PIXEL: u64 = 90;
 
 /// Writes one rain layer as a 16-bit grey PNG of R/scale (scale = max R, at least 1e-6).
 fn save_rain16(path: &Path, r: &derain::Plane) -> anyhow::Result<f32> {

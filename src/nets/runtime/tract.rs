@@ -1,7 +1,9 @@
 //! The tract runtime: any ONNX file, an optimised plan per input size (cached: a caps change
 //! rebuilds it once), matrix products on rayon's global pool (the one the physics code uses).
 
+use std::cell::Cell;
 use std::io::Cursor;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Once};
 
 use tract_onnx::prelude::*;
@@ -28,13 +30,47 @@ fn init_executor() {
     });
 }
 
+thread_local! {
+    /// Set while [`guarded`] runs tract: the panic hook stays silent.
+    static GUARDED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `f` (a call into tract) with its panics turned into errors. tract asserts on some
+/// malformed graphs (a convolution with stride 0 divides by zero while it plans): a corrupt
+/// model file must be an error naming the file, not a crash. The panic message is not
+/// printed; it becomes the error's text.
+fn guarded<T>(f: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
+    static HOOK: Once = Once::new();
+    HOOK.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !GUARDED.with(Cell::get) {
+                default(info);
+            }
+        }));
+    });
+    let was = GUARDED.with(|g| g.replace(true));
+    let r = catch_unwind(AssertUnwindSafe(f));
+    GUARDED.with(|g| g.set(was));
+    r.unwrap_or_else(|p| {
+        let msg = p
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| p.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown cause".into());
+        Err(format!("tract failed on this graph: {msg}"))
+    })
+}
+
 impl Tract {
     /// Parses an ONNX file whose inputs have `inputs` channels.
     pub(crate) fn read(bytes: &[u8], inputs: &'static [usize]) -> Result<Self, String> {
         init_executor();
-        let model = tract_onnx::onnx()
-            .model_for_read(&mut Cursor::new(bytes))
-            .map_err(|e| format!("not a readable ONNX model: {e:#}"))?;
+        let model = guarded(|| {
+            tract_onnx::onnx()
+                .model_for_read(&mut Cursor::new(bytes))
+                .map_err(|e| format!("not a readable ONNX model: {e:#}"))
+        })?;
         Ok(Self {
             model,
             inputs,
@@ -57,15 +93,17 @@ impl Tract {
             return Ok(plan.clone());
         }
         let mut m = self.model.clone();
-        for (i, &c) in self.inputs.iter().enumerate() {
-            m = m
-                .with_input_fact(i, f32::fact([1, c, h, w]).into())
-                .map_err(|e| e.to_string())?;
-        }
-        let plan = m
-            .into_optimized()
-            .and_then(|m| m.into_runnable())
-            .map_err(|e| e.to_string())?;
+        let inputs = self.inputs;
+        let plan = guarded(move || {
+            for (i, &c) in inputs.iter().enumerate() {
+                m = m
+                    .with_input_fact(i, f32::fact([1, c, h, w]).into())
+                    .map_err(|e| e.to_string())?;
+            }
+            m.into_optimized()
+                .and_then(|m| m.into_runnable())
+                .map_err(|e| e.to_string())
+        })?;
         self.plan = Some(((h, w), plan.clone()));
         Ok(plan)
     }
@@ -81,23 +119,31 @@ impl Tract {
             ts.push(Tensor::from_shape(&[1, c, h, w], data).map_err(|e| e.to_string())?);
         }
         let plan = self.plan(h, w)?;
-        let outs = plan
-            .run(ts.into_iter().map(TValue::from).collect())
-            .map_err(|e| format!("{e:#}"))?;
+        let outs = guarded(|| {
+            plan.run(ts.into_iter().map(TValue::from).collect())
+                .map_err(|e| format!("{e:#}"))
+        })?;
         Ok(outs.into_iter().map(|v| v.into_tensor()).collect())
     }
 
-    /// The shapes of the outputs at `h`×`w` (the load-time probe).
+    /// The shapes of the outputs at `h`×`w`, and whether every value is finite (the
+    /// load-time probe).
     pub(crate) fn output_shapes(
         &mut self,
         h: usize,
         w: usize,
         inputs: &[&[f32]],
-    ) -> Result<Vec<Vec<usize>>, String> {
+    ) -> Result<Vec<(Vec<usize>, bool)>, String> {
         Ok(self
             .run_tensors(h, w, inputs)?
             .iter()
-            .map(|t| t.shape().to_vec())
+            .map(|t| {
+                let finite = t
+                    .try_as_plain_ram()
+                    .and_then(|v| v.as_slice::<f32>().map(|v| v.iter().all(|x| x.is_finite())))
+                    .unwrap_or(false);
+                (t.shape().to_vec(), finite)
+            })
             .collect())
     }
 }

@@ -12,6 +12,10 @@ use anyhow::{Context, Result, anyhow};
 use derain::{FrameMut, PixelFormat};
 use gst::prelude::*;
 
+/// The smallest side x264 encodes (a 16×16 macroblock; smaller frames fail to negotiate or
+/// stall), after the size is made even.
+pub const MIN_SIDE: u32 = 16;
+
 /// Frames the encoder may hold before [`Encoder::push`] waits.
 const QUEUE_FRAMES: u64 = 4;
 /// The encoder must take a frame, or finish the file, within this long.

@@ -102,9 +102,12 @@ pub struct VideoArgs {
     pub engine: EngineArgs,
 }
 
+/// A positive number of seconds below 10⁷ (115 days; what a clock or a `Duration` holds
+/// with room to spare, and the bound `derain serve` uses).
 fn parse_seconds(s: &str) -> std::result::Result<f64, String> {
     match s.parse::<f64>() {
-        Ok(v) if v > 0.0 && v.is_finite() => Ok(v),
+        Ok(v) if v > 0.0 && v < 1e7 => Ok(v),
+        Ok(v) if v >= 1e7 => Err(format!("`{s}`: at most 10000000 seconds (115 days)")),
         _ => Err(format!("`{s}` is not a positive number of seconds")),
     }
 }
@@ -163,6 +166,12 @@ fn reopen(a: &VideoArgs, stop: &Stop, why: &anyhow::Error) -> Option<Box<dyn Fra
 pub fn run(a: VideoArgs) -> Result<()> {
     gst::init().context("initialising GStreamer")?;
     let muxer = muxer_for(&a.output)?;
+    if super::common::same_path(Path::new(&a.input), &a.output) {
+        bail!(
+            "the output {} is the input: the derained video would replace the rainy one",
+            a.output.display()
+        );
+    }
     let live = source::is_live(&a.input);
     if a.reconnect && !live {
         bail!(
@@ -234,6 +243,19 @@ pub fn run(a: VideoArgs) -> Result<()> {
             && p >= limit
         {
             break End::Done;
+        }
+        if out_w < encoder::MIN_SIDE || h < encoder::MIN_SIDE {
+            let e = anyhow!(
+                "{}: frames of {out_w}x{h}: the H.264 encoder needs at least {m}x{m} pixels",
+                a.input,
+                m = encoder::MIN_SIDE
+            );
+            match encoder {
+                // Nothing written yet: no file is made (exit 1).
+                None => return Err(e),
+                // A stream that shrank: what came before is finished (exit 3).
+                Some(_) => break End::InputFailed(e),
+            }
         }
         if encoder.is_none() {
             let total = source.total_frames().map(|t| match a.max_frames {

@@ -356,8 +356,8 @@ pub struct FolderSource {
 
 impl FolderSource {
     pub fn new(dir: &Path, fps: f64, mode: derain::pipeline::Mode, stop: Stop) -> Result<Self> {
-        if !(fps > 0.0 && fps <= 1000.0) {
-            bail!("--fps {fps}: must be in (0, 1000]");
+        if !(0.01..=1000.0).contains(&fps) {
+            bail!("--fps {fps}: must be in [0.01, 1000]");
         }
         let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
             .with_context(|| format!("reading {}", dir.display()))?
@@ -376,6 +376,7 @@ impl FolderSource {
             );
         }
         let fps = gst::Fraction::approximate_f64(fps)
+            .filter(|f| f.numer() > 0 && f.denom() > 0)
             .ok_or_else(|| anyhow!("--fps {fps} is not a usable rate"))?;
         let frame = gst::ClockTime::SECOND
             .mul_div_round(fps.denom() as u64, fps.numer() as u64)
