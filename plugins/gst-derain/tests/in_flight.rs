@@ -248,3 +248,158 @@ fn late_frames_are_dropped_under_qos_in_flight_too() {
         Some(Some(gst::ClockTime::ZERO))
     );
 }
+
+/// Kills the test binary if the test has not finished after `secs` (a blocked stream would
+/// otherwise hang the run instead of failing it).
+fn watchdog(secs: u64, what: &'static str) -> std::sync::mpsc::Sender<()> {
+    let (done, wait) = std::sync::mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        if wait
+            .recv_timeout(std::time::Duration::from_secs(secs))
+            .is_err_and(|e| e == std::sync::mpsc::RecvTimeoutError::Timeout)
+        {
+            eprintln!("{what}: still blocked after {secs} s");
+            std::process::abort();
+        }
+    });
+    done
+}
+
+#[test]
+fn events_in_the_data_flow_wait_for_the_frames_before_them() {
+    // A gap and a new segment used to overtake the frames still in flight, so those were
+    // timed under the new segment.
+    let mut h = harness(4, VideoFormat::Rgba, 64, 48);
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let log = seen.clone();
+    h.sinkpad().unwrap().add_probe(
+        gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM,
+        move |_, info| {
+            let item = match &info.data {
+                Some(gst::PadProbeData::Buffer(b)) => format!("buffer {}", b.pts().unwrap()),
+                Some(gst::PadProbeData::Event(e)) => e.type_().name().to_string(),
+                _ => return gst::PadProbeReturn::Ok,
+            };
+            log.lock().unwrap().push(item);
+            gst::PadProbeReturn::Ok
+        },
+    );
+    for i in 0..3 {
+        h.push(frame(VideoFormat::Rgba, 64, 48, i)).unwrap();
+    }
+    assert!(h.push_event(gst::event::Gap::builder(FRAME * 3).duration(FRAME).build()));
+    let mut seg = gst::FormattedSegment::<gst::ClockTime>::new();
+    seg.set_base(gst::ClockTime::from_seconds(10));
+    assert!(h.push_event(gst::event::Segment::new(&seg)));
+    h.push(frame(VideoFormat::Rgba, 64, 48, 4)).unwrap();
+    assert!(h.push_event(gst::event::Eos::new()));
+    let seen = seen.lock().unwrap().clone();
+    let order: Vec<&str> = seen
+        .iter()
+        .map(String::as_str)
+        .filter(|s| s.starts_with("buffer") || *s == "gap" || *s == "segment")
+        .collect();
+    let f = |i: u64| format!("buffer {}", FRAME * i);
+    let want = [f(0), f(1), f(2), "gap".into(), "segment".into(), f(4)];
+    // (The harness's own segment comes first.)
+    assert_eq!(&order[order.len() - 6..], want.as_slice(), "{seen:?}");
+}
+
+#[test]
+fn a_small_downstream_pool_does_not_block_frames_in_flight() {
+    // Downstream offers a pool of at most 2 buffers; 3 frames in flight need more: the element
+    // takes a pool of its own instead of waiting forever for a third buffer.
+    init();
+    let element = gst::ElementFactory::make("derain")
+        .property_from_str("backend", "cpu")
+        .property("in-flight", 3u32)
+        .build()
+        .unwrap();
+    let asked = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = asked.clone();
+    element.static_pad("src").unwrap().add_probe(
+        gst::PadProbeType::QUERY_DOWNSTREAM,
+        move |_, info| {
+            let Some(q) = info.query_mut() else {
+                return gst::PadProbeReturn::Ok;
+            };
+            if let gst::QueryViewMut::Allocation(q) = q.view_mut() {
+                let pool = gst::BufferPool::new();
+                let size = q
+                    .get()
+                    .0
+                    .and_then(|c| gst_video::VideoInfo::from_caps(c).ok())
+                    .map_or(0, |i| i.size() as u32);
+                q.add_allocation_pool(Some(&pool), size, 2, 2);
+                flag.store(true, std::sync::atomic::Ordering::SeqCst);
+                return gst::PadProbeReturn::Handled;
+            }
+            gst::PadProbeReturn::Ok
+        },
+    );
+    let mut h = Harness::with_element(&element, Some("sink"), Some("src"));
+    h.set_src_caps(info(VideoFormat::Rgba, 64, 48).to_caps().unwrap());
+    let done = watchdog(60, "a small downstream pool");
+    let frames: Vec<gst::Buffer> = (0..8)
+        .map(|i| frame(VideoFormat::Rgba, 64, 48, i))
+        .collect();
+    let (_, out) = run(&mut h, &frames);
+    let _ = done.send(());
+    assert!(
+        asked.load(std::sync::atomic::Ordering::SeqCst),
+        "no allocation query"
+    );
+    assert_eq!(out.len(), 8);
+    // Upstream is told how many of its buffers are held: in-flight + 1.
+    let caps = info(VideoFormat::Rgba, 64, 48).to_caps().unwrap();
+    let mut q = gst::query::Allocation::new(Some(&caps), true);
+    assert!(h.srcpad().unwrap().peer_query(&mut q));
+    let mins: Vec<u32> = q.allocation_pools().map(|p| p.2).collect();
+    assert!(!mins.is_empty() && mins.iter().all(|&m| m >= 4), "{mins:?}");
+}
+
+#[test]
+fn a_buffer_shorter_than_its_caps_is_dropped_and_the_stream_goes_on() {
+    // It used to give a generic warning and push an output buffer nobody had written.
+    for in_flight in [1, 3] {
+        let mut h = harness(in_flight, VideoFormat::Rgba, 64, 48);
+        let mut short = gst::Buffer::with_size(100).unwrap();
+        short.get_mut().unwrap().set_pts(gst::ClockTime::ZERO);
+        assert_eq!(h.push(short), Ok(gst::FlowSuccess::Ok));
+        let frames: Vec<gst::Buffer> = (1..4)
+            .map(|i| frame(VideoFormat::Rgba, 64, 48, i))
+            .collect();
+        let (_, out) = run(&mut h, &frames);
+        assert_eq!(
+            out.iter().map(|b| b.pts().unwrap()).collect::<Vec<_>>(),
+            vec![FRAME, FRAME * 2, FRAME * 3],
+            "in-flight {in_flight}"
+        );
+        assert!(out.iter().all(|b| b.size() == 64 * 48 * 4));
+    }
+}
+
+#[test]
+fn with_no_frame_rate_in_the_caps_the_latency_comes_from_the_buffers() {
+    // Caps at 0/1 (a variable rate, as many cameras send): the frames held back were not
+    // counted in the latency at all, so a synchronised sink got every frame late.
+    init();
+    let element = gst::ElementFactory::make("derain")
+        .property_from_str("backend", "cpu")
+        .property("in-flight", 4u32)
+        .build()
+        .unwrap();
+    let mut h = Harness::with_element(&element, Some("sink"), Some("src"));
+    let caps = gst_video::VideoInfo::builder(VideoFormat::Rgba, 64, 48)
+        .fps(gst::Fraction::new(0, 1))
+        .build()
+        .unwrap()
+        .to_caps()
+        .unwrap();
+    h.set_src_caps(caps);
+    let upstream = gst::ClockTime::from_mseconds(10);
+    h.set_upstream_latency(upstream);
+    h.push(frame(VideoFormat::Rgba, 64, 48, 0)).unwrap();
+    h.push(frame(VideoFormat::Rgba, 64, 48, 1)).unwrap();
+    assert_eq!(h.query_latency(), Some(upstream + FRAME * 3));
+}

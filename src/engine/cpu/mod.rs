@@ -11,6 +11,7 @@
 pub(crate) mod full;
 pub(crate) mod physics;
 
+#[cfg(all(feature = "cuda", feature = "bench"))]
 pub(crate) use full::pack_frame;
 pub use physics::derain_physics;
 

@@ -98,6 +98,10 @@ impl Default for Settings {
 /// What exists between `start` and `stop`; used by the streaming thread.
 struct State {
     runner: Runner,
+    /// The mode the runner was started with (`mode` takes effect at the next start).
+    mode: Mode,
+    /// Frames held in flight beyond the one being processed (allocation queries).
+    in_flight: u32,
     /// Values last handed to the pipeline (the settings may have moved on since).
     strength: f32,
     atmosphere_smoothing: f32,
@@ -121,6 +125,10 @@ struct Stats {
     last: Duration,
     backend: Option<&'static str>,
     added_latency: gst::ClockTime,
+    /// Frames held back (in flight) while the caps give no frame rate: the added latency is
+    /// then measured from the buffers (their duration, else the step between timestamps).
+    held_frames_unknown_rate: u32,
+    last_pts: Option<gst::ClockTime>,
     /// Counters behind the `derain-stats` bus message.
     counters: super::stats::Counters,
 }
@@ -147,12 +155,14 @@ impl Derain {
         }
     }
 
-    /// Hands changed property values to the runner; returns the mode for the statistics.
+    /// Hands changed property values to the runner; returns the running mode for the
+    /// statistics (a changed `mode` waits for the next start).
     fn apply_settings(&self, state: &mut State) -> Result<Mode, String> {
-        let (strength, smoothing, temporal, mode) = {
+        let (strength, smoothing, temporal) = {
             let s = self.settings.lock().unwrap();
-            (s.strength, s.atmosphere_smoothing, s.temporal, s.mode)
+            (s.strength, s.atmosphere_smoothing, s.temporal)
         };
+        let mode = state.mode;
         if state.strength != strength {
             state
                 .runner
@@ -172,6 +182,15 @@ impl Derain {
             state.temporal = temporal;
         }
         Ok(mode)
+    }
+
+    /// Buffers held in flight besides the one a stream always has out (0 for one frame at
+    /// a time): `in-flight` + 1 while several are in flight.
+    fn held_in_flight(&self) -> u32 {
+        match self.state.lock().unwrap().as_ref() {
+            Some(s) if s.in_flight > 1 => s.in_flight + 1,
+            _ => 0,
+        }
     }
 
     fn warn_if_running(&self, name: &str) {
@@ -394,7 +413,7 @@ impl BaseTransformImpl for Derain {
     const PASSTHROUGH_ON_SAME_CAPS: bool = false;
     const TRANSFORM_IP_ON_PASSTHROUGH: bool = false;
 
-    fn before_transform(&self, _inbuf: &gst::BufferRef) {
+    fn before_transform(&self, inbuf: &gst::BufferRef) {
         // Every buffer passes here, before QoS may drop it: inputs − processed − passed
         // through = dropped.
         let passthrough = self.obj().is_passthrough();
@@ -402,6 +421,31 @@ impl BaseTransformImpl for Derain {
         stats.counters.inputs += 1;
         if passthrough {
             stats.counters.passed += 1;
+        }
+        // A variable frame rate (caps 0/1) with frames in flight: the latency follows the
+        // longest frame period seen, and the pipeline is told when it grows.
+        let held = stats.held_frames_unknown_rate;
+        let pts = inbuf.pts();
+        let step = pts.zip(stats.last_pts).and_then(|(p, l)| p.checked_sub(l));
+        stats.last_pts = pts.or(stats.last_pts);
+        if held == 0 {
+            return;
+        }
+        let Some(period) = inbuf.duration().or(step).filter(|d| !d.is_zero()) else {
+            return;
+        };
+        let latency = period * u64::from(held);
+        if latency > stats.added_latency {
+            stats.added_latency = latency;
+            drop(stats);
+            gst::debug!(
+                CAT,
+                imp = self,
+                "no frame rate in the caps: latency {latency}"
+            );
+            let _ = self
+                .obj()
+                .post_message(gst::message::Latency::builder().src(&*self.obj()).build());
         }
     }
 
@@ -452,6 +496,8 @@ impl BaseTransformImpl for Derain {
         };
         *self.state.lock().unwrap() = Some(State {
             runner,
+            mode: settings.mode,
+            in_flight: in_flight as u32,
             strength: settings.strength,
             atmosphere_smoothing: settings.atmosphere_smoothing,
             temporal: settings.temporal,
@@ -503,6 +549,11 @@ impl BaseTransformImpl for Derain {
             }
             gst::EventView::Eos(_) => self.drain_flight("EOS"),
             gst::EventView::Caps(_) => self.drain_flight("caps"),
+            // Every other event in the data flow (segment, gap, tags, ...) follows the frames
+            // that came before it: it must not overtake those still in flight.
+            _ if event.is_serialized() && event.type_() != gst::EventType::FlushStop => {
+                self.drain_flight(event.type_().name().as_str())
+            }
             _ => (),
         }
         self.parent_sink_event(event)
@@ -513,13 +564,32 @@ impl BaseTransformImpl for Derain {
         is_discont: bool,
         inbuf: gst::Buffer,
     ) -> Result<gst::FlowSuccess, gst::FlowError> {
-        let flight = matches!(
-            self.state.lock().unwrap().as_ref(),
-            Some(State {
-                runner: Runner::Flight(_),
-                ..
-            })
-        );
+        let (flight, info) = match self.state.lock().unwrap().as_ref() {
+            Some(s) => (matches!(s.runner, Runner::Flight(_)), s.info.clone()),
+            None => (false, None),
+        };
+        if let Some(info) = info
+            && !self.obj().is_passthrough()
+            && gst_video::VideoFrameRef::from_buffer_ref_readable(inbuf.as_ref(), &info).is_err()
+        {
+            // A buffer that does not hold the frame its caps describe (too short, a broken
+            // video meta): the base class warned in general terms and pushed an output
+            // buffer nobody had written. It is dropped, named, and the stream goes on.
+            gst::element_imp_warning!(
+                self,
+                gst::StreamError::Format,
+                (
+                    "Dropped a {}-byte buffer that does not hold a {}x{} {} frame ({} bytes)",
+                    inbuf.size(),
+                    info.width(),
+                    info.height(),
+                    info.format().to_str(),
+                    info.size()
+                )
+            );
+            self.before_transform(&inbuf);
+            return Ok(gst::FlowSuccess::Ok);
+        }
         if !flight {
             return self.parent_submit_input_buffer(is_discont, inbuf);
         }
@@ -544,6 +614,67 @@ impl BaseTransformImpl for Derain {
                 self.parent_generate_output()
             }
         }
+    }
+
+    fn decide_allocation(
+        &self,
+        query: &mut gst::query::Allocation,
+    ) -> Result<(), gst::LoggableError> {
+        // In flight, up to `in-flight` output buffers are held here besides what downstream
+        // keeps: a bounded pool without room for them would block the stream for good.
+        let held = self.held_in_flight();
+        if held > 0 {
+            let pools: Vec<_> = query.allocation_pools().collect();
+            for (i, (pool, size, min, max)) in pools.into_iter().enumerate() {
+                let need = min.saturating_add(held);
+                if max != 0 && max < need {
+                    gst::info!(
+                        CAT,
+                        imp = self,
+                        "downstream pool holds at most {max} buffers, {need} needed with \
+                         frames in flight: using a pool of our own"
+                    );
+                    query.set_nth_allocation_pool(
+                        i as u32,
+                        None::<&gst::BufferPool>,
+                        size,
+                        need,
+                        0,
+                    );
+                } else {
+                    query.set_nth_allocation_pool(i as u32, pool.as_ref(), size, need, max);
+                }
+            }
+        }
+        self.parent_decide_allocation(query)
+    }
+
+    fn propose_allocation(
+        &self,
+        decide_query: Option<&gst::query::Allocation>,
+        query: &mut gst::query::Allocation,
+    ) -> Result<(), gst::LoggableError> {
+        self.parent_propose_allocation(decide_query, query)?;
+        // Packed RGB input buffers stay mapped while their frame is in flight: upstream's
+        // pool needs that many besides its own.
+        let held = self.held_in_flight();
+        if held > 0 {
+            let pools: Vec<_> = query.allocation_pools().collect();
+            if pools.is_empty() {
+                let size = query
+                    .get()
+                    .0
+                    .and_then(|caps| gst_video::VideoInfo::from_caps(caps).ok())
+                    .map_or(0, |info| info.size() as u32);
+                query.add_allocation_pool(None::<&gst::BufferPool>, size, held, 0);
+            }
+            for (i, (pool, size, min, max)) in pools.into_iter().enumerate() {
+                let need = min.max(held);
+                let max = if max == 0 { 0 } else { max.max(need) };
+                query.set_nth_allocation_pool(i as u32, pool.as_ref(), size, need, max);
+            }
+        }
+        Ok(())
     }
 
     fn query(&self, direction: gst::PadDirection, query: &mut gst::QueryRef) -> bool {
@@ -617,6 +748,8 @@ impl VideoFilterImpl for Derain {
         let latency = frame * latency_frames as u64;
         let changed = {
             let mut stats = self.stats.lock().unwrap();
+            stats.held_frames_unknown_rate = if frame.is_zero() { latency_frames } else { 0 };
+            stats.last_pts = None;
             std::mem::replace(&mut stats.added_latency, latency) != latency
         };
         if changed {

@@ -369,6 +369,7 @@ impl Derain {
             let Some(State {
                 runner: Runner::Flight(f),
                 yuv,
+                mode,
                 ..
             }) = guard.as_mut()
             else {
@@ -386,8 +387,7 @@ impl Derain {
                     return;
                 }
             };
-            let mode = self.settings.lock().unwrap().mode;
-            (f.ready.drain(..).collect::<Vec<_>>(), runs, mode)
+            (f.ready.drain(..).collect::<Vec<_>>(), runs, *mode)
         };
         gst::debug!(
             CAT,
