@@ -485,3 +485,118 @@ fn bad_settings_are_clear_errors() {
     assert_eq!(code, Some(1));
     assert!(err.contains("cannot listen"), "{err}");
 }
+
+#[test]
+fn a_camera_that_never_sent_a_frame_does_not_hold_up_the_other_streams() {
+    if !have("gst-launch-1.0") || !have("gst-discoverer-1.0") {
+        common::report_skip(
+            "serve",
+            "gst-launch-1.0 / gst-discoverer-1.0 missing (scripts/setup.sh installs them)",
+        );
+        return;
+    }
+    // A "camera" that takes the connection and never answers.
+    let hole = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let hole_port = hole.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for c in hole.incoming().map_while(Result::ok) {
+            held.push(c);
+        }
+    });
+    let dir = common::temp_dir("serve-hole");
+    let _server = Proc::serve(&[
+        "--passthrough",
+        "--port",
+        "0",
+        "--stats-interval",
+        "0",
+        "--duration",
+        "90",
+        "--camera",
+        &format!("hole=rtsp://127.0.0.1:{hole_port}/x"),
+        "--camera",
+        "live=demo:96x64@10",
+    ]);
+    let urls = _server.urls(2);
+    // The client of the silent camera is told to come back (503) at once; it used to wait
+    // for ever in DESCRIBE, and every other client with it.
+    let start = Instant::now();
+    let o = Command::new("timeout")
+        .args(["20", "gst-launch-1.0", "-q", "rtspsrc"])
+        .arg(format!("location={}", urls[0]))
+        .args(["!", "fakesink"])
+        .output()
+        .unwrap();
+    assert_ne!(o.status.code(), Some(124), "the client of `hole` hung");
+    assert!(!o.status.success());
+    assert!(start.elapsed() < Duration::from_secs(15));
+    // Meanwhile a client of the live camera gets its frames.
+    let slow = Command::new("gst-launch-1.0")
+        .args(["-q", "rtspsrc"])
+        .arg(format!("location={}", urls[0]))
+        .args(["!", "fakesink"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (secs, w, h) = record_playable(&urls[1], 4, &dir.join("live.mkv"));
+    assert!(secs > 0.5 && (w, h) == (96, 64), "{secs} s {w}x{h}");
+    let mut slow = slow;
+    let _ = slow.kill();
+    let _ = slow.wait();
+}
+
+#[test]
+fn a_file_camera_plays_at_its_own_frame_rate() {
+    if !have("gst-launch-1.0") {
+        common::report_skip(
+            "serve",
+            "gst-launch-1.0 missing (scripts/setup.sh installs it)",
+        );
+        return;
+    }
+    // 100 frames at 10 fps: 10 s of video. It was read as fast as it decoded (200+ fps).
+    let dir = common::temp_dir("serve-paced");
+    let clip = dir.join("clip.mkv");
+    let ok = Command::new("gst-launch-1.0")
+        .args(["-q", "videotestsrc", "num-buffers=100", "!"])
+        .arg("video/x-raw,width=64,height=48,framerate=10/1")
+        .args([
+            "!",
+            "x264enc",
+            "!",
+            "h264parse",
+            "!",
+            "matroskamux",
+            "!",
+            "filesink",
+        ])
+        .arg(format!("location={}", clip.display()))
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "making the clip");
+    let stats = dir.join("stats.json");
+    let mut server = Proc::serve(&[
+        "--passthrough",
+        "--port",
+        "0",
+        "--stats-interval",
+        "1",
+        "--stats-file",
+        stats.to_str().unwrap(),
+        "--duration",
+        "3",
+        "--camera",
+        &format!("f={}", clip.display()),
+    ]);
+    assert!(
+        server.wait(Duration::from_secs(30)).is_some(),
+        "serve did not stop"
+    );
+    let s = read_stats(&stats).expect("stats written");
+    let n = stream(&s, "f")["frames_in"].as_u64().unwrap();
+    // ≈ 30 in 3 s (the opening takes some of it); unpaced, all 100.
+    assert!((5..=45).contains(&n), "{n} frames in 3 s of a 10 fps file");
+}

@@ -102,6 +102,8 @@ pub fn run(a: ServeArgs) -> Result<()> {
         stall: s.stall,
         queue: 1,
         rtsp_latency_ms: Some(s.rtsp_latency_ms),
+        // A file camera plays in real time (it ran at 200+ fps, unwatchable and a CPU hog).
+        paced: true,
     };
     let mut threads = Vec::new();
     for (i, (cam, output)) in s.cameras.iter().zip(&outputs).enumerate() {

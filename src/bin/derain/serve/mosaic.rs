@@ -102,6 +102,11 @@ pub fn compose(cameras: &[Arc<Output>], (w, h): (u32, u32)) -> Vec<u8> {
             continue;
         }
         let (fw, fh) = fit((latest.width, latest.height), inner);
+        if fw > tw || fh > th {
+            // Tiles smaller than a pixel (refused by the settings; never drawn out of the
+            // canvas).
+            continue;
+        }
         let x0 = col * tw + (tw - fw) / 2;
         let y0 = row * th + (th - fh) / 2;
         draw(

@@ -237,6 +237,17 @@ fn factory(output: &Arc<Output>, bitrate_kbps: u32) -> gst_rtsp_server::RTSPMedi
     factory
 }
 
+/// The stream a request URI names (its mount, or a track under it).
+fn output_for<'a>(streams: &'a [Arc<Output>], uri: &str) -> Option<&'a Arc<Output>> {
+    let path = uri_path(uri).trim_end_matches('/');
+    streams.iter().find(|o| {
+        path == o.mount
+            || path
+                .strip_prefix(o.mount.as_str())
+                .is_some_and(|r| r.starts_with('/'))
+    })
+}
+
 /// The path of an RTSP request URI (`rtsp://host:port/a/b` → `/a/b`).
 fn uri_path(uri: &str) -> &str {
     let rest = uri.split_once("://").map_or(uri, |(_, r)| r);
@@ -284,21 +295,38 @@ impl Server {
         for out in outputs {
             mounts.add_factory(&out.mount, factory(out, bitrate_kbps));
         }
-        let streams: Vec<Arc<Output>> = outputs.to_vec();
+        // A client waits for its stream's media to be prepared; with the default single
+        // thread for every client, one stream that never prepares (a camera that has not
+        // sent a frame) froze every other client. One thread per stream and a spare.
+        if let Some(pool) = server.thread_pool() {
+            pool.set_max_threads(i32::try_from(outputs.len() + 2).unwrap_or(i32::MAX));
+        }
+        let streams: Arc<Vec<Arc<Output>>> = Arc::new(outputs.to_vec());
         server.connect_client_connected(move |_, client| {
             let played: Arc<Mutex<Vec<Arc<Output>>>> = Arc::default();
+            let described = streams.clone();
+            // A stream with no frame yet has no size to describe: 503, try again later,
+            // instead of a DESCRIBE that hangs until the camera comes up.
+            client.connect_pre_describe_request(move |_, ctx| {
+                match ctx
+                    .uri()
+                    .and_then(|u| output_for(&described, &u.request_uri()))
+                {
+                    Some(out) if out.latest().is_none() => {
+                        log::info!(
+                            "{}: no frame from the camera yet: 503 to a client",
+                            out.mount
+                        );
+                        gst_rtsp_server::gst_rtsp::RTSPStatusCode::ServiceUnavailable
+                    }
+                    _ => gst_rtsp_server::gst_rtsp::RTSPStatusCode::Ok,
+                }
+            });
             let streams = streams.clone();
             let p = played.clone();
             client.connect_play_request(move |_, ctx| {
                 let Some(uri) = ctx.uri() else { return };
-                let uri = uri.request_uri();
-                let path = uri_path(&uri).trim_end_matches('/');
-                let Some(out) = streams.iter().find(|o| {
-                    path == o.mount
-                        || path
-                            .strip_prefix(o.mount.as_str())
-                            .is_some_and(|r| r.starts_with('/'))
-                }) else {
+                let Some(out) = output_for(&streams, &uri.request_uri()) else {
                     return;
                 };
                 out.key_frame();

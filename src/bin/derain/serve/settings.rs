@@ -303,6 +303,9 @@ fn check_name(name: &str) -> Result<()> {
     Ok(())
 }
 
+/// The smallest mosaic tile side, in pixels.
+const MIN_TILE: u32 = 16;
+
 fn seconds(what: &str, v: f64) -> Result<Duration> {
     if !(v > 0.0 && v < 1e7) {
         bail!("{what}: {v} is not a positive number of seconds");
@@ -447,6 +450,16 @@ impl ServeArgs {
             };
             if !(0.5..=60.0).contains(&fps) {
                 bail!("mosaic frame rate {fps}: must be in [0.5, 60]");
+            }
+            let (cols, rows) = super::mosaic::grid(cameras.len());
+            if size.0 / cols < MIN_TILE || size.1 / rows < MIN_TILE {
+                bail!(
+                    "a {}x{} mosaic of {} cameras ({cols}x{rows} tiles) leaves tiles under \
+                     {MIN_TILE} px: make it larger",
+                    size.0,
+                    size.1,
+                    cameras.len()
+                );
             }
             Some((size, fps))
         } else {
@@ -669,5 +682,13 @@ mod tests {
         );
         assert!(err(with_file("[[camera]]\nsource='demo'", &[])).contains("`name` is missing"));
         assert!(err(with_file("port = = 1", &[])).contains("not valid TOML"));
+        // 300 cameras in a 160x120 mosaic: tiles of 8x7 px (a zero-width tile used to
+        // underflow while drawing).
+        let many: Vec<String> = (0..300).map(|i| format!("c{i}=demo")).collect();
+        let mut args: Vec<&str> = vec!["--mosaic", "--mosaic-size", "160x120"];
+        for c in &many {
+            args.extend(["--camera", c]);
+        }
+        assert!(err(settings(&args)).contains("tiles under 16 px"));
     }
 }

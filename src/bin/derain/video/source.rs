@@ -83,6 +83,9 @@ pub struct DecodeOptions {
     pub queue: u32,
     /// The jitter buffer of an RTSP source in ms (rtspsrc's own default, 2 s, when `None`).
     pub rtsp_latency_ms: Option<u32>,
+    /// A file plays at its own frame rate, as a camera would (`derain serve`), instead of
+    /// as fast as it decodes (`derain video`). Live sources are paced by their sender.
+    pub paced: bool,
 }
 
 impl DecodeOptions {
@@ -92,6 +95,7 @@ impl DecodeOptions {
             stall,
             queue: 4,
             rtsp_latency_ms: None,
+            paced: false,
         }
     }
 }
@@ -138,7 +142,7 @@ impl DecodeSource {
                     .format(gst_video::VideoFormat::Rgbx)
                     .build(),
             )
-            .sync(false)
+            .sync(options.paced && !live)
             .max_buffers(options.queue.max(1))
             // A live stream does not wait for us: keep the newest frames.
             .drop(live)
