@@ -100,3 +100,55 @@ proptest! {
         prop_assert!(pipeline(Mode::Physics).process(&src, &mut dst).is_err());
     }
 }
+
+#[test]
+fn library_entry_points_refuse_what_they_cannot_hold() {
+    use derain::frame::yuv::{YuvLayout, YuvMatrix, YuvPlanes, YuvSpec, yuv420_to_rgbx};
+    use derain::{FrameBuf, PlanarRgb, Plane};
+    // A bottom-up pitch cast to usize: the size check overflowed (a panic in debug; in
+    // release it wrapped and accepted an empty buffer).
+    let neg = (-(16isize)) as usize;
+    assert!(matches!(
+        FrameRef::new(&[], 4, 2, neg, PixelFormat::Rgba),
+        Err(Error::UnsupportedFrame { .. })
+    ));
+    // YUV of height 0.
+    let spec = YuvSpec {
+        layout: YuvLayout::I420,
+        matrix: YuvMatrix::BT601,
+        full_range: false,
+    };
+    let planes = YuvPlanes {
+        data: [Vec::<u8>::new(), Vec::new(), Vec::new()],
+        stride: [640, 320, 320],
+    };
+    assert!(yuv420_to_rgbx(&spec, 640, 0, &planes, &mut [], 2560).is_err());
+    // An alpha source of another size than the output.
+    let img = PlanarRgb::zeros(4, 4);
+    let mut out = vec![0u8; 4 * 4 * 4];
+    let alpha = vec![0u8; 4 * 2 * 4];
+    let a = FrameRef::new(&alpha, 4, 2, 16, PixelFormat::Rgba).unwrap();
+    let mut fm = FrameMut::new(&mut out, 4, 4, 16, PixelFormat::Rgba).unwrap();
+    assert!(img.write_frame(&mut fm, Some(&a)).is_err());
+    // Planes built through the public fields, of unequal sizes or short.
+    let mut p = pipeline(Mode::Physics);
+    let uneven = PlanarRgb {
+        planes: [Plane::zeros(4, 4), Plane::zeros(5, 4), Plane::zeros(4, 4)],
+    };
+    assert!(p.process_image(&uneven).is_err());
+    let short = PlanarRgb {
+        planes: [0, 1, 2].map(|_| Plane {
+            width: 8,
+            height: 8,
+            data: vec![0.5; 60],
+        }),
+    };
+    assert!(p.process_image(&short).is_err());
+    assert!(FrameBuf::zeroed(0, 8, PixelFormat::Rgba).is_err());
+    // SSIM of slices that do not hold the image.
+    assert!(derain::metrics::ssim_gray(&[0.0; 100], &[0.0; 100], 11, 11, 255.0).is_err());
+    // Renderer helpers on empty planes and an unbounded blur.
+    assert!(derain::synth::line_blur(&Plane::zeros(5, 0), 30.0, 10.0).is_ok());
+    let blurred = derain::synth::matlab::imgaussfilt(&Plane::filled(6, 4, 0.5), f64::INFINITY);
+    assert!(blurred.data.iter().all(|&v| (v - 0.5).abs() < 1e-6));
+}

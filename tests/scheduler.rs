@@ -137,7 +137,7 @@ fn frame(k: usize) -> FrameBuf {
 
 /// Storage for one output frame.
 fn out() -> FrameBuf {
-    FrameBuf::zeroed(W, H, PixelFormat::Rgba)
+    FrameBuf::zeroed(W, H, PixelFormat::Rgba).unwrap()
 }
 
 fn marked(k: usize) -> FrameBuf {
@@ -344,8 +344,8 @@ fn bad_settings_are_errors() {
     let calls = Arc::new(AtomicUsize::new(0));
     let mut s = s;
     for (w, h) in [(40u32, 30u32), (64, 20), (40, 30)] {
-        let buf = FrameBuf::zeroed(w, h, PixelFormat::Rgbx);
-        let dst = FrameBuf::zeroed(w, h, PixelFormat::Rgbx);
+        let buf = FrameBuf::zeroed(w, h, PixelFormat::Rgbx).unwrap();
+        let dst = FrameBuf::zeroed(w, h, PixelFormat::Rgbx).unwrap();
         if s.push(buf, dst).unwrap().is_some() {
             calls.fetch_add(1, Ordering::Relaxed);
         }

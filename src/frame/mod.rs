@@ -87,7 +87,15 @@ fn check_layout(
     if stride < row {
         return Err(bad(format!("stride {stride} < {row} bytes per row")));
     }
-    let need = stride * (height as usize - 1) + row;
+    // (A stride from a negative, bottom-up pitch cast to usize overflows here.)
+    let Some(need) = stride
+        .checked_mul(height as usize - 1)
+        .and_then(|v| v.checked_add(row))
+    else {
+        return Err(bad(format!(
+            "stride {stride} over {height} rows is beyond the address space"
+        )));
+    };
     if len < need {
         return Err(bad(format!("buffer holds {len} bytes, needs {need}")));
     }
@@ -297,6 +305,22 @@ impl Plane {
     pub fn row_mut(&mut self, y: usize) -> &mut [f32] {
         &mut self.data[y * self.width..(y + 1) * self.width]
     }
+    /// Errors unless `data` holds `width × height` samples (the fields are public, so a
+    /// plane need not have come from a checked constructor).
+    pub fn check(&self) -> Result<()> {
+        if self.width.checked_mul(self.height) != Some(self.data.len()) {
+            return Err(Error::param(
+                "plane",
+                format!(
+                    "{} samples for a {}x{} plane",
+                    self.data.len(),
+                    self.width,
+                    self.height
+                ),
+            ));
+        }
+        Ok(())
+    }
     /// Errors unless `other` has the same dimensions.
     pub fn ensure_same_dims(&self, other: &Plane, what: &str) -> Result<()> {
         if self.width != other.width || self.height != other.height {
@@ -339,9 +363,18 @@ impl PlanarRgb {
     }
     /// Builds from three planes of equal size.
     pub fn from_planes(planes: [Plane; 3]) -> Result<Self> {
-        planes[0].ensure_same_dims(&planes[1], "RGB planes")?;
-        planes[0].ensure_same_dims(&planes[2], "RGB planes")?;
-        Ok(Self { planes })
+        let img = Self { planes };
+        img.check()?;
+        Ok(img)
+    }
+    /// Errors unless the three planes have one size and each holds its samples (the fields
+    /// are public; every entry point that reads an image calls this).
+    pub fn check(&self) -> Result<()> {
+        for p in &self.planes {
+            p.check()?;
+        }
+        self.planes[0].ensure_same_dims(&self.planes[1], "RGB planes")?;
+        self.planes[0].ensure_same_dims(&self.planes[2], "RGB planes")
     }
     /// Converts a packed frame to planar f32 in [0,1] (one pass, rows in parallel for large
     /// frames).
@@ -377,7 +410,19 @@ impl PlanarRgb {
         out: &mut FrameMut<'_>,
         alpha_src: Option<&FrameRef<'_>>,
     ) -> Result<()> {
+        self.check()?;
         let (w, h) = (out.width as usize, out.height as usize);
+        if let Some(a) = alpha_src
+            && (a.width != out.width || a.height != out.height || a.format != out.format)
+        {
+            return Err(Error::param(
+                "alpha source",
+                format!(
+                    "a {}x{} {:?} frame for a {}x{} {:?} output",
+                    a.width, a.height, a.format, out.width, out.height, out.format
+                ),
+            ));
+        }
         if self.width() != w || self.height() != h {
             return Err(Error::SizeMismatch {
                 what: "planar image and output frame".into(),

@@ -74,16 +74,18 @@ impl<D: AsRef<[u8]> + AsMut<[u8]>> FrameBuf<D> {
 
 impl FrameBuf {
     /// A zeroed frame of this size and format with tight rows (stride = width × bytes per
-    /// pixel).
-    pub fn zeroed(width: u32, height: u32, format: PixelFormat) -> Self {
+    /// pixel); errors on an empty or oversized frame, as [`FrameBuf::new`] does.
+    pub fn zeroed(width: u32, height: u32, format: PixelFormat) -> Result<Self> {
         let stride = width as usize * format.bytes_per_pixel();
-        Self {
-            data: vec![0; stride * height as usize],
+        // The size checks first (any length passes the buffer check), then the allocation.
+        check_layout(usize::MAX, width, height, stride, format)?;
+        Self::new(
+            vec![0; stride * height as usize],
             width,
             height,
             stride,
             format,
-        }
+        )
     }
 }
 
@@ -96,7 +98,9 @@ mod tests {
         assert!(FrameBuf::new(vec![0; 11], 2, 2, 6, PixelFormat::Rgb).is_err());
         let padded: Vec<u8> = (0..2 * 8).map(|i| i as u8).collect();
         let view = FrameRef::new(&padded, 2, 2, 8, PixelFormat::Rgb).unwrap();
-        let mut copy = FrameBuf::zeroed(2, 2, PixelFormat::Rgb);
+        let mut copy = FrameBuf::zeroed(2, 2, PixelFormat::Rgb).unwrap();
+        assert!(FrameBuf::zeroed(0, 8, PixelFormat::Rgba).is_err());
+        assert!(FrameBuf::zeroed(u32::MAX, u32::MAX, PixelFormat::Rgba).is_err());
         assert_eq!(copy.data(), &[0; 12]);
         copy.as_mut().copy_from(&view).unwrap();
         assert_eq!(copy.as_ref().stride(), 6);

@@ -87,6 +87,9 @@ impl YuvSpec {
 
     /// Bytes each plane needs at the given strides, checking the strides are wide enough.
     fn check<P: AsRef<[u8]>>(&self, w: usize, h: usize, p: &YuvPlanes<P>) -> Result<()> {
+        if w == 0 || h == 0 {
+            return Err(Error::param("YUV frame", format!("empty frame {w}x{h}")));
+        }
         let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
         let widths = match self.layout {
             YuvLayout::I420 => [w, cw, cw],
@@ -97,7 +100,10 @@ impl YuvSpec {
             if widths[k] == 0 {
                 continue;
             }
-            let need = p.stride[k] * (heights[k] - 1) + widths[k];
+            let need = p.stride[k]
+                .checked_mul(heights[k] - 1)
+                .and_then(|v| v.checked_add(widths[k]))
+                .unwrap_or(usize::MAX);
             if p.stride[k] < widths[k] || p.data[k].as_ref().len() < need {
                 return Err(Error::param(
                     "YUV frame",
@@ -155,7 +161,10 @@ impl ToRgb {
 
 /// A packed RGBx buffer of `len` bytes at `stride` holds a non-empty `w`×`h` frame.
 fn check_rgbx(what: &str, w: usize, h: usize, len: usize, stride: usize) -> Result<()> {
-    if w == 0 || h == 0 || stride < 4 * w || len < stride * (h - 1) + 4 * w {
+    let need = stride
+        .checked_mul(h.saturating_sub(1))
+        .and_then(|v| v.checked_add(4 * w));
+    if w == 0 || h == 0 || stride < 4 * w || need.is_none_or(|n| len < n) {
         return Err(Error::param(
             "YUV frame",
             format!("RGBx {what} of {len} bytes at stride {stride} for {w}x{h}"),

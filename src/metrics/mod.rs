@@ -144,6 +144,14 @@ pub fn ssim_gray(a: &[f64], b: &[f64], w: usize, h: usize, data_range: f64) -> R
             format!("image {w}x{h} is smaller than the {win}x{win} window"),
         ));
     }
+    if w.checked_mul(h)
+        .is_none_or(|n| a.len() != n || b.len() != n)
+    {
+        return Err(Error::param(
+            "ssim",
+            format!("{} and {} samples for a {w}x{h} image", a.len(), b.len()),
+        ));
+    }
     let (c1, c2) = ((0.01 * data_range).powi(2), (0.03 * data_range).powi(2));
     let aa: Vec<f64> = a.iter().map(|v| v * v).collect();
     let bb: Vec<f64> = b.iter().map(|v| v * v).collect();

@@ -8,7 +8,11 @@ use crate::frame::Plane;
 
 /// Downsamples by an integer factor with box averaging (partial blocks at the right/bottom
 /// edge average what they have).
+///
+/// # Panics
+/// If `s` is 0 (the engine's factors are at least 1).
 pub fn downsample(src: &Plane, s: usize) -> Plane {
+    assert!(s >= 1, "downsample: the factor must be at least 1");
     let (w, h) = (src.width, src.height);
     let (lw, lh) = (w.div_ceil(s), h.div_ceil(s));
     let mut out = Plane::zeros(lw, lh);
@@ -231,8 +235,18 @@ fn hlerp_blocks<const S: usize>(
 }
 
 /// Bilinear upsampling of a plane made by [`downsample`] (factor `s`) back to `w`×`h`.
+///
+/// # Panics
+/// If `s` is 0 or `src` is empty while `w`×`h` is not.
 pub fn upsample(src: &Plane, s: usize, w: usize, h: usize) -> Plane {
     let mut out = Plane::zeros(w, h);
+    if w == 0 || h == 0 {
+        return out;
+    }
+    assert!(
+        s >= 1 && src.width > 0 && src.height > 0,
+        "upsample: a factor of at least 1 and a non-empty source"
+    );
     let up = Upsampler::new(src.width, src.height, s, w);
     out.data.par_chunks_mut(w).enumerate().for_each_init(
         || vec![0f32; src.width],

@@ -195,6 +195,7 @@ impl Pipeline {
     /// (background J before blending, streaks S, transmission T, atmosphere A), single-frame:
     /// the temporal stage is not applied here.
     pub fn components(&mut self, input: &PlanarRgb) -> Result<Components> {
+        input.check()?;
         if input.width() == 0 || input.height() == 0 {
             return Err(Error::param("input", "empty image"));
         }

@@ -218,10 +218,15 @@ pub fn imresize_bicubic(src: &Plane, scale: f64) -> Result<Plane> {
 /// `imgaussfilt(src, sigma)`: separable Gaussian of size 2⌈2σ⌉ + 1, normalised, borders
 /// replicated. σ ≤ 0 (or NaN) returns the plane unchanged.
 pub fn imgaussfilt(src: &Plane, sigma: f64) -> Plane {
-    if sigma.is_nan() || sigma <= 0.0 {
+    if sigma.is_nan() || sigma <= 0.0 || src.width == 0 || src.height == 0 {
         return src.clone();
     }
-    let r = (2.0 * sigma).ceil().max(0.0) as isize;
+    // MATLAB's 2·ceil(2σ) + 1 taps; beyond twice the image's larger side every further tap
+    // reads the replicated border, so the kernel is bounded there (a σ of 1e300 or ∞ would
+    // otherwise ask for more taps than memory holds).
+    let r = (2.0 * sigma)
+        .ceil()
+        .clamp(0.0, 2.0 * src.width.max(src.height) as f64) as isize;
     let mut k: Vec<f64> = (-r..=r)
         .map(|i| (-((i * i) as f64) / (2.0 * sigma * sigma)).exp())
         .collect();

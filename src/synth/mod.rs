@@ -185,6 +185,8 @@ pub fn compose(
     depth: Plane,
     params: &RainParams,
 ) -> Result<RainySample> {
+    params.validate()?;
+    background.check()?;
     background.planes[0].ensure_same_dims(&rain, "background and streaks")?;
     background.planes[0].ensure_same_dims(&depth, "background and depth")?;
     let blurred;

@@ -373,6 +373,9 @@ pub fn line_blur(src: &Plane, angle_deg: f32, length_px: f32) -> Result<Plane> {
             format!("{angle_deg}° is outside the near-vertical range"),
         ));
     }
+    if src.width == 0 || src.height == 0 {
+        return Ok(src.clone());
+    }
     if (angle_deg - 90.0).abs() > 45.0 {
         // Shallow: on the transposed plane the direction (cos θ, sin θ) becomes
         // (sin θ, cos θ), the angle 90° − θ, which lies within 45° of vertical (mod 180°).
@@ -456,6 +459,9 @@ fn line_blur_steep(src: &Plane, angle_deg: f32, length_px: f32) -> Result<Plane>
 /// Separable Gaussian blur with standard deviation `sigma_px` (kernel truncated at 3σ,
 /// renormalised; borders clamp to the nearest pixel).
 pub fn gaussian_blur(src: &Plane, sigma_px: f32) -> Plane {
+    if src.width == 0 || src.height == 0 {
+        return src.clone();
+    }
     let r = (3.0 * sigma_px).ceil().max(1.0) as isize;
     let mut k: Vec<f32> = (-r..=r)
         .map(|i| (-(i * i) as f32 / (2.0 * sigma_px * sigma_px)).exp())

@@ -33,6 +33,9 @@ const WOBBLE_STREAM: u64 = 0xD3_97;
 
 /// The vertical prior (step 1) for a `w`×`h` image, before the guided filter.
 pub fn depth_prior(w: usize, h: usize, prior: &DepthPrior, seed: u64) -> Plane {
+    if w == 0 || h == 0 {
+        return Plane::zeros(w, h);
+    }
     const G: usize = 4;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     rng.set_stream(WOBBLE_STREAM);

@@ -38,7 +38,14 @@ pub fn guided_coefficients(
 /// `s`) to the full-resolution `guide`: q = up(mean a)·I + up(mean b), bilinear upsampling.
 /// This is the "fast guided filter" output step and also guided upsampling of a map that was
 /// estimated at low resolution.
+///
+/// # Panics
+/// If `coefs` is not pairs (a, b) as [`guided_coefficients`] makes them.
 pub fn apply_coefficients(guide: &Plane, coefs: &[Plane], s: usize) -> Vec<Plane> {
+    assert!(
+        coefs.len().is_multiple_of(2),
+        "apply_coefficients: coefficient planes come in (a, b) pairs"
+    );
     let (w, h) = (guide.width, guide.height);
     coefs
         .par_chunks(2)
