@@ -41,7 +41,7 @@ pub enum TemporalMode {
     On,
     /// On, following a camera that pans or shakes (its global translation is measured and
     /// the history read where it moved); frames it cannot follow (a zoom, a turn, a pan over
-    /// 28 px per frame) pass through single-frame, and two in a row restart the history.
+    /// 24 px per frame on either axis) pass through single-frame, and two in a row restart the history.
     Auto,
 }
 

@@ -34,7 +34,7 @@
 //! frame ([`motion`]: coarse-to-fine search, refined at full resolution against the last
 //! background) is compensated — the history is read where the camera moved it and the event
 //! state moves with the picture ([`align`]). A frame whose motion is beyond what the search
-//! can measure (over 28 px per frame), or with more than `moving_fraction` events (a zoom, a
+//! can measure (over 24 px per frame on either axis), or with more than `moving_fraction` events (a zoom, a
 //! turn), passes through, and two such frames in a row restart the history. The stage looks only backwards, so it adds no latency. Every step is an integer
 //! or f32 per-pixel operation plus one box count, identical in `kernels/temporal.cu`.
 

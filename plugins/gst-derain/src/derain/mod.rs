@@ -129,7 +129,7 @@ pub enum Temporal {
     )]
     On = 1,
     #[enum_value(
-        name = "Auto: on, but frames of a moving camera pass through single-frame",
+        name = "Auto: on, following a camera that pans or shakes; frames it cannot follow pass through single-frame",
         nick = "auto"
     )]
     Auto = 2,

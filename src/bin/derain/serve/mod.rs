@@ -54,7 +54,11 @@ pub fn run(a: ServeArgs) -> Result<()> {
     }
     let mosaic = s.mosaic.map(|(size, fps)| {
         let stats = StreamStats::new("mosaic", &format!("{} cameras", s.cameras.len()));
-        (rtsp::Output::new("mosaic", Arc::new(stats)), size, fps)
+        (
+            rtsp::Output::on_demand("mosaic", Arc::new(stats)),
+            size,
+            fps,
+        )
     });
     let all: Vec<_> = outputs
         .iter()

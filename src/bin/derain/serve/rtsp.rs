@@ -49,6 +49,9 @@ struct Inner {
 pub struct Output {
     pub mount: String,
     pub stats: Arc<StreamStats>,
+    /// Frames are made only while the stream is watched (the mosaic): a client is never
+    /// told to wait for a first frame.
+    on_demand: bool,
     inner: Mutex<Inner>,
 }
 
@@ -72,10 +75,21 @@ fn dimmed(buffer: &gst::Buffer) -> Option<gst::Buffer> {
 }
 
 impl Output {
+    /// The stream of a camera: frames come whether it is watched or not.
     pub fn new(name: &str, stats: Arc<StreamStats>) -> Arc<Self> {
+        Self::with(name, stats, false)
+    }
+
+    /// A stream whose frames are made only while it is watched (the mosaic).
+    pub fn on_demand(name: &str, stats: Arc<StreamStats>) -> Arc<Self> {
+        Self::with(name, stats, true)
+    }
+
+    fn with(name: &str, stats: Arc<StreamStats>, on_demand: bool) -> Arc<Self> {
         Arc::new(Self {
             mount: format!("/{name}"),
             stats,
+            on_demand,
             inner: Mutex::new(Inner::default()),
         })
     }
@@ -312,7 +326,7 @@ impl Server {
                     .uri()
                     .and_then(|u| output_for(&described, &u.request_uri()))
                 {
-                    Some(out) if out.latest().is_none() => {
+                    Some(out) if !out.on_demand && out.latest().is_none() => {
                         log::info!(
                             "{}: no frame from the camera yet: 503 to a client",
                             out.mount

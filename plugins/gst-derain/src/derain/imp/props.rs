@@ -12,9 +12,9 @@ pub(super) fn specs() -> Vec<glib::ParamSpec> {
         glib::ParamSpecEnum::builder_with_default::<Mode>("mode", DEFAULT_MODE.into())
             .nick("Mode")
             .blurb(
-                "Method: physics (training-free priors) or full (stage-1 networks and \
-                 stage-2 refinement, bundled ONNX models run on the CPU). Read at \
-                 READY→PAUSED",
+                "Method: physics (training-free priors) or full (the streak, veil and \
+                 refinement networks of `model`, on the CPU or, with backend=cuda, the GPU). \
+                 Read at READY→PAUSED",
             )
             .mutable_ready()
             .build(),
