@@ -423,7 +423,7 @@ impl BaseTransformImpl for Derain {
             stats.counters.passed += 1;
         }
         // A variable frame rate (caps 0/1) with frames in flight: the latency follows the
-        // longest frame period seen, and the pipeline is told when it grows.
+        // longest frame period seen (up to a second), and the pipeline is told when it grows.
         let held = stats.held_frames_unknown_rate;
         let pts = inbuf.pts();
         let step = pts.zip(stats.last_pts).and_then(|(p, l)| p.checked_sub(l));
@@ -431,7 +431,12 @@ impl BaseTransformImpl for Derain {
         if held == 0 {
             return;
         }
-        let Some(period) = inbuf.duration().or(step).filter(|d| !d.is_zero()) else {
+        // A step over a second is a stall or a gap, not a frame period.
+        let Some(period) = inbuf
+            .duration()
+            .or(step)
+            .filter(|d| !d.is_zero() && *d <= gst::ClockTime::SECOND)
+        else {
             return;
         };
         let latency = period * u64::from(held);
