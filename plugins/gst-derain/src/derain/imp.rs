@@ -100,7 +100,8 @@ struct State {
     runner: Runner,
     /// The mode the runner was started with (`mode` takes effect at the next start).
     mode: Mode,
-    /// Frames held in flight beyond the one being processed (allocation queries).
+    /// Frames kept in flight (`in-flight` at start; 1: one at a time), for the allocation
+    /// queries.
     in_flight: u32,
     /// Values last handed to the pipeline (the settings may have moved on since).
     strength: f32,
