@@ -176,7 +176,7 @@ pub const DEFAULT_STREAK_GAIN: f32 = 1.0;
 /// Radius of the decomposition guided filter used in `physics` mode, at 720p (scaled with
 /// the frame's size).
 pub const DEFAULT_DECOMPOSITION_RADIUS_PX: usize = 8;
-/// eps of the decomposition guided filter (intensity² on [0,1]).
+/// eps of the decomposition guided filter (intensity² on [0, 1]).
 pub const DEFAULT_DECOMPOSITION_EPS: f32 = 1e-3;
 
 /// Parameters of the training-free physics stage.
@@ -218,7 +218,7 @@ pub struct Config {
     pub backend: Backend,
     /// GPU indices to use (empty = device 0). Ignored on the CPU.
     pub devices: Vec<usize>,
-    /// Blend of the derained result with the input, in [0,1].
+    /// Blend of the derained result with the input, in [0, 1].
     pub strength: f32,
     /// Temporal smoothing of A, in [0,1).
     pub atmosphere_smoothing: f32,

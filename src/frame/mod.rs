@@ -2,7 +2,7 @@
 //! images the algorithms work on.
 //!
 //! Conversion is one pass each way: [`PlanarRgb::from_frame`] reads the packed bytes straight
-//! into three planes in [0,1], [`PlanarRgb::write_frame`] writes them back (rounding, clamping,
+//! into three planes in [0, 1], [`PlanarRgb::write_frame`] writes them back (rounding, clamping,
 //! copying alpha from the source frame where the format has one).
 
 use crate::error::{Error, Result};
@@ -336,7 +336,7 @@ impl Plane {
     }
 }
 
-/// A planar RGB image with samples in [0,1].
+/// A planar RGB image with samples in [0, 1].
 #[derive(Debug, Clone, PartialEq)]
 pub struct PlanarRgb {
     /// R, G, B planes of equal size.
@@ -376,7 +376,7 @@ impl PlanarRgb {
         self.planes[0].ensure_same_dims(&self.planes[1], "RGB planes")?;
         self.planes[0].ensure_same_dims(&self.planes[2], "RGB planes")
     }
-    /// Converts a packed frame to planar f32 in [0,1] (one pass, rows in parallel for large
+    /// Converts a packed frame to planar f32 in [0, 1] (one pass, rows in parallel for large
     /// frames).
     pub fn from_frame(frame: &FrameRef<'_>) -> Self {
         let mut out = Self::zeros(frame.width as usize, frame.height as usize);
@@ -512,7 +512,7 @@ impl PlanarRgb {
     }
 }
 
-/// One packed row of `format` → three planar rows in [0,1].
+/// One packed row of `format` → three planar rows in [0, 1].
 #[inline]
 pub(crate) fn unpack_rgb_row(
     format: PixelFormat,
@@ -705,7 +705,7 @@ fn pack4_avx2<const R: usize, const B: usize>(
     x
 }
 
-/// [0,1] f32 → u8 with rounding; NaN becomes 0.
+/// [0, 1] f32 → u8 with rounding; NaN becomes 0.
 #[inline]
 pub fn to_u8(v: f32) -> u8 {
     // `as u8` saturates and maps NaN to 0.

@@ -283,7 +283,7 @@ fn interleave<T>(rgb: &PlanarRgb, alpha: Option<&Plane>, q: impl Fn(f32) -> T) -
     out
 }
 
-/// [0,1] → 0..=65535, rounding; out-of-range values saturate, NaN becomes 0.
+/// [0, 1] → 0..=65535, rounding; out-of-range values saturate, NaN becomes 0.
 fn to_u16(v: f32) -> u16 {
     (v * 65535.0 + 0.5) as u16
 }

@@ -1,20 +1,20 @@
 //! Image-quality metrics as the deraining literature computes them.
 //!
-//! - **PSNR on Y**: Y = 16 + 65.481·R + 128.553·G + 24.966·B (R,G,B in [0,1]; ITU-R BT.601
+//! - **PSNR on Y**: Y = 16 + 65.481·R + 128.553·G + 24.966·B (R,G,B in [0, 1]; ITU-R BT.601
 //!   studio range as MATLAB's `rgb2ycbcr`), peak 255.
 //! - **SSIM on Y** (Wang et al. 2004): Gaussian window σ = 1.5 truncated at 3.5σ (11×11),
 //!   K1 = 0.01, K2 = 0.03, L = 255, population (not sample) covariances, borders: the filtered
 //!   maps use mirror padding (`d c b a | a b c d`) and the mean skips the 5-pixel border —
 //!   exactly scikit-image's `structural_similarity(gaussian_weights=True, sigma=1.5,
 //!   use_sample_covariance=False, data_range=255)`, which the committed fixtures check.
-//! - **PSNR on RGB**: all three channels, peak 1 on [0,1].
+//! - **PSNR on RGB**: all three channels, peak 1 on [0, 1].
 
 pub mod temporal;
 
 use crate::error::{Error, Result};
 use crate::frame::{PlanarRgb, Plane};
 
-/// Y (BT.601, studio range, [16, 235]) of an RGB image in [0,1].
+/// Y (BT.601, studio range, [16, 235]) of an RGB image in [0, 1].
 pub fn y_channel(img: &PlanarRgb) -> Vec<f64> {
     let [r, g, b] = &img.planes;
     r.data

@@ -5,7 +5,7 @@
 //! | file | inputs | outputs |
 //! |---|---|---|
 //! | `streak.onnx` | `image` = I, 1×3×H×W at full resolution (multiples of [`STREAK_MULTIPLE`]) | the visible rain layer R, 1×3×H×W |
-//! | `stage1.onnx` | `x_lf` = [I_s, LF] 1×33×h×w | T 1×1×h×w in [t0,1], A 1×3 |
+//! | `stage1.onnx` | `x_lf` = [I_s, LF] 1×33×h×w | T 1×1×h×w in [t0, 1], A 1×3 |
 //! | `stage2.onnx` | `x` = [J₁, D] 1×4×h×w | residual ΔJ 1×3×h×w |
 //!
 //! h and w are the working resolution (≈180 lines) padded to a multiple of

@@ -46,7 +46,7 @@ pub struct AtmosphereTracker {
     gate: Option<f32>,
 }
 
-/// Change of mean frame luminance (on [0,1]) that counts as a scene cut.
+/// Change of mean frame luminance (on [0, 1]) that counts as a scene cut.
 pub const SCENE_CUT_LUMA: f32 = 0.12;
 /// Change of the per-frame A (max over channels) that counts as a scene cut.
 pub const SCENE_CUT_ATMOSPHERE: f32 = 0.2;

@@ -6,7 +6,7 @@
 //! ```
 //! | symbol | name here | what |
 //! |---|---|---|
-//! | I | input | rainy image, RGB in [0,1] |
+//! | I | input | rainy image, RGB in [0, 1] |
 //! | J | `background` | clean scene |
 //! | S | `streaks` | rain streaks, achromatic, ≥ 0 |
 //! | T | `transmission` | veil transmission in [t0, 1] |
@@ -20,7 +20,7 @@
 //!    applied at full resolution with bilinearly upsampled coefficients; HF = I − LF.
 //! 2. A from the brightest dark-channel pixels of LF at reduced resolution (median of the
 //!    candidates), smoothed over frames with scene-cut reset.
-//! 3. T̃ = 1 − ω_eff·dark(LF/A); ω_eff = ω·veil, where `veil` ∈ [0,1] grows with the median of
+//! 3. T̃ = 1 − ω_eff·dark(LF/A); ω_eff = ω·veil, where `veil` ∈ [0, 1] grows with the median of
 //!    the normalised dark channel, so clear and mildly hazy scenes keep T ≈ 1 (no colour casts
 //!    or darkening on light rain).
 //!    T̃ is refined by a guided filter on LF's luminance and upsampled with the full-resolution
@@ -31,7 +31,7 @@
 //!    horizontal opening of min(R,G,B)), weighted by how much more it extends vertically than
 //!    horizontally (rain falls within ±10–20° of vertical); see `streaks.rs`.
 //!    S = observed / max(T, t0) in the model's domain.
-//! 5. Inversion (2), clamped to [0,1]; never NaN/Inf (inputs are finite, T ≥ t0 > 0).
+//! 5. Inversion (2), clamped to [0, 1]; never NaN/Inf (inputs are finite, T ≥ t0 > 0).
 
 pub mod atmosphere;
 pub mod dark;
@@ -146,7 +146,7 @@ impl Scales {
     }
 }
 
-/// Veil score in [0,1] from the median of the A-normalised dark channel: below `LO` the scene
+/// Veil score in [0, 1] from the median of the A-normalised dark channel: below `LO` the scene
 /// is taken as clear (T ≈ 1), above `HI` as fully veiled, smoothstep between. The thresholds
 /// were chosen on Rain12 (light rain over often hazy scenes, whose haze belongs to the ground
 /// truth: must stay) against rendered heavy rain with veil (must go); see BENCHMARKS.md.
@@ -154,7 +154,7 @@ fn veil_score(dark: &Plane) -> f32 {
     smoothstep(dark_median(dark), VEIL_LO, VEIL_HI)
 }
 
-/// Thresholds of [`veil_score`] on the median of the A-normalised dark channel.
+/// Thresholds of `veil_score` on the median of the A-normalised dark channel.
 const VEIL_LO: f32 = 0.4;
 const VEIL_HI: f32 = 0.8;
 
@@ -220,7 +220,7 @@ pub struct Estimate {
     pub atmosphere: [f32; 3],
     /// Mean of the (unrefined) transmission T̃ over the frame, in [0, 1].
     pub mean_transmission: f32,
-    /// The frame's veil score ([0,1], 0 = clear; see [`veil_median_from_downsampled`]).
+    /// The frame's veil score ([0, 1], 0 = clear; see [`veil_median_from_downsampled`]).
     pub veil: f32,
 }
 
@@ -262,7 +262,7 @@ pub fn estimate_from_downsampled(
 
 /// The physics stage's frame-level veil statistic: the median of the dark channel of LF/A
 /// (≈0.15–0.35 on clear and light-rain scenes, 0.45–0.95 under a heavy rain veil; see
-/// [`veil_score`]), from a frame box-downsampled by `sc.estimation_subsample`, without a
+/// `veil_score`), from a frame box-downsampled by `sc.estimation_subsample`, without a
 /// temporal tracker. `full` mode multiplies its learned veil gate by a ramp of it.
 pub fn veil_median_from_downsampled(
     img_lo: &[Plane; 3],
@@ -326,7 +326,7 @@ fn estimate_low_res(
 
 /// Transmission at estimation resolution: the dark-channel prior T̃ = 1 − ω_eff·dark(LF/A),
 /// refined by a guided filter on LF's luma; returns its coefficients [a, b] for guided
-/// upsampling. ω_eff = ω · veil (see [`veil_score`]).
+/// upsampling. ω_eff = ω · veil (see `veil_score`).
 fn transmission_coefficients(lo: &LowRes, omega: f32, sc: &Scales) -> Result<Vec<Plane>> {
     let t_raw = Plane {
         width: lo.dark.width,

@@ -4,7 +4,7 @@
 use crate::frame::{PlanarRgb, Plane};
 use rayon::prelude::*;
 
-/// The residue channel of `img`, in [0,1].
+/// The residue channel of `img`, in [0, 1].
 pub fn residue(img: &PlanarRgb) -> Plane {
     let (w, h) = (img.width(), img.height());
     let mut out = Plane::zeros(w, h);

@@ -14,7 +14,7 @@ use crate::physics::guided_filter::reduce_row;
 /// The input of the physics stage.
 #[derive(Debug, Clone, Copy)]
 pub enum Source<'a> {
-    /// Planar f32 RGB in [0,1].
+    /// Planar f32 RGB in [0, 1].
     Planar(&'a PlanarRgb),
     /// A packed 8-bit frame.
     Packed(&'a FrameRef<'a>),
@@ -35,7 +35,7 @@ impl Source<'_> {
             Source::Packed(f) => f.height() as usize,
         }
     }
-    /// Row `y` as three f32 rows in [0,1].
+    /// Row `y` as three f32 rows in [0, 1].
     pub fn row(&self, y: usize, rgb: &mut [Vec<f32>; 3]) {
         let [r, g, b] = rgb;
         match self {

@@ -5,7 +5,7 @@
 //!    (rain adds the same amount to R, G and B; chromatic texture mostly fails);
 //! 2. narrow in x: it stands out of the horizontal opening (min then max over x ± k) of
 //!    `min(R,G,B)` — a near-vertical streak hides the background on its row
-//!    ([`narrow_bright_row`]);
+//!    (`narrow_bright_row`);
 //! 3. elongated along y: weight `clamp(2·(V − H) / (V + 1e-4), 0, 1)` with V, H the 1-D means of
 //!    the candidates along y and along x over ±L pixels: ≈1 for thin vertical streaks, 0 for
 //!    blobs, horizontal edges and wide structures.

@@ -31,9 +31,9 @@
 //! A frame where more than `cut_fraction` of the pixels are darker is a scene cut: the
 //! history restarts from that frame and the frame passes through. In [`TemporalMode::Auto`]
 //! the camera may move: a global translation of at least `min_motion_px` against the previous
-//! frame ([`motion`]: coarse-to-fine search, refined at full resolution against the last
+//! frame (`motion`: coarse-to-fine search, refined at full resolution against the last
 //! background) is compensated — the history is read where the camera moved it and the event
-//! state moves with the picture ([`align`]). A frame whose motion is beyond what the search
+//! state moves with the picture (`align`). A frame whose motion is beyond what the search
 //! can measure (over 24 px per frame on either axis), or with more than `moving_fraction` events (a zoom, a
 //! turn), passes through, and two such frames in a row restart the history. The stage looks only backwards, so it adds no latency. Every step is an integer
 //! or f32 per-pixel operation plus one box count, identical in `kernels/temporal.cu`.
@@ -97,7 +97,7 @@ pub struct TemporalParams {
     /// Streak fringes, luma levels (0 = off): where the single-frame method took at least
     /// this much more light away than ±3 px along the row (it removed a thin streak there),
     /// a channel drop is the colour fringe it leaves, not a change of the scene, and does not
-    /// count as darker ([`steps::fringe_row`]; needs the input frame).
+    /// count as darker (`steps::fringe_row`; needs the input frame).
     pub fringe: u8,
 }
 
@@ -443,7 +443,7 @@ impl Temporal {
 
     /// Steps 1 and 2 for `auto`: store the frame, estimate the camera's translation against
     /// the previous frame, and rank each row against the history read where the camera moved
-    /// it ([`align`]). Returns (events, darker pixels, whether the camera moved beyond what
+    /// it (`align`). Returns (events, darker pixels, whether the camera moved beyond what
     /// can be compensated, the compensated translation).
     fn rank_aligned<'a>(
         &mut self,

@@ -1,6 +1,6 @@
 //! GStreamer plugin `derain`: real-time heavy-rain removal as a video filter.
 //!
-//! The element lives in [`derain`]; the work itself is done by the `derain` library crate
+//! The element lives in `derain`; the work itself is done by the `derain` library crate
 //! (imported here as `derain_lib` so it cannot collide with the element module).
 #![allow(clippy::non_send_fields_in_send_ty, unused_doc_comments)]
 

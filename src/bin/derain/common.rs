@@ -22,7 +22,7 @@ pub struct EngineArgs {
     /// Engine: `auto` (CUDA if present, else CPU), `cpu` or `cuda`.
     #[arg(long, default_value = "auto")]
     pub backend: Backend,
-    /// Blend with the input in [0,1] (1 = fully derained).
+    /// Blend with the input in [0, 1] (1 = fully derained).
     #[arg(long, default_value_t = derain::pipeline::config::DEFAULT_STRENGTH,
           allow_negative_numbers = true, value_parser = unit_interval)]
     pub strength: f32,

@@ -98,7 +98,7 @@ pub struct RainArgs {
     /// Rain family.
     #[arg(long, value_enum, default_value = "layered")]
     pub style: StyleArg,
-    /// Rain intensity range `LO..HI` within [0,1] for the layered style (0 light rain with a
+    /// Rain intensity range `LO..HI` within [0, 1] for the layered style (0 light rain with a
     /// thin veil, 1 the heaviest reference rain); the default renders heavy rain.
     #[arg(long, default_value = "0.45..1", value_parser = parse_intensity)]
     pub intensity: (f32, f32),

@@ -6,7 +6,7 @@
 //! - `full` (full.rs): the streak network at full resolution, the veil networks at the working
 //!   resolution, the inversion, the refinement.
 //!
-//! Both end in the same inversion of I = T(J + S) + (1 − T)A ([`invert`]).
+//! Both end in the same inversion of I = T(J + S) + (1 − T)A (`invert`).
 
 pub(crate) mod full;
 pub(crate) mod physics;

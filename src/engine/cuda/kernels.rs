@@ -91,7 +91,7 @@ pub enum KernelId {
 }
 
 impl KernelId {
-    /// Every kernel, in a fixed order (the index of [`Kernels`]).
+    /// Every kernel, in a fixed order (the index of `Kernels`).
     pub const ALL: [KernelId; 34] = [
         KernelId::Packed8ToPlanar,
         KernelId::PlanarToPacked8,

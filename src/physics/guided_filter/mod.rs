@@ -38,7 +38,7 @@
 //! # Accuracy
 //! Window sums come from f64 prefix sums of f32 samples and f64 running sums of exactly the
 //! f32 row sums that are later subtracted, so nothing drifts along a row or down the frame.
-//! Against an f64 reference the output is within 1e-4 on [0,1] data for every radius tested
+//! Against an f64 reference the output is within 1e-4 on [0, 1] data for every radius tested
 //! (the test suite checks radii 1..=16 exhaustively on small and odd sizes, and 32).
 
 use rayon::prelude::*;
@@ -67,7 +67,7 @@ use schedule::*;
 
 /// Radii of the paper's decomposition bank.
 pub const BANK_RADII: [usize; 5] = [2, 4, 8, 16, 32];
-/// eps values of the paper's decomposition bank (intensity² on [0,1]).
+/// eps values of the paper's decomposition bank (intensity² on [0, 1]).
 pub const BANK_EPS: [f32; 2] = [1e-3, 1e-4];
 
 /// Shape and range checks shared by every guided-filter entry point (and the CUDA ones).

@@ -12,7 +12,7 @@
 //!   lanes (see [`coefs_row`]).
 //! - **Coefficients, fixed point.** a and b are rounded to multiples of 2^-f, with f the largest
 //!   that keeps every window sum of them inside i32 (|a| ≤ 1/(4√eps) and |b| ≤ 1 + |a| on
-//!   [0,1] data, see [`Fixed`]); their column and window sums are then exact i32 sums too. The
+//!   [0, 1] data, see [`Fixed`]); their column and window sums are then exact i32 sums too. The
 //!   rounding is the main error of the path: at most 2^-(f+1) in mean(a) and in mean(b), plus
 //!   the f32 rounding of a and b before it and of q. A radius and eps whose bound exceeds
 //!   [`MAX_ERR`] (at the bank's largest, r = 32 and eps = 1e-4, it is 8.5e-5) take the float
@@ -169,7 +169,7 @@ pub(super) fn fixed(r: usize, eps: f32, w: usize, h: usize) -> Option<Fixed> {
 /// 2·2^-(f+1) (the rounding of a and b to fixed point) + f32 rounding (of a and b before it,
 /// and of q), or `None` where the statistics could overflow.
 ///
-/// With samples in [0,1], |cov| ≤ √(var_I·var_p) and var_p ≤ 1/4, so |a| = |cov|/(var_I + eps)
+/// With samples in [0, 1], |cov| ≤ √(var_I·var_p) and var_p ≤ 1/4, so |a| = |cov|/(var_I + eps)
 /// ≤ 1/(4√eps) (the maximum over var_I, at var_I = eps), and |b| = |mean p − a·mean I| ≤ 1 +
 /// |a|. A window holds at most n = min(2r+1, w)·min(2r+1, h) values, each rounded by at most
 /// 1/2, so f is the largest with n·(bound·2^f + 1/2) < 2^31.

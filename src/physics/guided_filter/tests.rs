@@ -1,7 +1,7 @@
 use super::*;
 use proptest::prelude::*;
 
-/// Deterministic pseudo-random plane in [0,1] with some structure (edges + noise).
+/// Deterministic pseudo-random plane in [0, 1] with some structure (edges + noise).
 pub(crate) fn test_plane(w: usize, h: usize, seed: u64) -> Plane {
     let mut s = seed
         .wrapping_mul(6364136223846793005)

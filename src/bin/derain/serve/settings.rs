@@ -68,7 +68,7 @@ pub struct ServeArgs {
     /// GPUs the engines spread over, e.g. `0,1` [default: device 0].
     #[arg(long, value_delimiter = ',')]
     pub devices: Option<Vec<usize>>,
-    /// Blend with the input in [0,1], for every camera without its own [default: 1].
+    /// Blend with the input in [0, 1], for every camera without its own [default: 1].
     #[arg(long, allow_negative_numbers = true, value_parser = super::super::common::unit_interval)]
     pub strength: Option<f32>,
     /// Temporal stage of every camera without its own: off, on, auto [default: off].

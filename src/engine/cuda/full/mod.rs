@@ -2,10 +2,10 @@
 //! in kernels (`kernels/full.cu`, the streak network of `kernels/nets.cu`, the conversions and
 //! box downsampling of `kernels/convert.cu`), and so do the networks of the working resolution:
 //! the guided-filter bank (`kernels/guided_filter.cu`), the veil network (TNet, ANet, APool:
-//! [`veil`], `kernels/veil.cu`) and the refinement network (the U-Net of `stage2.onnx`). The
+//! `veil`, `kernels/veil.cu`) and the refinement network (the U-Net of `stage2.onnx`). The
 //! host keeps what is order statistics and state: the physics veil gate (medians of the
 //! downsampled input), the mean luma, the A tracker and the gating of T — the CPU engine's own
-//! code (`engine/cpu/full.rs` [`stage1_tail`]).
+//! code (`engine/cpu/full.rs` `stage1_tail`).
 //!
 //! ```text
 //!  host                              device (one stream)
@@ -25,8 +25,8 @@
 //! Per 1080p RGBA frame 8.3 MB go up and 8.3 MB come down, against 25 MB of f32 each way when
 //! only the streak network ran on the device. A `stage1.onnx` or `stage2.onnx` the native
 //! runtime does not run (not these architectures) runs on the host instead
-//! ([`working_stage1`], [`working_stage2`]). The chain ([`run_full`]) is written once over
-//! [`FullOps`]: the device's launches (`launch_ops.rs`), the emulated kernels in the tests
+//! (`working_stage1`, `working_stage2`). The chain (`run_full`) is written once over
+//! `FullOps`: the device's launches (`launch_ops.rs`), the emulated kernels in the tests
 //! (`emulated::full`), so the sequence the GPU runs is checked against the CPU engine in CI —
 //! bit for bit with the veil network on the host, within 1e-6 with it on the device (the
 //! bank's f64 sums differ from the CPU's by an ulp). What stays for later (issue 18): the
