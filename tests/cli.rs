@@ -934,3 +934,29 @@ fn a_report_where_every_output_equals_its_clean_image_finishes() {
     assert!(!out.contains("NaN"), "{out}");
     assert!(report.join("report.md").is_file());
 }
+
+#[test]
+fn synth_skips_an_unreadable_image_and_keeps_the_manifest_of_the_rest() {
+    // One bad file among the clean images used to end the run with no manifest at all.
+    let d = tmpdir("synthbad");
+    let clean = d.join("clean");
+    std::fs::create_dir_all(&clean).unwrap();
+    write_png(&clean.join("a.png"), 64, 48, 1);
+    write_png(&clean.join("c.png"), 64, 48, 2);
+    std::fs::write(clean.join("b.png"), b"\x89PNG\r\n\x1a\n not really").unwrap();
+    let out = d.join("out");
+    let o = derain(&[
+        "synth",
+        "--clean",
+        clean.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--per-image",
+        "2",
+    ]);
+    assert_clean_failure(&o, "b.png");
+    assert!(stderr(&o).contains("1 of 3 images"), "{}", stderr(&o));
+    let manifest = std::fs::read_to_string(out.join("manifest.jsonl")).unwrap();
+    assert_eq!(manifest.lines().count(), 4, "{manifest}");
+    assert!(out.join("in").join("c_01.png").is_file());
+}

@@ -360,26 +360,43 @@ pub fn run_synth(a: SynthArgs) -> anyhow::Result<()> {
         range.intensity.1,
         a.rain.seed
     );
-    let results: Vec<Vec<Record>> = pool.install(|| {
+    let results: Vec<anyhow::Result<Vec<Record>>> = pool.install(|| {
         images
             .par_iter()
             .map(|p| {
-                let r = render_one_image(p, &a, &range, digits)
-                    .with_context(|| format!("rendering {}", p.display()));
+                let r = render_one_image(p, &a, &range, digits);
                 let n = done.fetch_add(1, Ordering::Relaxed) + 1;
                 if n.is_multiple_of(10) || n == total {
                     eprintln!("  {n}/{total} images, {:.1} s", t0.elapsed().as_secs_f64());
                 }
                 r
             })
-            .collect::<anyhow::Result<_>>()
-    })?;
+            .collect()
+    });
     let elapsed = t0.elapsed().as_secs_f64();
-    let mut records: Vec<Record> = results.into_iter().flatten().collect();
+    // An image that cannot be rendered (unreadable, too small) is named and skipped; the
+    // manifest lists every pair that was made, and the command then fails.
+    let mut records: Vec<Record> = Vec::new();
+    let mut failed = 0usize;
+    for (p, r) in images.iter().zip(results) {
+        match r {
+            Ok(v) => records.extend(v),
+            Err(e) => {
+                failed += 1;
+                eprintln!("derain synth: skipped {}: {e:#}", p.display());
+            }
+        }
+    }
     records.sort_by(|x, y| x.name.cmp(&y.name));
     let manifest = a.out.join("manifest.jsonl");
     let text: String = records.iter().map(|r| format!("{}\n", r.line)).collect();
     std::fs::write(&manifest, text).with_context(|| format!("writing {}", manifest.display()))?;
+    if records.is_empty() {
+        bail!(
+            "none of the {total} images in {} was rendered (named above)",
+            a.clean.display()
+        );
+    }
     let mut ps: Vec<f64> = records.iter().map(|r| r.psnr_y).collect();
     ps.sort_by(f64::total_cmp);
     let inside = ps.iter().filter(|&&p| (12.0..=19.0).contains(&p)).count();
@@ -400,6 +417,14 @@ pub fn run_synth(a: SynthArgs) -> anyhow::Result<()> {
         ps[ps.len() - 1],
         100.0 * inside as f64 / ps.len() as f64
     );
+    if failed > 0 {
+        bail!(
+            "{failed} of {total} images in {} were not rendered (named above); \
+             manifest.jsonl lists the {} pairs that were",
+            a.clean.display(),
+            records.len()
+        );
+    }
     Ok(())
 }
 
