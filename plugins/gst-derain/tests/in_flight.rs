@@ -403,3 +403,27 @@ fn with_no_frame_rate_in_the_caps_the_latency_comes_from_the_buffers() {
     h.push(frame(VideoFormat::Rgba, 64, 48, 1)).unwrap();
     assert_eq!(h.query_latency(), Some(upstream + FRAME * 3));
 }
+
+#[test]
+fn tags_do_not_empty_the_frames_in_flight() {
+    // A parser or decoder sends tags every few frames (bitrate); draining on each emptied the
+    // pipeline of frames in flight about every ten frames of a live H.264 source.
+    let mut h = harness(4, VideoFormat::Rgba, 64, 48);
+    for i in 0..3 {
+        h.push(frame(VideoFormat::Rgba, 64, 48, i)).unwrap();
+    }
+    let mut tags = gst::TagList::new();
+    tags.get_mut()
+        .unwrap()
+        .add::<gst::tags::Bitrate>(&1_000_000, gst::TagMergeMode::Replace);
+    assert!(h.push_event(gst::event::Tag::new(tags)));
+    assert!(
+        h.try_pull().is_none(),
+        "a tag pushed the frames in flight out"
+    );
+    h.push(frame(VideoFormat::Rgba, 64, 48, 3)).unwrap();
+    assert_eq!(
+        h.try_pull().map(|b| b.pts()),
+        Some(Some(gst::ClockTime::ZERO))
+    );
+}

@@ -555,9 +555,16 @@ impl BaseTransformImpl for Derain {
             }
             gst::EventView::Eos(_) => self.drain_flight("EOS"),
             gst::EventView::Caps(_) => self.drain_flight("caps"),
-            // Every other event in the data flow (segment, gap, tags, ...) follows the frames
-            // that came before it: it must not overtake those still in flight.
-            _ if event.is_serialized() && event.type_() != gst::EventType::FlushStop => {
+            // Every other event in the data flow (segment, gap, ...) follows the frames that
+            // came before it: it must not overtake those still in flight. Tags are the
+            // exception: a parser or decoder sends them every few frames (bitrate), they
+            // time nothing, and draining on each would empty the frames in flight.
+            _ if event.is_serialized()
+                && !matches!(
+                    event.type_(),
+                    gst::EventType::FlushStop | gst::EventType::Tag
+                ) =>
+            {
                 self.drain_flight(event.type_().name().as_str())
             }
             _ => (),
