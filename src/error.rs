@@ -156,3 +156,13 @@ impl Error {
         }
     }
 }
+
+/// The message a caught panic carried (`catch_unwind`'s payload: a `&str` or a `String`), for
+/// the errors the scheduler and the tract runtime make of panics.
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
+}

@@ -408,11 +408,7 @@ fn work<I, O>(
                 engine.derain_into(Source::Packed(&i), &config, &mut turn, sink)
             }));
             run.unwrap_or_else(|panic| {
-                let what = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "unknown panic".into());
+                let what = crate::error::panic_message(&*panic);
                 Err(Error::Stopped(format!("engine {index} panicked: {what}")))
             })
         };
