@@ -78,6 +78,10 @@ pub fn init_threads(threads: Option<usize>) -> anyhow::Result<usize> {
     Ok(rayon::current_num_threads())
 }
 
+/// The longest time a flag takes, in seconds (10⁷: 115 days; what a clock or a `Duration`
+/// holds with room to spare): `video --duration/--stall-timeout`, `serve`'s timeouts.
+pub const MAX_SECONDS: f64 = 1e7;
+
 /// Whether two paths name the same existing file or folder (after links and `..`).
 pub fn same_path(a: &std::path::Path, b: &std::path::Path) -> bool {
     match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {

@@ -69,8 +69,7 @@ fn run_folder(a: &ImageArgs) -> anyhow::Result<()> {
             output.display()
         );
     }
-    let same = |p: &Path| std::fs::canonicalize(p).ok();
-    if output.exists() && same(input) == same(output) {
+    if super::common::same_path(input, output) {
         anyhow::bail!(
             "the output folder {} is the input folder: the derained images would replace \
              the rainy ones",

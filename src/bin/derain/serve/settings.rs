@@ -307,7 +307,7 @@ fn check_name(name: &str) -> Result<()> {
 const MIN_TILE: u32 = 16;
 
 fn seconds(what: &str, v: f64) -> Result<Duration> {
-    if !(v > 0.0 && v < 1e7) {
+    if !(v > 0.0 && v < crate::common::MAX_SECONDS) {
         bail!("{what}: {v} is not a positive number of seconds");
     }
     Ok(Duration::from_secs_f64(v))

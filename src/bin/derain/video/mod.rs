@@ -102,12 +102,14 @@ pub struct VideoArgs {
     pub engine: EngineArgs,
 }
 
-/// A positive number of seconds below 10⁷ (115 days; what a clock or a `Duration` holds
-/// with room to spare, and the bound `derain serve` uses).
+/// A positive number of seconds below [`MAX_SECONDS`](super::common::MAX_SECONDS).
 fn parse_seconds(s: &str) -> std::result::Result<f64, String> {
+    use super::common::MAX_SECONDS;
     match s.parse::<f64>() {
-        Ok(v) if v > 0.0 && v < 1e7 => Ok(v),
-        Ok(v) if v >= 1e7 => Err(format!("`{s}`: at most 10000000 seconds (115 days)")),
+        Ok(v) if v > 0.0 && v < MAX_SECONDS => Ok(v),
+        Ok(v) if v >= MAX_SECONDS => {
+            Err(format!("`{s}`: at most {MAX_SECONDS} seconds (115 days)"))
+        }
         _ => Err(format!("`{s}` is not a positive number of seconds")),
     }
 }
