@@ -816,21 +816,13 @@ fn image_folder_derains_every_picture_and_names_the_ones_it_cannot() {
 
 /// `derain ARGS`, killed after `secs` (a hang fails the test instead of blocking it).
 fn derain_bounded(args: &[&str], secs: u64) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_derain"))
+    let child = Command::new(env!("CARGO_BIN_EXE_derain"))
         .args(args)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("run derain");
-    let start = std::time::Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if start.elapsed().as_secs() >= secs {
-            let _ = child.kill();
-            panic!("derain {args:?}: still running after {secs} s (hung)");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    child.wait_with_output().unwrap()
+    common::wait_bounded(child, std::time::Duration::from_secs(secs), "derain")
 }
 
 #[test]

@@ -14,25 +14,6 @@ fn bin() -> Command {
     c
 }
 
-/// Waits for `child` at most `limit`; kills it and fails the test if it is still running.
-fn wait_bounded(mut child: Child, limit: Duration, what: &str) -> Output {
-    let start = Instant::now();
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            return child.wait_with_output().unwrap();
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            let out = child.wait_with_output().unwrap();
-            panic!(
-                "{what}: still running after {limit:?} (hung); stderr: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 /// `derain video ARGS` (CPU backend), killed after 60 s.
 fn video(args: &[&str]) -> Output {
     let child = bin()
@@ -43,7 +24,7 @@ fn video(args: &[&str]) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    wait_bounded(child, Duration::from_secs(60), "derain video")
+    common::wait_bounded(child, Duration::from_secs(60), "derain video")
 }
 
 /// `derain video ARGS` under a `sh` prelude (resource limits for the child only).
@@ -57,7 +38,7 @@ fn video_limited(prelude: &str, args: &[&str]) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    wait_bounded(child, Duration::from_secs(60), "derain video (limited)")
+    common::wait_bounded(child, Duration::from_secs(60), "derain video (limited)")
 }
 
 fn stderr(o: &Output) -> String {
@@ -240,7 +221,7 @@ fn sigint_finishes_a_playable_mp4() {
             .unwrap()
             .success()
     );
-    let o = wait_bounded(child, Duration::from_secs(30), "derain video after SIGINT");
+    let o = common::wait_bounded(child, Duration::from_secs(30), "derain video after SIGINT");
     let e = stderr(&o);
     assert_eq!(code(&o), Some(130), "{e}");
     assert!(
@@ -443,7 +424,7 @@ fn reconnect_follows_a_camera_that_comes_back() {
     let _ = first.wait();
     std::thread::sleep(Duration::from_secs(3));
     let mut second = udp_camera(port, 6).unwrap();
-    let o = wait_bounded(child, Duration::from_secs(40), "derain video --reconnect");
+    let o = common::wait_bounded(child, Duration::from_secs(40), "derain video --reconnect");
     let _ = second.kill();
     let _ = second.wait();
     let e = stderr(&o);

@@ -157,16 +157,22 @@ def dominant_tilt_deg(x):
     return math.degrees(0.5 * math.atan2(2 * float(jxy), float(jxx - jyy)))
 
 
-def test_turned_rain_layers_are_slanted_by_20_to_65_degrees():
-    # A bank of vertical lines: crops keep them vertical; with rotate=1 every crop turns them
-    # by 20–65° either way (wind), and the rain stays non-negative.
+def line_bank(size):
+    """A one-layer bank of vertical lines 9 px apart, `size`² (no files)."""
     bank = rain.RainBank.__new__(rain.RainBank)
     bank.family, bank.blend = "dense", "add_clip"
-    layer = torch.zeros(1, 128, 128)
+    layer = torch.zeros(1, size, size)
     layer[0, :, ::9] = 1.0
     bank.layers = layer.to(torch.float16)
     bank.scales = torch.ones(1)
     bank.meta = [{}]
+    return bank
+
+
+def test_turned_rain_layers_are_slanted_by_20_to_65_degrees():
+    # A bank of vertical lines: crops keep them vertical; with rotate=1 every crop turns them
+    # by 20–65° either way (wind), and the rain stays non-negative.
+    bank = line_bank(128)
     rng = np.random.default_rng(5)
     out = torch.zeros(1, 1, 64, 64)
     signs = set()
@@ -185,13 +191,7 @@ def test_thin_rain_layers_are_scaled_down_by_0_4_to_0_67():
     # A bank of vertical lines 9 px apart: a crop at scale z puts them 9·z px apart, so the
     # line count across a 64-px crop tells the scale. Plain crops: ×0.67–1.5; with thin=1
     # ×0.4–0.67 (the bank's size permitting: a 160² bank bounds a 64² crop at ×0.4).
-    bank = rain.RainBank.__new__(rain.RainBank)
-    bank.family, bank.blend = "dense", "add_clip"
-    layer = torch.zeros(1, 160, 160)
-    layer[0, :, ::9] = 1.0
-    bank.layers = layer.to(torch.float16)
-    bank.scales = torch.ones(1)
-    bank.meta = [{}]
+    bank = line_bank(160)
     rng = np.random.default_rng(7)
     out = torch.zeros(1, 1, 64, 64)
 

@@ -27,15 +27,19 @@ fn info(format: VideoFormat, w: u32, h: u32) -> gst_video::VideoInfo {
 }
 
 /// A `derain` element (CPU, temporal on so the frame order matters) with `in_flight` frames.
-fn harness(in_flight: u32, format: VideoFormat, w: u32, h: u32) -> Harness {
+fn element(in_flight: u32) -> gst::Element {
     init();
-    let element = gst::ElementFactory::make("derain")
+    gst::ElementFactory::make("derain")
         .property_from_str("backend", "cpu")
         .property_from_str("temporal", "on")
         .property("in-flight", in_flight)
         .build()
-        .unwrap();
-    let mut h_ = Harness::with_element(&element, Some("sink"), Some("src"));
+        .unwrap()
+}
+
+/// [`element`] in a harness, its input caps set.
+fn harness(in_flight: u32, format: VideoFormat, w: u32, h: u32) -> Harness {
+    let mut h_ = Harness::with_element(&element(in_flight), Some("sink"), Some("src"));
     h_.set_src_caps(info(format, w, h).to_caps().unwrap());
     h_
 }
@@ -309,12 +313,7 @@ fn events_in_the_data_flow_wait_for_the_frames_before_them() {
 fn a_small_downstream_pool_does_not_block_frames_in_flight() {
     // Downstream offers a pool of at most 2 buffers; 3 frames in flight need more: the element
     // takes a pool of its own instead of waiting forever for a third buffer.
-    init();
-    let element = gst::ElementFactory::make("derain")
-        .property_from_str("backend", "cpu")
-        .property("in-flight", 3u32)
-        .build()
-        .unwrap();
+    let element = element(3);
     let asked = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let flag = asked.clone();
     element.static_pad("src").unwrap().add_probe(
@@ -383,13 +382,7 @@ fn a_buffer_shorter_than_its_caps_is_dropped_and_the_stream_goes_on() {
 fn with_no_frame_rate_in_the_caps_the_latency_comes_from_the_buffers() {
     // Caps at 0/1 (a variable rate, as many cameras send): the frames held back were not
     // counted in the latency at all, so a synchronised sink got every frame late.
-    init();
-    let element = gst::ElementFactory::make("derain")
-        .property_from_str("backend", "cpu")
-        .property("in-flight", 4u32)
-        .build()
-        .unwrap();
-    let mut h = Harness::with_element(&element, Some("sink"), Some("src"));
+    let mut h = Harness::with_element(&element(4), Some("sink"), Some("src"));
     let caps = gst_video::VideoInfo::builder(VideoFormat::Rgba, 64, 48)
         .fps(gst::Fraction::new(0, 1))
         .build()
