@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 //! The `derain` element: a `GstVideoFilter` that hands each mapped frame to
 //! `derain_lib::Pipeline::process` without copying, or with `in-flight` > 1 to the library's
-//! frame scheduler, several frames at once (flight.rs).
+//! frame scheduler, several frames at once (flight.rs; the buffer pools that needs: pools.rs).
 
 mod flight;
+mod pools;
 mod props;
 
 use std::sync::{LazyLock, Mutex, Once};
@@ -183,15 +184,6 @@ impl Derain {
             state.temporal = temporal;
         }
         Ok(mode)
-    }
-
-    /// Buffers held in flight besides the one a stream always has out (0 for one frame at
-    /// a time): `in-flight` + 1 while several are in flight.
-    fn held_in_flight(&self) -> u32 {
-        match self.state.lock().unwrap().as_ref() {
-            Some(s) if s.in_flight > 1 => s.in_flight + 1,
-            _ => 0,
-        }
     }
 
     fn warn_if_running(&self, name: &str) {
@@ -423,36 +415,8 @@ impl BaseTransformImpl for Derain {
         if passthrough {
             stats.counters.passed += 1;
         }
-        // A variable frame rate (caps 0/1) with frames in flight: the latency follows the
-        // longest frame period seen (up to a second), and the pipeline is told when it grows.
-        let held = stats.held_frames_unknown_rate;
-        let pts = inbuf.pts();
-        let step = pts.zip(stats.last_pts).and_then(|(p, l)| p.checked_sub(l));
-        stats.last_pts = pts.or(stats.last_pts);
-        if held == 0 {
-            return;
-        }
-        // A step over a second is a stall or a gap, not a frame period.
-        let Some(period) = inbuf
-            .duration()
-            .or(step)
-            .filter(|d| !d.is_zero() && *d <= gst::ClockTime::SECOND)
-        else {
-            return;
-        };
-        let latency = period * u64::from(held);
-        if latency > stats.added_latency {
-            stats.added_latency = latency;
-            drop(stats);
-            gst::debug!(
-                CAT,
-                imp = self,
-                "no frame rate in the caps: latency {latency}"
-            );
-            let _ = self
-                .obj()
-                .post_message(gst::message::Latency::builder().src(&*self.obj()).build());
-        }
+        drop(stats);
+        self.measure_frame_period(inbuf);
     }
 
     fn start(&self) -> Result<(), gst::ErrorMessage> {
@@ -633,32 +597,7 @@ impl BaseTransformImpl for Derain {
         &self,
         query: &mut gst::query::Allocation,
     ) -> Result<(), gst::LoggableError> {
-        // In flight, up to `in-flight` output buffers are held here besides what downstream
-        // keeps: a bounded pool without room for them would block the stream for good.
-        let held = self.held_in_flight();
-        if held > 0 {
-            let pools: Vec<_> = query.allocation_pools().collect();
-            for (i, (pool, size, min, max)) in pools.into_iter().enumerate() {
-                let need = min.saturating_add(held);
-                if max != 0 && max < need {
-                    gst::info!(
-                        CAT,
-                        imp = self,
-                        "downstream pool holds at most {max} buffers, {need} needed with \
-                         frames in flight: using a pool of our own"
-                    );
-                    query.set_nth_allocation_pool(
-                        i as u32,
-                        None::<&gst::BufferPool>,
-                        size,
-                        need,
-                        0,
-                    );
-                } else {
-                    query.set_nth_allocation_pool(i as u32, pool.as_ref(), size, need, max);
-                }
-            }
-        }
+        self.fit_downstream_pools(query);
         self.parent_decide_allocation(query)
     }
 
@@ -668,25 +607,7 @@ impl BaseTransformImpl for Derain {
         query: &mut gst::query::Allocation,
     ) -> Result<(), gst::LoggableError> {
         self.parent_propose_allocation(decide_query, query)?;
-        // Packed RGB input buffers stay mapped while their frame is in flight: upstream's
-        // pool needs that many besides its own.
-        let held = self.held_in_flight();
-        if held > 0 {
-            let pools: Vec<_> = query.allocation_pools().collect();
-            if pools.is_empty() {
-                let size = query
-                    .get()
-                    .0
-                    .and_then(|caps| gst_video::VideoInfo::from_caps(caps).ok())
-                    .map_or(0, |info| info.size() as u32);
-                query.add_allocation_pool(None::<&gst::BufferPool>, size, held, 0);
-            }
-            for (i, (pool, size, min, max)) in pools.into_iter().enumerate() {
-                let need = min.max(held);
-                let max = if max == 0 { 0 } else { max.max(need) };
-                query.set_nth_allocation_pool(i as u32, pool.as_ref(), size, need, max);
-            }
-        }
+        self.ask_upstream_for_held(query);
         Ok(())
     }
 

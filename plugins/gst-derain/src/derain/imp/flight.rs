@@ -414,6 +414,41 @@ impl Derain {
         }
     }
 
+    /// With a variable frame rate (caps 0/1) and frames in flight, the added latency follows
+    /// the longest frame period seen (the buffer's duration, else the step between
+    /// timestamps, up to a second: a longer step is a stall or a gap), and the pipeline is
+    /// told when it grows.
+    pub(super) fn measure_frame_period(&self, inbuf: &gst::BufferRef) {
+        let mut stats = self.stats.lock().unwrap();
+        let held = stats.held_frames_unknown_rate;
+        let pts = inbuf.pts();
+        let step = pts.zip(stats.last_pts).and_then(|(p, l)| p.checked_sub(l));
+        stats.last_pts = pts.or(stats.last_pts);
+        if held == 0 {
+            return;
+        }
+        let Some(period) = inbuf
+            .duration()
+            .or(step)
+            .filter(|d| !d.is_zero() && *d <= gst::ClockTime::SECOND)
+        else {
+            return;
+        };
+        let latency = period * u64::from(held);
+        if latency > stats.added_latency {
+            stats.added_latency = latency;
+            drop(stats);
+            gst::debug!(
+                CAT,
+                imp = self,
+                "no frame rate in the caps: latency {latency}"
+            );
+            let _ = self
+                .obj()
+                .post_message(gst::message::Latency::builder().src(&*self.obj()).build());
+        }
+    }
+
     /// Counts a processed frame: `busy` is its wall time (the engine's stage times when
     /// `None`); posts the `derain-stats` message when one is due.
     pub(super) fn record(
