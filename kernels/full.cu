@@ -6,6 +6,12 @@
  * pad_n_f32             dst[c][y·pw + x] = src[c][min(y, h−1)·w + min(x, w−1)], c < planes
  *                       (the networks' inputs padded to their multiple by repeating the last
  *                       row and column: cpu/full.rs pack_frame, pack_padded)
+ * mirror_rows_f32       dst[c][y·pw + x] = src[c][y·pw + pw − 1 − x], c < planes (the padded
+ *                       frame mirrored left to right for the mirror ensemble: cpu/full.rs
+ *                       mirror_rows)
+ * mean_mirrored_f32     r[c][y·pw + x] = 0.5·(r[c][y·pw + x] + m[c][y·pw + pw − 1 − x]) (the
+ *                       mirrored frame's rain layer, mirrored back and averaged in:
+ *                       cpu/full.rs mean_mirrored)
  * rain_free_f32         I_s[c][y·w + x] = clamp(x[c][y·pw + x] − R[c][y·pw + x], 0, 1)
  * full_invert_f32       T = up(T_lo), raised to the noise bound t_inv where t_inv > t0;
  *                       J₁_c = clamp((I_s,c − (1 − T)·A_c) · 1/max(T, t0), 0, 1);
@@ -34,6 +40,28 @@ extern "C" __global__ void pad_n_f32(const float* src, int planes, int w, int h,
     size_t i = (size_t)min(py, h - 1) * w + min(px, w - 1);
     size_t o = (size_t)py * pw + px;
     for (int c = 0; c < planes; ++c) dst[c * pn + o] = src[c * n + i];
+}
+
+extern "C" __global__ void mirror_rows_f32(const float* src, int planes, int pw, int ph,
+                                           float* dst) {
+    int px = blockIdx.x * blockDim.x + threadIdx.x;
+    int py = blockIdx.y * blockDim.y + threadIdx.y;
+    if (px >= pw || py >= ph) return;
+    size_t pn = (size_t)pw * ph;
+    size_t o = (size_t)py * pw + px;
+    size_t i = (size_t)py * pw + (pw - 1 - px);
+    for (int c = 0; c < planes; ++c) dst[c * pn + o] = src[c * pn + i];
+}
+
+extern "C" __global__ void mean_mirrored_f32(float* r, const float* m, int planes, int pw,
+                                             int ph) {
+    int px = blockIdx.x * blockDim.x + threadIdx.x;
+    int py = blockIdx.y * blockDim.y + threadIdx.y;
+    if (px >= pw || py >= ph) return;
+    size_t pn = (size_t)pw * ph;
+    size_t o = (size_t)py * pw + px;
+    size_t i = (size_t)py * pw + (pw - 1 - px);
+    for (int c = 0; c < planes; ++c) r[c * pn + o] = 0.5f * (r[c * pn + o] + m[c * pn + i]);
 }
 
 extern "C" __global__ void rain_free_f32(const float* x, const float* r, int pw, int ph, int w,

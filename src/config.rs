@@ -230,6 +230,11 @@ pub struct Config {
     pub physics: PhysicsParams,
     /// Temporal stage for video ([`TemporalMode::Off`] by default).
     pub temporal: TemporalMode,
+    /// `full` mode: also run the streak network on the mirrored frame and average the two
+    /// rain layers (a flip self-ensemble). Twice the streak network's time, for files rather
+    /// than live video; off by default (models/README.md, "Mirror ensemble", has what it is
+    /// worth per size).
+    pub ensemble: bool,
 }
 
 impl Default for Config {
@@ -243,6 +248,7 @@ impl Default for Config {
             model: None,
             physics: PhysicsParams::default(),
             temporal: TemporalMode::Off,
+            ensemble: false,
         }
     }
 }
@@ -284,6 +290,12 @@ impl Config {
         in_range("decomposition-eps", p.decomposition_eps, 1e-6, 1.0)?;
         if !(1..=64).contains(&p.decomposition_radius_px) {
             return Err(Error::param("decomposition-radius", "must be in 1..=64"));
+        }
+        if self.ensemble && self.mode != Mode::Full {
+            return Err(Error::param(
+                "ensemble",
+                "averages the streak network's rain layers, so it needs mode full",
+            ));
         }
         Ok(())
     }

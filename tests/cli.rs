@@ -229,6 +229,7 @@ fn eval_reports_json_with_baseline() {
     assert_eq!(v["version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(v["settings"]["mode"], "full");
     assert_eq!(v["settings"]["model"], "fast");
+    assert_eq!(v["settings"]["ensemble"], true);
     assert!(v["settings"]["physics"]["min_transmission"].is_number());
 }
 
@@ -244,11 +245,33 @@ fn image_runs_full_by_default_and_says_which_method_ran() {
         String::from_utf8_lossy(&o.stdout).into_owned()
     };
     let default = run(&["--backend", "cpu"]);
-    assert!(default.contains("mode full (fast)"), "{default}");
+    assert!(
+        default.contains("mode full (fast, mirror ensemble)"),
+        "{default}"
+    );
+    let with_ensemble = std::fs::read(&out).unwrap();
+    let single = run(&["--backend", "cpu", "--ensemble", "off"]);
+    assert!(single.contains("mode full (fast)"), "{single}");
+    assert_ne!(
+        std::fs::read(&out).unwrap(),
+        with_ensemble,
+        "the ensemble changes the picture"
+    );
     let physics = run(&["--backend", "cpu", "--mode", "physics"]);
     assert!(physics.contains("mode physics"), "{physics}");
     let quality = run(&["--backend", "cpu", "--model", "quality"]);
-    assert!(quality.contains("mode full (quality)"), "{quality}");
+    assert!(
+        quality.contains("mode full (quality, mirror ensemble)"),
+        "{quality}"
+    );
+    // The ensemble averages the streak network's outputs: `physics` has none.
+    let o = derain_image(
+        &input,
+        &d.join("never.png"),
+        &["--backend", "cpu", "--mode", "physics", "--ensemble", "on"],
+    );
+    assert_clean_failure(&o, "ensemble");
+    assert!(!d.join("never.png").exists());
 }
 
 #[test]

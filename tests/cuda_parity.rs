@@ -516,6 +516,35 @@ fn cuda_full_mode_matches_cpu() {
     }
 }
 
+/// The mirror ensemble on CUDA (kernels/full.cu `mirror_rows_f32`, `mean_mirrored_f32`, the
+/// streak network twice) against the CPU engine: the same components within the tolerance.
+#[test]
+fn cuda_full_mode_with_the_mirror_ensemble_matches_cpu() {
+    use derain::Mode;
+    use derain::nets::{ModelChoice, ModelSize};
+    if engine("cuda_full_mode_with_the_mirror_ensemble_matches_cpu").is_none() {
+        return;
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(12);
+    for size in [ModelSize::Fast, ModelSize::Quality] {
+        let config = |backend| Config {
+            backend,
+            mode: Mode::Full,
+            model: Some(ModelChoice::Embedded(size)),
+            ensemble: true,
+            ..Config::default()
+        };
+        let mut cpu = Pipeline::new(config(Backend::Cpu)).unwrap();
+        let mut gpu = Pipeline::new(config(Backend::Cuda)).unwrap();
+        for &(w, h) in &[(37, 23), (641, 359)] {
+            let img = image(w, h, &mut rng);
+            let c = cpu.components(&img).unwrap();
+            let g = gpu.components(&img).unwrap();
+            assert_planes_close(&|s: &str| format!("{size:?} ensemble {s} {w}x{h}"), &c, &g);
+        }
+    }
+}
+
 /// `full` mode on CUDA into packed frames (the device's finish: blend, packing, alpha) against
 /// the CPU engine: bytes within one level but where R's device rounding moves a pixel over a
 /// rounding edge.

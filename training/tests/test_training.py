@@ -310,3 +310,22 @@ def test_slant_shear_makes_slanted_lines_vertical_and_undoes_exactly(angle):
 def test_slant_orientation_finds_the_angle_of_thin_bright_lines(angle):
     theta, conf = slant.orientation(_lines(angle))
     assert abs(theta - angle) <= 7 and conf > 0.6, (theta, conf)
+
+
+def test_the_mirror_ensemble_mirrors_with_its_input():
+    from derain_train.ensemble import mirror_ensemble, variants
+    torch.manual_seed(3)
+    net = StreakNet("fast").eval()
+    for p in net.parameters():
+        p.data.normal_(0, 0.1)
+    x = torch.rand(1, 3, 32, 48)
+    with torch.no_grad():
+        a = mirror_ensemble(net, x.flip(-1))
+        b = mirror_ensemble(net, x).flip(-1)
+        plain, _ = remove_rain(net, x)
+        plain_m, _ = remove_rain(net, x.flip(-1))
+        v = variants(net, x)
+    assert torch.equal(a, b)
+    assert not torch.equal(plain_m, plain.flip(-1))
+    assert set(v) == {"plain", "mirror", "four", "twice"}
+    assert all(t.shape == x.shape for t in v.values())

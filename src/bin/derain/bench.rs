@@ -34,6 +34,10 @@ pub struct BenchArgs {
     /// `full` mode's networks: `fast`, `quality` or a directory (default: `fast` on the CPU).
     #[arg(long)]
     pub model: Option<derain::nets::ModelChoice>,
+    /// `full` mode: time the mirror ensemble (the streak network twice a frame; the
+    /// file commands' default, `--ensemble on`).
+    #[arg(long)]
+    pub ensemble: bool,
     /// Also time the frame scheduler (frames in flight over replicated engines) with this
     /// many engines, side by side with the serial row: ms per frame from the throughput of a
     /// stream of frames (0: skip).
@@ -141,6 +145,7 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
             backend: derain::Backend::Cpu,
             mode,
             model: a.model.clone(),
+            ensemble: a.ensemble,
             ..Config::default()
         })?;
         let mut stages: Vec<(&str, f64)> = Vec::new();
@@ -217,6 +222,7 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
             backend: derain::Backend::Cpu,
             mode,
             model: a.model.clone(),
+            ensemble: a.ensemble,
             temporal: derain::TemporalMode::On,
             ..Config::default()
         })?;
@@ -292,6 +298,7 @@ fn scheduler_ms(
         backend,
         mode,
         model: a.model.clone(),
+        ensemble: a.ensemble,
         ..Config::default()
     };
     // Input frames are shared, not copied, and outputs reuse their allocations: what the
@@ -411,6 +418,7 @@ fn cuda_bench(a: &BenchArgs, sizes: &[(usize, usize)]) -> anyhow::Result<()> {
                 backend: derain::Backend::Cuda,
                 mode: derain::Mode::Full,
                 model: Some(model.clone()),
+                ensemble: a.ensemble,
                 ..Config::default()
             })?;
             let mut steps: Vec<[f64; 4]> = Vec::new();

@@ -110,10 +110,11 @@ pub fn run(a: DemoArgs) -> anyhow::Result<()> {
         "derained vs clean   {:6.2}     {:.3}",
         after.psnr_y, after.ssim_y
     );
-    // The learned mode on the same still, for comparison.
+    // The learned mode on the same still, for comparison, as `derain image` runs it.
     let mut full = Pipeline::new(Config {
         mode: Mode::Full,
         backend: derain::Backend::Cpu,
+        ensemble: super::common::FILES.ensemble,
         ..Config::default()
     })?;
     let t = Instant::now();

@@ -12,7 +12,7 @@ use derain::pipeline::blend_image;
 use derain::{Pipeline, PlanarRgb, io};
 use serde_json::json;
 
-use super::common::{EngineArgs, FILE_MODE};
+use super::common::{EngineArgs, FILES};
 use super::eval_report::{Row, metric_stats};
 
 /// Arguments of `derain eval`.
@@ -200,7 +200,7 @@ pub fn run(a: EvalArgs) -> anyhow::Result<()> {
     if a.sequence {
         return super::eval_seq::run(&a, &pairs);
     }
-    let mut pipeline = Pipeline::new(a.engine.config(FILE_MODE))?;
+    let mut pipeline = Pipeline::new(a.engine.config(FILES))?;
     let mut rows = Vec::new();
     let mut comp_rows = Vec::new();
     for (r, c) in &pairs {
@@ -255,6 +255,7 @@ pub fn run(a: EvalArgs) -> anyhow::Result<()> {
         // The networks that ran (null in `physics` mode).
         "model": (cfg.mode == derain::Mode::Full)
             .then(|| cfg.model_for(pipeline.backend_name()).to_string()),
+        "ensemble": cfg.ensemble,
         "strength": cfg.strength,
         "physics": {
             "min_transmission": cfg.physics.min_transmission,

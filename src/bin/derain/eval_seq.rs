@@ -12,7 +12,7 @@ use derain::metrics::temporal::flicker;
 use derain::{Pipeline, PlanarRgb, io};
 use serde_json::json;
 
-use super::common::FILE_MODE;
+use super::common::{Defaults, FILES};
 use super::eval::{EvalArgs, load_pair};
 
 /// Pixels whose clean Y changes by at most this many levels between frames count as static
@@ -40,12 +40,19 @@ impl FlickerSum {
     }
 }
 
+/// A sequence is scored as `video` runs it, but in the file commands' mode: `full`, without the
+/// mirror ensemble (`--ensemble on` adds it), so the figures stay those of a live stream.
+const SEQUENCE: Defaults = Defaults {
+    mode: FILES.mode,
+    ensemble: false,
+};
+
 /// Runs the sequence evaluation over `pairs` (rainy, clean) in name order.
 pub fn run(a: &EvalArgs, pairs: &[(PathBuf, PathBuf)]) -> anyhow::Result<()> {
     if a.components.is_some() {
         bail!("--components scores single images; it does not combine with --sequence");
     }
-    let mut config = a.engine.config(FILE_MODE);
+    let mut config = a.engine.config(SEQUENCE);
     config.temporal = a.temporal;
     let mut pipeline = Pipeline::new(config)?;
     let mut rows = Vec::with_capacity(pairs.len());

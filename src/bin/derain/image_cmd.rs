@@ -6,7 +6,7 @@ use anyhow::Context;
 use clap::Args;
 use derain::{Mode, Pipeline, io};
 
-use super::common::{EngineArgs, FILE_MODE, init_threads};
+use super::common::{EngineArgs, FILES, init_threads};
 
 /// Arguments of `derain image`.
 #[derive(Debug, Args)]
@@ -45,8 +45,8 @@ pub fn run(a: ImageArgs) -> anyhow::Result<()> {
         );
     }
     let threads = init_threads(a.threads.map(usize::from))?;
-    let rainy = io::read_picture(&a.input, a.engine.mode_or(FILE_MODE))?;
-    let mut pipeline = Pipeline::new(a.engine.config(FILE_MODE))?;
+    let rainy = io::read_picture(&a.input, a.engine.mode_or(FILES))?;
+    let mut pipeline = Pipeline::new(a.engine.config(FILES))?;
     derain_picture(
         &mut pipeline,
         rainy,
@@ -94,7 +94,7 @@ fn run_folder(a: &ImageArgs) -> anyhow::Result<()> {
     }
     std::fs::create_dir_all(output).with_context(|| format!("creating {}", output.display()))?;
     let threads = init_threads(a.threads.map(usize::from))?;
-    let mut pipeline = Pipeline::new(a.engine.config(FILE_MODE))?;
+    let mut pipeline = Pipeline::new(a.engine.config(FILES))?;
     let mut failed = 0usize;
     for (file, format) in &files {
         let name = file.file_name().unwrap_or_default();
@@ -105,7 +105,7 @@ fn run_folder(a: &ImageArgs) -> anyhow::Result<()> {
             .map(|d| d.join(file.file_stem().unwrap_or_default()));
         // Every file is a new picture: no temporal state, no smoothing of A across files.
         pipeline.reset();
-        let done = io::read_picture(file, a.engine.mode_or(FILE_MODE))
+        let done = io::read_picture(file, a.engine.mode_or(FILES))
             .map_err(anyhow::Error::from)
             .and_then(|rainy| {
                 derain_picture(
@@ -169,7 +169,15 @@ fn derain_picture(
     let cfg = pipeline.config();
     let method = match cfg.mode {
         Mode::Physics => "physics".to_string(),
-        Mode::Full => format!("full ({})", cfg.model_for(pipeline.backend_name())),
+        Mode::Full => format!(
+            "full ({}{})",
+            cfg.model_for(pipeline.backend_name()),
+            if cfg.ensemble {
+                ", mirror ensemble"
+            } else {
+                ""
+            }
+        ),
     };
     println!(
         "{} -> {} ({}x{}, mode {method}, backend {}, {} thread{}, {:.1} ms, A = [{:.3}, {:.3}, {:.3}])",

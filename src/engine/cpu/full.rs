@@ -44,6 +44,8 @@ use crate::physics::{AtmosphereStep, RunInfo, Sink, Source, StageTimings};
 pub(crate) struct FullWorkspace {
     /// The frame padded to a multiple of [`MULTIPLE`], NCHW.
     x_full: Vec<f32>,
+    /// `x_full` mirrored left to right (the ensemble's second input).
+    x_mirror: Vec<f32>,
     /// I_s, the rain-free image.
     i_s: Option<PlanarRgb>,
     j1: [Vec<f32>; 3],
@@ -73,6 +75,31 @@ pub(crate) fn pack_frame(src: &Source<'_>, pw: usize, ph: usize, out: &mut Vec<f
                 }
             },
         );
+}
+
+/// `dst` = `src` with every row of `pw` values reversed (planes of `pw`×ph back to back): the
+/// padded frame mirrored left to right, padding included.
+pub(crate) fn mirror_rows(src: &[f32], pw: usize, dst: &mut Vec<f32>) {
+    dst.resize(src.len(), 0.0);
+    dst.par_chunks_mut(pw)
+        .zip(src.par_chunks(pw))
+        .for_each(|(d, s)| {
+            for (o, &v) in d.iter_mut().zip(s.iter().rev()) {
+                *o = v;
+            }
+        });
+}
+
+/// r = 0.5·(r + mirror(m)): the rain layer of the mirrored frame, mirrored back, averaged in
+/// (rows of `pw` values).
+pub(crate) fn mean_mirrored(r: &mut [f32], m: &[f32], pw: usize) {
+    r.par_chunks_mut(pw)
+        .zip(m.par_chunks(pw))
+        .for_each(|(rr, mr)| {
+            for (o, &v) in rr.iter_mut().zip(mr.iter().rev()) {
+                *o = 0.5 * (*o + v);
+            }
+        });
 }
 
 /// Copies `planes` (each `lw`×`lh`) into a `[planes.len(), ph, pw]` tensor, repeating the last
@@ -236,12 +263,41 @@ pub(crate) fn working_stage2(
     Ok(std::array::from_fn(|c| crop(&dj, c, ph, pw, lw, lh)))
 }
 
+/// R, the streak network's rain layer of the padded frame in `ws.x_full` (pw×ph); with
+/// `ensemble`, R = ½(streak(x) + mirror(streak(mirror(x)))), which mirrors exactly with its
+/// input (the network alone does not).
+fn rain_layer(
+    nets: &mut FullNets,
+    ws: &mut FullWorkspace,
+    (pw, ph): (usize, usize),
+    ensemble: bool,
+) -> Result<Vec<f32>> {
+    let check = |r: Vec<f32>| {
+        if r.len() == 3 * pw * ph {
+            Ok(r)
+        } else {
+            Err(Error::Inference {
+                net: "streak.onnx",
+                reason: format!("{} values of R for a {pw}x{ph} frame", r.len()),
+            })
+        }
+    };
+    let mut rain = check(nets.streak.run(ph, pw, &[&ws.x_full])?.remove(0))?;
+    if ensemble {
+        mirror_rows(&ws.x_full, pw, &mut ws.x_mirror);
+        let mirrored = check(nets.streak.run(ph, pw, &[&ws.x_mirror])?.remove(0))?;
+        mean_mirrored(&mut rain, &mirrored, pw);
+    }
+    Ok(rain)
+}
+
 /// Runs `full` mode from any [`Source`] into any [`Sink`] (the `Components` sink gets S and T
 /// at full resolution and J after stage 2).
 pub(crate) fn derain_full_into(
     src: Source<'_>,
     nets: &mut FullNets,
     params: &PhysicsParams,
+    ensemble: bool,
     tracker: Option<&mut dyn AtmosphereStep>,
     ws: &mut FullWorkspace,
     sink: Sink<'_, '_>,
@@ -259,13 +315,7 @@ pub(crate) fn derain_full_into(
     // The streak network at full resolution: R, then I_s = clamp(I − R, 0, 1).
     let (pw_full, ph_full) = (w.next_multiple_of(MULTIPLE), h.next_multiple_of(MULTIPLE));
     pack_frame(&src, pw_full, ph_full, &mut ws.x_full);
-    let rain = nets.streak.run(ph_full, pw_full, &[&ws.x_full])?.remove(0);
-    if rain.len() != ws.x_full.len() {
-        return Err(Error::Inference {
-            net: "streak.onnx",
-            reason: format!("{} values of R for a {pw_full}x{ph_full} frame", rain.len()),
-        });
-    }
+    let rain = rain_layer(nets, ws, (pw_full, ph_full), ensemble)?;
     let t_streak = std::time::Instant::now();
     let mut i_s = match ws.i_s.take() {
         Some(p) if p.width() == w && p.height() == h => p,
@@ -478,4 +528,46 @@ pub(crate) fn derain_full_into(
             streak_ms: ms(t_start, t_streak),
         },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nets::ModelSize;
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    /// The mirror ensemble's rain layer of a mirrored frame is the mirrored rain layer, to the
+    /// bit; the network alone is not mirror-symmetric (else the ensemble would change nothing).
+    #[test]
+    fn the_mirror_ensemble_mirrors_with_its_input() {
+        let mut nets = FullNets::embedded(ModelSize::Fast).expect("shipped networks load");
+        let (pw, ph) = (48, 32);
+        let mut rng = ChaCha8Rng::seed_from_u64(41);
+        let x: Vec<f32> = (0..3 * pw * ph)
+            .map(|i| {
+                // A slanted bright streak every 9 columns over a textured background.
+                let (y, c) = ((i / pw) % ph, i % pw);
+                let streak = if (c + y / 3) % 9 == 0 { 0.4 } else { 0.0 };
+                (0.2 + 0.3 * rng.random::<f32>() + streak).min(1.0)
+            })
+            .collect();
+        let mut ws = FullWorkspace::default();
+        let mut run = |x: &[f32], ensemble: bool| {
+            ws.x_full.clear();
+            ws.x_full.extend_from_slice(x);
+            rain_layer(&mut nets, &mut ws, (pw, ph), ensemble).unwrap()
+        };
+        let mut mirrored = Vec::new();
+        mirror_rows(&x, pw, &mut mirrored);
+        let (r, r_of_mirrored) = (run(&x, true), run(&mirrored, true));
+        let mut back = Vec::new();
+        mirror_rows(&r_of_mirrored, pw, &mut back);
+        assert_eq!(r, back, "the ensemble's R mirrors with the frame");
+        assert!(r.iter().any(|&v| v.abs() > 1e-3), "some rain found");
+        let (plain, plain_of_mirrored) = (run(&x, false), run(&mirrored, false));
+        mirror_rows(&plain_of_mirrored, pw, &mut back);
+        assert_ne!(plain, back, "the network alone is not mirror-symmetric");
+        assert_ne!(plain, r, "the ensemble changes R");
+    }
 }

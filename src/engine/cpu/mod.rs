@@ -61,9 +61,15 @@ impl CpuEngine {
         out: Sink<'_, '_>,
     ) -> Result<RunInfo> {
         match &mut self.full {
-            Some((nets, ws)) => {
-                full::derain_full_into(input, nets, &config.physics, Some(tracker), ws, out)
-            }
+            Some((nets, ws)) => full::derain_full_into(
+                input,
+                nets,
+                &config.physics,
+                config.ensemble,
+                Some(tracker),
+                ws,
+                out,
+            ),
             None => physics::derain_physics_into(
                 input,
                 &config.physics,

@@ -88,11 +88,15 @@ pub enum KernelId {
     BlockMeans4,
     /// Veil network: the APool's attention-pooled A.
     ApoolHead,
+    /// `full`: the padded frame mirrored left to right (the mirror ensemble).
+    MirrorRows,
+    /// `full`: the mirrored frame's rain layer mirrored back and averaged in.
+    MeanMirrored,
 }
 
 impl KernelId {
     /// Every kernel, in a fixed order (the index of `Kernels`).
-    pub const ALL: [KernelId; 34] = [
+    pub const ALL: [KernelId; 36] = [
         KernelId::Packed8ToPlanar,
         KernelId::PlanarToPacked8,
         KernelId::Residue,
@@ -127,6 +131,8 @@ impl KernelId {
         KernelId::VeilT,
         KernelId::BlockMeans4,
         KernelId::ApoolHead,
+        KernelId::MirrorRows,
+        KernelId::MeanMirrored,
     ];
 
     /// The `extern "C" __global__` name in the `.cu` file.
@@ -166,6 +172,8 @@ impl KernelId {
             KernelId::VeilT => "veil_t_f32",
             KernelId::BlockMeans4 => "block_means4_f32",
             KernelId::ApoolHead => "apool_head_f32",
+            KernelId::MirrorRows => "mirror_rows_f32",
+            KernelId::MeanMirrored => "mean_mirrored_f32",
         }
     }
 
@@ -194,6 +202,8 @@ impl KernelId {
                 "nets.cu"
             }
             KernelId::PadN
+            | KernelId::MirrorRows
+            | KernelId::MeanMirrored
             | KernelId::RainFree
             | KernelId::FullInvert
             | KernelId::FullFinishPacked8

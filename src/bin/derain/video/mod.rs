@@ -32,7 +32,7 @@ use gst::prelude::*;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::Exit;
-use super::common::{EngineArgs, STREAM_MODE};
+use super::common::{EngineArgs, STREAMS};
 use derainer::Derainer;
 use encoder::Encoder;
 pub use encoder::encode_frames;
@@ -181,7 +181,7 @@ pub fn run(a: VideoArgs) -> Result<()> {
             a.input
         );
     }
-    let mut config = a.engine.config(STREAM_MODE);
+    let mut config = a.engine.config(STREAMS);
     config.temporal = a.temporal;
     config.devices = a.devices.clone();
     let mode = config.mode;

@@ -201,6 +201,27 @@ impl<'a> FullOps for EmuFull<'a> {
         Ok(src[..n].to_vec())
     }
 
+    fn mirror(
+        &mut self,
+        src: &Vec<f32>,
+        planes: usize,
+        (pw, ph): (usize, usize),
+        dst: &mut Vec<f32>,
+        mean: bool,
+    ) -> Result<()> {
+        assert!(src.len() >= planes * pw * ph && dst.len() >= planes * pw * ph);
+        if mean {
+            launch!(self.net.e, "mean_mirrored_f32", grid_2d(pw, ph), false;
+                dst.as_mut_ptr() => *mut f32, src.as_ptr() => *const f32,
+                planes as i32 => i32, pw as i32 => i32, ph as i32 => i32);
+        } else {
+            launch!(self.net.e, "mirror_rows_f32", grid_2d(pw, ph), false;
+                src.as_ptr() => *const f32, planes as i32 => i32, pw as i32 => i32,
+                ph as i32 => i32, dst.as_mut_ptr() => *mut f32);
+        }
+        Ok(())
+    }
+
     fn rain_free(
         &mut self,
         x: &Vec<f32>,
@@ -352,6 +373,7 @@ impl<'a> EmulatedFull<'a> {
             &mut self.maps,
             src,
             &config.physics,
+            config.ensemble,
             Some(tracker),
             sink,
         )
@@ -569,6 +591,37 @@ fn emulated_full_mode_with_the_veil_network_on_the_device_matches_the_cpu_engine
             assert!(
                 da <= 1e-6 && dt <= 1e-6 && dj <= 1e-5 && ds <= 1e-5,
                 "{what}"
+            );
+        }
+    }
+}
+
+#[test]
+fn emulated_full_mode_with_the_mirror_ensemble_is_the_cpu_engine() {
+    let Some(e) = emu("emulated_full_mode_with_the_mirror_ensemble_is_the_cpu_engine") else {
+        return;
+    };
+    let mut rng = ChaCha8Rng::seed_from_u64(37);
+    for (size, (w, h)) in [(ModelSize::Fast, (50, 37)), (ModelSize::Quality, (37, 23))] {
+        let config = Config {
+            ensemble: true,
+            ..full_config(size)
+        };
+        let mut pair = SideBySide::new(e, config, true, false);
+        let mut plain = SideBySide::new(e, full_config(size), true, false);
+        // Two frames of a size: the mirror buffers are kept from one to the next.
+        for k in 0..2 {
+            let img = image(w, h, &mut rng);
+            let (want, got) = pair.components(&img);
+            let what = format!("{size:?} frame {k}, {w}x{h}");
+            assert_eq!(want.atmosphere, got.atmosphere, "A, {what}");
+            assert_eq!(want.background, got.background, "J, {what}");
+            assert_eq!(want.streaks, got.streaks, "S, {what}");
+            assert_eq!(want.transmission, got.transmission, "T, {what}");
+            let (without, _) = plain.components(&img);
+            assert_ne!(
+                without.streaks, want.streaks,
+                "the ensemble changes S, {what}"
             );
         }
     }

@@ -254,6 +254,17 @@ impl<'a> FullOps for LaunchFull<'a> {
         Ok(v)
     }
 
+    fn mirror(
+        &mut self,
+        src: &CudaSlice<f32>,
+        planes: usize,
+        pwh: (usize, usize),
+        dst: &mut CudaSlice<f32>,
+        mean: bool,
+    ) -> Result<()> {
+        launch::mirror(self.net.s, self.net.k, src, planes, pwh, dst, mean)
+    }
+
     fn rain_free(
         &mut self,
         x: &CudaSlice<f32>,

@@ -154,6 +154,16 @@ pub(crate) trait FullOps {
     ) -> Result<()>;
     /// The first `n` values of `src` on the host, once the work before is done.
     fn get(&mut self, src: &<Self::Net as NetOps>::Buf, n: usize) -> Result<Vec<f32>>;
+    /// Over `planes` planes of pw×ph: `dst` = `src` with every row reversed (`mean` false), or
+    /// `dst` = ½(`dst` + `src` with every row reversed) (`mean` true): the mirror ensemble.
+    fn mirror(
+        &mut self,
+        src: &<Self::Net as NetOps>::Buf,
+        planes: usize,
+        pwh: (usize, usize),
+        dst: &mut <Self::Net as NetOps>::Buf,
+        mean: bool,
+    ) -> Result<()>;
     /// I_s (w×h) = clamp(x − r, 0, 1) over the top-left w×h of the pw×ph planes.
     fn rain_free(
         &mut self,
@@ -223,6 +233,8 @@ pub(crate) struct FullMaps<B> {
     refine: Option<(B, B, UNetMaps<B>)>,
     /// The veil network's buffers (made when it runs on the device).
     veil: Option<VeilMaps<B>>,
+    /// The mirror ensemble's frame and rain layer (3 planes of pw×ph each), made when asked.
+    mirror: Option<(B, B)>,
     /// S and T (2 planes of w×h) and J (3 planes) for a components sink, made when asked.
     st: Option<B>,
     out: Option<B>,
@@ -258,6 +270,7 @@ impl<B> FullMaps<B> {
             dj: ops.alloc(3 * ln)?,
             refine: None,
             veil: None,
+            mirror: None,
             st: None,
             out: None,
             net,
@@ -300,6 +313,7 @@ pub(crate) fn run_full<O: FullOps>(
     maps: &mut Option<FullMaps<<O::Net as NetOps>::Buf>>,
     src: Source<'_>,
     params: &PhysicsParams,
+    ensemble: bool,
     tracker: Option<&mut dyn AtmosphereStep>,
     sink: Sink<'_, '_>,
 ) -> Result<RunInfo> {
@@ -365,6 +379,17 @@ pub(crate) fn run_full<O: FullOps>(
     // R, I_s, and both downsampled (the physics gate reads I, the networks I_s).
     ops.pad_n(&m.rgb, 3, (w, h), (pw, ph), &mut m.x)?;
     forward(ops.net(), layers, &m.x, &mut m.net, &mut m.r)?;
+    if ensemble {
+        // R = ½(streak(x) + mirror(streak(mirror(x)))), as the CPU engine.
+        let (xm, rm) = match m.mirror.take() {
+            Some(b) => b,
+            None => (ops.alloc(3 * pw * ph)?, ops.alloc(3 * pw * ph)?),
+        };
+        let (xm, rm) = m.mirror.insert((xm, rm));
+        ops.mirror(&m.x, 3, (pw, ph), xm, false)?;
+        forward(ops.net(), layers, xm, &mut m.net, rm)?;
+        ops.mirror(rm, 3, (pw, ph), &mut m.r, true)?;
+    }
     ops.rain_free(&m.x, &m.r, (pw, ph), (w, h), &mut m.i_s)?;
     ops.downsample(&m.rgb, (w, h), f, &mut m.lo_raw)?;
     ops.downsample(&m.i_s, (w, h), f, &mut m.lo_s)?;
@@ -661,6 +686,7 @@ impl CudaFullEngine {
             &mut self.maps,
             input,
             &config.physics,
+            config.ensemble,
             Some(tracker),
             out,
         )

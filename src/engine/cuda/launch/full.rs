@@ -42,6 +42,37 @@ pub(crate) fn pad_n(
     unsafe { launch(b, grid_2d(pw, ph), id) }
 }
 
+/// `mirror_rows_f32` (`mean`: false) or `mean_mirrored_f32` (true) over `planes` planes of
+/// pw×ph: `dst` = `src` with every row reversed, or `dst` = ½(`dst` + `src` with every row
+/// reversed) — the two steps of the mirror ensemble.
+pub(crate) fn mirror(
+    s: &Arc<CudaStream>,
+    k: &Kernels,
+    src: &CudaSlice<f32>,
+    planes: usize,
+    (pw, ph): (usize, usize),
+    dst: &mut CudaSlice<f32>,
+    mean: bool,
+) -> Result<()> {
+    let n = planes * pw * ph;
+    let (pwi, phi) = checked(pw, ph, &[("src", src.len(), n), ("dst", dst.len(), n)])?;
+    let np = int(planes, "planes")?;
+    let id = if mean {
+        KernelId::MeanMirrored
+    } else {
+        KernelId::MirrorRows
+    };
+    let mut b = k.args(s, id);
+    if mean {
+        b.arg(dst).arg(src).arg(&np).arg(&pwi).arg(&phi);
+    } else {
+        b.arg(src).arg(&np).arg(&pwi).arg(&phi).arg(dst);
+    }
+    // SAFETY: arguments match `mirror_rows_f32` / `mean_mirrored_f32` in kernels/full.cu
+    // (their orders differ, as above); sizes checked.
+    unsafe { launch(b, grid_2d(pw, ph), id) }
+}
+
 /// `rain_free_f32`: I_s (3 planes of w×h) = clamp(x − r, 0, 1) over the top-left w×h of the
 /// pw×ph planes `x` and `r`.
 pub(crate) fn rain_free(
