@@ -5,6 +5,7 @@
 # --per-image 3 --seed 999` (reference at --size 720x480), the clear frames of the light
 # family moved to clear/. Usage:
 #   scripts/eval-families.sh TESTROOT RAIN12_DIR "--mode physics" "--mode full --model fast" ...
+# (`eval` runs `full` with the mirror ensemble unless `--ensemble off` is given.)
 set -euo pipefail
 root=$1; rain12=$2; shift 2
 bin=${DERAIN_BIN:-target/release/derain}
