@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from .losses import luma, perceptual_fast
-from .rain import CleanImages, Composer, RainBank, clean_paths
+from .rain import FAMILY_WEIGHTS, CleanImages, Composer, RainBank, clean_paths
 from .streak import StreakNet, remove_rain
 
 
@@ -67,6 +67,27 @@ def validate(net, val, dev, amp):
     return rows
 
 
+def family_weights(text):
+    """`FAMILY=W,...` (argparse type): rain.FAMILY_WEIGHTS with the named families' weights
+    replaced."""
+    out = dict(FAMILY_WEIGHTS)
+    for part in text.split(","):
+        name, _, w = part.partition("=")
+        name = name.strip()
+        if name not in FAMILY_WEIGHTS:
+            raise argparse.ArgumentTypeError(
+                f"unknown family {name!r} (one of {', '.join(FAMILY_WEIGHTS)})")
+        try:
+            out[name] = float(w)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{part!r}: weight is not a number") from None
+        if not out[name] >= 0:
+            raise argparse.ArgumentTypeError(f"{part!r}: weight must be ≥ 0")
+    if sum(out.values()) <= 0:
+        raise argparse.ArgumentTypeError("the weights sum to 0")
+    return out
+
+
 def mean_gain(rows):
     """The mean over families of the output − input Y-PSNR that `validate` returns, dB."""
     return float(np.mean([a - b for a, b in rows.values()]))
@@ -97,6 +118,10 @@ def main(argv=None):
     ap.add_argument("--rotate", type=float, default=0.0,
                     help="share of training crops whose rain layer is turned by 20–65° "
                          "(rain.RainBank.crops: wind-slanted rain)")
+    ap.add_argument("--family-weights", type=family_weights, default=None,
+                    metavar="FAMILY=W,...",
+                    help="sampling weights of the families in the training batches (the rest "
+                         "keep rain.FAMILY_WEIGHTS'; normalised), e.g. screen=0.4,light=0.2")
     args = ap.parse_args(argv)
 
     if args.threads:
@@ -113,7 +138,8 @@ def main(argv=None):
     banks = [RainBank(b, device=dev, limit=args.bank_limit) for b in args.banks]
     train_c = CleanImages(clean_paths(args.clean, "train"), device=dev)
     val_c = CleanImages(clean_paths(args.clean, "val"), device=dev)
-    comp = Composer(train_c, banks, device=dev, bars=args.bars, rotate=args.rotate)
+    comp = Composer(train_c, banks, weights=args.family_weights, device=dev, bars=args.bars,
+                    rotate=args.rotate)
     val = make_val(Composer(val_c, banks, device=dev), args.val_per_family, args.val_crop)
     print(f"loaded {sum(len(b) for b in banks)} rain layers ({', '.join(b.family for b in banks)}), "
           f"{len(train_c.images)} clean images in {time.time() - t_load:.0f} s", flush=True)

@@ -329,3 +329,16 @@ def test_the_mirror_ensemble_mirrors_with_its_input():
     assert not torch.equal(plain_m, plain.flip(-1))
     assert set(v) == {"plain", "mirror", "four", "twice"}
     assert all(t.shape == x.shape for t in v.values())
+
+
+def test_family_weights_replace_the_named_ones_and_refuse_nonsense():
+    import argparse
+    from derain_train.rain import FAMILY_WEIGHTS
+    from derain_train.train_streak import family_weights
+    w = family_weights("screen=0.4, light=0")
+    assert w["screen"] == 0.4 and w["light"] == 0.0
+    assert w["dense"] == FAMILY_WEIGHTS["dense"]
+    for bad in ["rain=1", "screen=x", "screen=-1",
+                ",".join(f"{f}=0" for f in FAMILY_WEIGHTS)]:
+        with pytest.raises(argparse.ArgumentTypeError):
+            family_weights(bad)
