@@ -17,15 +17,18 @@ use crate::frame::MAX_DIMENSION;
 /// | 16-bit RGBA (noise: the file alone is 8 B/px) | `physics` | 55 B/px | 70 |
 /// | 8-bit RGB | `full`, `fast` networks | 114 B/px | |
 /// | 8-bit RGB | `full`, `quality` networks | 154 B/px | |
-/// | 16-bit RGBA | `full`, `quality` networks | 158 B/px | 200 |
+/// | 16-bit RGBA | `full`, `quality` networks | 158 B/px | |
+/// | 8-bit RGB | `full`, `quality`, mirror ensemble (the file commands' default) | 183 B/px | 240 |
 ///
 /// In `physics` the planar f32 copies dominate (input, background, S, T: 4 bytes per sample;
 /// the decoded and the encoded file come and go around them); in `full` the networks' feature
-/// maps.
+/// maps, and with the mirror ensemble the second run's rain layer (2026-12-06: 194 B/px with a
+/// mirrored copy of the frame, 183 since the frame is mirrored in place). The `full` figure
+/// covers the ensemble with 16-bit RGBA's 4 more bytes and a quarter over.
 pub fn bytes_per_pixel(mode: Mode) -> u64 {
     match mode {
         Mode::Physics => 70,
-        Mode::Full => 200,
+        Mode::Full => 240,
     }
 }
 

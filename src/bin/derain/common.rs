@@ -58,7 +58,7 @@ pub struct EngineArgs {
     /// `full` mode: also run the streak network on the mirrored frame and average the two
     /// rain layers (the mirror ensemble): 0.0–0.4 dB better on every test set for about
     /// twice the streak network's time. Default: `on` for `image` and `eval` in `full` mode,
-    /// `off` for `video`.
+    /// `off` for `video` and `eval --sequence`.
     #[arg(long, value_name = "on|off")]
     pub ensemble: Option<Switch>,
 }

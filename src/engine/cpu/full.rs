@@ -44,8 +44,6 @@ use crate::physics::{AtmosphereStep, RunInfo, Sink, Source, StageTimings};
 pub(crate) struct FullWorkspace {
     /// The frame padded to a multiple of [`MULTIPLE`], NCHW.
     x_full: Vec<f32>,
-    /// `x_full` mirrored left to right (the ensemble's second input).
-    x_mirror: Vec<f32>,
     /// I_s, the rain-free image.
     i_s: Option<PlanarRgb>,
     j1: [Vec<f32>; 3],
@@ -77,17 +75,10 @@ pub(crate) fn pack_frame(src: &Source<'_>, pw: usize, ph: usize, out: &mut Vec<f
         );
 }
 
-/// `dst` = `src` with every row of `pw` values reversed (planes of `pw`×ph back to back): the
-/// padded frame mirrored left to right, padding included.
-pub(crate) fn mirror_rows(src: &[f32], pw: usize, dst: &mut Vec<f32>) {
-    dst.resize(src.len(), 0.0);
-    dst.par_chunks_mut(pw)
-        .zip(src.par_chunks(pw))
-        .for_each(|(d, s)| {
-            for (o, &v) in d.iter_mut().zip(s.iter().rev()) {
-                *o = v;
-            }
-        });
+/// Reverses every row of `pw` values of `x` (planes of `pw`×ph back to back): the padded frame
+/// mirrored left to right, padding included; twice is the identity.
+pub(crate) fn mirror_rows(x: &mut [f32], pw: usize) {
+    x.par_chunks_mut(pw).for_each(|row| row.reverse());
 }
 
 /// r = 0.5·(r + mirror(m)): the rain layer of the mirrored frame, mirrored back, averaged in
@@ -284,9 +275,11 @@ fn rain_layer(
     };
     let mut rain = check(nets.streak.run(ph, pw, &[&ws.x_full])?.remove(0))?;
     if ensemble {
-        mirror_rows(&ws.x_full, pw, &mut ws.x_mirror);
-        let mirrored = check(nets.streak.run(ph, pw, &[&ws.x_mirror])?.remove(0))?;
-        mean_mirrored(&mut rain, &mirrored, pw);
+        // Mirrored in place and back (the frame is read again for I_s): no second copy.
+        mirror_rows(&mut ws.x_full, pw);
+        let mirrored = nets.streak.run(ph, pw, &[&ws.x_full]);
+        mirror_rows(&mut ws.x_full, pw);
+        mean_mirrored(&mut rain, &check(mirrored?.remove(0))?, pw);
     }
     Ok(rain)
 }
@@ -553,21 +546,32 @@ mod tests {
             })
             .collect();
         let mut ws = FullWorkspace::default();
+        // R of `x`, and whether the frame in the workspace was left as it was.
         let mut run = |x: &[f32], ensemble: bool| {
             ws.x_full.clear();
             ws.x_full.extend_from_slice(x);
-            rain_layer(&mut nets, &mut ws, (pw, ph), ensemble).unwrap()
+            let r = rain_layer(&mut nets, &mut ws, (pw, ph), ensemble).unwrap();
+            r
         };
-        let mut mirrored = Vec::new();
-        mirror_rows(&x, pw, &mut mirrored);
+        let mirror = |v: &[f32]| {
+            let mut m = v.to_vec();
+            mirror_rows(&mut m, pw);
+            m
+        };
+        let mirrored = mirror(&x);
         let (r, r_of_mirrored) = (run(&x, true), run(&mirrored, true));
-        let mut back = Vec::new();
-        mirror_rows(&r_of_mirrored, pw, &mut back);
-        assert_eq!(r, back, "the ensemble's R mirrors with the frame");
+        assert_eq!(
+            r,
+            mirror(&r_of_mirrored),
+            "the ensemble's R mirrors with the frame"
+        );
         assert!(r.iter().any(|&v| v.abs() > 1e-3), "some rain found");
         let (plain, plain_of_mirrored) = (run(&x, false), run(&mirrored, false));
-        mirror_rows(&plain_of_mirrored, pw, &mut back);
-        assert_ne!(plain, back, "the network alone is not mirror-symmetric");
+        assert_ne!(
+            plain,
+            mirror(&plain_of_mirrored),
+            "the network alone is not mirror-symmetric"
+        );
         assert_ne!(plain, r, "the ensemble changes R");
     }
 }
