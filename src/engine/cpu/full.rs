@@ -551,6 +551,7 @@ mod tests {
             ws.x_full.clear();
             ws.x_full.extend_from_slice(x);
             let r = rain_layer(&mut nets, &mut ws, (pw, ph), ensemble).unwrap();
+            assert_eq!(ws.x_full, x, "the frame is left as it was");
             r
         };
         let mirror = |v: &[f32]| {
