@@ -232,7 +232,7 @@ pub struct Config {
     pub temporal: TemporalMode,
     /// `full` mode: also run the streak network on the mirrored frame and average the two
     /// rain layers (a flip self-ensemble). Twice the streak network's time, for files rather
-    /// than live video; off by default (models/README.md, "Mirror ensemble", has what it is
+    /// than live video; off by default (models/README.md, "The mirror ensemble", has what it is
     /// worth per size).
     pub ensemble: bool,
 }

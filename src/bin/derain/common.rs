@@ -14,7 +14,7 @@ pub struct Defaults {
 }
 
 /// The file commands (`image`, `eval`): the networks, which beat `physics` on every test set,
-/// with the mirror ensemble, which adds 0.0–0.4 dB on every test set for 1.6–1.7× the time
+/// with the mirror ensemble, which adds 0.0–0.4 dB on every test set for 1.4–1.8× the time
 /// (models/README.md); time per file matters less than what is left of the rain.
 pub const FILES: Defaults = Defaults {
     mode: Mode::Full,
