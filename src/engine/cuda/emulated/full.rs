@@ -201,24 +201,31 @@ impl<'a> FullOps for EmuFull<'a> {
         Ok(src[..n].to_vec())
     }
 
-    fn mirror(
+    fn mirror_rows(
         &mut self,
         src: &Vec<f32>,
         planes: usize,
         (pw, ph): (usize, usize),
         dst: &mut Vec<f32>,
-        mean: bool,
     ) -> Result<()> {
         assert!(src.len() >= planes * pw * ph && dst.len() >= planes * pw * ph);
-        if mean {
-            launch!(self.net.e, "mean_mirrored_f32", grid_2d(pw, ph), false;
-                dst.as_mut_ptr() => *mut f32, src.as_ptr() => *const f32,
-                planes as i32 => i32, pw as i32 => i32, ph as i32 => i32);
-        } else {
-            launch!(self.net.e, "mirror_rows_f32", grid_2d(pw, ph), false;
-                src.as_ptr() => *const f32, planes as i32 => i32, pw as i32 => i32,
-                ph as i32 => i32, dst.as_mut_ptr() => *mut f32);
-        }
+        launch!(self.net.e, "mirror_rows_f32", grid_2d(pw, ph), false;
+            src.as_ptr() => *const f32, planes as i32 => i32, pw as i32 => i32,
+            ph as i32 => i32, dst.as_mut_ptr() => *mut f32);
+        Ok(())
+    }
+
+    fn mean_mirrored(
+        &mut self,
+        r: &mut Vec<f32>,
+        m: &Vec<f32>,
+        planes: usize,
+        (pw, ph): (usize, usize),
+    ) -> Result<()> {
+        assert!(r.len() >= planes * pw * ph && m.len() >= planes * pw * ph);
+        launch!(self.net.e, "mean_mirrored_f32", grid_2d(pw, ph), false;
+            r.as_mut_ptr() => *mut f32, m.as_ptr() => *const f32, planes as i32 => i32,
+            pw as i32 => i32, ph as i32 => i32);
         Ok(())
     }
 

@@ -254,15 +254,24 @@ impl<'a> FullOps for LaunchFull<'a> {
         Ok(v)
     }
 
-    fn mirror(
+    fn mirror_rows(
         &mut self,
         src: &CudaSlice<f32>,
         planes: usize,
         pwh: (usize, usize),
         dst: &mut CudaSlice<f32>,
-        mean: bool,
     ) -> Result<()> {
-        launch::mirror(self.net.s, self.net.k, src, planes, pwh, dst, mean)
+        launch::mirror_rows(self.net.s, self.net.k, src, planes, pwh, dst)
+    }
+
+    fn mean_mirrored(
+        &mut self,
+        r: &mut CudaSlice<f32>,
+        m: &CudaSlice<f32>,
+        planes: usize,
+        pwh: (usize, usize),
+    ) -> Result<()> {
+        launch::mean_mirrored(self.net.s, self.net.k, r, m, planes, pwh)
     }
 
     fn rain_free(

@@ -154,15 +154,21 @@ pub(crate) trait FullOps {
     ) -> Result<()>;
     /// The first `n` values of `src` on the host, once the work before is done.
     fn get(&mut self, src: &<Self::Net as NetOps>::Buf, n: usize) -> Result<Vec<f32>>;
-    /// Over `planes` planes of pw×ph: `dst` = `src` with every row reversed (`mean` false), or
-    /// `dst` = ½(`dst` + `src` with every row reversed) (`mean` true): the mirror ensemble.
-    fn mirror(
+    /// `dst` = `src` with every row reversed, over `planes` planes of pw×ph.
+    fn mirror_rows(
         &mut self,
         src: &<Self::Net as NetOps>::Buf,
         planes: usize,
         pwh: (usize, usize),
         dst: &mut <Self::Net as NetOps>::Buf,
-        mean: bool,
+    ) -> Result<()>;
+    /// `r` = ½(`r` + `m` with every row reversed), over `planes` planes of pw×ph.
+    fn mean_mirrored(
+        &mut self,
+        r: &mut <Self::Net as NetOps>::Buf,
+        m: &<Self::Net as NetOps>::Buf,
+        planes: usize,
+        pwh: (usize, usize),
     ) -> Result<()>;
     /// I_s (w×h) = clamp(x − r, 0, 1) over the top-left w×h of the pw×ph planes.
     fn rain_free(
@@ -386,9 +392,9 @@ pub(crate) fn run_full<O: FullOps>(
             None => (ops.alloc(3 * pw * ph)?, ops.alloc(3 * pw * ph)?),
         };
         let (xm, rm) = m.mirror.insert((xm, rm));
-        ops.mirror(&m.x, 3, (pw, ph), xm, false)?;
+        ops.mirror_rows(&m.x, 3, (pw, ph), xm)?;
         forward(ops.net(), layers, xm, &mut m.net, rm)?;
-        ops.mirror(rm, 3, (pw, ph), &mut m.r, true)?;
+        ops.mean_mirrored(&mut m.r, rm, 3, (pw, ph))?;
     }
     ops.rain_free(&m.x, &m.r, (pw, ph), (w, h), &mut m.i_s)?;
     ops.downsample(&m.rgb, (w, h), f, &mut m.lo_raw)?;

@@ -42,34 +42,43 @@ pub(crate) fn pad_n(
     unsafe { launch(b, grid_2d(pw, ph), id) }
 }
 
-/// `mirror_rows_f32` (`mean`: false) or `mean_mirrored_f32` (true) over `planes` planes of
-/// pw×ph: `dst` = `src` with every row reversed, or `dst` = ½(`dst` + `src` with every row
-/// reversed) — the two steps of the mirror ensemble.
-pub(crate) fn mirror(
+/// `mirror_rows_f32`: `dst` = `src` with every row reversed, over `planes` planes of pw×ph
+/// (the mirror ensemble's input).
+pub(crate) fn mirror_rows(
     s: &Arc<CudaStream>,
     k: &Kernels,
     src: &CudaSlice<f32>,
     planes: usize,
     (pw, ph): (usize, usize),
     dst: &mut CudaSlice<f32>,
-    mean: bool,
 ) -> Result<()> {
     let n = planes * pw * ph;
     let (pwi, phi) = checked(pw, ph, &[("src", src.len(), n), ("dst", dst.len(), n)])?;
     let np = int(planes, "planes")?;
-    let id = if mean {
-        KernelId::MeanMirrored
-    } else {
-        KernelId::MirrorRows
-    };
+    let id = KernelId::MirrorRows;
     let mut b = k.args(s, id);
-    if mean {
-        b.arg(dst).arg(src).arg(&np).arg(&pwi).arg(&phi);
-    } else {
-        b.arg(src).arg(&np).arg(&pwi).arg(&phi).arg(dst);
-    }
-    // SAFETY: arguments match `mirror_rows_f32` / `mean_mirrored_f32` in kernels/full.cu
-    // (their orders differ, as above); sizes checked.
+    b.arg(src).arg(&np).arg(&pwi).arg(&phi).arg(dst);
+    // SAFETY: arguments match `mirror_rows_f32` in kernels/full.cu; sizes checked.
+    unsafe { launch(b, grid_2d(pw, ph), id) }
+}
+
+/// `mean_mirrored_f32`: `r` = ½(`r` + `m` with every row reversed), over `planes` planes of
+/// pw×ph (the mirrored frame's rain layer averaged in).
+pub(crate) fn mean_mirrored(
+    s: &Arc<CudaStream>,
+    k: &Kernels,
+    r: &mut CudaSlice<f32>,
+    m: &CudaSlice<f32>,
+    planes: usize,
+    (pw, ph): (usize, usize),
+) -> Result<()> {
+    let n = planes * pw * ph;
+    let (pwi, phi) = checked(pw, ph, &[("r", r.len(), n), ("m", m.len(), n)])?;
+    let np = int(planes, "planes")?;
+    let id = KernelId::MeanMirrored;
+    let mut b = k.args(s, id);
+    b.arg(r).arg(m).arg(&np).arg(&pwi).arg(&phi);
+    // SAFETY: arguments match `mean_mirrored_f32` in kernels/full.cu; sizes checked.
     unsafe { launch(b, grid_2d(pw, ph), id) }
 }
 

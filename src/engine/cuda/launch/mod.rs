@@ -30,7 +30,7 @@ pub(crate) use filters::{
 };
 pub(crate) use full::{
     FinishInputs, InvertInputs, crop_planes, full_finish_packed8, full_finish_planar, full_invert,
-    mirror, pad_n, rain_free,
+    mean_mirrored, mirror_rows, pad_n, rain_free,
 };
 pub(crate) use nets::{ConvShape, conv2d, shuffle, unshuffle_residue, up_add};
 #[cfg(test)]
