@@ -330,6 +330,8 @@ fn sequence_scores(clip: &std::path::Path, temporal: &str) -> (f64, f64) {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["temporal"], temporal);
+    // A sequence is scored as live video runs it: no mirror ensemble unless asked.
+    assert_eq!(v["ensemble"], false);
     assert_eq!(v["frames"].as_array().unwrap().len(), 24);
     (
         v["mean"]["psnr_y"].as_f64().unwrap(),

@@ -118,6 +118,7 @@ pub fn run(a: &EvalArgs, pairs: &[(PathBuf, PathBuf)]) -> anyhow::Result<()> {
             .collect();
         let obj = json!({
             "mode": mode, "backend": pipeline.backend_name(), "temporal": temporal,
+            "ensemble": pipeline.config().ensemble,
             "version": env!("CARGO_PKG_VERSION"), "count": rows.len(),
             "mean": {"psnr_y": m.psnr_y, "ssim_y": m.ssim_y, "psnr_rgb": m.psnr_rgb},
             "baseline": {"psnr_y": mb.psnr_y, "ssim_y": mb.ssim_y, "psnr_rgb": mb.psnr_rgb},
