@@ -123,8 +123,14 @@ pub fn run(a: DemoArgs) -> anyhow::Result<()> {
     io::save_image(&dir.join("derained_full.png"), &derained_full)?;
     let after_full = Scores::compute(&derained_full, &clean)?;
     println!(
-        "full mode  vs clean {:6.2}     {:.3}   (networks, {ms_full:.0} ms)",
-        after_full.psnr_y, after_full.ssim_y
+        "full mode  vs clean {:6.2}     {:.3}   (networks{}, {ms_full:.0} ms)",
+        after_full.psnr_y,
+        after_full.ssim_y,
+        if full.config().ensemble {
+            ", mirror ensemble"
+        } else {
+            ""
+        }
     );
     println!(
         "wrote {}/{{side_by_side,rainy,derained,derained_full,clean,streaks,transmission}}.png \
