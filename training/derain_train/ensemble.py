@@ -21,9 +21,10 @@ import numpy as np
 import torch
 
 from .export_full import load_streak
-from .rain import CleanImages, Composer, RainBank, clean_paths, luma, scene_bars
+from .rain import CleanImages, Composer, RainBank, clean_paths
+from .select import pooled_ypsnr, rain_free_sets
 from .streak import remove_rain
-from .train_streak import make_val
+from .train_streak import make_val, ypsnr
 
 
 def mirror_ensemble(net, img):
@@ -46,12 +47,6 @@ def variants(net, x):
     }
 
 
-def ypsnr(a, b):
-    """Per-image Y-PSNR in dB of [B, 3, H, W] batches."""
-    m = ((luma(a) - luma(b)) ** 2).flatten(1).mean(1).clamp(min=1e-10)
-    return (10 * torch.log10(1 / m)).numpy()
-
-
 @torch.no_grad()
 def score(net, val, clear):
     """{variant: {family or rain-free set: dB}}: gains per family, pooled Y-PSNR of I_s
@@ -59,13 +54,12 @@ def score(net, val, clear):
     net.eval()
     out = {}
     for fam, b in val.items():
-        base = ypsnr(b["in"], b["veiled"]).mean()
+        base = np.mean(ypsnr(b["in"], b["veiled"]))
         for k, v in variants(net, b["in"]).items():
-            out.setdefault(k, {})[fam] = float(ypsnr(v, b["veiled"]).mean() - base)
+            out.setdefault(k, {})[fam] = float(np.mean(ypsnr(v, b["veiled"])) - base)
     for name, x in clear.items():
         for k, v in variants(net, x).items():
-            mse = ((luma(v) - luma(x)) ** 2).mean().clamp(min=1e-10)
-            out[k][name] = float(10 * torch.log10(1 / mse))
+            out[k][name] = pooled_ypsnr(v, x)
     return out
 
 
@@ -85,9 +79,7 @@ def main(argv=None):
     banks = [RainBank(b) for b in args.banks]
     val_c = CleanImages(clean_paths(args.clean, "val"))
     val = make_val(Composer(val_c, banks), args.per_family, 256, seed=args.seed)
-    rng = np.random.default_rng(args.seed + 1)
-    plain = val_c.batch(args.harm, 256, rng)
-    clear = {"clear": plain, "bars": scene_bars(plain, rng, 1.0)}
+    clear = rain_free_sets(val_c, args.harm, 256, args.seed + 1)
     net = load_streak(args.weights, args.size)
     for k, r in score(net, val, clear).items():
         fams = [f for f in r if f not in clear]

@@ -63,9 +63,7 @@ def main(argv=None):
         small = Composer(val_c, banks, device=dev, thin=1.0)
         thin = make_val(small, args.thin, 192, seed=args.seed + 3)
     if args.harm:
-        rng = np.random.default_rng(args.seed + 1)
-        plain = val_c.batch(args.harm, args.crop, rng)
-        clear = {"clear": plain, "bars": scene_bars(plain, rng, 1.0)}
+        clear = rain_free_sets(val_c, args.harm, args.crop, args.seed + 1)
     for path in args.weights:
         net = load_streak(path, args.size).to(dev)
         line = f"{path}: gain {gains(net, val, dev)}"
@@ -85,16 +83,25 @@ def gains(net, sets, dev):
     return f"{mean_gain(rows):.3f} dB ({per})"
 
 
+def rain_free_sets(clean, n, crop, seed):
+    """The rain-free crops `--harm` scores: `n` crops of `clean` (CleanImages) as they are
+    ("clear") and the same with opaque scene bars painted in ("bars"), drawn from `seed`."""
+    rng = np.random.default_rng(seed)
+    plain = clean.batch(n, crop, rng)
+    return {"clear": plain, "bars": scene_bars(plain, rng, 1.0)}
+
+
+def pooled_ypsnr(a, b):
+    """One Y-PSNR in dB over the whole of the [B, 3, H, W] batches (the harm lines)."""
+    mse = ((luma(a) - luma(b)) ** 2).mean().clamp(min=1e-10)
+    return float(10 * torch.log10(1 / mse))
+
+
 @torch.no_grad()
 def harm(net, sets):
     """Pooled Y-PSNR of I_s against I on rain-free crops, per set."""
     net.eval()
-    out = {}
-    for name, x in sets.items():
-        i_s, _ = remove_rain(net, x)
-        mse = ((luma(i_s) - luma(x)) ** 2).mean().clamp(min=1e-10)
-        out[name] = float(10 * torch.log10(1 / mse))
-    return out
+    return {name: pooled_ypsnr(remove_rain(net, x)[0], x) for name, x in sets.items()}
 
 
 if __name__ == "__main__":
