@@ -88,6 +88,16 @@ impl EngineArgs {
     }
 }
 
+/// `", mirror ensemble"` when `config` runs the mirror ensemble, else `""`: what `image` and
+/// the demo add to the method they print.
+pub fn ensemble_note(config: &Config) -> &'static str {
+    if config.ensemble {
+        ", mirror ensemble"
+    } else {
+        ""
+    }
+}
+
 /// A number in [0, 1] (clap value parser): a negative or too large value gets a range error
 /// rather than clap's "unexpected argument" (with `allow_negative_numbers` on the argument).
 pub fn unit_interval(s: &str) -> Result<f32, String> {

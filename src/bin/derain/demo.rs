@@ -126,11 +126,7 @@ pub fn run(a: DemoArgs) -> anyhow::Result<()> {
         "full mode  vs clean {:6.2}     {:.3}   (networks{}, {ms_full:.0} ms)",
         after_full.psnr_y,
         after_full.ssim_y,
-        if full.config().ensemble {
-            ", mirror ensemble"
-        } else {
-            ""
-        }
+        super::common::ensemble_note(full.config())
     );
     println!(
         "wrote {}/{{side_by_side,rainy,derained,derained_full,clean,streaks,transmission}}.png \

@@ -172,11 +172,7 @@ fn derain_picture(
         Mode::Full => format!(
             "full ({}{})",
             cfg.model_for(pipeline.backend_name()),
-            if cfg.ensemble {
-                ", mirror ensemble"
-            } else {
-                ""
-            }
+            super::common::ensemble_note(cfg)
         ),
     };
     println!(
