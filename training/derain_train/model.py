@@ -173,6 +173,13 @@ def invert(i_s, t, a):
     return ((i_s - (1.0 - t) * a[:, :, None, None]) / t.clamp(min=T0)).clamp(0.0, 1.0)
 
 
+def transmission_floor(i_lo, a):
+    """The smallest T at which each block keeps J₁ ≥ 0 in every channel, 1 − min_c I_lo,c / A_c
+    (I = T·J + (1 − T)·A with J ≥ 0), as src/engine/cpu/full.rs `transmission_floor`."""
+    ratio = i_lo / a[:, :, None, None].clamp(min=1e-3)
+    return (1.0 - ratio.amin(1, keepdim=True)).clamp(0.0, 1.0)
+
+
 def gated(t_local, g):
     """T = 1 − g·(1 − T_local): the frame's veil gate g ([B, 1]) applied to T_local."""
     return 1.0 - g[:, :, None, None] * (1.0 - t_local)
@@ -219,6 +226,7 @@ class FullModelV2(nn.Module):
 
         R = StreakNet(I);  I_s = clamp(I − R, 0, 1)
         T_lo, A = Veil([down_f(I_s), bank(down_f(res(I_s)), down_f(I_s))]);  T_lo ← 1 − k(1 − T_lo)
+        T_lo ← max(T_lo, 1 − min_c down_f(I_s)_c / A_c)   (the floor: no block's J1 below zero)
         J1 = clamp((I_s − (1 − T)A) / max(T, t0), 0, 1),  T = up_f(T_lo)
         J = clamp(J1 + up_f(Stage2([down_f(J1), −ln max(T_lo, t0)])), 0, 1)
     """
@@ -240,10 +248,13 @@ class FullModelV2(nn.Module):
         if k is not None:
             k = torch.as_tensor(k, dtype=t_lo.dtype, device=t_lo.device).reshape(-1, 1)
             t_lo = gated(t_lo, k.expand(t_lo.shape[0], 1))
+        t_net = t_lo
+        t_lo = torch.maximum(t_lo, transmission_floor(downsample(i_s, f), a))
         t = upsample(t_lo, f)
         j1 = invert(i_s, t, a)
         j, d_lo = self.refine(j1, t_lo, f)
-        return {"j": j, "j1": j1, "i_s": i_s, "r": r, "t": t, "a": a, "t_lo": t_lo, "d_lo": d_lo}
+        return {"j": j, "j1": j1, "i_s": i_s, "r": r, "t": t, "a": a, "t_lo": t_lo, "d_lo": d_lo,
+                "t_net": upsample(t_net, f)}
 
     def refine(self, j1, t_lo, f):
         """Stage 2: (J, D_lo) with D_lo = −ln max(T_lo, t0) and J = clamp(J₁ + up_f(G(…)))."""

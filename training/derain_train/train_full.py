@@ -193,7 +193,8 @@ def main(argv=None):
         o = model(b["in"], FACTOR, i_s=i_s)
         gt = b["gt"]
         w_a = ((1 - b["trans"]).mean(dim=(1, 2, 3)) / 0.1).clamp(max=1)
-        l_phys = F.mse_loss(o["t"], b["trans"]) + (w_a * ((o["a"] - b["atm"]) ** 2).mean(1)).mean()
+        # The veil network's own T is what is supervised (o["t"] is floored, model.py).
+        l_phys = F.mse_loss(o["t_net"], b["trans"]) + (w_a * ((o["a"] - b["atm"]) ** 2).mean(1)).mean()
         loss = (F.l1_loss(o["j"], gt) + 0.5 * F.l1_loss(o["j1"], gt)
                 + 0.5 * perceptual_fast(o["j"], gt) + 10 * l_phys)
         if disc is not None:

@@ -11,7 +11,7 @@ import torch
 from derain_train import slant
 from derain_train.guided_filter import BANK_EPS, BANK_RADII, box_mean, guided_bank, residue
 from derain_train.losses import perceptual, perceptual_fast, ssim, ssim_box
-from derain_train.model import T0, FullModelV2, Stage2, Veil, work_factor
+from derain_train.model import T0, FullModelV2, Stage2, Veil, transmission_floor, work_factor
 from derain_train.rain import gaussian_blur
 from derain_train.streak import MULTIPLE, SIZES, StreakNet, macs_per_pixel, pad_to_multiple, remove_rain
 
@@ -137,6 +137,26 @@ def test_full_model_output_is_an_image_and_the_physics_gate_switches_the_veil():
     assert torch.isfinite(o["j"]).all() and o["j"].min() >= 0 and o["j"].max() <= 1
     assert o["t"].min() < 0.99
     assert torch.equal(off["t"], torch.ones_like(off["t"]))  # k = 0: no veil at all
+
+
+def test_the_floor_keeps_every_block_of_j1_non_negative_and_never_exceeds_the_true_t():
+    torch.manual_seed(4)
+    a = torch.tensor([[0.62, 0.64, 0.68]])
+    t_true = 0.2 + 0.4 * torch.rand(1, 1, 16, 24)
+    i_lo = t_true * 0.5 * torch.rand(1, 3, 16, 24) + (1 - t_true) * a[:, :, None, None]
+    floor = transmission_floor(i_lo, a)
+    assert (floor <= t_true + 1e-6).all()
+    t = torch.maximum(torch.full_like(t_true, 0.02), floor)
+    assert (i_lo - (1 - t) * a[:, :, None, None]).min() >= -1e-6
+    assert (i_lo - (1 - 0.02) * a[:, :, None, None]).min() < -0.1  # it had something to do
+    # In the model: the pipeline's T is floored, the network's own T (t_net) is what it said.
+    m = FullModelV2("fast")
+    with torch.no_grad():
+        torch.nn.init.constant_(m.veil.tnet.out.weight, 0.0)
+        torch.nn.init.constant_(m.veil.tnet.out.bias, -20.0)  # T_net ≈ 0 everywhere
+        o = m(torch.rand(1, 3, 32, 48) * 0.5, 2)
+    assert o["t_net"].max() < 0.15 and (o["t"] >= o["t_net"]).all()
+    assert (o["j1"] * o["t"] > 1e-4).float().mean() > 0.3, "J₁ is not all clipped to black"
 
 
 def test_losses_are_zero_on_equal_images_and_positive_otherwise():

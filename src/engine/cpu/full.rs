@@ -10,6 +10,7 @@
 //!   T_lo, A = stage1([I_lo, LF])                           (padded to a multiple of 4)
 //!   k = smoothstep(median dark(LF_phys/A_phys), 0.3, 0.5)  physics veil gate on I
 //!   T_lo ← 1 − k·(1 − T_lo)         no veil removal on clear frames (k smoothed in video)
+//!   T_lo ← max(T_lo, 1 − min_c I_lo,c / A_c)   the floor: no block's J₁ below zero
 //!   full resolution, per row:  T = up_f(T_lo);  J₁ = clamp((I_s − (1 − T)·A) / max(T, t0), 0, 1)
 //!   ΔJ_lo = stage2([down_f(J₁), −ln max(T_lo, t0)])
 //!   J = clamp(J₁ + up_f(ΔJ_lo), 0, 1)                   then blend and pack
@@ -156,7 +157,7 @@ pub(crate) struct Stage1 {
 /// Stage 1 at the working resolution on the host (the CPU engine's, and the CUDA engine's for
 /// a veil network it cannot run on the device): the guided-filter bank of the downsampled
 /// rain-free image (`img_lo`, `res_lo`), the veil network (T, A), then [`stage1_tail`] (the
-/// physics gate from the downsampled input `raw`, the tracker, T ← 1 − k·(1 − T)). `x_lf` is
+/// physics gate from the downsampled input `raw`, the tracker, T ← 1 − k·(1 − T), the floor). `x_lf` is
 /// the network input's buffer.
 pub(crate) fn working_stage1(
     nets: &mut FullNets,
@@ -188,7 +189,8 @@ pub(crate) fn working_stage1(
 /// The end of stage 1 from the veil network's T (`t_lo`, working resolution) and A: the
 /// physics gate from the downsampled input `raw` (image, residue) of a `w`×`h` frame, the mean
 /// luma of the downsampled rain-free image `rgb_lo`, A and the gate through `tracker`, and
-/// T ← 1 − k·(1 − T). Shared by the CPU engine and the CUDA engine's veil network on the device.
+/// T ← 1 − k·(1 − T), then T ← max(T, [`transmission_floor`]). Shared by the CPU engine and the
+/// CUDA engine's veil network on the device.
 pub(crate) fn stage1_tail(
     raw: (&[Plane; 3], &Plane),
     rgb_lo: &PlanarRgb,
@@ -210,6 +212,7 @@ pub(crate) fn stage1_tail(
     for t in &mut t_lo.data {
         *t = 1.0 - veil * (1.0 - *t);
     }
+    floor_transmission(&mut t_lo, rgb_lo, atmosphere);
     let mean_transmission = (t_lo
         .data
         .iter()
@@ -223,6 +226,26 @@ pub(crate) fn stage1_tail(
         mean_transmission,
         bank_ms: 0.0,
     })
+}
+
+/// The smallest T at which a block of the working resolution keeps J₁ ≥ 0 in every channel:
+/// I = T·J + (1 − T)·A with J ≥ 0 gives T ≥ 1 − I_c / A_c. Where the veil network says less
+/// (a grey road close to A taken for dense fog), the inversion would clip the whole block to
+/// black and the refinement paint it one flat colour; T is raised to the floor instead. A
+/// consistent estimate is never changed (the floor is ≤ the true T for the true A).
+pub(crate) fn transmission_floor(rgb: [f32; 3], a: [f32; 3]) -> f32 {
+    let m = (0..3)
+        .map(|c| rgb[c] / a[c].max(1e-3))
+        .fold(f32::INFINITY, f32::min);
+    (1.0 - m).clamp(0.0, 1.0)
+}
+
+/// T_lo ← max(T_lo, [`transmission_floor`]) per block of the downsampled rain-free image.
+fn floor_transmission(t_lo: &mut Plane, rgb_lo: &PlanarRgb, a: [f32; 3]) {
+    let [r, g, b] = &rgb_lo.planes;
+    for (i, t) in t_lo.data.iter_mut().enumerate() {
+        *t = t.max(transmission_floor([r.data[i], g.data[i], b.data[i]], a));
+    }
 }
 
 /// The refinement network's depth input: −ln max(T, t0) of the working-resolution T.
@@ -574,5 +597,77 @@ mod tests {
             "the network alone is not mirror-symmetric"
         );
         assert_ne!(plain, r, "the ensemble changes R");
+    }
+
+    /// The floor keeps every block's J₁ ≥ 0 where the veil network's T is too low (a grey
+    /// surface close to A taken for dense fog), leaves a consistent T as it was, and is never
+    /// above the true T of a frame made by I = T·J + (1 − T)·A.
+    #[test]
+    fn the_transmission_floor_keeps_j1_non_negative_and_a_consistent_t_unchanged() {
+        let (lw, lh) = (24, 16);
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        let a_net = [0.62, 0.64, 0.68];
+        // A hazy frame: J in [0, 0.5], T in [0.2, 0.6] (the physics gate sees the veil).
+        let n = lw * lh;
+        let t_true: Vec<f32> = (0..n).map(|_| rng.random_range(0.2..0.6)).collect();
+        let planes: [Plane; 3] = std::array::from_fn(|c| Plane {
+            width: lw,
+            height: lh,
+            data: t_true
+                .iter()
+                .map(|&t| t * rng.random_range(0.0..0.5) + (1.0 - t) * a_net[c])
+                .collect(),
+        });
+        let residue = Plane {
+            width: lw,
+            height: lh,
+            data: (0..n)
+                .map(|i| {
+                    let v = [0, 1, 2].map(|c| planes[c].data[i]);
+                    v.iter().fold(0f32, |m, &x| m.max(x)) - v.iter().fold(1f32, |m, &x| m.min(x))
+                })
+                .collect(),
+        };
+        for (i, &t) in t_true.iter().enumerate() {
+            let rgb = [0, 1, 2].map(|c| planes[c].data[i]);
+            assert!(
+                transmission_floor(rgb, a_net) <= t + 1e-5,
+                "floor above the true T"
+            );
+        }
+        // The network's T: the true one on the left half, far too low (0.02) on the right.
+        let t_net = Plane {
+            width: lw,
+            height: lh,
+            data: (0..n)
+                .map(|i| if i % lw < lw / 2 { t_true[i] } else { 0.02 })
+                .collect(),
+        };
+        let rgb_lo = PlanarRgb::from_planes(planes.clone()).unwrap();
+        let st = stage1_tail(
+            (&planes, &residue),
+            &rgb_lo,
+            t_net.clone(),
+            a_net,
+            (4 * lw, 4 * lh),
+            None,
+        )
+        .unwrap();
+        assert_eq!(st.veil, 1.0, "the gate sees the veil");
+        assert_eq!(st.atmosphere, a_net);
+        let mut raised = 0;
+        for i in 0..n {
+            let (t, gated) = (st.t_lo.data[i], 1.0 - st.veil * (1.0 - t_net.data[i]));
+            for c in 0..3 {
+                let j1 = planes[c].data[i] - (1.0 - t) * a_net[c];
+                assert!(j1 >= -1e-6, "block {i} channel {c}: J₁·T = {j1}");
+            }
+            if i % lw < lw / 2 {
+                assert_eq!(t, gated, "a consistent T is left as it was");
+            } else if t > gated {
+                raised += 1;
+            }
+        }
+        assert_eq!(raised, n / 2, "every block of the too-low half is raised");
     }
 }

@@ -15,7 +15,7 @@
 //!                                    down_f(I), down_f(I_s) with their residues
 //!                                    bank of down_f(I_s); veil network → T_net, A_net
 //!  ◀─────────────────────────D2H──── the working-resolution planes, T_net, A_net (the one wait)
-//!  gate, tracker → A, k;  T_lo = 1 − k·(1 − T_net)
+//!  gate, tracker → A, k;  T_lo = max(1 − k·(1 − T_net), floor)
 //!  ─────────────────────────H2D────▶ T_lo, the depth −ln max(T_lo, t0)
 //!                                    J₁ = (I_s − (1 − up(T_lo))·A) / max(T, t0)
 //!                                    ΔJ = refine([down_f(J₁), depth])  (U-Net)
