@@ -157,8 +157,8 @@ pub(crate) struct Stage1 {
 /// Stage 1 at the working resolution on the host (the CPU engine's, and the CUDA engine's for
 /// a veil network it cannot run on the device): the guided-filter bank of the downsampled
 /// rain-free image (`img_lo`, `res_lo`), the veil network (T, A), then [`stage1_tail`] (the
-/// physics gate from the downsampled input `raw`, the tracker, T ← 1 − k·(1 − T), the floor). `x_lf` is
-/// the network input's buffer.
+/// physics gate from the downsampled input `raw`, the tracker, T ← 1 − k·(1 − T), the floor).
+/// `x_lf` is the network input's buffer.
 pub(crate) fn working_stage1(
     nets: &mut FullNets,
     raw: (&[Plane; 3], &Plane),
@@ -233,7 +233,7 @@ pub(crate) fn stage1_tail(
 /// (a grey road close to A taken for dense fog), the inversion would clip the whole block to
 /// black and the refinement paint it one flat colour; T is raised to the floor instead. A
 /// consistent estimate is never changed (the floor is ≤ the true T for the true A).
-pub(crate) fn transmission_floor(rgb: [f32; 3], a: [f32; 3]) -> f32 {
+fn transmission_floor(rgb: [f32; 3], a: [f32; 3]) -> f32 {
     let m = (0..3)
         .map(|c| rgb[c] / a[c].max(1e-3))
         .fold(f32::INFINITY, f32::min);
