@@ -33,7 +33,7 @@ from PIL import Image
 
 from .export_full import load_png, load_streak, load_veil_refine
 from .guided_filter import downsample, upsample
-from .model import FullModelV2, invert, transmission_floor, veil_input, work_factor
+from .model import FullModelV2, floored, invert, veil_input, work_factor
 from .streak import remove_rain
 from .train_streak import ypsnr as batch_ypsnr
 
@@ -51,7 +51,7 @@ def ypsnr(x, y):
 
 def veil_stage(m, i_s, f, t_true=None, a_true=None, refine=True):
     t_lo, a = m.veil(veil_input(i_s, f))
-    t_lo = torch.maximum(t_lo, transmission_floor(downsample(i_s, f), a))
+    t_lo = floored(t_lo, i_s, a, f)
     t = upsample(t_lo, f)
     if t_true is not None:
         t, t_lo = t_true, downsample(t_true, f)

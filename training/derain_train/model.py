@@ -180,6 +180,11 @@ def transmission_floor(i_lo, a):
     return (1.0 - ratio.amin(1, keepdim=True)).clamp(0.0, 1.0)
 
 
+def floored(t_lo, i_s, a, f):
+    """T_lo raised to `transmission_floor` of the working image down_f(I_s) (FullModelV2)."""
+    return torch.maximum(t_lo, transmission_floor(downsample(i_s, f), a))
+
+
 def gated(t_local, g):
     """T = 1 − g·(1 − T_local): the frame's veil gate g ([B, 1]) applied to T_local."""
     return 1.0 - g[:, :, None, None] * (1.0 - t_local)
@@ -249,7 +254,7 @@ class FullModelV2(nn.Module):
             k = torch.as_tensor(k, dtype=t_lo.dtype, device=t_lo.device).reshape(-1, 1)
             t_lo = gated(t_lo, k.expand(t_lo.shape[0], 1))
         t_net = t_lo
-        t_lo = torch.maximum(t_lo, transmission_floor(downsample(i_s, f), a))
+        t_lo = floored(t_lo, i_s, a, f)
         t = upsample(t_lo, f)
         j1 = invert(i_s, t, a)
         j, d_lo = self.refine(j1, t_lo, f)

@@ -618,16 +618,6 @@ mod tests {
                 .map(|&t| t * rng.random_range(0.0..0.5) + (1.0 - t) * a_net[c])
                 .collect(),
         });
-        let residue = Plane {
-            width: lw,
-            height: lh,
-            data: (0..n)
-                .map(|i| {
-                    let v = [0, 1, 2].map(|c| planes[c].data[i]);
-                    v.iter().fold(0f32, |m, &x| m.max(x)) - v.iter().fold(1f32, |m, &x| m.min(x))
-                })
-                .collect(),
-        };
         for (i, &t) in t_true.iter().enumerate() {
             let rgb = [0, 1, 2].map(|c| planes[c].data[i]);
             assert!(
@@ -644,6 +634,7 @@ mod tests {
                 .collect(),
         };
         let rgb_lo = PlanarRgb::from_planes(planes.clone()).unwrap();
+        let residue = crate::physics::residue::residue(&rgb_lo);
         let st = stage1_tail(
             (&planes, &residue),
             &rgb_lo,
