@@ -25,6 +25,10 @@ pub(super) const PAD: usize = 8;
 /// A planar feature map: `c` planes of `h`×`w`, each stored with a zero border of [`PAD`]
 /// (row length `w + 2·PAD`), followed by [`SLACK`] floats. Storage comes from and returns to
 /// a small pool ([`pool`]), so a stream of frames does not fault fresh pages in every layer.
+/// Nothing writes outside the interior of a map (the convolutions, [`Map::rows_mut`] and
+/// [`up_add`] write interior rows only; `clone` copies a zero border): so storage given back
+/// keeps a zero border and slack for its shape, and a map of the same shape taken again
+/// skips zeroing them.
 #[derive(Debug, Default)]
 pub(super) struct Map {
     pub(super) c: usize,
@@ -35,62 +39,116 @@ pub(super) struct Map {
 
 impl Drop for Map {
     fn drop(&mut self) {
-        pool::give(std::mem::take(&mut self.data));
+        let shape = pool::Shape::Map(self.c, self.h, self.w);
+        pool::give(std::mem::take(&mut self.data), shape);
     }
 }
 
-/// Recycled feature-map storage: at most [`pool::MAX_BUFFERS`] buffers of at most
-/// [`pool::MAX_BYTES`] in all, best fit first.
+/// Recycled feature-map storage, at most [`pool::MAX_BUFFERS`] buffers and
+/// [`pool::MAX_BYTES`] in all (the least recently given back go first), none idle for more
+/// than twice [`pool::STALE_TAKES`] requests.
+///
+/// A network asks for the same shapes in the same order on every frame. So a buffer
+/// remembers the shape it last held, whose padding is still zero in it, and a request for
+/// that shape takes it back as it is: no zeroing, no fresh pages. A request for a shape the
+/// pool does not hold takes a buffer that has lain idle for [`pool::STALE_TAKES`] requests
+/// (the frame size changed: best fit by capacity, padding zeroed again) or a new one, never
+/// one that the next frame's layers will ask for by its shape. Taking those (best fit among
+/// all, as before 2026-12-06) cost the zeroing on every frame: `full` at 720p on 2 cores is
+/// 12–15 % faster this way, for one buffer per shape (+70 MB resident for `fast` at 720p,
+/// +125 MB for `quality` at 1080p; BENCHMARKS.md §7).
 mod pool {
     use std::sync::Mutex;
 
-    pub(super) const MAX_BUFFERS: usize = 48;
+    pub(super) const MAX_BUFFERS: usize = 128;
     pub(super) const MAX_BYTES: usize = 768 << 20;
+    /// Requests after which an idle buffer may hold another shape: more than a frame of the
+    /// shipped networks (70–75 requests per frame, 85–94 with the mirror ensemble).
+    pub(super) const STALE_TAKES: u64 = 128;
 
-    static FREE: Mutex<Vec<Vec<f32>>> = Mutex::new(Vec::new());
+    /// What a buffer was last used for: its padding (border, slack) is zero for that shape.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub(super) enum Shape {
+        /// A [`super::Map`] of (c, h, w).
+        Map(usize, usize, usize),
+        /// The deinterleaved input of a stride-2 convolution on a map of (c, h, w).
+        Strided(usize, usize, usize),
+    }
 
-    /// A buffer of exactly `n` floats with unspecified contents.
-    pub(super) fn take(n: usize) -> Vec<f32> {
+    struct Free {
+        v: Vec<f32>,
+        shape: Shape,
+        /// The request count when it was given back.
+        since: u64,
+    }
+
+    struct Pool {
+        free: Vec<Free>,
+        /// Requests so far.
+        takes: u64,
+    }
+
+    static POOL: Mutex<Pool> = Mutex::new(Pool {
+        free: Vec::new(),
+        takes: 0,
+    });
+
+    /// A buffer of exactly `n` floats for `shape`, and whether its padding for `shape` is
+    /// already zero (its interior is unspecified either way).
+    pub(super) fn take(n: usize, shape: Shape) -> (Vec<f32>, bool) {
         let found = {
-            let mut free = FREE.lock().unwrap_or_else(|e| e.into_inner());
-            let best = free
+            let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
+            pool.takes += 1;
+            let now = pool.takes;
+            let same = pool
+                .free
                 .iter()
-                .enumerate()
-                .filter(|(_, v)| v.capacity() >= n)
-                .min_by_key(|(_, v)| v.capacity())
-                .map(|(i, _)| i);
-            best.map(|i| free.swap_remove(i))
+                .position(|f| f.shape == shape && f.v.len() == n);
+            let idle = || {
+                pool.free
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, f)| now - f.since > STALE_TAKES && f.v.capacity() >= n)
+                    .min_by_key(|(_, f)| f.v.capacity())
+                    .map(|(i, _)| i)
+            };
+            same.map(|i| (i, true))
+                .or_else(|| idle().map(|i| (i, false)))
+                .map(|(i, clean)| (pool.free.swap_remove(i).v, clean))
         };
         match found {
-            Some(mut v) => {
+            Some((mut v, clean)) => {
                 // Within capacity: no allocation; floats added by the resize are zero.
                 v.resize(n, 0.0);
-                v
+                (v, clean)
             }
-            None => vec![0.0; n],
+            None => (vec![0.0; n], true),
         }
     }
 
-    pub(super) fn give(v: Vec<f32>) {
+    /// Gives `v` back; `shape`: what it held, with its padding zero.
+    pub(super) fn give(v: Vec<f32>, shape: Shape) {
         if v.capacity() == 0 {
             return;
         }
-        let mut free = FREE.lock().unwrap_or_else(|e| e.into_inner());
-        free.push(v);
-        let bytes = |f: &Vec<Vec<f32>>| f.iter().map(|v| v.capacity() * 4).sum::<usize>();
-        while free.len() > MAX_BUFFERS || bytes(&free) > MAX_BYTES {
-            // Drop the smallest: the large ones are the expensive ones to fault in again.
-            let i = (0..free.len())
-                .min_by_key(|&i| free[i].capacity())
+        let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
+        let since = pool.takes;
+        // Idle for twice the stale age: its shape has not come back and nothing took it.
+        pool.free.retain(|f| since - f.since <= 2 * STALE_TAKES);
+        pool.free.push(Free { v, shape, since });
+        let bytes = |f: &[Free]| f.iter().map(|f| f.v.capacity() * 4).sum::<usize>();
+        while pool.free.len() > MAX_BUFFERS || bytes(&pool.free) > MAX_BYTES {
+            let oldest = (0..pool.free.len())
+                .min_by_key(|&i| pool.free[i].since)
                 .unwrap_or(0);
-            free.swap_remove(i);
+            pool.free.swap_remove(oldest);
         }
     }
 }
 
 impl Clone for Map {
     fn clone(&self) -> Self {
-        let mut data = pool::take(self.data.len());
+        let (mut data, _) = pool::take(self.data.len(), pool::Shape::Map(self.c, self.h, self.w));
         data.copy_from_slice(&self.data);
         Self {
             c: self.c,
@@ -106,12 +164,11 @@ impl Map {
     /// that write every interior pixel.
     pub(super) fn with_zero_border(c: usize, h: usize, w: usize) -> Self {
         let n = c * (h + 2 * PAD) * (w + 2 * PAD) + SLACK;
-        let mut m = Self {
-            c,
-            h,
-            w,
-            data: pool::take(n),
-        };
+        let (data, clean) = pool::take(n, pool::Shape::Map(c, h, w));
+        let mut m = Self { c, h, w, data };
+        if clean {
+            return m;
+        }
         let (rl, ph) = (m.row_len(), h + 2 * PAD);
         let plane = m.plane_len();
         m.data[..c * plane]
@@ -308,6 +365,8 @@ enum Layout<'a> {
 /// padded column 2x + dx of an output column x is contiguous in x for each dx.
 struct Strided {
     buf: Vec<f32>,
+    /// The map's (c, h, w) this was made from.
+    shape: pool::Shape,
     /// Row length (twice the half).
     row: usize,
     /// Rows per plane.
@@ -320,8 +379,11 @@ impl Strided {
         let (ph, pw) = (h + 2, w + 2);
         let half = pw.div_ceil(2);
         let row = 2 * half;
-        let mut buf = pool::take(x.c * ph * row + SLACK);
-        buf.par_chunks_mut(1 << 16).for_each(|c| c.fill(0.0));
+        let (mut buf, clean) = pool::take(x.c * ph * row + SLACK, pool::Shape::Strided(x.c, h, w));
+        if !clean {
+            // The loop below writes the same places for the same shape: the rest is padding.
+            buf.par_chunks_mut(1 << 16).for_each(|c| c.fill(0.0));
+        }
         buf[..x.c * ph * row]
             .par_chunks_mut(ph * row)
             .enumerate()
@@ -339,13 +401,18 @@ impl Strided {
                     }
                 }
             });
-        Self { buf, row, rows: ph }
+        Self {
+            buf,
+            shape: pool::Shape::Strided(x.c, h, w),
+            row,
+            rows: ph,
+        }
     }
 }
 
 impl Drop for Strided {
     fn drop(&mut self) {
-        pool::give(std::mem::take(&mut self.buf));
+        pool::give(std::mem::take(&mut self.buf), self.shape);
     }
 }
 
@@ -722,7 +789,10 @@ mod tests {
     #[test]
     fn convolutions_match_the_definition_on_odd_sizes() {
         let mut s = 7u64;
+        // Twice each, with new data: the second run takes the first one's storage back by
+        // its shape, without zeroing its padding (`pool`).
         for &(cin, cout, k, stride, d, h, w) in &[
+            (3, 5, 3, 1, 1, 7, 9),
             (3, 5, 3, 1, 1, 7, 9),
             (4, 9, 3, 2, 1, 11, 13),
             (2, 3, 3, 1, 2, 6, 50),
@@ -730,6 +800,9 @@ mod tests {
             (5, 7, 1, 1, 1, 3, 101),
             (16, 12, 3, 1, 1, 1, 1),
             (8, 8, 3, 2, 1, 2, 3),
+            (4, 9, 3, 2, 1, 11, 13),
+            (8, 8, 3, 2, 1, 2, 3),
+            (2, 3, 3, 1, 2, 6, 50),
         ] {
             let conv = random_conv(cin, cout, k, stride, d, &mut s);
             let dense: Vec<f32> = (0..cin * h * w).map(|_| lcg(&mut s)).collect();
@@ -752,6 +825,57 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// Every value of a map's storage outside its interior.
+    fn padding(m: &Map) -> Vec<f32> {
+        let mut out = Vec::new();
+        for (i, &v) in m.data.iter().enumerate() {
+            let inside = (0..m.c).any(|c| {
+                (0..m.h).any(|y| {
+                    let o = m.offset(c, y);
+                    (o..o + m.w).contains(&i)
+                })
+            });
+            if !inside {
+                out.push(v);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn storage_taken_back_keeps_its_padding_zero() {
+        // Maps written all over their interior, dropped, and taken again for the same shape
+        // (padding not zeroed again) and for others (zeroed): the padding reads zero always.
+        for round in 0..3 {
+            for &(c, h, w) in &[(3, 5, 7), (2, 6, 9), (3, 5, 7), (1, 1, 1)] {
+                let mut m = Map::with_zero_border(c, h, w);
+                assert!(
+                    padding(&m).iter().all(|&v| v == 0.0),
+                    "{c}x{h}x{w}, round {round}"
+                );
+                m.rows_mut().for_each(|(_, row)| row.fill(f32::NAN));
+                let copy = m.clone();
+                assert!(padding(&copy).iter().all(|&v| v == 0.0));
+                let s = Strided::new(&m);
+                let nans = s.buf.iter().filter(|v| v.is_nan()).count();
+                assert_eq!(nans, c * h * w, "only the map's values in the strided copy");
+            }
+        }
+        // A buffer idle for longer than `STALE_TAKES` requests goes to another shape (unless a
+        // test beside this one took it first): its padding is zeroed again.
+        let mut m = Map::with_zero_border(4, 20, 30);
+        m.rows_mut().for_each(|(_, row)| row.fill(f32::NAN));
+        drop(m);
+        for _ in 0..=pool::STALE_TAKES {
+            drop(Map::with_zero_border(1, 1, 1));
+        }
+        let mut other = Map::with_zero_border(3, 17, 29);
+        assert!(padding(&other).iter().all(|&v| v == 0.0));
+        other.rows_mut().for_each(|(_, row)| row.fill(1.0));
+        let s = Strided::new(&other);
+        assert!(s.buf.iter().all(|v| !v.is_nan()));
     }
 
     #[test]
