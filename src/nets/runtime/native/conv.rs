@@ -46,9 +46,7 @@ impl Drop for Map {
 
 /// Recycled feature-map storage, at most [`pool::MAX_BUFFERS`] buffers and
 /// [`pool::MAX_BYTES`] in all (the least recently given back go first), none idle for more
-/// than eight times [`pool::STALE_TAKES`] requests (pipelines of several frame sizes in one
-/// process, e.g. `derain serve` with `full`, request in turn: each one's buffers must outlast
-/// the others' frames).
+/// than twice [`pool::STALE_TAKES`] requests.
 ///
 /// A network asks for the same shapes in the same order on every frame. So a buffer
 /// remembers the shape it last held, whose padding is still zero in it, and a request for
@@ -62,7 +60,7 @@ impl Drop for Map {
 mod pool {
     use std::sync::Mutex;
 
-    pub(super) const MAX_BUFFERS: usize = 512;
+    pub(super) const MAX_BUFFERS: usize = 128;
     pub(super) const MAX_BYTES: usize = 768 << 20;
     /// Requests after which an idle buffer may hold another shape: more than a frame of the
     /// shipped networks (70–75 requests per frame, 85–94 with the mirror ensemble).
@@ -136,7 +134,7 @@ mod pool {
         let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
         let since = pool.takes;
         // Idle for twice the stale age: its shape has not come back and nothing took it.
-        pool.free.retain(|f| since - f.since <= 8 * STALE_TAKES);
+        pool.free.retain(|f| since - f.since <= 2 * STALE_TAKES);
         pool.free.push(Free { v, shape, since });
         let bytes = |f: &[Free]| f.iter().map(|f| f.v.capacity() * 4).sum::<usize>();
         while pool.free.len() > MAX_BUFFERS || bytes(&pool.free) > MAX_BYTES {
