@@ -15,6 +15,8 @@
 
 use rayon::prelude::*;
 
+use super::{pool, simd};
+
 /// LeakyReLU slope of every activation (training/derain_train `act()`).
 pub(super) const SLOPE: f32 = 0.1;
 
@@ -24,7 +26,7 @@ pub(super) const PAD: usize = 8;
 
 /// A planar feature map: `c` planes of `h`×`w`, each stored with a zero border of [`PAD`]
 /// (row length `w + 2·PAD`), followed by [`SLACK`] floats. Storage comes from and returns to
-/// a small pool ([`pool`]), so a stream of frames does not fault fresh pages in every layer.
+/// a small pool ([`super::pool`]), so a stream of frames does not fault fresh pages in every layer.
 /// Nothing writes outside the interior of a map (the convolutions, [`Map::rows_mut`] and
 /// [`up_add`] write interior rows only; `clone` copies a zero border): so storage given back
 /// keeps a zero border and slack for its shape, and a map of the same shape taken again
@@ -41,108 +43,6 @@ impl Drop for Map {
     fn drop(&mut self) {
         let shape = pool::Shape::Map(self.c, self.h, self.w);
         pool::give(std::mem::take(&mut self.data), shape);
-    }
-}
-
-/// Recycled feature-map storage, at most [`pool::MAX_BUFFERS`] buffers and
-/// [`pool::MAX_BYTES`] in all (the least recently given back go first), none idle for more
-/// than twice [`pool::STALE_TAKES`] requests.
-///
-/// A network asks for the same shapes in the same order on every frame. So a buffer
-/// remembers the shape it last held, whose padding is still zero in it, and a request for
-/// that shape takes it back as it is: no zeroing, no fresh pages. A request for a shape the
-/// pool does not hold takes a buffer that has lain idle for [`pool::STALE_TAKES`] requests
-/// (the frame size changed: best fit by capacity, padding zeroed again) or a new one, never
-/// one that the next frame's layers will ask for by its shape. Taking those (best fit among
-/// all, as before 2026-12-06) cost the zeroing on every frame: `full` at 720p on 2 cores is
-/// 12–15 % faster this way, for one buffer per shape (+70 MB resident for `fast` at 720p,
-/// +125 MB for `quality` at 1080p; BENCHMARKS.md §7).
-mod pool {
-    use std::sync::Mutex;
-
-    pub(super) const MAX_BUFFERS: usize = 128;
-    pub(super) const MAX_BYTES: usize = 768 << 20;
-    /// Requests after which an idle buffer may hold another shape: more than a frame of the
-    /// shipped networks (70–75 requests per frame, 85–94 with the mirror ensemble).
-    pub(super) const STALE_TAKES: u64 = 128;
-
-    /// What a buffer was last used for: its padding (border, slack) is zero for that shape.
-    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-    pub(super) enum Shape {
-        /// A [`super::Map`] of (c, h, w).
-        Map(usize, usize, usize),
-        /// The deinterleaved input of a stride-2 convolution on a map of (c, h, w).
-        Strided(usize, usize, usize),
-    }
-
-    struct Free {
-        v: Vec<f32>,
-        shape: Shape,
-        /// The request count when it was given back.
-        since: u64,
-    }
-
-    struct Pool {
-        free: Vec<Free>,
-        /// Requests so far.
-        takes: u64,
-    }
-
-    static POOL: Mutex<Pool> = Mutex::new(Pool {
-        free: Vec::new(),
-        takes: 0,
-    });
-
-    /// A buffer of exactly `n` floats for `shape`, and whether its padding for `shape` is
-    /// already zero (its interior is unspecified either way).
-    pub(super) fn take(n: usize, shape: Shape) -> (Vec<f32>, bool) {
-        let found = {
-            let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
-            pool.takes += 1;
-            let now = pool.takes;
-            let same = pool
-                .free
-                .iter()
-                .position(|f| f.shape == shape && f.v.len() == n);
-            let idle = || {
-                pool.free
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, f)| now - f.since > STALE_TAKES && f.v.capacity() >= n)
-                    .min_by_key(|(_, f)| f.v.capacity())
-                    .map(|(i, _)| i)
-            };
-            same.map(|i| (i, true))
-                .or_else(|| idle().map(|i| (i, false)))
-                .map(|(i, clean)| (pool.free.swap_remove(i).v, clean))
-        };
-        match found {
-            Some((mut v, clean)) => {
-                // Within capacity: no allocation; floats added by the resize are zero.
-                v.resize(n, 0.0);
-                (v, clean)
-            }
-            None => (vec![0.0; n], true),
-        }
-    }
-
-    /// Gives `v` back; `shape`: what it held, with its padding zero.
-    pub(super) fn give(v: Vec<f32>, shape: Shape) {
-        if v.capacity() == 0 {
-            return;
-        }
-        let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
-        let since = pool.takes;
-        // Idle for twice the stale age: its shape has not come back and nothing took it.
-        pool.free.retain(|f| since - f.since <= 2 * STALE_TAKES);
-        pool.free.push(Free { v, shape, since });
-        let bytes = |f: &[Free]| f.iter().map(|f| f.v.capacity() * 4).sum::<usize>();
-        while pool.free.len() > MAX_BUFFERS || bytes(&pool.free) > MAX_BYTES {
-            let oldest = (0..pool.free.len())
-                .min_by_key(|&i| pool.free[i].since)
-                .unwrap_or(0);
-            pool.free.swap_remove(oldest);
-        }
     }
 }
 
@@ -379,7 +279,8 @@ impl Strided {
         let (ph, pw) = (h + 2, w + 2);
         let half = pw.div_ceil(2);
         let row = 2 * half;
-        let (mut buf, clean) = pool::take(x.c * ph * row + SLACK, pool::Shape::Strided(x.c, h, w));
+        let shape = pool::Shape::Strided(x.c, h, w);
+        let (mut buf, clean) = pool::take(x.c * ph * row + SLACK, shape);
         if !clean {
             // The loop below writes the same places for the same shape: the rest is padding.
             buf.par_chunks_mut(1 << 16).for_each(|c| c.fill(0.0));
@@ -403,7 +304,7 @@ impl Strided {
             });
         Self {
             buf,
-            shape: pool::Shape::Strided(x.c, h, w),
+            shape,
             row,
             rows: ph,
         }
@@ -486,220 +387,6 @@ fn conv_row(
             oc += n;
         }
         x0 = x1;
-    }
-}
-
-mod simd {
-    use std::ops::Range;
-
-    /// Whether the AVX-512 path runs on this CPU (checked once).
-    pub(super) fn wide() -> bool {
-        #[cfg(target_arch = "x86_64")]
-        {
-            static WIDE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-            *WIDE.get_or_init(|| {
-                std::arch::is_x86_feature_detected!("avx512f")
-                    && std::arch::is_x86_feature_detected!("fma")
-                    && std::env::var("DERAIN_NO_AVX512").is_err()
-            })
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        false
-    }
-
-    /// Output channels `0..n` (n = b.len() ≤ 8) of columns `xs` (block-aligned) of one row.
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn block(
-        buf: &[f32],
-        ptrs: &[usize],
-        w: &[f32],
-        b: &[f32],
-        wo_pad: usize,
-        xs: Range<usize>,
-        leaky: bool,
-        wide: bool,
-        row: &mut [f32],
-    ) {
-        #[cfg(target_arch = "x86_64")]
-        {
-            if wide {
-                // SAFETY: `wide` is true only when the CPU has AVX-512F and FMA.
-                unsafe {
-                    match b.len() {
-                        8 => avx512::<8>(buf, ptrs, w, b, wo_pad, xs, leaky, row),
-                        7 => avx512::<7>(buf, ptrs, w, b, wo_pad, xs, leaky, row),
-                        6 => avx512::<6>(buf, ptrs, w, b, wo_pad, xs, leaky, row),
-                        5 => avx512::<5>(buf, ptrs, w, b, wo_pad, xs, leaky, row),
-                        4 => avx512::<4>(buf, ptrs, w, b, wo_pad, xs, leaky, row),
-                        3 => avx512::<3>(buf, ptrs, w, b, wo_pad, xs, leaky, row),
-                        2 => avx512::<2>(buf, ptrs, w, b, wo_pad, xs, leaky, row),
-                        _ => avx512::<1>(buf, ptrs, w, b, wo_pad, xs, leaky, row),
-                    }
-                }
-                return;
-            }
-            #[cfg(all(target_feature = "avx2", target_feature = "fma"))]
-            {
-                match b.len() {
-                    4 => avx2::<4>(buf, ptrs, w, b, wo_pad, xs, leaky, row),
-                    3 => avx2::<3>(buf, ptrs, w, b, wo_pad, xs, leaky, row),
-                    2 => avx2::<2>(buf, ptrs, w, b, wo_pad, xs, leaky, row),
-                    _ => avx2::<1>(buf, ptrs, w, b, wo_pad, xs, leaky, row),
-                }
-                return;
-            }
-        }
-        #[allow(unreachable_code)]
-        scalar(buf, ptrs, w, b, wo_pad, xs, leaky, row);
-    }
-
-    /// The same arithmetic without SIMD (one FMA per tap, same order).
-    #[allow(clippy::too_many_arguments)]
-    fn scalar(
-        buf: &[f32],
-        ptrs: &[usize],
-        w: &[f32],
-        b: &[f32],
-        wo_pad: usize,
-        xs: Range<usize>,
-        leaky: bool,
-        row: &mut [f32],
-    ) {
-        let taps = ptrs.len();
-        for (j, &bj) in b.iter().enumerate() {
-            for x in xs.clone() {
-                let mut acc = bj;
-                for (t, &p) in ptrs.iter().enumerate() {
-                    acc = w[j * taps + t].mul_add(buf[p + x], acc);
-                }
-                row[j * wo_pad + x] = if leaky {
-                    acc.max(super::SLOPE * acc)
-                } else {
-                    acc
-                };
-            }
-        }
-    }
-
-    /// `N` output channels × 24 pixels per step: 3N accumulators (12 for N = 4, of the 16
-    /// registers), three loads and N broadcast weights per input tap.
-    #[cfg(all(
-        target_arch = "x86_64",
-        target_feature = "avx2",
-        target_feature = "fma"
-    ))]
-    #[allow(clippy::too_many_arguments)]
-    #[inline]
-    fn avx2<const N: usize>(
-        buf: &[f32],
-        ptrs: &[usize],
-        w: &[f32],
-        b: &[f32],
-        wo_pad: usize,
-        xs: Range<usize>,
-        leaky: bool,
-        row: &mut [f32],
-    ) {
-        use std::arch::x86_64::*;
-        let taps = ptrs.len();
-        assert!(w.len() == N * taps && b.len() == N && row.len() == N * wo_pad);
-        assert!(xs.start.is_multiple_of(24) && xs.end <= wo_pad && xs.len().is_multiple_of(24));
-        let base = buf.as_ptr();
-        // SAFETY: every load reads buf[ptrs[t] + x .. + 24] with x + 24 ≤ wo_pad, in bounds
-        // by the caller's check (ptrs[t] + wo_pad ≤ buf.len()); every store writes
-        // row[j·wo_pad + x .. + 24] in bounds by the asserts; AVX2 and FMA are enabled at
-        // compile time.
-        unsafe {
-            let slope = _mm256_set1_ps(super::SLOPE);
-            let mut x = xs.start;
-            while x < xs.end {
-                let mut acc: [[__m256; 3]; N] = std::array::from_fn(|j| [_mm256_set1_ps(b[j]); 3]);
-                for (t, &src) in ptrs.iter().enumerate() {
-                    let p = base.add(src + x);
-                    let v = [
-                        _mm256_loadu_ps(p),
-                        _mm256_loadu_ps(p.add(8)),
-                        _mm256_loadu_ps(p.add(16)),
-                    ];
-                    for (j, a) in acc.iter_mut().enumerate() {
-                        let wt = _mm256_broadcast_ss(&*w.as_ptr().add(j * taps + t));
-                        a[0] = _mm256_fmadd_ps(wt, v[0], a[0]);
-                        a[1] = _mm256_fmadd_ps(wt, v[1], a[1]);
-                        a[2] = _mm256_fmadd_ps(wt, v[2], a[2]);
-                    }
-                }
-                for (j, three) in acc.iter().enumerate() {
-                    for (h, &a) in three.iter().enumerate() {
-                        let a = if leaky {
-                            _mm256_max_ps(a, _mm256_mul_ps(slope, a))
-                        } else {
-                            a
-                        };
-                        _mm256_storeu_ps(row.as_mut_ptr().add(j * wo_pad + x + 8 * h), a);
-                    }
-                }
-                x += 24;
-            }
-        }
-    }
-
-    /// `N` output channels × 48 pixels per step: 3N accumulators (24 for N = 8, of the 32
-    /// registers), three loads and N broadcast weights per input tap.
-    ///
-    /// # Safety
-    /// The CPU must have AVX-512F and FMA.
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f,fma")]
-    #[allow(clippy::too_many_arguments)]
-    unsafe fn avx512<const N: usize>(
-        buf: &[f32],
-        ptrs: &[usize],
-        w: &[f32],
-        b: &[f32],
-        wo_pad: usize,
-        xs: Range<usize>,
-        leaky: bool,
-        row: &mut [f32],
-    ) {
-        use std::arch::x86_64::*;
-        let taps = ptrs.len();
-        assert!(w.len() == N * taps && b.len() == N && row.len() == N * wo_pad);
-        assert!(xs.start.is_multiple_of(48) && xs.end <= wo_pad && xs.len().is_multiple_of(48));
-        let base = buf.as_ptr();
-        // SAFETY: as in `avx2`, with 48-pixel blocks (wo_pad is a multiple of 48); the caller
-        // guarantees AVX-512F and FMA.
-        unsafe {
-            let slope = _mm512_set1_ps(super::SLOPE);
-            let mut x = xs.start;
-            while x < xs.end {
-                let mut acc: [[__m512; 3]; N] = std::array::from_fn(|j| [_mm512_set1_ps(b[j]); 3]);
-                for (t, &src) in ptrs.iter().enumerate() {
-                    let p = base.add(src + x);
-                    let v = [
-                        _mm512_loadu_ps(p),
-                        _mm512_loadu_ps(p.add(16)),
-                        _mm512_loadu_ps(p.add(32)),
-                    ];
-                    for (j, a) in acc.iter_mut().enumerate() {
-                        let wt = _mm512_set1_ps(*w.as_ptr().add(j * taps + t));
-                        a[0] = _mm512_fmadd_ps(wt, v[0], a[0]);
-                        a[1] = _mm512_fmadd_ps(wt, v[1], a[1]);
-                        a[2] = _mm512_fmadd_ps(wt, v[2], a[2]);
-                    }
-                }
-                for (j, three) in acc.iter().enumerate() {
-                    for (h, &a) in three.iter().enumerate() {
-                        let a = if leaky {
-                            _mm512_max_ps(a, _mm512_mul_ps(slope, a))
-                        } else {
-                            a
-                        };
-                        _mm512_storeu_ps(row.as_mut_ptr().add(j * wo_pad + x + 16 * h), a);
-                    }
-                }
-                x += 48;
-            }
-        }
     }
 }
 

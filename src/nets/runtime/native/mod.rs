@@ -14,6 +14,8 @@
 //! differently shaped initializers, other values) stays on tract.
 
 mod conv;
+mod pool;
+mod simd;
 mod streak;
 
 use tract_onnx::prelude::*;
