@@ -12,6 +12,9 @@
  *                      plane `x_plane` of x (the APool's input [x_lf, T])
  * block_means4_f32     out[c][Y·(w/4) + X] = (Σ over the 4×4 block, rows then columns) / 16
  *                      (w, h multiples of 4); one thread per block and plane
+ * tglobal_bias_f32     bias[o] = b_d2[o] + (b[o] + W·z)_o: the TNet's d2 bias with the frame's
+ *                      global context (model.py Veil `tglobal`); `glob` packs W (nout × nz),
+ *                      b (nout), b_d2 (nout). One thread per output.
  * apool_head_f32       k = σ(b + W·z); l_i = y₀[i] − 8·t4[i]; e_i = exp(l_i − max l);
  *                      A_c = clamp(k·A_anet,c + (1 − k)·(Σ e_i·(i4_c[i] + y_{1+c}[i])) / Σ e_i,
  *                      0, 1). One thread (≈3,600 blocks at 1080p).
@@ -65,6 +68,16 @@ extern "C" __global__ void anet_head_f32(const float* z, int nz, const float* li
     }
     for (int c = 0; c < 3; ++c) ag[c] = veil_sigmoid(veil_linear(wo, bo, hidden, nh, c));
     ag[3] = veil_sigmoid(veil_linear(wg, bg, z, nz, 0));
+}
+
+extern "C" __global__ void tglobal_bias_f32(const float* z, int nz, const float* glob, int nout,
+                                            float* bias) {
+    int o = blockIdx.x * blockDim.x + threadIdx.x;
+    if (o >= nout) return;
+    const float* w = glob;
+    const float* b = w + (size_t)nout * nz;
+    const float* bd2 = b + nout;
+    bias[o] = bd2[o] + veil_linear(w, b, z, nz, o);
 }
 
 extern "C" __global__ void veil_t_f32(const float* tz, int n, const float* ag, float* t,

@@ -545,6 +545,52 @@ fn cuda_full_mode_with_the_mirror_ensemble_matches_cpu() {
     }
 }
 
+/// `full` mode on CUDA with a veil whose TNet sees the whole frame (tests/fixtures/nets/tglobal
+/// beside the shipped `fast` streak and refinement networks) against the CPU engine.
+#[test]
+fn cuda_full_mode_with_a_global_context_veil_matches_cpu() {
+    use derain::Mode;
+    use derain::nets::ModelChoice;
+    if engine("cuda_full_mode_with_a_global_context_veil_matches_cpu").is_none() {
+        return;
+    }
+    // The files are compiled in: the test binary runs where the source tree may not be.
+    let dir = std::env::temp_dir().join(format!("derain-cuda-tglobal-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (name, bytes) in [
+        (
+            "stage1.onnx",
+            &include_bytes!("fixtures/nets/tglobal/stage1.onnx")[..],
+        ),
+        (
+            "streak.onnx",
+            &include_bytes!("../models/fast/streak.onnx")[..],
+        ),
+        (
+            "stage2.onnx",
+            &include_bytes!("../models/fast/stage2.onnx")[..],
+        ),
+    ] {
+        std::fs::write(dir.join(name), bytes).unwrap();
+    }
+    let config = |backend| Config {
+        backend,
+        mode: Mode::Full,
+        model: Some(ModelChoice::Dir(dir.clone())),
+        ..Config::default()
+    };
+    let mut cpu = Pipeline::new(config(Backend::Cpu)).unwrap();
+    let mut gpu = Pipeline::new(config(Backend::Cuda)).unwrap();
+    std::fs::remove_dir_all(&dir).ok();
+    let mut rng = ChaCha8Rng::seed_from_u64(13);
+    for &(w, h) in &[(37, 23), (641, 359)] {
+        let img = image(w, h, &mut rng);
+        let c = cpu.components(&img).unwrap();
+        let g = gpu.components(&img).unwrap();
+        assert_planes_close(&|s: &str| format!("tglobal {s} {w}x{h}"), &c, &g);
+    }
+}
+
 /// `full` mode on CUDA into packed frames (the device's finish: blend, packing, alpha) against
 /// the CPU engine: bytes within one level but where R's device rounding moves a pixel over a
 /// rounding edge.

@@ -364,10 +364,28 @@ fn a_graph_the_native_engine_does_not_know_runs_on_tract() {
 #[test]
 fn a_veil_with_attention_pooled_light_runs_natively_and_matches_pytorch() {
     // tests/fixtures/nets/apool: a seeded veil with an APool (model.py), written by
-    // `python -m derain_train.apool_fixture`; beside the shipped fast streak and stage 2.
-    let dir = std::env::temp_dir().join(format!("derain-nets-apool-{}", std::process::id()));
+    // `python -m derain_train.apool_fixture`.
+    seeded_veil_runs_natively_and_matches_pytorch("apool");
+}
+
+#[test]
+fn a_veil_whose_tnet_sees_the_whole_frame_runs_natively_and_matches_pytorch() {
+    // tests/fixtures/nets/tglobal: the same with the TNet's global context (model.py Veil
+    // `tglobal`, weights large enough to move T by 0.007), written by
+    // `python -m derain_train.apool_fixture … --tglobal`.
+    seeded_veil_runs_natively_and_matches_pytorch("tglobal");
+}
+
+/// The fixture veil `name` beside the shipped fast streak and stage 2: the native runtime
+/// takes it, and both runtimes give PyTorch's T and A, and agree on other sizes.
+fn seeded_veil_runs_natively_and_matches_pytorch(name: &str) {
+    let dir = std::env::temp_dir().join(format!("derain-nets-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::copy(fixture("apool/stage1.onnx"), dir.join("stage1.onnx")).unwrap();
+    std::fs::copy(
+        fixture(&format!("{name}/stage1.onnx")),
+        dir.join("stage1.onnx"),
+    )
+    .unwrap();
     for n in ["streak.onnx", "stage2.onnx"] {
         std::fs::write(dir.join(n), shipped(ModelSize::Fast, n)).unwrap();
     }
@@ -375,11 +393,11 @@ fn a_veil_with_attention_pooled_light_runs_natively_and_matches_pytorch() {
     assert_eq!(
         nets.stage1.engine(),
         "native",
-        "the APool veil fell back to tract"
+        "the {name} veil fell back to tract"
     );
-    let (s1, x_lf) = npy("apool/x_lf.npy");
-    let (_, want_t) = npy("apool/transmission.npy");
-    let (_, want_a) = npy("apool/atmosphere.npy");
+    let (s1, x_lf) = npy(&format!("{name}/x_lf.npy"));
+    let (_, want_t) = npy(&format!("{name}/transmission.npy"));
+    let (_, want_a) = npy(&format!("{name}/atmosphere.npy"));
     for tract in [false, true] {
         let out = if tract {
             nets.stage1.run_tract(s1[2], s1[3], &[&x_lf]).unwrap()

@@ -15,7 +15,8 @@
 # fast. Environment: DERAIN_TRAIN_DEVICE (cuda), BANK_COUNT (layers per family, 1200), BATCH
 # (48), CROP (256), BARS (share of crops with scene bars painted in, 0.3), ROTATE (share of
 # crops whose rain is turned by 20–65°, 0: a CPU trial cost the usual families, models/README.md),
-# PY (python3).
+# TGLOBAL (1: the veil's TNet gets the frame's pooled features, model.py Veil `tglobal`, when
+# the initial veil has none; 0 by default: an initial veil with them keeps them), PY (python3).
 set -euo pipefail
 pack=$(realpath "$1"); out=$2; size=${3:-quality}; smin=${4:-5.5}; vmin=${5:-1.5}
 mkdir -p "$out"; out=$(realpath "$out")
@@ -45,7 +46,9 @@ init_streak=()
   --out "$out/streak" --minutes "$smin" --every-min 1 --device "$dev" \
   --batch "${BATCH:-48}" --crop "${CROP:-256}" --lr "${LR:-5e-4}" --bars "${BARS:-0.3}" \
   --rotate "${ROTATE:-0}" "${init_streak[@]}"
+tglobal=()
+[ "${TGLOBAL:-0}" = 1 ] && tglobal=(--tglobal)
 "$py" -m derain_train.train_full --banks "${banks[@]}" --clean "$pack/clean" --size "$size" \
   --streak "$out/streak/weights.pt" --init-veil "$pack/init/veil_$size.pt" --out "$out/veil" \
-  --minutes "$vmin" --every-min 1 --device "$dev" --batch 16 --crop 256
+  --minutes "$vmin" --every-min 1 --device "$dev" --batch 16 --crop 256 "${tglobal[@]}"
 echo "gpu-train done in $(( $(date +%s) - t0 )) s"

@@ -253,8 +253,9 @@ pub struct LinearLayer {
 /// The veil network (`stage1.onnx`: model.py `TNet`, `ANet` and, where the file has one,
 /// `APool`) as plain layers, for a runtime other than the CPU's:
 /// ```text
-///   z_T = t(x)                                   U-Net, 33 → 1, on x = [I_s, bank]
 ///   y = a_body(x) (3×3 stride 2, three times);   p = [mean, max of y per channel]
+///   z_T = t(x)                                   U-Net, 33 → 1, on x = [I_s, bank]; where the
+///                                                file has t_global, d2's bias + t_global(p)
 ///   A_anet = σ(a_out(leaky(a_hidden(p))));  g = σ(a_gate(p))
 ///   T = 1 − g·(1 − (T0 + (1 − T0)·σ(z_T)))
 ///   pool: f = body([x, T]); y4 = head(f) (4 ch at 1/4); k = σ(keep([mean, max of f]))
@@ -272,6 +273,9 @@ pub struct VeilLayers<C = ConvLayer> {
     pub a_out: LinearLayer,
     /// 64 → 1, sigmoid: the network's veil gate g.
     pub a_gate: LinearLayer,
+    /// 64 → the channels of `t.d2`, in files that have one: added to `t.d2`'s bias (the
+    /// TNet's coarsest level sees the whole frame).
+    pub t_global: Option<LinearLayer>,
     /// The attention-pooled A, in files that have one.
     pub pool: Option<PoolLayers<C>>,
 }
@@ -303,6 +307,7 @@ impl<C> VeilLayers<C> {
             a_hidden: self.a_hidden.clone(),
             a_out: self.a_out.clone(),
             a_gate: self.a_gate.clone(),
+            t_global: self.t_global.clone(),
             pool: match &self.pool {
                 Some(p) => Some(PoolLayers {
                     body: three(&p.body)?,

@@ -1,8 +1,9 @@
-"""Fixture for tests/nets.rs: a seeded `stage1.onnx` whose veil has an `APool` (model.py),
-with random weights scaled so that every part of it moves the output, one input and the
-PyTorch outputs:
+"""Fixtures for tests/nets.rs: a seeded `stage1.onnx` whose veil has an `APool` (model.py),
+and with `--tglobal` also the TNet's global context, with random weights scaled so that every
+part of it moves the output, one input and the PyTorch outputs:
 
     python -m derain_train.apool_fixture ../tests/fixtures/nets/apool
+    python -m derain_train.apool_fixture ../tests/fixtures/nets/tglobal --tglobal
 """
 
 import sys
@@ -16,13 +17,18 @@ from .model import Veil
 
 
 def main(argv=None):
-    fx = Path((argv or sys.argv[1:])[0])
+    args = argv or sys.argv[1:]
+    fx = Path(args[0])
+    tglobal = "--tglobal" in args[1:]
     fx.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(11)
-    veil = Veil(apool=True)
+    veil = Veil(apool=True, tglobal=tglobal)
     with torch.no_grad():
         for p in veil.apool.parameters():
             p.copy_(torch.randn_like(p) * 0.05)
+        if tglobal:
+            for p in veil.tglobal.parameters():
+                p.copy_(torch.randn_like(p) * 1.0)
         # An open gate and T spread over (t0, 1), as trained networks have.
         veil.anet.gate.bias.fill_(2.0)
         veil.tnet.out.weight.copy_(torch.randn_like(veil.tnet.out.weight) * 0.5)

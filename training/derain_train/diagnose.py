@@ -112,7 +112,7 @@ def main(argv=None):
         torch.set_num_threads(args.threads)
     here = os.path.join(os.path.dirname(__file__), "..", "weights")
     veil, refine = load_veil_refine(args.veil or os.path.join(here, f"veil_{args.size}.pt"))
-    m = FullModelV2(args.size, apool=veil.apool is not None)
+    m = FullModelV2(args.size, apool=veil.apool is not None, tglobal=veil.tglobal is not None)
     m.streak = load_streak(args.streak or os.path.join(here, f"streak_{args.size}.pt"), args.size)
     m.veil.load_state_dict(veil.state_dict())
     m.stage2.load_state_dict(refine.state_dict())

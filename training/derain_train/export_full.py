@@ -87,16 +87,18 @@ def load_streak(path, size):
 
 def load_veil_refine(path):
     """The veil and refinement networks from a FullModelV2 state dict or a folder of ONNX files;
-    the veil has an `APool` when the state dict has its weights."""
+    the veil has an `APool` (a `tglobal` map) when the state dict has its weights."""
     p = Path(path)
     if p.is_dir():
-        vst = onnx_state(p / "stage1.onnx", {"tnet.": "tnet.", "anet.": "anet.", "apool.": "apool."})
+        vst = onnx_state(p / "stage1.onnx", {"tnet.": "tnet.", "anet.": "anet.", "apool.": "apool.",
+                                                  "tglobal.": "tglobal."})
         st = {"stage2." + k: v for k, v in onnx_state(p / "stage2.onnx", {"g.": "g."}).items()}
     else:
         st = torch.load(p, map_location="cpu")
         st = st.get("model", st)
         vst = {k[len("veil."):]: v for k, v in st.items() if k.startswith("veil.")}
-    veil = Veil(apool=any(k.startswith("apool.") for k in vst))
+    veil = Veil(apool=any(k.startswith("apool.") for k in vst),
+                tglobal=any(k.startswith("tglobal.") for k in vst))
     refine = Stage2()
     veil.load_state_dict(vst)
     refine.load_state_dict({k[len("stage2."):]: v for k, v in st.items()

@@ -64,10 +64,15 @@ class UNet(nn.Module):
         self.u0 = nn.Sequential(conv(c0, c0), act())
         self.out = conv(c0, cout, 1)
 
-    def forward(self, x):
+    def forward(self, x, bias2=None):
+        """`bias2` ([B, c2]): a per-frame bias added to the coarsest level's first convolution
+        before its activation (`Veil`'s global context; the same as a per-frame bias of d2)."""
         x0 = self.e0(self.inp(x))
         x1 = self.e1(self.d1(x0))
-        x2 = self.e2(self.d2(x1))
+        if bias2 is None:
+            x2 = self.e2(self.d2(x1))
+        else:
+            x2 = self.e2(self.d2[1](self.d2[0](x1) + bias2[:, :, None, None]))
         y1 = self.u1(F.interpolate(self.m1(x2), scale_factor=2.0, mode="nearest") + x1)
         y0 = self.u0(F.interpolate(self.m0(y1), scale_factor=2.0, mode="nearest") + x0)
         return self.out(y0)
@@ -95,10 +100,16 @@ class ANet(nn.Module):
         nn.init.zeros_(self.gate.weight)
         nn.init.constant_(self.gate.bias, 4.0)
 
-    def forward(self, x):
+    def features(self, x):
+        """The frame's pooled features z = [mean, max] of the body (64)."""
         y = self.body(x)
-        z = torch.cat([y.mean(dim=(2, 3)), y.amax(dim=(2, 3))], dim=1)
+        return torch.cat([y.mean(dim=(2, 3)), y.amax(dim=(2, 3))], dim=1)
+
+    def heads(self, z):
         return torch.sigmoid(self.head(z)), torch.sigmoid(self.gate(z))
+
+    def forward(self, x):
+        return self.heads(self.features(x))
 
 
 class APool(nn.Module):
@@ -140,22 +151,36 @@ class Veil(nn.Module):
     """`stage1.onnx` of the full-resolution pipeline: T and A from x_lf = [I_s_lo, LF] (the
     rain-free image after the streak network, and its residue-guided bank). The same TNet and
     ANet as `Stage1` (whose weights load into it by name), without the low-resolution streak
-    branch. With `apool`, A comes from `APool` on [x_lf, T] (the ANet still gives the gate)."""
+    branch. With `apool`, A comes from `APool` on [x_lf, T] (the ANet still gives the gate).
 
-    def __init__(self, apool=False):
+    With `tglobal`, the TNet also sees the whole frame: a linear map of the ANet's pooled
+    features z (64) is added, per channel, to its coarsest level (before d2's activation).
+    Why: the TNet sees about 30 working pixels around each pixel, and the renders' T is a
+    frame-wide depth gradient; on thin veils it kept T too high (mean bias +0.05 on the light
+    family, models/README.md "Where the remaining error is"). Zero at initialisation, so a
+    veil without it starts where it was."""
+
+    def __init__(self, apool=False, tglobal=False):
         super().__init__()
         self.tnet = UNet(3 + BANK_CHANNELS, 1)
         self.anet = ANet(3 + BANK_CHANNELS)
         nn.init.zeros_(self.tnet.out.weight)
         nn.init.constant_(self.tnet.out.bias, 3.0)
         self.apool = APool() if apool else None
+        self.tglobal = None
+        if tglobal:
+            self.tglobal = nn.Linear(64, self.tnet.d2[0].out_channels)
+            nn.init.zeros_(self.tglobal.weight)
+            nn.init.zeros_(self.tglobal.bias)
 
-    def local_transmission(self, x_lf):
-        return T0 + (1.0 - T0) * torch.sigmoid(self.tnet(x_lf))
+    def local_transmission(self, x_lf, z=None):
+        bias2 = self.tglobal(z) if self.tglobal is not None else None
+        return T0 + (1.0 - T0) * torch.sigmoid(self.tnet(x_lf, bias2))
 
     def forward(self, x_lf):
-        a, g = self.anet(x_lf)
-        t = gated(self.local_transmission(x_lf), g)
+        z = self.anet.features(x_lf)
+        a, g = self.anet.heads(z)
+        t = gated(self.local_transmission(x_lf, z), g)
         if self.apool is not None:
             a = self.apool(x_lf, t, a)
         return t, a
@@ -236,11 +261,11 @@ class FullModelV2(nn.Module):
         J = clamp(J1 + up_f(Stage2([down_f(J1), −ln max(T_lo, t0)])), 0, 1)
     """
 
-    def __init__(self, size="fast", apool=False):
+    def __init__(self, size="fast", apool=False, tglobal=False):
         super().__init__()
         from .streak import StreakNet
         self.streak = StreakNet(size)
-        self.veil = Veil(apool)
+        self.veil = Veil(apool, tglobal)
         self.stage2 = Stage2()
 
     def forward(self, img, f, k=None, i_s=None):

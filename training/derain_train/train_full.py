@@ -75,6 +75,9 @@ def main(argv=None):
     ap.add_argument("--apool", action="store_true",
                     help="estimate A by attention pooling (model.py APool): a fresh one unless "
                          "--init-veil has one (then it is kept without this flag)")
+    ap.add_argument("--tglobal", action="store_true",
+                    help="give the TNet the frame's pooled features (model.py Veil); an initial "
+                         "veil that has them keeps them")
     ap.add_argument("--out", required=True)
     ap.add_argument("--minutes", type=float, default=0.0)
     ap.add_argument("--steps", type=int, default=100000)
@@ -104,13 +107,15 @@ def main(argv=None):
     init = load_veil_refine(args.init_veil) if args.init_veil else None
     # An initial veil with an APool keeps it; --apool adds a fresh one to a veil without.
     apool = args.apool or (init is not None and init[0].apool is not None)
-    model = FullModelV2(args.size, apool=apool).to(dev)
+    tglobal = args.tglobal or (init is not None and init[0].tglobal is not None)
+    model = FullModelV2(args.size, apool=apool, tglobal=tglobal).to(dev)
     model.streak = load_streak(args.streak, args.size).to(dev).eval()
     for p in model.streak.parameters():
         p.requires_grad_(False)
     if init is not None:
         veil, refine = init
-        model.veil.load_state_dict(veil.state_dict(), strict=veil.apool is not None)
+        model.veil.load_state_dict(veil.state_dict(), strict=(veil.apool is not None) == apool
+                                   and (veil.tglobal is not None) == tglobal)
         model.stage2.load_state_dict(refine.state_dict())
     params = list(model.veil.parameters()) + list(model.stage2.parameters())
     opt = torch.optim.Adam(params, lr=args.lr)

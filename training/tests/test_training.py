@@ -125,6 +125,34 @@ def test_apool_reads_a_where_the_veil_is_densest_and_mixes_with_the_anet(tmp_pat
     assert load_veil_refine(tmp_path / "w0.pt")[0].apool is None
 
 
+def test_tglobal_starts_as_the_veil_without_it_and_survives_export(tmp_path):
+    """The TNet's global context (model.py Veil `tglobal`): zero at the start (the same T as
+    without it), it moves T by the frame's pooled features once trained, and its weights go
+    through the ONNX export and back."""
+    from derain_train.export_full import export_onnx, load_veil_refine
+    torch.manual_seed(3)
+    plain, glob = Veil(apool=True), Veil(apool=True, tglobal=True)
+    for p in plain.parameters():
+        torch.nn.init.normal_(p, std=0.2)
+    glob.load_state_dict(plain.state_dict(), strict=False)
+    x = torch.rand(2, 33, 16, 24)
+    with torch.no_grad():
+        assert torch.equal(plain(x)[0], glob(x)[0])
+        torch.nn.init.normal_(glob.tglobal.weight, std=0.5)
+        t_glob = glob(x)[0]
+    assert (t_glob - plain(x)[0]).abs().max() > 1e-3
+    torch.save(FullModelV2("fast", apool=True, tglobal=True).state_dict(), tmp_path / "w.pt")
+    assert load_veil_refine(tmp_path / "w.pt")[0].tglobal is not None
+    export_onnx(glob, (torch.rand(1, 33, 16, 24),), tmp_path / "stage1.onnx", ["x_lf"],
+                ["transmission", "atmosphere"], {"x_lf": {2: "h", 3: "w"}})
+    export_onnx(Stage2(), (torch.rand(1, 4, 16, 24),), tmp_path / "stage2.onnx", ["x"],
+                ["residual"], {"x": {2: "h", 3: "w"}})
+    back, _ = load_veil_refine(tmp_path)
+    assert back.tglobal is not None
+    with torch.no_grad():
+        assert torch.allclose(back(x)[0], t_glob, atol=1e-6)
+
+
 def test_full_model_output_is_an_image_and_the_physics_gate_switches_the_veil():
     torch.manual_seed(2)
     m = FullModelV2("fast")

@@ -502,7 +502,14 @@ fn bench_size(
         let mut ops = LaunchOps { s: &s, k };
         let mut maps = UNetMaps::new(&mut ops, &dl, rpw, rph)?;
         let ms = time_events(&s, reps, || {
-            unet_forward(&mut LaunchOps { s: &s, k }, &dl, &x2, &mut maps, &mut out)
+            unet_forward(
+                &mut LaunchOps { s: &s, k },
+                &dl,
+                &x2,
+                &mut maps,
+                None,
+                &mut out,
+            )
         })?;
         let area = |c: &ConvLayer, a: f64| (c.cout * c.cin * c.k * c.k) as f64 * a;
         let full = (rpw * rph) as f64;

@@ -84,6 +84,8 @@ pub enum KernelId {
     AnetHead,
     /// Veil network: T from the TNet's logit and the gate.
     VeilT,
+    /// Veil network: the TNet's d2 bias with the frame's global context.
+    TglobalBias,
     /// Veil network: 4×4 block means.
     BlockMeans4,
     /// Veil network: the APool's attention-pooled A.
@@ -96,7 +98,7 @@ pub enum KernelId {
 
 impl KernelId {
     /// Every kernel, in a fixed order (the index of `Kernels`).
-    pub const ALL: [KernelId; 36] = [
+    pub const ALL: [KernelId; 37] = [
         KernelId::Packed8ToPlanar,
         KernelId::PlanarToPacked8,
         KernelId::Residue,
@@ -129,6 +131,7 @@ impl KernelId {
         KernelId::PoolMeanMax,
         KernelId::AnetHead,
         KernelId::VeilT,
+        KernelId::TglobalBias,
         KernelId::BlockMeans4,
         KernelId::ApoolHead,
         KernelId::MirrorRows,
@@ -170,6 +173,7 @@ impl KernelId {
             KernelId::PoolMeanMax => "pool_mean_max_f32",
             KernelId::AnetHead => "anet_head_f32",
             KernelId::VeilT => "veil_t_f32",
+            KernelId::TglobalBias => "tglobal_bias_f32",
             KernelId::BlockMeans4 => "block_means4_f32",
             KernelId::ApoolHead => "apool_head_f32",
             KernelId::MirrorRows => "mirror_rows_f32",
@@ -212,6 +216,7 @@ impl KernelId {
             KernelId::PoolMeanMax
             | KernelId::AnetHead
             | KernelId::VeilT
+            | KernelId::TglobalBias
             | KernelId::BlockMeans4
             | KernelId::ApoolHead => "veil.cu",
         }

@@ -85,6 +85,18 @@ pub(crate) trait NetOps {
         leaky: bool,
         out: &mut Self::Buf,
     ) -> Result<()>;
+    /// [`NetOps::conv`] with the `cout` values of `bias` in place of the layer's own.
+    #[allow(clippy::too_many_arguments)]
+    fn conv_biased(
+        &mut self,
+        c: &Self::Conv,
+        bias: &Self::Buf,
+        x: &Self::Buf,
+        w: usize,
+        h: usize,
+        leaky: bool,
+        out: &mut Self::Buf,
+    ) -> Result<()>;
     /// `u` = unshuffle₂([I, residue(I)]) of the three planes `rgb` (`w`×`h`, even).
     fn unshuffle(&mut self, rgb: &Self::Buf, w: usize, h: usize, u: &mut Self::Buf) -> Result<()>;
     /// `skip` (`c` planes of `w`×`h`) += nearest ×2 of `x`.
@@ -288,12 +300,14 @@ impl<B> UNetMaps<B> {
 }
 
 /// The U-Net `l` on `x` (its input planes of `m.w`×`m.h`, multiples of 4) into `out`: the
-/// forward pass of [`UNetLayers`].
+/// forward pass of [`UNetLayers`], with `d2_bias` in place of d2's own bias where given (the
+/// veil network's global context, [`crate::nets::VeilLayers::t_global`]).
 pub(crate) fn unet_forward<O: NetOps>(
     ops: &mut O,
     l: &UNetLayers<O::Conv>,
     x: &O::Buf,
     m: &mut UNetMaps<O::Buf>,
+    d2_bias: Option<&O::Buf>,
     out: &mut O::Buf,
 ) -> Result<()> {
     let (w, h) = (m.w, m.h);
@@ -311,7 +325,10 @@ pub(crate) fn unet_forward<O: NetOps>(
     ops.conv(&l.e0, fa, w, h, true, x0)?;
     ops.conv(&l.d1, x0, w, h, true, ha)?;
     ops.conv(&l.e1, ha, w2, h2, true, x1)?;
-    ops.conv(&l.d2, x1, w2, h2, true, qa)?;
+    match d2_bias {
+        Some(b) => ops.conv_biased(&l.d2, b, x1, w2, h2, true, qa)?,
+        None => ops.conv(&l.d2, x1, w2, h2, true, qa)?,
+    }
     ops.conv(&l.e2, qa, w4, h4, true, x2)?;
     // y1 = u1(up(m1(x2)) + x1) at 1/2.
     ops.conv(&l.m1, x2, w4, h4, false, qa)?;
@@ -372,6 +389,29 @@ impl NetOps for LaunchOps<'_> {
             w,
         };
         launch::conv2d(self.s, self.k, x, &c.w, &c.b, shape, leaky, out)
+    }
+
+    fn conv_biased(
+        &mut self,
+        c: &DeviceConv,
+        bias: &CudaSlice<f32>,
+        x: &CudaSlice<f32>,
+        w: usize,
+        h: usize,
+        leaky: bool,
+        out: &mut CudaSlice<f32>,
+    ) -> Result<()> {
+        let l = &c.shape;
+        let shape = ConvShape {
+            cin: l.cin,
+            cout: l.cout,
+            k: l.k,
+            stride: l.stride,
+            dilation: l.dilation,
+            h,
+            w,
+        };
+        launch::conv2d(self.s, self.k, x, &c.w, bias, shape, leaky, out)
     }
 
     fn unshuffle(

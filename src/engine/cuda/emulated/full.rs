@@ -8,7 +8,9 @@ use super::nets::EmuOps;
 use super::*;
 use crate::config::{Config, Mode, ModelChoice};
 use crate::engine::cpu::CpuEngine;
-use crate::engine::cuda::full::veil::{VEIL_IN, VeilNet, check_veil, packed_heads};
+use crate::engine::cuda::full::veil::{
+    VEIL_IN, VeilMaps, VeilNet, check_veil, packed_global, packed_heads, veil_forward,
+};
 use crate::engine::cuda::full::{Apool, Finish, FullMaps, FullOps, Invert, run_full};
 use crate::engine::cuda::launch::grid_n;
 use crate::engine::cuda::nets::check_unet;
@@ -155,6 +157,21 @@ impl<'a> FullOps for EmuFull<'a> {
         launch!(self.net.e, "anet_head_f32", grid_n(1), false;
             z.as_ptr() => *const f32, nz as i32 => i32, lin.as_ptr() => *const f32,
             nh as i32 => i32, ag.as_mut_ptr() => *mut f32);
+        Ok(())
+    }
+
+    fn tglobal_bias(
+        &mut self,
+        z: &Vec<f32>,
+        nz: usize,
+        glob: &Vec<f32>,
+        nout: usize,
+        bias: &mut Vec<f32>,
+    ) -> Result<()> {
+        assert!(z.len() >= nz && glob.len() >= nout * nz + 2 * nout && bias.len() >= nout);
+        launch!(self.net.e, "tglobal_bias_f32", grid_n(nout), false;
+            z.as_ptr() => *const f32, nz as i32 => i32, glob.as_ptr() => *const f32,
+            nout as i32 => i32, bias.as_mut_ptr() => *mut f32);
         Ok(())
     }
 
@@ -349,6 +366,7 @@ impl<'a> EmulatedFull<'a> {
             check_veil(&l).expect("the veil architecture");
             let (lin, keep) = packed_heads(&l);
             VeilNet {
+                global: packed_global(&l),
                 layers: l,
                 lin,
                 keep,
@@ -631,5 +649,51 @@ fn emulated_full_mode_with_the_mirror_ensemble_is_the_cpu_engine() {
                 "the ensemble changes S, {what}"
             );
         }
+    }
+}
+
+#[test]
+fn emulated_veil_network_with_the_global_context_is_the_native_runtime() {
+    // The veil of tests/fixtures/nets/tglobal (an APool and the TNet's global context:
+    // `tglobal_bias_f32` and d2 with that bias) through `veil_forward` over the emulated
+    // kernels, against the CPU's native runtime on the same input.
+    let Some(e) = emu("emulated_veil_network_with_the_global_context_is_the_native_runtime") else {
+        return;
+    };
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = std::env::temp_dir().join(format!("derain-emu-tglobal-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(
+        root.join("tests/fixtures/nets/tglobal/stage1.onnx"),
+        dir.join("stage1.onnx"),
+    )
+    .unwrap();
+    for n in ["streak.onnx", "stage2.onnx"] {
+        std::fs::copy(root.join("models/fast").join(n), dir.join(n)).unwrap();
+    }
+    let mut nets = FullNets::from_dir(&dir).unwrap();
+    std::fs::remove_dir_all(&dir).ok();
+    let l = nets.stage1.veil_layers().expect("native architecture");
+    assert!(l.t_global.is_some(), "the fixture has a global context");
+    check_veil(&l).unwrap();
+    let (lin, keep) = packed_heads(&l);
+    let v = VeilNet {
+        global: packed_global(&l),
+        layers: l,
+        lin,
+        keep,
+    };
+    let mut ops = EmuFull::new(e);
+    let mut rng = ChaCha8Rng::seed_from_u64(47);
+    for (w, h) in [(20, 12), (52, 44)] {
+        let x: Vec<f32> = (0..VEIL_IN * w * h).map(|_| rng.random::<f32>()).collect();
+        let want = nets.stage1.run(h, w, &[&x]).unwrap();
+        let mut m = VeilMaps::new(&mut ops, &v.layers, (w, h), (w, h)).unwrap();
+        m.x[..x.len()].copy_from_slice(&x);
+        veil_forward(&mut ops, &v, &mut m).unwrap();
+        let dt = max_diff(&m.t[..w * h], &want[0]);
+        let da = max_diff(&m.atmosphere(&v.layers)[..3], &want[1]);
+        eprintln!("{w}x{h}: |ΔT| {dt:e}, |ΔA| {da:e}");
+        assert!(dt <= 1e-6 && da <= 1e-6, "{w}x{h}");
     }
 }

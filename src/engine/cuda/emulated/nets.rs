@@ -10,11 +10,25 @@ use crate::engine::cuda::nets::{Maps, NetOps, check_layers, forward};
 use crate::nets::{ConvLayer, FullNets, ModelSize, StreakLayers};
 
 fn conv(e: &Emu, x: &[f32], l: &ConvLayer, w: usize, h: usize, leaky: bool) -> Vec<f32> {
+    conv_biased(e, x, l, &l.bias, w, h, leaky)
+}
+
+/// [`conv`] with `bias` in place of the layer's own.
+fn conv_biased(
+    e: &Emu,
+    x: &[f32],
+    l: &ConvLayer,
+    bias: &[f32],
+    w: usize,
+    h: usize,
+    leaky: bool,
+) -> Vec<f32> {
+    assert!(bias.len() >= l.cout);
     let (ho, wo) = (h.div_ceil(l.stride), w.div_ceil(l.stride));
     assert_eq!(x.len(), l.cin * w * h);
     let mut out = vec![f32::NAN; l.cout * ho * wo];
     launch!(e, "conv2d_f32", conv_config(wo, ho, l.cout), false;
-        x.as_ptr() => *const f32, l.weights.as_ptr() => *const f32, l.bias.as_ptr() => *const f32,
+        x.as_ptr() => *const f32, l.weights.as_ptr() => *const f32, bias.as_ptr() => *const f32,
         l.cin as i32 => i32, l.cout as i32 => i32, h as i32 => i32, w as i32 => i32,
         ho as i32 => i32, wo as i32 => i32, l.k as i32 => i32, l.stride as i32 => i32,
         l.dilation as i32 => i32, leaky as i32 => i32, out.as_mut_ptr() => *mut f32);
@@ -53,6 +67,21 @@ impl NetOps for EmuOps<'_> {
         out: &mut Vec<f32>,
     ) -> crate::error::Result<()> {
         let y = conv(self.e, &x[..c.cin * w * h], c, w, h, leaky);
+        out[..y.len()].copy_from_slice(&y);
+        Ok(())
+    }
+
+    fn conv_biased(
+        &mut self,
+        c: &ConvLayer,
+        bias: &Vec<f32>,
+        x: &Vec<f32>,
+        w: usize,
+        h: usize,
+        leaky: bool,
+        out: &mut Vec<f32>,
+    ) -> crate::error::Result<()> {
+        let y = conv_biased(self.e, &x[..c.cin * w * h], c, bias, w, h, leaky);
         out[..y.len()].copy_from_slice(&y);
         Ok(())
     }

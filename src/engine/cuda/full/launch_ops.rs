@@ -218,6 +218,17 @@ impl<'a> FullOps for LaunchFull<'a> {
         launch::anet_head(self.net.s, self.net.k, z, nz, lin, nh, ag)
     }
 
+    fn tglobal_bias(
+        &mut self,
+        z: &CudaSlice<f32>,
+        nz: usize,
+        glob: &CudaSlice<f32>,
+        nout: usize,
+        bias: &mut CudaSlice<f32>,
+    ) -> Result<()> {
+        launch::tglobal_bias(self.net.s, self.net.k, z, nz, glob, nout, bias)
+    }
+
     fn veil_t(
         &mut self,
         tz: &CudaSlice<f32>,

@@ -40,7 +40,9 @@ use std::sync::Arc;
 use cudarc::driver::{CudaContext, CudaSlice, CudaStream};
 
 use self::launch_ops::{FrameIo, LaunchFull};
-use self::veil::{VEIL_IN, VeilMaps, VeilNet, VeilOf, check_veil, packed_heads, veil_forward};
+use self::veil::{
+    VEIL_IN, VeilMaps, VeilNet, VeilOf, check_veil, packed_global, packed_heads, veil_forward,
+};
 pub(crate) use super::launch::{
     ApoolInputs as Apool, FinishInputs as Finish, InvertInputs as Invert,
 };
@@ -126,6 +128,16 @@ pub(crate) trait FullOps {
         lin: &<Self::Net as NetOps>::Buf,
         nh: usize,
         ag: &mut <Self::Net as NetOps>::Buf,
+    ) -> Result<()>;
+    /// The TNet's d2 bias with the frame's global context (`nout` values) from `z` (nz) and
+    /// the packed `glob` (W, b, d2's own bias).
+    fn tglobal_bias(
+        &mut self,
+        z: &<Self::Net as NetOps>::Buf,
+        nz: usize,
+        glob: &<Self::Net as NetOps>::Buf,
+        nout: usize,
+        bias: &mut <Self::Net as NetOps>::Buf,
     ) -> Result<()>;
     /// T from the TNet's logits `tz` (n) and the gate in `ag`, into `t` and plane `plane` of `x`.
     #[allow(clippy::too_many_arguments)]
@@ -512,7 +524,7 @@ pub(crate) fn run_full<O: FullOps>(
             ops.pad_n(&m.j1_lo, 3, (g.lw, g.lh), (rpw, rph), x2d)?;
             pack_padded([&refine_depth(&t_lo, t0)], rph, rpw, &mut m.x2);
             ops.put_at(&m.x2, x2d, 3 * rpw * rph)?;
-            unet_forward(ops.net(), rl, x2d, um, dj_pad)?;
+            unet_forward(ops.net(), rl, x2d, um, None, dj_pad)?;
             ops.crop(dj_pad, (rpw, rph), (g.lw, g.lh), 3, &mut m.dj)?;
         }
         None => {
@@ -633,6 +645,7 @@ impl CudaFullEngine {
                         .map_err(|e| driver("uploading network weights", e))
                 };
                 Some(VeilNet {
+                    global: packed_global(&l).as_deref().map(up).transpose()?,
                     layers: l.try_map(|c| device_conv(&stream, c))?,
                     lin: up(&lin)?,
                     keep: keep.as_deref().map(up).transpose()?,

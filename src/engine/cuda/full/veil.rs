@@ -1,4 +1,4 @@
-//! The veil network (`stage1.onnx`: TNet, ANet, APool) on the device, written once over
+//! The veil network (`stage1.onnx`: TNet, ANet, APool, the TNet's global context) on the device, written once over
 //! [`FullOps`] like the rest of the chain: the convolutions are `kernels/nets.cu`'s, the
 //! pooling, the heads and T are `kernels/veil.cu`'s, in the CPU runtime's order of operations.
 //! Its input is the 33-plane [I_s, bank] of the working resolution padded to a multiple of 4
@@ -31,6 +31,9 @@ pub(crate) fn check_veil(l: &VeilLayers) -> Result<()> {
         && lin(&l.a_hidden, 2 * ca, nh)
         && lin(&l.a_out, nh, 3)
         && lin(&l.a_gate, 2 * ca, 1);
+    if let Some(g) = &l.t_global {
+        ok &= lin(g, 2 * ca, l.t.d2.cout);
+    }
     if let Some(p) = &l.pool {
         let [p0, p1, p2] = &p.body;
         ok &= conv(p0, VEIL_IN + 1, p0.cout, 3, 2)
@@ -64,11 +67,24 @@ pub(crate) fn packed_heads<C>(l: &VeilLayers<C>) -> (Vec<f32>, Option<Vec<f32>>)
     (lin, keep)
 }
 
+/// The TNet's global context packed as `tglobal_bias_f32` reads it (W, b, then d2's own bias),
+/// in networks that have one.
+pub(crate) fn packed_global(l: &VeilLayers) -> Option<Vec<f32>> {
+    l.t_global.as_ref().map(|g| {
+        let mut v = g.weights.clone();
+        v.extend_from_slice(&g.bias);
+        v.extend_from_slice(&l.t.d2.bias);
+        v
+    })
+}
+
 /// The veil network on a device: its layers and its packed heads.
 pub(crate) struct VeilNet<C, B> {
     pub layers: VeilLayers<C>,
     pub lin: B,
     pub keep: Option<B>,
+    /// [`packed_global`].
+    pub global: Option<B>,
 }
 
 /// The veil network on the buffers of `O`.
@@ -87,6 +103,8 @@ pub(crate) struct VeilMaps<B> {
     a: [B; 3],
     z: B,
     ag: B,
+    /// d2's bias with the global context (the TNet's coarsest channels).
+    t_bias: B,
     /// T (w×h).
     pub t: B,
     p: [B; 4],
@@ -134,6 +152,7 @@ impl<B> VeilMaps<B> {
             ],
             z: ops.alloc(2 * a2.cout())?,
             ag: ops.alloc(4)?,
+            t_bias: ops.alloc(l.t.d2.cout())?,
             t: ops.alloc(n)?,
             p: [
                 ops.alloc(pc[0] * w2 * h2)?,
@@ -172,8 +191,6 @@ pub(crate) fn veil_forward<O: FullOps>(
 ) -> Result<()> {
     let (w, h) = (m.w, m.h);
     let l = &v.layers;
-    // T's logits: the U-Net on the first 33 planes.
-    unet_forward(ops.net(), &l.t, &m.x, &mut m.unet, &mut m.tz)?;
     // The ANet: three stride-2 convolutions, pooled, its head → [A, g].
     let [a0, a1, a2] = &l.a_body;
     let [y0, y1, y2] = &mut m.a;
@@ -185,6 +202,16 @@ pub(crate) fn veil_forward<O: FullOps>(
     ops.net().conv(a2, y1, w4, h4, true, y2)?;
     ops.pool(y2, a2.cout(), w8 * h8, &mut m.z)?;
     ops.anet_head(&m.z, 2 * a2.cout(), &v.lin, l.a_hidden.cout, &mut m.ag)?;
+    // T's logits: the U-Net on the first 33 planes, its d2 biased by the pooled features
+    // where the network has a global context.
+    let d2_bias = match &v.global {
+        Some(g) => {
+            ops.tglobal_bias(&m.z, 2 * a2.cout(), g, l.t.d2.cout(), &mut m.t_bias)?;
+            Some(&m.t_bias)
+        }
+        None => None,
+    };
+    unet_forward(ops.net(), &l.t, &m.x, &mut m.unet, d2_bias, &mut m.tz)?;
     ops.veil_t(&m.tz, w * h, &m.ag, &mut m.t, &mut m.x, VEIL_IN)?;
     // The APool on [x, T]: its body, pooled features, head, block means, softmax pooling.
     if let (Some(p), Some(keep)) = (&l.pool, &v.keep) {

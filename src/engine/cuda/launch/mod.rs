@@ -42,7 +42,9 @@ pub(crate) use physics::{
 };
 #[cfg(test)]
 pub(crate) use veil::grid_n;
-pub(crate) use veil::{ApoolInputs, anet_head, apool_head, block_means4, pool_mean_max, veil_t};
+pub(crate) use veil::{
+    ApoolInputs, anet_head, apool_head, block_means4, pool_mean_max, tglobal_bias, veil_t,
+};
 
 use super::kernels::{self, KernelId};
 use crate::error::{Error, Result};

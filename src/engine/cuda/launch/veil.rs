@@ -76,6 +76,28 @@ pub(crate) fn anet_head(
     unsafe { launch(b, one(), id) }
 }
 
+/// `tglobal_bias_f32`: the TNet's d2 bias (nout values) with the frame's global context from
+/// the pooled features `z` (nz) and `glob` (W nout × nz, b nout, d2's own bias nout).
+pub(crate) fn tglobal_bias(
+    s: &Arc<CudaStream>,
+    k: &Kernels,
+    z: &CudaSlice<f32>,
+    nz: usize,
+    glob: &CudaSlice<f32>,
+    nout: usize,
+    bias: &mut CudaSlice<f32>,
+) -> Result<()> {
+    ensure_len("z", z.len(), nz)?;
+    ensure_len("glob", glob.len(), nout * nz + 2 * nout)?;
+    ensure_len("bias", bias.len(), nout)?;
+    let (nzi, nouti) = (int(nz, "nz")?, int(nout, "nout")?);
+    let id = KernelId::TglobalBias;
+    let mut b = k.args(s, id);
+    b.arg(z).arg(&nzi).arg(glob).arg(&nouti).arg(bias);
+    // SAFETY: arguments match `tglobal_bias_f32` in kernels/veil.cu; sizes checked.
+    unsafe { launch(b, grid_n(nout), id) }
+}
+
 /// `veil_t_f32`: T (n values) into `t` and into plane `x_plane` of `x`.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn veil_t(

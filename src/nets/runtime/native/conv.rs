@@ -189,6 +189,12 @@ impl Conv {
 
     /// Runs the convolution (+ LeakyReLU if `leaky`) on `x`.
     pub(super) fn run(&self, x: &Map, leaky: bool) -> Map {
+        self.run_with_bias(x, leaky, &self.b)
+    }
+
+    /// [`Conv::run`] with `bias` (`cout` values) in place of the layer's own.
+    pub(super) fn run_with_bias(&self, x: &Map, leaky: bool, bias: &[f32]) -> Map {
+        assert_eq!(bias.len(), self.cout, "one bias per output channel");
         assert_eq!(x.c, self.cin, "channel count checked at load");
         assert!(self.k == 1 || self.k == 3, "kernels are 1×1 or 3×3");
         assert!(
@@ -219,7 +225,7 @@ impl Conv {
             |(ptrs, row), ys| {
                 for &y in ys {
                     layout.row_offsets(self, y, ptrs);
-                    conv_row(buf, ptrs, &self.w, &self.b, wo_pad, leaky, wide, row);
+                    conv_row(buf, ptrs, &self.w, bias, wo_pad, leaky, wide, row);
                     for oc in 0..self.cout {
                         // SAFETY: the interior of row y of plane oc, [oc·plane + (y+PAD)·rl
                         // + PAD, + wo), is written by this task only (tasks own disjoint

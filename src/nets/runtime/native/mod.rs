@@ -80,9 +80,23 @@ impl UNet {
     }
 
     fn forward(&self, x: &Map) -> Map {
+        let (x0, x1) = self.encode(x);
+        self.decode(x0, x1, &self.d2.b)
+    }
+
+    /// The two finer levels: (x0, x1).
+    fn encode(&self, x: &Map) -> (Map, Map) {
         let x0 = self.e0.run(&self.inp.run(x, true), true);
         let x1 = self.e1.run(&self.d1.run(&x0, true), true);
-        let x2 = self.e2.run(&self.d2.run(&x1, true), true);
+        (x0, x1)
+    }
+
+    /// The coarsest level, with `d2_bias` as d2's bias (the veil's global context), and the
+    /// way back up.
+    fn decode(&self, x0: Map, x1: Map, d2_bias: &[f32]) -> Map {
+        let x2 = self
+            .e2
+            .run(&self.d2.run_with_bias(&x1, true, d2_bias), true);
         let y1 = self.u1.run(&up_add(&self.m1.run(&x2, false), x1), true);
         let y0 = self.u0.run(&up_add(&self.m0.run(&y1, false), x0), true);
         self.out.run(&y0, false)
@@ -119,8 +133,8 @@ fn sigmoid(v: f32) -> f32 {
 }
 
 impl ANet {
-    /// (A, g): the atmospheric light and the veil gate.
-    fn forward(&self, x: &Map) -> ([f32; 3], f32) {
+    /// The frame's pooled features z: [mean, max] of the body's channels.
+    fn features(&self, x: &Map) -> Vec<f32> {
         let [c0, c1, c2] = &self.body;
         let y = c2.run(&c1.run(&c0.run(x, true), true), true);
         let n = y.h * y.w;
@@ -130,12 +144,17 @@ impl ANet {
             .map(|c| plane(c).iter().sum::<f32>() / n as f32)
             .collect();
         z.extend((0..y.c).map(|c| plane(c).iter().copied().fold(f32::NEG_INFINITY, f32::max)));
-        let hidden: Vec<f32> = linear(&self.l0, &z)
+        z
+    }
+
+    /// (A, g): the atmospheric light and the veil gate from the pooled features.
+    fn heads(&self, z: &[f32]) -> ([f32; 3], f32) {
+        let hidden: Vec<f32> = linear(&self.l0, z)
             .into_iter()
             .map(|v| v.max(SLOPE * v))
             .collect();
         let a = linear(&self.l1, &hidden);
-        let gate = sigmoid(linear(&self.gate, &z)[0]);
+        let gate = sigmoid(linear(&self.gate, z)[0]);
         (std::array::from_fn(|c| sigmoid(a[c])), gate)
     }
 }
@@ -330,11 +349,14 @@ pub(crate) struct Native(Arch);
 /// The architectures the native runtime knows.
 #[derive(Debug, Clone)]
 enum Arch {
-    /// TNet and ANet on [I, LF] → (T, A); A from the APool where the file has one.
+    /// TNet and ANet on [I, LF] → (T, A); A from the APool where the file has one; the
+    /// TNet's coarsest level biased by a linear map of the ANet's pooled features where the
+    /// file has one (`tglobal`, 64 → d2's channels).
     Veil {
         t: Box<UNet>,
         a: Box<ANet>,
         pool: Option<Box<APool>>,
+        global: Option<(Vec<f32>, Vec<f32>)>,
     },
     /// G([J₁, D]) → ΔJ.
     Refine { g: Box<UNet> },
@@ -353,7 +375,7 @@ impl Native {
 
     /// The veil network's layers (`None` for the other architectures).
     pub(crate) fn veil_layers(&self) -> Option<crate::nets::VeilLayers> {
-        let Arch::Veil { t, a, pool } = &self.0 else {
+        let Arch::Veil { t, a, pool, global } = &self.0 else {
             return None;
         };
         let lin = |(w, b): &(Vec<f32>, Vec<f32>)| crate::nets::LinearLayer {
@@ -369,6 +391,7 @@ impl Native {
             a_hidden: lin(&a.l0),
             a_out: lin(&a.l1),
             a_gate: lin(&a.gate),
+            t_global: global.as_ref().map(lin),
             pool: pool.as_ref().map(|p| {
                 let [p0, p1, p2] = &p.body;
                 crate::nets::PoolLayers {
@@ -415,6 +438,14 @@ impl Native {
                         w.take("anet.gate.bias", &[1])?,
                     ),
                 }),
+                global: if w.has("tglobal.weight") {
+                    Some((
+                        w.take("tglobal.weight", &[32, 64])?,
+                        w.take("tglobal.bias", &[32])?,
+                    ))
+                } else {
+                    None
+                },
                 pool: if w.has("apool.head.weight") {
                     Some(Box::new(APool {
                         body: [
@@ -445,9 +476,20 @@ impl Native {
     fn forward(&self, h: usize, w: usize, inputs: &[&[f32]]) -> Vec<Vec<f32>> {
         let map = |x: &[f32]| Map::from_dense(x.len() / (h * w), h, w, x);
         match &self.0 {
-            Arch::Veil { t, a, pool } => {
+            Arch::Veil { t, a, pool, global } => {
                 let x_lf = map(inputs[0]);
-                let (tz, (av, gate)) = rayon::join(|| t.forward(&x_lf), || a.forward(&x_lf));
+                let ((x0, x1), z) = rayon::join(|| t.encode(&x_lf), || a.features(&x_lf));
+                let tz = match global {
+                    // d2(x1) + tglobal(z), as d2 with the bias b + tglobal(z).
+                    Some(g) => {
+                        let extra = linear(g, &z);
+                        let bias: Vec<f32> =
+                            t.d2.b.iter().zip(&extra).map(|(b, e)| b + e).collect();
+                        t.decode(x0, x1, &bias)
+                    }
+                    None => t.decode(x0, x1, &t.d2.b),
+                };
+                let (av, gate) = a.heads(&z);
                 // T = 1 − g·(1 − T_local), T_local = t0 + (1 − t0)·σ(z).
                 let t_out: Vec<f32> = tz
                     .to_dense()
