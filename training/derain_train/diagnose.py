@@ -15,6 +15,9 @@ by edge replication, so the absolute figures differ a little from `derain eval`)
   oracle_TA   both true, no refinement: what the veil stage could do with perfect estimates
   oracle_Is   the true rain-free image T·J + (1 − T)·A fed to the veil stage: what a perfect
               streak network would be worth
+  frame_T     the estimated T with one number per frame from the truth: T^s, s = mean(ln T_true)
+              / mean(ln T̂) (the veil's density β; T = exp(−β·d)), the estimated A: what a
+              frame-wide correction of T could be worth (model.py Veil `tglobal`)
 
 With `--per-frame` it prints a line per frame as well, with two more columns against the true
 rain-free image V = T·J + (1 − T)·A: `in_vs_V` (the input) and `Is_vs_V` (I_s = I − R), where
@@ -49,11 +52,16 @@ def ypsnr(x, y):
     return batch_ypsnr((x * 255 + 0.5).floor().clamp(0, 255) / 255, y)[0]
 
 
-def veil_stage(m, i_s, f, t_true=None, a_true=None, refine=True):
+def veil_stage(m, i_s, f, t_true=None, a_true=None, refine=True, frame_t=False):
     t_lo, a = m.veil(veil_input(i_s, f))
     t_lo = floored(t_lo, i_s, a, f)
     t = upsample(t_lo, f)
-    if t_true is not None:
+    if t_true is not None and frame_t:
+        ln_true = torch.log(downsample(t_true, f).clamp(min=1e-3)).mean()
+        s = ln_true / torch.log(t_lo.clamp(min=1e-3)).mean().clamp(max=-1e-4)
+        t_lo = (t_lo ** s).clamp(min=0.1, max=1.0)
+        t = upsample(t_lo, f)
+    elif t_true is not None:
         t, t_lo = t_true, downsample(t_true, f)
     if a_true is not None:
         a = a_true
@@ -89,6 +97,7 @@ def diagnose(m, folder, per_set, per_frame=False):
             "oracle_T": ypsnr(veil_stage(m, i_s, f, t_true=t_true), gt),
             "oracle_TA": ypsnr(veil_stage(m, i_s, f, t_true, a_true, refine=False), gt),
             "oracle_Is": ypsnr(veil_stage(m, v, f), gt),
+            "frame_T": ypsnr(veil_stage(m, i_s, f, t_true=t_true, frame_t=True), gt),
         })
         if per_frame:
             extra = {"in_vs_V": ypsnr(img, v), "Is_vs_V": ypsnr(i_s, v)}

@@ -478,16 +478,18 @@ impl Native {
         match &self.0 {
             Arch::Veil { t, a, pool, global } => {
                 let x_lf = map(inputs[0]);
-                let ((x0, x1), z) = rayon::join(|| t.encode(&x_lf), || a.features(&x_lf));
-                let tz = match global {
-                    // d2(x1) + tglobal(z), as d2 with the bias b + tglobal(z).
+                let (tz, z) = match global {
+                    // The TNet and the ANet side by side, as before the global context.
+                    None => rayon::join(|| t.forward(&x_lf), || a.features(&x_lf)),
+                    // The TNet's finer levels beside the ANet, then its coarsest level with
+                    // d2(x1) + tglobal(z) as d2 with the bias b + tglobal(z).
                     Some(g) => {
+                        let ((x0, x1), z) = rayon::join(|| t.encode(&x_lf), || a.features(&x_lf));
                         let extra = linear(g, &z);
                         let bias: Vec<f32> =
                             t.d2.b.iter().zip(&extra).map(|(b, e)| b + e).collect();
-                        t.decode(x0, x1, &bias)
+                        (t.decode(x0, x1, &bias), z)
                     }
-                    None => t.decode(x0, x1, &t.d2.b),
                 };
                 let (av, gate) = a.heads(&z);
                 // T = 1 − g·(1 − T_local), T_local = t0 + (1 − t0)·σ(z).
