@@ -1,9 +1,11 @@
-//! The veil network (`stage1.onnx`: TNet, ANet, APool, the TNet's global context) on the device, written once over
-//! [`FullOps`] like the rest of the chain: the convolutions are `kernels/nets.cu`'s, the
-//! pooling, the heads and T are `kernels/veil.cu`'s, in the CPU runtime's order of operations.
-//! Its input is the 33-plane [I_s, bank] of the working resolution padded to a multiple of 4
-//! (one more plane holds T for the APool); its outputs T (padded) and A stay on the device
-//! until the host's end of stage 1 (`cpu::full::stage1_tail`) reads them.
+//! The veil network (`stage1.onnx`: TNet, ANet, APool, the TNet's global context) on the
+//! device, written once over [`FullOps`] like the rest of the chain: the convolutions are
+//! `kernels/nets.cu`'s, the pooling, the heads, the global context's bias and T are
+//! `kernels/veil.cu`'s, with the CPU runtime's arithmetic (the ANet first, since the TNet's
+//! coarsest level may depend on its pooled features). Its input is the 33-plane [I_s, bank] of
+//! the working resolution padded to a multiple of 4 (one more plane holds T for the APool);
+//! its outputs T (padded) and A stay on the device until the host's end of stage 1
+//! (`cpu::full::stage1_tail`) reads them.
 
 use super::{Apool, FullOps};
 use crate::engine::cuda::nets::{LayerShape, NetOps, UNetMaps, check_unet, conv_is, unet_forward};

@@ -1,7 +1,8 @@
 //! Native CPU inference of the `full` networks: the architectures of
 //! `training/derain_train/model.py` (two-level U-Nets of 3×3 and 1×1 convolutions with
 //! LeakyReLU 0.1, stride-2 downsampling, nearest ×2 upsampling with additive skips; the
-//! atmospheric-light net with global mean/max pooling and two linear layers) and
+//! atmospheric-light net with global mean/max pooling and two linear layers, the optional
+//! global context of the transmission U-Net: a per-frame bias of its coarsest convolution) and
 //! `streak.py` (`streak.rs`), with the weights read from the same ONNX files by initializer
 //! name.
 //!
