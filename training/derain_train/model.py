@@ -7,6 +7,8 @@
     I_lo = down_f(I_s);  LF = bank(down_f(residue(I_s)), I_lo) (30 ch)
     Veil:     A, g = ANet([I_lo, LF])  (A ∈ [0,1]³, veil gate g ∈ [0,1], one per frame)
               T_lo = 1 − g·(1 − TNet([I_lo, LF])) ∈ [t0, 1]
+              (with `tglobal`, the TNet's coarsest level gets a per-frame bias from the
+              ANet's pooled features: the veil's density is a whole-frame property)
     full res: T = up_f(T_lo);  J1 = clamp((I_s − (1 − T)·A) / max(T, t0), 0, 1)
     stage 2:  D_lo = −ln max(T_lo, t0)  (depth up to the scale 1/β)
               J = clamp(J1 + up_f(G([down_f(J1), D_lo])), 0, 1)
