@@ -378,17 +378,7 @@ impl NetOps for LaunchOps<'_> {
         leaky: bool,
         out: &mut CudaSlice<f32>,
     ) -> Result<()> {
-        let l = &c.shape;
-        let shape = ConvShape {
-            cin: l.cin,
-            cout: l.cout,
-            k: l.k,
-            stride: l.stride,
-            dilation: l.dilation,
-            h,
-            w,
-        };
-        launch::conv2d(self.s, self.k, x, &c.w, &c.b, shape, leaky, out)
+        self.conv_biased(c, &c.b, x, w, h, leaky, out)
     }
 
     fn conv_biased(

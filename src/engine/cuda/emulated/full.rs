@@ -8,9 +8,7 @@ use super::nets::EmuOps;
 use super::*;
 use crate::config::{Config, Mode, ModelChoice};
 use crate::engine::cpu::CpuEngine;
-use crate::engine::cuda::full::veil::{
-    VEIL_IN, VeilMaps, VeilNet, check_veil, packed_global, packed_heads, veil_forward,
-};
+use crate::engine::cuda::full::veil::{VEIL_IN, VeilMaps, VeilNet, veil_forward};
 use crate::engine::cuda::full::{Apool, Finish, FullMaps, FullOps, Invert, run_full};
 use crate::engine::cuda::launch::grid_n;
 use crate::engine::cuda::nets::check_unet;
@@ -363,14 +361,7 @@ impl<'a> EmulatedFull<'a> {
         });
         let veil = veil_on_device.then(|| {
             let l = nets.stage1.veil_layers().expect("native architecture");
-            check_veil(&l).expect("the veil architecture");
-            let (lin, keep) = packed_heads(&l);
-            VeilNet {
-                global: packed_global(&l),
-                layers: l,
-                lin,
-                keep,
-            }
+            VeilNet::packed(l).expect("the veil architecture")
         });
         Self {
             ops: EmuFull::new(e),
@@ -675,14 +666,7 @@ fn emulated_veil_network_with_the_global_context_is_the_native_runtime() {
     std::fs::remove_dir_all(&dir).ok();
     let l = nets.stage1.veil_layers().expect("native architecture");
     assert!(l.t_global.is_some(), "the fixture has a global context");
-    check_veil(&l).unwrap();
-    let (lin, keep) = packed_heads(&l);
-    let v = VeilNet {
-        global: packed_global(&l),
-        layers: l,
-        lin,
-        keep,
-    };
+    let v = VeilNet::packed(l).unwrap();
     let mut ops = EmuFull::new(e);
     let mut rng = ChaCha8Rng::seed_from_u64(47);
     for (w, h) in [(20, 12), (52, 44)] {

@@ -66,9 +66,7 @@ impl NetOps for EmuOps<'_> {
         leaky: bool,
         out: &mut Vec<f32>,
     ) -> crate::error::Result<()> {
-        let y = conv(self.e, &x[..c.cin * w * h], c, w, h, leaky);
-        out[..y.len()].copy_from_slice(&y);
-        Ok(())
+        self.conv_biased(c, &c.bias, x, w, h, leaky, out)
     }
 
     fn conv_biased(

@@ -40,9 +40,7 @@ use std::sync::Arc;
 use cudarc::driver::{CudaContext, CudaSlice, CudaStream};
 
 use self::launch_ops::{FrameIo, LaunchFull};
-use self::veil::{
-    VEIL_IN, VeilMaps, VeilNet, VeilOf, check_veil, packed_global, packed_heads, veil_forward,
-};
+use self::veil::{VEIL_IN, VeilMaps, VeilNet, VeilOf, veil_forward};
 pub(crate) use super::launch::{
     ApoolInputs as Apool, FinishInputs as Finish, InvertInputs as Invert,
 };
@@ -637,18 +635,17 @@ impl CudaFullEngine {
         };
         let veil = match nets.stage1.veil_layers() {
             Some(l) => {
-                check_veil(&l)?;
-                let (lin, keep) = packed_heads(&l);
+                let v = VeilNet::packed(l)?;
                 let up = |v: &[f32]| {
                     stream
                         .clone_htod(v)
                         .map_err(|e| driver("uploading network weights", e))
                 };
                 Some(VeilNet {
-                    global: packed_global(&l).as_deref().map(up).transpose()?,
-                    layers: l.try_map(|c| device_conv(&stream, c))?,
-                    lin: up(&lin)?,
-                    keep: keep.as_deref().map(up).transpose()?,
+                    layers: v.layers.try_map(|c| device_conv(&stream, c))?,
+                    lin: up(&v.lin)?,
+                    keep: v.keep.as_deref().map(up).transpose()?,
+                    global: v.global.as_deref().map(up).transpose()?,
                 })
             }
             None => None,

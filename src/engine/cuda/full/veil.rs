@@ -16,7 +16,7 @@ use crate::nets::{BANK_CHANNELS, ConvLayer, LinearLayer, VeilLayers};
 pub(crate) const VEIL_IN: usize = 3 + BANK_CHANNELS;
 
 /// Checks that `l` is the architecture [`veil_forward`] runs.
-pub(crate) fn check_veil(l: &VeilLayers) -> Result<()> {
+fn check_veil(l: &VeilLayers) -> Result<()> {
     let conv = |c: &ConvLayer, i: usize, o: usize, k: usize, stride: usize| {
         conv_is(c, i, o, k, stride) && c.dilation == 1
     };
@@ -55,7 +55,7 @@ pub(crate) fn check_veil(l: &VeilLayers) -> Result<()> {
 
 /// The ANet head's linear layers packed as `anet_head_f32` reads them (W_h, b_h, W_o, b_o,
 /// W_g, b_g), and the APool's keep layer (W, b).
-pub(crate) fn packed_heads<C>(l: &VeilLayers<C>) -> (Vec<f32>, Option<Vec<f32>>) {
+fn packed_heads<C>(l: &VeilLayers<C>) -> (Vec<f32>, Option<Vec<f32>>) {
     let mut lin = Vec::new();
     for x in [&l.a_hidden, &l.a_out, &l.a_gate] {
         lin.extend_from_slice(&x.weights);
@@ -71,7 +71,7 @@ pub(crate) fn packed_heads<C>(l: &VeilLayers<C>) -> (Vec<f32>, Option<Vec<f32>>)
 
 /// The TNet's global context packed as `tglobal_bias_f32` reads it (W, b, then d2's own bias),
 /// in networks that have one.
-pub(crate) fn packed_global(l: &VeilLayers) -> Option<Vec<f32>> {
+fn packed_global(l: &VeilLayers) -> Option<Vec<f32>> {
     l.t_global.as_ref().map(|g| {
         let mut v = g.weights.clone();
         v.extend_from_slice(&g.bias);
@@ -87,6 +87,21 @@ pub(crate) struct VeilNet<C, B> {
     pub keep: Option<B>,
     /// [`packed_global`].
     pub global: Option<B>,
+}
+
+impl VeilNet<ConvLayer, Vec<f32>> {
+    /// `l` checked for the architecture [`veil_forward`] runs, with its heads and global
+    /// context packed, on the host (a device maps the layers and uploads the packs).
+    pub(crate) fn packed(l: VeilLayers) -> Result<Self> {
+        check_veil(&l)?;
+        let (lin, keep) = packed_heads(&l);
+        Ok(Self {
+            global: packed_global(&l),
+            layers: l,
+            lin,
+            keep,
+        })
+    }
 }
 
 /// The veil network on the buffers of `O`.
