@@ -62,6 +62,17 @@ def make_harm_val(composer, n, crop, seed=54321):
     return out
 
 
+def frame_loss(t_est, t_true, floor=0.05):
+    """Squared error of each frame's mean ln T, averaged over the batch.
+
+    The veil's density β scales ln T over the whole frame, so this is the part of T's error
+    that one number per frame corrects (diagnose's frame_T column); a pixel loss on T weighs
+    it little where the veil is thin (T near 1)."""
+    def m(t):
+        return torch.log(t.clamp(min=floor)).mean(dim=(1, 2, 3))
+    return ((m(t_est) - m(t_true)) ** 2).mean()
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -85,6 +96,8 @@ def main(argv=None):
     ap.add_argument("--crop", type=int, default=256)
     ap.add_argument("--lr", type=float, default=5e-4)
     ap.add_argument("--gan", action="store_true", help="add the GAN and depth losses")
+    ap.add_argument("--frame-t", type=float, default=0.0,
+                    help="weight of a per-frame loss on mean ln T (the veil's density, frame_loss)")
     ap.add_argument("--every-min", type=float, default=2.0)
     ap.add_argument("--val-per-family", type=int, default=6)
     ap.add_argument("--device", default="cpu")
@@ -202,6 +215,8 @@ def main(argv=None):
         l_phys = F.mse_loss(o["t_net"], b["trans"]) + (w_a * ((o["a"] - b["atm"]) ** 2).mean(1)).mean()
         loss = (F.l1_loss(o["j"], gt) + 0.5 * F.l1_loss(o["j1"], gt)
                 + 0.5 * perceptual_fast(o["j"], gt) + 10 * l_phys)
+        if args.frame_t > 0:
+            loss = loss + args.frame_t * frame_loss(o["t_net"], b["trans"])
         if disc is not None:
             adv, dpred = disc(o["j"])
             depth_gt = F.avg_pool2d(-torch.log(b["trans"].clamp(min=1e-3)), 8)

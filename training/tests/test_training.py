@@ -266,13 +266,14 @@ def test_training_scripts_stop_on_their_budget_with_a_checkpoint(tmp_path):
               "--size", "fast", "--minutes", "0.05", "--every-min", "0.02", "--batch", "2",
               "--crop", "32", "--threads", "1", "--val-per-family", "1"]
     t = time.time()
-    train_streak.main(common + ["--out", str(tmp_path / "streak"), "--val-crop", "32"])
+    train_streak.main(common + ["--out", str(tmp_path / "streak"), "--val-crop", "32",
+                                "--thin", "0.5"])
     st = torch.load(tmp_path / "streak" / "ckpt.pt")
     assert st["step"] > 0 and (tmp_path / "streak" / "weights.pt").exists()
     # Resuming a finished run does nothing more.
     train_streak.main(common + ["--out", str(tmp_path / "streak"), "--val-crop", "32"])
     assert torch.load(tmp_path / "streak" / "ckpt.pt")["step"] == st["step"]
-    train_full.main(common + ["--out", str(tmp_path / "veil"),
+    train_full.main(common + ["--out", str(tmp_path / "veil"), "--frame-t", "5",
                               "--streak", str(tmp_path / "streak" / "weights.pt")])
     w = torch.load(tmp_path / "veil" / "weights.pt")
     assert any(k.startswith("veil.") for k in w) and any(k.startswith("stage2.") for k in w)
@@ -390,3 +391,18 @@ def test_family_weights_replace_the_named_ones_and_refuse_nonsense():
                 ",".join(f"{f}=0" for f in FAMILY_WEIGHTS)]:
         with pytest.raises(argparse.ArgumentTypeError):
             family_weights(bad)
+
+
+def test_the_frame_loss_sees_a_frame_wide_density_and_not_its_shape():
+    # train_full.frame_loss: T^s (the density scaled once per frame) is penalised, a T with the
+    # same mean ln T but another shape is not, and the gradient moves a thin veil's estimate.
+    from derain_train.train_full import frame_loss
+    g = torch.linspace(0.2, 1.0, 32).view(1, 1, 32, 1).expand(2, 1, 32, 32)
+    t = torch.exp(-0.5 * g)  # a thin veil, T from 0.90 down to 0.61
+    assert frame_loss(t, t) == 0
+    assert frame_loss(t ** 1.3, t) > 1e-3
+    flipped = torch.flip(t, dims=[2])  # the same values upside down
+    assert frame_loss(flipped, t) < 1e-10 and torch.nn.functional.mse_loss(flipped, t) > 1e-3
+    est = (t ** 0.8).clone().requires_grad_(True)
+    frame_loss(est, t).backward()
+    assert torch.all(est.grad > 0)  # too transparent: every pixel is pushed down
