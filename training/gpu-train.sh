@@ -16,7 +16,8 @@
 # (48), CROP (256), BARS (share of crops with scene bars painted in, 0.3), ROTATE (share of
 # crops whose rain is turned by 20–65°, 0: a CPU trial cost the usual families, models/README.md),
 # THIN (share of crops whose rain layer is scaled by ×0.4–0.67, as in a photo downscaled for the
-# web, 0),
+# web, 0), GRAINY (share of crops whose rain is short, soft and uneven, as heavy rain in a
+# compressed web photo: rain.grainy_rain, 0),
 # TGLOBAL (1: the veil's TNet gets the frame's pooled features, model.py Veil `tglobal`, when
 # the initial veil has none; 0 by default: an initial veil with them keeps them), PY (python3).
 set -euo pipefail
@@ -47,7 +48,7 @@ init_streak=()
 "$py" -m derain_train.train_streak --banks "${banks[@]}" --clean "$pack/clean" --size "$size" \
   --out "$out/streak" --minutes "$smin" --every-min 1 --device "$dev" \
   --batch "${BATCH:-48}" --crop "${CROP:-256}" --lr "${LR:-5e-4}" --bars "${BARS:-0.3}" \
-  --rotate "${ROTATE:-0}" --thin "${THIN:-0}" "${init_streak[@]}"
+  --rotate "${ROTATE:-0}" --thin "${THIN:-0}" --grainy "${GRAINY:-0}" "${init_streak[@]}"
 tglobal=()
 [ "${TGLOBAL:-0}" = 1 ] && tglobal=(--tglobal)
 "$py" -m derain_train.train_full --banks "${banks[@]}" --clean "$pack/clean" --size "$size" \

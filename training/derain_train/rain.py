@@ -86,7 +86,7 @@ class RainBank:
     def __len__(self):
         return self.layers.shape[0]
 
-    def crops(self, idx, size, out, rng, rotate=0.0, thin=0.0):
+    def crops(self, idx, size, out, rng, rotate=0.0, thin=0.0, grainy=0.0):
         """Rain layers `idx` cropped at a random place and scale (×0.67–1.5 of the streaks,
         the camera rescale), resized to `size`² into `out` ([n,1,size,size]). With probability
         `rotate` a layer is also turned by 20–65° either way about the crop's centre (wind:
@@ -96,6 +96,9 @@ class RainBank:
         size bounds it, at ×0.5 for a 256² crop of 512² layers)."""
         hs, ws = self.layers.shape[-2:]
         for k, i in enumerate(idx):
+            if grainy > 0 and rng.random() < grainy:
+                out[k] = grainy_rain(size, rng, out.device)
+                continue
             lo, hi = THIN if thin > 0 and rng.random() < thin else (0.67, 1.5)
             z = math.exp(rng.uniform(math.log(lo), math.log(hi)))
             win = min(hs, ws, max(8, int(round(size / z))))
@@ -129,6 +132,53 @@ class RainBank:
             if rng.random() < 0.5:
                 r = r.flip(-1)
             out[k] = r[0]
+
+
+def _line_kernel(length, angle_deg, fwhm, device):
+    """A streak of `length` px along `angle_deg` from vertical, Gaussian across (`fwhm` px),
+    peak 1, as a square odd-sized kernel."""
+    k = int(math.ceil(length + 3 * fwhm)) | 1
+    t = torch.arange(k, dtype=torch.float32, device=device) - k // 2
+    yy, xx = torch.meshgrid(t, t, indexing="ij")
+    th = math.radians(angle_deg)
+    along = xx * math.sin(th) + yy * math.cos(th)
+    across = -xx * math.cos(th) + yy * math.sin(th)
+    sd = max(fwhm / 2.355, 0.3)
+    return torch.exp(-0.5 * (across / sd) ** 2) * (along.abs() <= length / 2).float()
+
+
+def grainy_rain(size, rng, device="cpu"):
+    """A rain layer [1, size, size] as heavy rain looks in a compressed web photo (real photo 1:
+    drops 5–8 px long, 1–2 px wide, soft-edged, of uneven brightness, over every pixel), which
+    the bank families do not make (their streaks stay crisp, continuous lines when scaled down,
+    blurred or made faint; BENCHMARKS.md §7, thirty-fourth session). Drawn at twice the
+    resolution and box-averaged: 1–3 layers of drops seeded at 0.3–2 % of the pixels with
+    brightness U(0.2, 1) each, 8–40 px long (4–20 after the averaging), 1.5–5 px wide at half
+    height, within ±6° of one angle (±35° of vertical), each layer of mean brightness
+    0.01–0.08.
+    A training-side prototype (`--grainy`): the Rust renderer has no such family yet."""
+    big = 2 * size
+    dev = torch.device(device)
+    # Drawn where it is used (a GPU lease draws it on the device: 21 ms a 256² crop on one CPU
+    # core); the same seed gives the same layer on one kind of device.
+    gen = torch.Generator(device=dev).manual_seed(int(rng.integers(2 ** 62)))
+    r = torch.zeros(big, big, device=dev)
+    base = rng.uniform(-35.0, 35.0)
+    for _ in range(int(rng.integers(1, 4))):
+        d = rng.uniform(0.003, 0.02)
+        u = torch.rand(big, big, generator=gen, device=dev)
+        seeds = (u < d).float() * (0.2 + 0.8 * torch.rand(big, big, generator=gen, device=dev))
+        ker = _line_kernel(rng.uniform(8.0, 40.0), base + rng.uniform(-6.0, 6.0),
+                           rng.uniform(1.5, 5.0), dev)
+        # The layer's mean brightness 0.01–0.08 whatever its density and drop size.
+        amp = rng.uniform(0.01, 0.08) / (d * 0.6 * float(ker.sum()))
+        kp = torch.zeros(big, big, device=dev)
+        c = ker.shape[0] // 2
+        kp[:ker.shape[0], :ker.shape[1]] = ker
+        kp = torch.roll(kp, shifts=(-c, -c), dims=(0, 1))  # centred: circular convolution
+        layer = torch.fft.irfft2(torch.fft.rfft2(seeds) * torch.fft.rfft2(kp), s=(big, big))
+        r += layer.clamp(min=0.0) * amp
+    return F.avg_pool2d(r[None, None], 2)[0].clamp(0.0, 1.0)
 
 
 class CleanImages:
@@ -453,14 +503,16 @@ class Composer:
     """Makes batches of rainy/clean pairs from clean images and rain banks. `bars`: share of
     samples with scene bars painted into the clean crop (`scene_bars`); `rotate`: share whose
     rain layer is turned by 20–65° (`RainBank.crops`); `thin`: share whose rain layer is
-    scaled by ×0.4–0.67 (`THIN`) instead of ×0.67–1.5."""
+    scaled by ×0.4–0.67 (`THIN`) instead of ×0.67–1.5; `grainy`: share whose rain is short,
+    soft and uneven instead of the bank's (`grainy_rain`)."""
 
     def __init__(self, clean, banks, weights=None, device="cpu", bars=0.0, rotate=0.0,
-                 thin=0.0):
+                 thin=0.0, grainy=0.0):
         self.clean = clean
         self.bars = bars
         self.rotate = rotate
         self.thin = thin
+        self.grainy = grainy
         self.banks = {b.family: b for b in banks}
         w = weights or FAMILY_WEIGHTS
         self.families = [f for f in w if f in self.banks]
@@ -481,7 +533,7 @@ class Composer:
         for i, f in enumerate(fams):
             bank = self.banks[f]
             k = int(rng.integers(len(bank)))
-            bank.crops([k], size, rain[i:i + 1], rng, self.rotate, self.thin)
+            bank.crops([k], size, rain[i:i + 1], rng, self.rotate, self.thin, self.grainy)
             scenes.append(draw_scene(f, bank.meta[k], rng))
             if not veil:
                 scenes[-1]["beta"] = 0.0

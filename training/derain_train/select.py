@@ -19,6 +19,9 @@ as one more mean gain ("slanted").
 With `--thin N` it also scores the gain on N crops of 192² per family whose rain layer is
 scaled by ×0.4–0.67 (`rain.THIN`: a photo downscaled for the web, streaks a pixel wide and
 dense), as one more mean gain ("thin").
+
+With `--grainy N` it also scores the gain on N crops per family whose rain is short, soft and
+uneven (`rain.grainy_rain`: heavy rain in a compressed web photo), as one more ("grainy").
 """
 
 import argparse
@@ -47,6 +50,8 @@ def main(argv=None):
                     help="crops per family with the rain turned by 20–65° (0 = none)")
     ap.add_argument("--thin", type=int, default=0,
                     help="crops per family with the rain scaled by ×0.4–0.67 (0 = none)")
+    ap.add_argument("--grainy", type=int, default=0,
+                    help="crops per family with short, soft, uneven rain (0 = none)")
     ap.add_argument("weights", nargs="+")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -62,6 +67,10 @@ def main(argv=None):
     if args.thin:
         small = Composer(val_c, banks, device=dev, thin=1.0)
         thin = make_val(small, args.thin, 192, seed=args.seed + 3)
+    grainy = None
+    if args.grainy:
+        grainy = make_val(Composer(val_c, banks, device=dev, grainy=1.0), args.grainy,
+                          args.crop, seed=args.seed + 4)
     if args.harm:
         clear = rain_free_sets(val_c, args.harm, args.crop, args.seed + 1)
     for path in args.weights:
@@ -71,6 +80,8 @@ def main(argv=None):
             line += f"; slanted {gains(net, slanted, dev)}"
         if thin is not None:
             line += f"; thin {gains(net, thin, dev)}"
+        if grainy is not None:
+            line += f"; grainy {gains(net, grainy, dev)}"
         if args.harm:
             line += "; harm " + ", ".join(f"{k} {v:.2f} dB" for k, v in harm(net, clear).items())
         print(line, flush=True)

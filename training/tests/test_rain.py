@@ -208,3 +208,58 @@ def test_thin_rain_layers_are_scaled_down_by_0_4_to_0_67():
         bank.crops([0], 64, out, rng, thin=1.0)
         assert 0.36 <= scale() <= 0.72, scale()
         assert float(out.min()) >= 0.0
+
+
+def test_grainy_rain_is_short_soft_uneven_and_deterministic():
+    # rain.grainy_rain: the same draws give the same layer; the layer is light only (≥ 0,
+    # ≤ 1), covers much of the crop, and is made of short drops: its autocorrelation along
+    # the drops' direction falls to half within 2–20 px (bank streaks: 21–60 px and more),
+    # and across them within a few pixels; the drops' brightness varies.
+    size = 128
+    a = rain.grainy_rain(size, np.random.default_rng(3))
+    b = rain.grainy_rain(size, np.random.default_rng(3))
+    c = rain.grainy_rain(size, np.random.default_rng(4))
+    assert a.shape == (1, size, size) and torch.equal(a, b) and not torch.equal(a, c)
+    for seed in range(6):
+        r = rain.grainy_rain(size, np.random.default_rng(seed))[0]
+        assert float(r.min()) >= 0.0 and float(r.max()) <= 1.0
+        assert float((r > 0.01).float().mean()) > 0.2, "covers much of the crop"
+        x = r - r.mean()
+        f = torch.fft.rfft2(x)
+        ac = torch.fft.irfft2(f * f.conj(), s=x.shape)
+        ac = ac / ac[0, 0]
+        # The direction of slowest decay within ±45° of vertical: the drops' direction.
+        best = None
+        for deg in range(-45, 46, 3):
+            th = math.radians(deg)
+            prof = [float(ac[int(round(t * math.cos(th))) % size,
+                             int(round(t * math.sin(th))) % size]) for t in range(0, 40)]
+            half = next((t for t, v in enumerate(prof) if v < 0.5), 40)
+            if best is None or half > best[0]:
+                best = (half, deg)
+        half, deg = best
+        assert 2 <= half <= 20, (seed, half, deg)
+        th = math.radians(deg + 90)
+        across = next(t for t in range(40) if float(ac[int(round(t * math.cos(th))) % size,
+                                                       int(round(t * math.sin(th))) % size]) < 0.5)
+        assert across <= 4 and across < half, (seed, across, half)
+        # Uneven brightness: the lit pixels' values spread (not one level per layer); light
+        # rain over the crop, not a white sheet.
+        v = r[r > float(r.quantile(0.5))]
+        assert float(v.std() / v.mean()) > 0.2
+        assert 0.005 < float(r.mean()) < 0.3
+
+
+def test_grainy_share_of_the_composer_replaces_the_bank_rain():
+    # grainy=1: every crop's rain is grainy_rain's (short drops), so the inputs differ from
+    # the same draws with grainy=0 and still only add light where nothing clips.
+    rng_layers = torch.zeros(4, 256, 256, dtype=torch.float16)
+    rng_layers[:, :, ::9] = 1.0
+    bank = rain.RainBank.__new__(rain.RainBank)
+    bank.family, bank.blend = "dense", "add_clip"
+    bank.layers, bank.scales = rng_layers, torch.ones(4)
+    out0, out1 = torch.zeros(1, 1, 64, 64), torch.zeros(1, 1, 64, 64)
+    bank.crops([0], 64, out0, np.random.default_rng(1))
+    bank.crops([0], 64, out1, np.random.default_rng(1), grainy=1.0)
+    assert not torch.equal(out0, out1)
+    assert float(out1.min()) >= 0.0 and float(out1.max()) <= 1.0 and float(out1.max()) > 0.0
