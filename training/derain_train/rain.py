@@ -14,6 +14,8 @@ on whichever device trains (CPU or GPU):
     T  = exp(−β D);  I = T K + (1 − T) A;  S = K − J
     camera: rescale (of the rain layer), gamma (I and targets), noise and JPEG (I only)
     (optional) the rain layer turned by 20–65° (wind), scene bars painted into J
+    (optional) short, soft, uneven rain instead of the bank's (`grainy_rain`): the one look
+    drawn here, a prototype the Rust renderer does not have yet (models/README.md, fgrainy)
 
 Targets per sample: J (clean), V = T J + (1 − T) A (the rain-free veiled image: what the
 streak network must leave), T, A.
@@ -93,7 +95,8 @@ class RainBank:
         every streak of the layer turns together; the families themselves are mostly within
         ±35° of vertical). With probability `thin` the scale is ×0.4–0.67 instead (`THIN`:
         a photo downscaled for the web, whose streaks are a pixel wide and dense; the bank's
-        size bounds it, at ×0.5 for a 256² crop of 512² layers)."""
+        size bounds it, at ×0.5 for a 256² crop of 512² layers). With probability `grainy`
+        the crop gets `grainy_rain` instead of the layer."""
         hs, ws = self.layers.shape[-2:]
         for k, i in enumerate(idx):
             if grainy > 0 and rng.random() < grainy:
