@@ -173,7 +173,8 @@ def grainy_rain(size, rng, device="cpu"):
         seeds = (u < d).float() * (0.2 + 0.8 * torch.rand(big, big, generator=gen, device=dev))
         ker = _line_kernel(rng.uniform(8.0, 40.0), base + rng.uniform(-6.0, 6.0),
                            rng.uniform(1.5, 5.0), dev)
-        # The layer's mean brightness 0.01–0.08 whatever its density and drop size.
+        # The layer's mean brightness 0.01–0.08 whatever its density and drop size (0.6: the
+        # seeds' mean brightness).
         amp = rng.uniform(0.01, 0.08) / (d * 0.6 * float(ker.sum()))
         kp = torch.zeros(big, big, device=dev)
         c = ker.shape[0] // 2

@@ -253,11 +253,7 @@ def test_grainy_rain_is_short_soft_uneven_and_deterministic():
 def test_grainy_share_of_the_composer_replaces_the_bank_rain():
     # grainy=1: every crop's rain is grainy_rain's (short drops), so the inputs differ from
     # the same draws with grainy=0 and still only add light where nothing clips.
-    rng_layers = torch.zeros(4, 256, 256, dtype=torch.float16)
-    rng_layers[:, :, ::9] = 1.0
-    bank = rain.RainBank.__new__(rain.RainBank)
-    bank.family, bank.blend = "dense", "add_clip"
-    bank.layers, bank.scales = rng_layers, torch.ones(4)
+    bank = line_bank(256)
     out0, out1 = torch.zeros(1, 1, 64, 64), torch.zeros(1, 1, 64, 64)
     bank.crops([0], 64, out0, np.random.default_rng(1))
     bank.crops([0], 64, out1, np.random.default_rng(1), grainy=1.0)
