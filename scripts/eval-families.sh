@@ -13,7 +13,7 @@ tmp=$(mktemp)
 trap 'rm -f "$tmp"' EXIT
 printf 'set\tconfig\tn\tin_psnr_y\tin_ssim_y\tout_psnr_y\tout_ssim_y\n'
 for cfg in "$@"; do
-  for set in reference dense screen layered light clear rain12; do
+  for set in reference dense screen layered light grainy clear rain12; do
     if [ "$set" = rain12 ]; then rainy=$rain12/rain; clean=$rain12/norain; else rainy=$root/$set/in; clean=$root/$set/gt; fi
     [ -d "$rainy" ] || continue
     # shellcheck disable=SC2086

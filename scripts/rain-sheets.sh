@@ -9,7 +9,7 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 mkdir -p "$tmp/clean" docs/rain-styles
 cp assets/demo/rocket.jpg "$tmp/clean/"
-for st in reference dense screen layered light; do
+for st in reference dense screen layered light grainy; do
   "$bin" synth --clean "$tmp/clean" --out "$tmp/$st" --per-image 3 --style "$st" --seed 21 \
     --size orig >/dev/null 2>&1
   "$py" - "$tmp/$st" "docs/rain-styles/$st.jpg" <<'PY'

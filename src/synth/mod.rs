@@ -11,10 +11,11 @@
 //!   I  = T ⊙ (J + S) + (1 − T) ⊙ A         the model of physics/
 //! ```
 //!
-//! Five families ([`Style`], samplers and their parameter table in `styles.rs`): (a) the
+//! Six families ([`Style`], samplers and their parameter table in `styles.rs`): (a) the
 //! reference generator exactly as its MATLAB code runs, (b) dense bright multi-direction
 //! streaks, (c) photographic screen-blended rain, (d) depth-layered streaks, (e) light rain
-//! and clear frames; [`Style::Mixed`] draws one per sample. [`camera`] adds camera effects
+//! and clear frames, (f) short, soft, uneven drops (heavy rain in a compressed web photo);
+//! [`Style::Mixed`] draws one of (a)–(e) per sample. [`camera`] adds camera effects
 //! on top (rescale, gamma, sensor noise, JPEG).
 //!
 //! S is defined as K − J with J the sharp ground truth, so the model holds exactly for every

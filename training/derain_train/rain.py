@@ -14,8 +14,9 @@ on whichever device trains (CPU or GPU):
     T  = exp(−β D);  I = T K + (1 − T) A;  S = K − J
     camera: rescale (of the rain layer), gamma (I and targets), noise and JPEG (I only)
     (optional) the rain layer turned by 20–65° (wind), scene bars painted into J
-    (optional) short, soft, uneven rain instead of the bank's (`grainy_rain`): the one look
-    drawn here, a prototype the Rust renderer does not have yet (models/README.md, fgrainy)
+    (optional) short, soft, uneven rain instead of the bank's (`grainy_rain`, the Rust
+    family (f) drawn on the training device; models/README.md, fgrainy)
+    (optional) fine scene texture painted into J (`scene_grain`, the counterweight)
 
 Targets per sample: J (clean), V = T J + (1 − T) A (the rain-free veiled image: what the
 streak network must leave), T, A.
@@ -159,7 +160,9 @@ def grainy_rain(size, rng, device="cpu"):
     brightness U(0.2, 1) each, 8–40 px long (4–20 after the averaging), 1.5–5 px wide at half
     height, within ±6° of one angle (±35° of vertical), each layer of mean brightness
     0.01–0.08.
-    A training-side prototype (`--grainy`): the Rust renderer has no such family yet."""
+    The Rust renderer's family (f), `grainy`, draws the same look (tests/test_rain.py compares
+    their drop length, width and brightness); this port draws it on the training device,
+    where a bank would have to be rendered and loaded first (`--grainy`)."""
     big = 2 * size
     dev = torch.device(device)
     # Drawn where it is used (a GPU lease draws it on the device: 21 ms a 256² crop on one CPU
@@ -176,13 +179,59 @@ def grainy_rain(size, rng, device="cpu"):
         # The layer's mean brightness 0.01–0.08 whatever its density and drop size (0.6: the
         # seeds' mean brightness).
         amp = rng.uniform(0.01, 0.08) / (d * 0.6 * float(ker.sum()))
-        kp = torch.zeros(big, big, device=dev)
-        c = ker.shape[0] // 2
-        kp[:ker.shape[0], :ker.shape[1]] = ker
-        kp = torch.roll(kp, shifts=(-c, -c), dims=(0, 1))  # centred: circular convolution
-        layer = torch.fft.irfft2(torch.fft.rfft2(seeds) * torch.fft.rfft2(kp), s=(big, big))
-        r += layer.clamp(min=0.0) * amp
+        r += _conv_circular(seeds, ker).clamp(min=0.0) * amp
     return F.avg_pool2d(r[None, None], 2)[0].clamp(0.0, 1.0)
+
+
+def _conv_circular(seeds, ker):
+    """`seeds` [H, W] convolved circularly with the centred square kernel `ker` (by FFT)."""
+    h, w = seeds.shape
+    kp = torch.zeros(h, w, device=seeds.device)
+    c = ker.shape[0] // 2
+    kp[:ker.shape[0], :ker.shape[1]] = ker
+    kp = torch.roll(kp, shifts=(-c, -c), dims=(0, 1))
+    return torch.fft.irfft2(torch.fft.rfft2(seeds) * torch.fft.rfft2(kp), s=(h, w))
+
+
+def scene_grain(j, rng, p):
+    """Counterweight to `grainy_rain`: fine scene texture painted into the clean crops (in the
+    input and in every target), so that a network taught to take short soft marks away learns
+    which marks are rain. A `fast` network fine-tuned with a quarter of its crops grainy
+    (fgrainy, models/README.md) took such texture off rain-free frames (clear test set −1.3
+    dB): foliage, gravel, grass and wet asphalt are short soft marks too. They differ from
+    rain in what this paints: marks at every angle (4–8 sub-layers, each at its own angle in
+    0–180°), darker as well as brighter than the scene, and coloured (a tint per sub-layer),
+    where rain is light only, achromatic and shares one angle. Each sample, with probability
+    `p`: marks 2–12 px long, 1–3 px wide, drawn at twice the resolution and box-averaged as
+    `grainy_rain` draws its drops, of mean magnitude 0.01–0.06. Returns a new tensor.
+    On the CPU it kept 0.2 of those 1.3 dB (fgrain): the clear frames lose bright white spray,
+    which this texture does not resemble; off unless a run shows it pays (`--grain`)."""
+    n, _, h, w = j.shape
+    if p <= 0:
+        return j
+    out = j.clone()
+    dev = j.device
+    for i in range(n):
+        if rng.random() >= p:
+            continue
+        gen = torch.Generator(device=dev).manual_seed(int(rng.integers(2 ** 62)))
+        tex = torch.zeros(3, 2 * h, 2 * w, device=dev)
+        level = rng.uniform(0.01, 0.06)
+        subs = int(rng.integers(4, 9))
+        for _ in range(subs):
+            d = rng.uniform(0.002, 0.01)
+            u = torch.rand(2 * h, 2 * w, generator=gen, device=dev)
+            seeds = (u < d).float() * (0.2 + 0.8 * torch.rand(2 * h, 2 * w, generator=gen,
+                                                                 device=dev))
+            ker = _line_kernel(rng.uniform(4.0, 24.0), rng.uniform(0.0, 180.0),
+                               rng.uniform(2.0, 6.0), dev)
+            layer = _conv_circular(seeds, ker).clamp(min=0.0)
+            layer = layer * (level / subs / (d * 0.6 * float(ker.sum())))
+            sign = -1.0 if rng.random() < 0.5 else 1.0
+            tint = torch.tensor([rng.uniform(0.3, 1.0) for _ in range(3)], device=dev)
+            tex += sign * layer[None] * (tint / tint.max()).view(3, 1, 1)
+        out[i] = (out[i] + F.avg_pool2d(tex[None], 2)[0]).clamp(0.0, 1.0)
+    return out
 
 
 class CleanImages:
@@ -508,11 +557,13 @@ class Composer:
     samples with scene bars painted into the clean crop (`scene_bars`); `rotate`: share whose
     rain layer is turned by 20–65° (`RainBank.crops`); `thin`: share whose rain layer is
     scaled by ×0.4–0.67 (`THIN`) instead of ×0.67–1.5; `grainy`: share whose rain is short,
-    soft and uneven instead of the bank's (`grainy_rain`)."""
+    soft and uneven instead of the bank's (`grainy_rain`); `grain`: share with fine scene
+    texture painted into the clean crop (`scene_grain`, its counterweight)."""
 
     def __init__(self, clean, banks, weights=None, device="cpu", bars=0.0, rotate=0.0,
-                 thin=0.0, grainy=0.0):
+                 thin=0.0, grainy=0.0, grain=0.0):
         self.clean = clean
+        self.grain = grain
         self.bars = bars
         self.rotate = rotate
         self.thin = thin
@@ -531,6 +582,8 @@ class Composer:
         j = self.clean.batch(n, size, rng).to(dev)
         if self.bars > 0:
             j = scene_bars(j, rng, self.bars)
+        if self.grain > 0:
+            j = scene_grain(j, rng, self.grain)
         fams = families or list(rng.choice(self.families, size=n, p=self.p))
         rain = torch.zeros(n, 1, size, size, device=dev)
         scenes, blends = [], []

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Writes training/tests/fixtures/rain/: two small renders of every rain family with their rain
-# layers (`derain synth --save-rain`), for test_rain.py's comparison of the PyTorch composition
-# with the Rust renderer. Run from the repository root after `cargo build --release`.
+# layers (`derain synth --save-rain`) and eight rain layers of the grainy family alone
+# (`derain synth-bank`), for test_rain.py's comparison of the PyTorch composition with the
+# Rust renderer. Run from the repository root after `cargo build --release`.
 set -euo pipefail
 out=training/tests/fixtures/rain
 tmp=$(mktemp -d)
@@ -26,9 +27,13 @@ png += chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
 open(sys.argv[1], "wb").write(png)
 PY
 rm -rf "$out"
-for st in reference dense screen layered light; do
+for st in reference dense screen layered light grainy; do
   target/release/derain synth --clean "$tmp" --out "$out/$st" --per-image 2 --style "$st" \
     --seed 4 --save-rain --size orig >/dev/null
   rm -rf "$out/$st/streak"
 done
+# Rain layers alone of family (f), large enough to measure its drops
+# (test_grainy_rain_matches_the_rust_grainy_family).
+target/release/derain synth-bank --style grainy --count 8 --size 128x128 --seed 4 \
+  --out "$out/grainy-bank" >/dev/null
 du -sh "$out"

@@ -16,7 +16,7 @@ from PIL import Image
 from derain_train import rain
 
 FX = Path(__file__).parent / "fixtures" / "rain"
-FAMILIES = ["reference", "dense", "screen", "layered", "light"]
+FAMILIES = ["reference", "dense", "screen", "layered", "light", "grainy"]
 
 
 def load_rgb(p):
@@ -210,44 +210,73 @@ def test_thin_rain_layers_are_scaled_down_by_0_4_to_0_67():
         assert float(out.min()) >= 0.0
 
 
+def grainy_stats(r):
+    """Checks that a rain layer `r` [H, W] is grainy rain, short, soft and uneven drops over
+    much of the frame, and returns (half-length along the drops, half-width across, mean):
+    light only (≥ 0; a Rust layer's brightest drops may pass 1 before the blend clips them,
+    so it is measured clipped at 1); the autocorrelation along the drops' direction (the slowest decay
+    within ±45° of vertical) falls to half within 2–20 px (bank streaks: 21–60 px and more),
+    across them within a few pixels and no later than along; the lit pixels' values spread; light rain over the
+    crop, not a white sheet."""
+    h, w = r.shape
+    assert float(r.min()) >= 0.0
+    r = r.clamp(max=1.0)
+    assert float((r > 0.01).float().mean()) > 0.2, "covers much of the crop"
+    x = r - r.mean()
+    f = torch.fft.rfft2(x)
+    ac = torch.fft.irfft2(f * f.conj(), s=x.shape)
+    ac = ac / ac[0, 0]
+
+    def profile(th):
+        return [float(ac[int(round(t * math.cos(th))) % h, int(round(t * math.sin(th))) % w])
+                for t in range(0, 40)]
+
+    best = None
+    for deg in range(-45, 46, 3):
+        half = next((t for t, v in enumerate(profile(math.radians(deg))) if v < 0.5), 40)
+        if best is None or half > best[0]:
+            best = (half, deg)
+    half, deg = best
+    assert 2 <= half <= 20, (half, deg)
+    across = next(t for t, v in enumerate(profile(math.radians(deg + 90))) if v < 0.5)
+    assert across <= 4 and across <= half, (across, half)
+    v = r[r > float(r.quantile(0.5))]
+    assert float(v.std() / v.mean()) > 0.2
+    assert 0.005 < float(r.mean()) < 0.3
+    return half, across, float(r.mean())
+
+
 def test_grainy_rain_is_short_soft_uneven_and_deterministic():
-    # rain.grainy_rain: the same draws give the same layer; the layer is light only (≥ 0,
-    # ≤ 1), covers much of the crop, and is made of short drops: its autocorrelation along
-    # the drops' direction falls to half within 2–20 px (bank streaks: 21–60 px and more),
-    # and across them within a few pixels; the drops' brightness varies.
+    # rain.grainy_rain: the same draws give the same layer, and every layer is grainy rain.
     size = 128
     a = rain.grainy_rain(size, np.random.default_rng(3))
     b = rain.grainy_rain(size, np.random.default_rng(3))
     c = rain.grainy_rain(size, np.random.default_rng(4))
     assert a.shape == (1, size, size) and torch.equal(a, b) and not torch.equal(a, c)
     for seed in range(6):
-        r = rain.grainy_rain(size, np.random.default_rng(seed))[0]
-        assert float(r.min()) >= 0.0 and float(r.max()) <= 1.0
-        assert float((r > 0.01).float().mean()) > 0.2, "covers much of the crop"
-        x = r - r.mean()
-        f = torch.fft.rfft2(x)
-        ac = torch.fft.irfft2(f * f.conj(), s=x.shape)
-        ac = ac / ac[0, 0]
-        # The direction of slowest decay within ±45° of vertical: the drops' direction.
-        best = None
-        for deg in range(-45, 46, 3):
-            th = math.radians(deg)
-            prof = [float(ac[int(round(t * math.cos(th))) % size,
-                             int(round(t * math.sin(th))) % size]) for t in range(0, 40)]
-            half = next((t for t, v in enumerate(prof) if v < 0.5), 40)
-            if best is None or half > best[0]:
-                best = (half, deg)
-        half, deg = best
-        assert 2 <= half <= 20, (seed, half, deg)
-        th = math.radians(deg + 90)
-        across = next(t for t in range(40) if float(ac[int(round(t * math.cos(th))) % size,
-                                                       int(round(t * math.sin(th))) % size]) < 0.5)
-        assert across <= 4 and across < half, (seed, across, half)
-        # Uneven brightness: the lit pixels' values spread (not one level per layer); light
-        # rain over the crop, not a white sheet.
-        v = r[r > float(r.quantile(0.5))]
-        assert float(v.std() / v.mean()) > 0.2
-        assert 0.005 < float(r.mean()) < 0.3
+        grainy_stats(rain.grainy_rain(size, np.random.default_rng(seed))[0])
+
+
+def test_grainy_rain_matches_the_rust_grainy_family():
+    # The torch port (drawn on the training device) against the Rust renderer's family (f)
+    # (fixtures/rain/grainy-bank: `derain synth-bank --style grainy`, 128² layers): both
+    # grainy by the same checks, and alike in drop length, width and brightness (within a
+    # factor of two).
+    bank = FX / "grainy-bank"
+    recs = [json.loads(l) for l in (bank / "manifest.jsonl").read_text().splitlines() if l]
+    assert len(recs) >= 6 and all(r["params"]["style"] == "grainy" for r in recs)
+    rust = [grainy_stats(load_grey(bank / "rain" / f"{r['name']}.png", r["scale"],
+                                   bits=16)[0, 0]) for r in recs]
+    torch_ = [grainy_stats(rain.grainy_rain(128, np.random.default_rng(seed))[0])
+              for seed in range(32)]
+    for k, name in enumerate(["half-length", "half-width", "mean"]):
+        # Medians of the drop sizes; the mean brightness averaged (1–3 layers of 0.01–0.08
+        # each: eight samples' median is too noisy, their mean 0.07–0.13 over 100 layers).
+        stat = np.mean if name == "mean" else np.median
+        a = float(stat([s[k] for s in rust]))
+        b = float(stat([s[k] for s in torch_]))
+        print(f"{name}: Rust {a:.4g}, torch {b:.4g}")
+        assert 0.5 <= a / b <= 2.0, f"{name}: Rust {a} against torch {b}"
 
 
 def test_grainy_share_of_the_composer_replaces_the_bank_rain():
@@ -259,3 +288,37 @@ def test_grainy_share_of_the_composer_replaces_the_bank_rain():
     bank.crops([0], 64, out1, np.random.default_rng(1), grainy=1.0)
     assert not torch.equal(out0, out1)
     assert float(out1.min()) >= 0.0 and float(out1.max()) <= 1.0 and float(out1.max()) > 0.0
+
+
+def test_scene_grain_is_signed_coloured_texture_at_every_angle():
+    # rain.scene_grain, the counterweight to grainy rain: with p = 1 every crop gets texture
+    # that darkens as well as brightens, differs per channel (rain is achromatic) and is
+    # spread over many angles (rain shares one); p = 0 leaves the crops as they were.
+    j = torch.full((2, 3, 96, 96), 0.5)
+    assert torch.equal(rain.scene_grain(j, np.random.default_rng(0), 0.0), j)
+    g = rain.scene_grain(j, np.random.default_rng(0), 1.0)
+    assert torch.equal(j, torch.full((2, 3, 96, 96), 0.5)), "a new tensor"
+    for i in range(2):
+        d = g[i] - j[i]
+        assert float(d.min()) < -0.005 and float(d.max()) > 0.005
+        assert float((d[0] - d[1]).abs().max()) > 0.002 or float((d[1] - d[2]).abs().max()) > 0.002
+        # Direction spread: the texture's energy in the orientation bands of its spectrum; one
+        # shared angle puts more of it in one band (grainy_rain: 0.36–0.71 of it; this
+        # texture 0.2–0.32).
+        y = d.mean(0)
+        f = torch.fft.fftshift(torch.fft.fft2(y - y.mean()).abs() ** 2)
+        yy, xx = torch.meshgrid(torch.arange(96) - 48, torch.arange(96) - 48, indexing="ij")
+        ang = (torch.atan2(yy.float(), xx.float()) % math.pi) / math.pi * 6
+        bands = torch.stack([f[(ang.long() == b) & ((yy ** 2 + xx ** 2) > 4)].sum()
+                             for b in range(6)])
+        assert float(bands.max() / bands.sum()) < 0.4, bands.tolist()
+    # Through the composer: the texture is scene content, in the input's background and in
+    # every target; rain is still only added on top.
+    clean, bank = tiny_clean_and_bank(torch.Generator().manual_seed(4))
+    out = rain.Composer(clean, [bank], grain=1.0).batch(4, 48, np.random.default_rng(7),
+                                                         camera_p=0.0)
+    plain = rain.Composer(clean, [bank]).batch(4, 48, np.random.default_rng(7), camera_p=0.0)
+    assert not torch.equal(out["gt"], plain["gt"])
+    v = out["trans"] * out["gt"] + (1 - out["trans"]) * out["atm"][:, :, None, None]
+    assert torch.allclose(out["veiled"], v, atol=1e-6)
+    assert (out["in"] >= out["veiled"] - 1e-6).all()

@@ -267,7 +267,7 @@ def test_training_scripts_stop_on_their_budget_with_a_checkpoint(tmp_path):
               "--crop", "32", "--threads", "1", "--val-per-family", "1"]
     t = time.time()
     train_streak.main(common + ["--out", str(tmp_path / "streak"), "--val-crop", "32",
-                                "--thin", "0.5", "--grainy", "0.5"])
+                                "--thin", "0.5", "--grainy", "0.5", "--grain", "0.5"])
     st = torch.load(tmp_path / "streak" / "ckpt.pt")
     assert st["step"] > 0 and (tmp_path / "streak" / "weights.pt").exists()
     # Resuming a finished run does nothing more.

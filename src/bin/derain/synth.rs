@@ -36,6 +36,8 @@ pub enum StyleArg {
     Layered,
     /// (e) Light rain and clear frames.
     Light,
+    /// (f) Short, soft, uneven drops: heavy rain as a compressed web photo shows it.
+    Grainy,
     /// One of (a)–(e) per sample.
     Mixed,
 }
@@ -48,6 +50,7 @@ impl From<StyleArg> for Style {
             StyleArg::Screen => Style::Screen,
             StyleArg::Layered => Style::Layered,
             StyleArg::Light => Style::Light,
+            StyleArg::Grainy => Style::Grainy,
             StyleArg::Mixed => Style::Mixed,
         }
     }
