@@ -50,6 +50,39 @@ fn random_prior<R: RngCore + ?Sized>(rng: &mut R) -> DepthPrior {
     }
 }
 
+/// β for a veil on a share `p` of the samples, U(2.6, 4.6)·U(0.2, `hi`), else 0 (no veil).
+fn veil_on_share<R: RngCore + ?Sized>(rng: &mut R, p: f64, hi: f32) -> f32 {
+    if rng.random_bool(p) {
+        rng.random_range(2.6..=4.6f32) * rng.random_range(0.2..=hi)
+    } else {
+        0.0
+    }
+}
+
+/// The parameters every family but (a) shares: its layers, blend, β and name, then (drawn in
+/// this order) a tinted A, a perturbed depth prior and the noise seed; no background or
+/// depth blur, intensity 1.
+fn drawn_scene<R: RngCore + ?Sized>(
+    rng: &mut R,
+    layers: Vec<StreakLayer>,
+    blend: Blend,
+    beta: f32,
+    style: Style,
+) -> RainParams {
+    RainParams {
+        layers,
+        blend,
+        background_blur_px: 0.0,
+        beta,
+        atmosphere: tinted_atmosphere(rng),
+        depth: random_prior(rng),
+        depth_blur_px: 0.0,
+        seed: rng.next_u64(),
+        intensity: 1.0,
+        style,
+    }
+}
+
 /// E[n | n > 0] for the seed noise n ~ N(μ, σ²) with P(n > 0) = `density` (σ = `amplitude`).
 fn tail_mean(density: f32, amplitude: f32) -> f32 {
     let q = normal_quantile(density as f64);
@@ -146,24 +179,8 @@ pub(super) fn dense<R: RngCore + ?Sized>(rng: &mut R) -> RainParams {
             }
         })
         .collect();
-    let veiled = rng.random_bool(0.5);
-    let beta = if veiled {
-        rng.random_range(2.6..=4.6f32) * rng.random_range(0.2..=0.8f32)
-    } else {
-        0.0
-    };
-    RainParams {
-        layers,
-        blend: Blend::AddClip,
-        background_blur_px: 0.0,
-        beta,
-        atmosphere: tinted_atmosphere(rng),
-        depth: random_prior(rng),
-        depth_blur_px: 0.0,
-        seed: rng.next_u64(),
-        intensity: 1.0,
-        style: Style::Dense,
-    }
+    let beta = veil_on_share(rng, 0.5, 0.8);
+    drawn_scene(rng, layers, Blend::AddClip, beta, Style::Dense)
 }
 
 /// (c) Photographic rain: the recipe of photo editors (monochrome noise on black, a slight
@@ -190,23 +207,8 @@ pub(super) fn screen<R: RngCore + ?Sized>(rng: &mut R) -> RainParams {
             }
         })
         .collect();
-    let beta = if rng.random_bool(1.0 / 3.0) {
-        rng.random_range(2.6..=4.6f32) * rng.random_range(0.2..=0.7f32)
-    } else {
-        0.0
-    };
-    RainParams {
-        layers,
-        blend: Blend::Screen,
-        background_blur_px: 0.0,
-        beta,
-        atmosphere: tinted_atmosphere(rng),
-        depth: random_prior(rng),
-        depth_blur_px: 0.0,
-        seed: rng.next_u64(),
-        intensity: 1.0,
-        style: Style::Screen,
-    }
+    let beta = veil_on_share(rng, 1.0 / 3.0, 0.7);
+    drawn_scene(rng, layers, Blend::Screen, beta, Style::Screen)
 }
 
 /// (d) Depth-layered rain at intensity `k` ∈ [0, 1]: up to three layers (short faint far
@@ -265,19 +267,9 @@ pub(super) fn layered<R: RngCore + ?Sized>(rng: &mut R, k: f32) -> RainParams {
     // below k = 0.3 so that the lightest renders have no veil (T = 1), as light real rain
     // often has none. Without veil-free pairs the networks learned to dehaze every scene.
     let beta = rng.random_range(2.6..=4.6f32) * lerp(0.25, 1.0, k) * (k / 0.3).min(1.0);
-    let atmosphere = tinted_atmosphere(rng);
-    let depth = random_prior(rng);
     RainParams {
-        layers,
-        blend: Blend::Achromatic,
-        background_blur_px: 0.0,
-        beta,
-        atmosphere,
-        depth,
-        depth_blur_px: 0.0,
-        seed: rng.next_u64(),
         intensity: k,
-        style: Style::Layered,
+        ..drawn_scene(rng, layers, Blend::Achromatic, beta, Style::Layered)
     }
 }
 
@@ -323,23 +315,8 @@ pub(super) fn grainy<R: RngCore + ?Sized>(rng: &mut R) -> RainParams {
     } else {
         Blend::Achromatic
     };
-    let beta = if rng.random_bool(0.5) {
-        rng.random_range(2.6..=4.6f32) * rng.random_range(0.2..=0.8f32)
-    } else {
-        0.0
-    };
-    RainParams {
-        layers,
-        blend,
-        background_blur_px: 0.0,
-        beta,
-        atmosphere: tinted_atmosphere(rng),
-        depth: random_prior(rng),
-        depth_blur_px: 0.0,
-        seed: rng.next_u64(),
-        intensity: 1.0,
-        style: Style::Grainy,
-    }
+    let beta = veil_on_share(rng, 0.5, 0.8);
+    drawn_scene(rng, layers, blend, beta, Style::Grainy)
 }
 
 /// (e) Light rain or a clear frame.

@@ -172,25 +172,27 @@ def grainy_rain(size, rng, device="cpu"):
     base = rng.uniform(-35.0, 35.0)
     for _ in range(int(rng.integers(1, 4))):
         d = rng.uniform(0.003, 0.02)
-        u = torch.rand(big, big, generator=gen, device=dev)
-        seeds = (u < d).float() * (0.2 + 0.8 * torch.rand(big, big, generator=gen, device=dev))
         ker = _line_kernel(rng.uniform(8.0, 40.0), base + rng.uniform(-6.0, 6.0),
                            rng.uniform(1.5, 5.0), dev)
-        # The layer's mean brightness 0.01–0.08 whatever its density and drop size (0.6: the
-        # seeds' mean brightness).
-        amp = rng.uniform(0.01, 0.08) / (d * 0.6 * float(ker.sum()))
-        r += _conv_circular(seeds, ker).clamp(min=0.0) * amp
+        r += _drops((big, big), d, ker, rng.uniform(0.01, 0.08), gen)
     return F.avg_pool2d(r[None, None], 2)[0].clamp(0.0, 1.0)
 
 
-def _conv_circular(seeds, ker):
-    """`seeds` [H, W] convolved circularly with the centred square kernel `ker` (by FFT)."""
-    h, w = seeds.shape
-    kp = torch.zeros(h, w, device=seeds.device)
+def _drops(shape, density, ker, mean, gen):
+    """A plane [H, W] of drops: seeds on a share `density` of the pixels, brightness U(0.2, 1)
+    each (drawn from the torch generator `gen`), spread by the centred square kernel `ker`
+    (circularly, by FFT), ≥ 0, scaled so that its mean brightness is `mean` whatever the
+    density and the kernel (0.6: the seeds' mean brightness)."""
+    h, w = shape
+    dev = ker.device
+    u = torch.rand(h, w, generator=gen, device=dev)
+    seeds = (u < density).float() * (0.2 + 0.8 * torch.rand(h, w, generator=gen, device=dev))
+    kp = torch.zeros(h, w, device=dev)
     c = ker.shape[0] // 2
     kp[:ker.shape[0], :ker.shape[1]] = ker
     kp = torch.roll(kp, shifts=(-c, -c), dims=(0, 1))
-    return torch.fft.irfft2(torch.fft.rfft2(seeds) * torch.fft.rfft2(kp), s=(h, w))
+    layer = torch.fft.irfft2(torch.fft.rfft2(seeds) * torch.fft.rfft2(kp), s=(h, w))
+    return layer.clamp(min=0.0) * (mean / (density * 0.6 * float(ker.sum())))
 
 
 def scene_grain(j, rng, p):
@@ -220,13 +222,9 @@ def scene_grain(j, rng, p):
         subs = int(rng.integers(4, 9))
         for _ in range(subs):
             d = rng.uniform(0.002, 0.01)
-            u = torch.rand(2 * h, 2 * w, generator=gen, device=dev)
-            seeds = (u < d).float() * (0.2 + 0.8 * torch.rand(2 * h, 2 * w, generator=gen,
-                                                                 device=dev))
             ker = _line_kernel(rng.uniform(4.0, 24.0), rng.uniform(0.0, 180.0),
                                rng.uniform(2.0, 6.0), dev)
-            layer = _conv_circular(seeds, ker).clamp(min=0.0)
-            layer = layer * (level / subs / (d * 0.6 * float(ker.sum())))
+            layer = _drops((2 * h, 2 * w), d, ker, level / subs, gen)
             sign = -1.0 if rng.random() < 0.5 else 1.0
             tint = torch.tensor([rng.uniform(0.3, 1.0) for _ in range(3)], device=dev)
             tex += sign * layer[None] * (tint / tint.max()).view(3, 1, 1)
