@@ -18,7 +18,8 @@
 # THIN (share of crops whose rain layer is scaled by ×0.4–0.67, as in a photo downscaled for the
 # web, 0), GRAINY (share of crops whose rain is short, soft and uneven, as heavy rain in a
 # compressed web photo: rain.grainy_rain, 0), GRAIN (share of crops with fine scene texture
-# painted in, the counterweight to GRAINY: rain.scene_grain, 0),
+# painted in, the counterweight to GRAINY: rain.scene_grain, 0), CLEAR (share of samples
+# without rain or veil, whose input is their target: the scenes' own texture as a counterweight, 0),
 # TGLOBAL (1: the veil's TNet gets the frame's pooled features, model.py Veil `tglobal`, when
 # the initial veil has none; 0 by default: an initial veil with them keeps them), PY (python3).
 set -euo pipefail
@@ -50,7 +51,7 @@ init_streak=()
   --out "$out/streak" --minutes "$smin" --every-min 1 --device "$dev" \
   --batch "${BATCH:-48}" --crop "${CROP:-256}" --lr "${LR:-5e-4}" --bars "${BARS:-0.3}" \
   --rotate "${ROTATE:-0}" --thin "${THIN:-0}" --grainy "${GRAINY:-0}" \
-  --grain "${GRAIN:-0}" "${init_streak[@]}"
+  --grain "${GRAIN:-0}" --clear "${CLEAR:-0}" "${init_streak[@]}"
 tglobal=()
 [ "${TGLOBAL:-0}" = 1 ] && tglobal=(--tglobal)
 "$py" -m derain_train.train_full --banks "${banks[@]}" --clean "$pack/clean" --size "$size" \

@@ -556,12 +556,15 @@ class Composer:
     rain layer is turned by 20–65° (`RainBank.crops`); `thin`: share whose rain layer is
     scaled by ×0.4–0.67 (`THIN`) instead of ×0.67–1.5; `grainy`: share whose rain is short,
     soft and uneven instead of the bank's (`grainy_rain`); `grain`: share with fine scene
-    texture painted into the clean crop (`scene_grain`, its counterweight)."""
+    texture painted into the clean crop (`scene_grain`, its counterweight); `clear`: share of
+    rain-free, veil-free samples (I = J before the camera effects: what the network must
+    leave alone, a counterweight that uses the scenes' own texture)."""
 
     def __init__(self, clean, banks, weights=None, device="cpu", bars=0.0, rotate=0.0,
-                 thin=0.0, grainy=0.0, grain=0.0):
+                 thin=0.0, grainy=0.0, grain=0.0, clear=0.0):
         self.clean = clean
         self.grain = grain
+        self.clear = clear
         self.bars = bars
         self.rotate = rotate
         self.thin = thin
@@ -592,6 +595,10 @@ class Composer:
             scenes.append(draw_scene(f, bank.meta[k], rng))
             if not veil:
                 scenes[-1]["beta"] = 0.0
+            # Drawn only when asked for, so that runs without it keep their draws.
+            if self.clear > 0 and rng.random() < self.clear:
+                rain[i].zero_()
+                scenes[-1].update(beta=0.0, bg_blur=0.0)
             blends.append(bank.blend)
         t, k_img, a = compose(j, rain, scenes, blends)
         batch = {"in": None, "gt": j, "trans": t, "atm": a, "family": fams}

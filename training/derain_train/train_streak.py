@@ -127,6 +127,9 @@ def main(argv=None):
     ap.add_argument("--grain", type=float, default=0.0,
                     help="share of training crops with fine scene texture painted in "
                          "(rain.scene_grain: the counterweight to --grainy)")
+    ap.add_argument("--clear", type=float, default=0.0,
+                    help="share of training samples without rain or veil (the input is the "
+                         "target: the scenes' own texture as the counterweight to --grainy)")
     ap.add_argument("--family-weights", type=family_weights, default=None,
                     metavar="FAMILY=W,...",
                     help="sampling weights of the families in the training batches (the rest "
@@ -149,7 +152,7 @@ def main(argv=None):
     val_c = CleanImages(clean_paths(args.clean, "val"), device=dev)
     comp = Composer(train_c, banks, weights=args.family_weights, device=dev, bars=args.bars,
                     rotate=args.rotate, thin=args.thin, grainy=args.grainy,
-                    grain=args.grain)
+                    grain=args.grain, clear=args.clear)
     val = make_val(Composer(val_c, banks, device=dev), args.val_per_family, args.val_crop)
     print(f"loaded {sum(len(b) for b in banks)} rain layers ({', '.join(b.family for b in banks)}), "
           f"{len(train_c.images)} clean images in {time.time() - t_load:.0f} s", flush=True)

@@ -322,3 +322,20 @@ def test_scene_grain_is_signed_coloured_texture_at_every_angle():
     v = out["trans"] * out["gt"] + (1 - out["trans"]) * out["atm"][:, :, None, None]
     assert torch.allclose(out["veiled"], v, atol=1e-6)
     assert (out["in"] >= out["veiled"] - 1e-6).all()
+
+
+def test_clear_share_of_the_composer_makes_the_input_its_target():
+    # clear=1: no rain and no veil, so before the camera effects the input is the clean crop
+    # and so is every target; clear=0 draws exactly as before (the same seed, the same batch
+    # as a composer without the option), and the rainy batch differs from its clean crops.
+    clean, bank = tiny_clean_and_bank(torch.Generator().manual_seed(5))
+    out = rain.Composer(clean, [bank], clear=1.0).batch(4, 48, np.random.default_rng(7),
+                                                         camera_p=0.0)
+    assert torch.allclose(out["in"], out["gt"], atol=1e-6)
+    assert torch.allclose(out["veiled"], out["gt"], atol=1e-6)
+    assert bool((out["trans"] == 1).all())
+    off = rain.Composer(clean, [bank], clear=0.0).batch(4, 48, np.random.default_rng(7),
+                                                        camera_p=0.0)
+    plain = rain.Composer(clean, [bank]).batch(4, 48, np.random.default_rng(7), camera_p=0.0)
+    assert all(torch.equal(off[k], plain[k]) for k in ("in", "gt", "veiled", "trans"))
+    assert not torch.allclose(plain["in"], plain["veiled"], atol=1e-3)

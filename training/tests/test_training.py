@@ -406,3 +406,28 @@ def test_the_frame_loss_sees_a_frame_wide_density_and_not_its_shape():
     est = (t ** 0.8).clone().requires_grad_(True)
     frame_loss(est, t).backward()
     assert torch.all(est.grad > 0)  # too transparent: every pixel is pushed down
+
+
+def test_a_soup_interpolates_one_networks_weights_and_refuses_two_networks(tmp_path):
+    from derain_train import soup as soup_mod
+    a = StreakNet("fast").state_dict()
+    torch.manual_seed(1)
+    b = {k: v + torch.randn_like(v) if v.is_floating_point() else v.clone()
+         for k, v in a.items()}
+    for alpha in (0.0, 1.0):
+        end = soup_mod.soup(a, b, alpha)
+        assert all(torch.equal(end[k], (a if alpha == 0.0 else b)[k]) for k in a)
+    mid = soup_mod.soup(a, b, 0.25)
+    assert mid._metadata == a._metadata, "the state dict's module versions travel along"
+    for k in a:
+        assert torch.allclose(mid[k], 0.75 * a[k] + 0.25 * b[k], atol=1e-6)
+    # The files on disk, through the command line; the soup loads into the network.
+    pa, pb, po = tmp_path / "a.pt", tmp_path / "b.pt", tmp_path / "soup.pt"
+    torch.save(a, pa)
+    torch.save(b, pb)
+    soup_mod.main([str(pa), str(pb), "--alpha", "0.5", "--out", str(po)])
+    StreakNet("fast").load_state_dict(torch.load(po, weights_only=True))
+    with pytest.raises(soup_mod.SoupError):
+        soup_mod.soup(a, StreakNet("quality").state_dict(), 0.5)
+    with pytest.raises(soup_mod.SoupError):
+        soup_mod.soup(a, b, 1.5)
