@@ -431,3 +431,46 @@ def test_a_soup_interpolates_one_networks_weights_and_refuses_two_networks(tmp_p
         soup_mod.soup(a, StreakNet("quality").state_dict(), 0.5)
     with pytest.raises(soup_mod.SoupError):
         soup_mod.soup(a, b, 1.5)
+
+
+def test_whole_frame_training_caches_frames_and_fits_the_veil_on_them(tmp_path):
+    # train_frames: `cache` stores I_s, the clean frame, T and A per frame and a fixed
+    # validation set with its harm lines; `train` runs on them within its budget and leaves
+    # weights that export_full loads; `run` pads a frame for the working factor and crops back.
+    from derain_train import train_frames
+    from derain_train.export_full import load_veil_refine
+    _tiny_bank(tmp_path / "bank")
+    _tiny_clean(tmp_path / "clean")
+    streak = tmp_path / "streak.pt"
+    torch.save(StreakNet("fast").state_dict(), streak)
+    init = tmp_path / "init.pt"
+    torch.save(FullModelV2("fast", apool=True, tglobal=True).state_dict(), init)
+    cache = tmp_path / "cache"
+    train_frames.main(["cache", "--banks", str(tmp_path / "bank"), "--clean",
+                       str(tmp_path / "clean"), "--size", "fast", "--streak", str(streak),
+                       "--out", str(cache), "--count", "70", "--frame", "48",
+                       "--val-per-family", "2", "--threads", "1"])
+    shards = sorted(cache.glob("shard*.pt"))
+    assert len(shards) == 2  # 70 frames in shards of 64
+    s = torch.load(shards[0], weights_only=False)
+    assert s["i_s"].shape == (64, 3, 48, 48) and s["i_s"].dtype == torch.float16
+    assert s["gt"].dtype == torch.uint8 and s["trans"].shape == (64, 1, 48, 48)
+    assert s["atm"].shape == (64, 3) and len(s["family"]) == 64
+    assert float(s["trans"].float().amin()) > 0 and float(s["trans"].float().amax()) <= 1
+    val = torch.load(cache / "val.pt", weights_only=False)
+    assert set(val) == {"dense", "veil-free", "clear"}
+    assert torch.all(val["veil-free"]["trans"] == 1) and torch.all(val["clear"]["trans"] == 1)
+    run = tmp_path / "run"
+    train_frames.main(["train", "--cache", str(cache), "--size", "fast", "--init-veil",
+                       str(init), "--out", str(run), "--minutes", "0.05", "--every-min",
+                       "0.02", "--batch", "2", "--threads", "1", "--extra", str(cache),
+                       "--extra-share", "0.5"])
+    import json
+    log = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines()]
+    assert log[0]["step"] == 0 and log[-1]["step"] > 0
+    assert set(log[-1]["harm"]) == {"veil-free", "clear"} and "dense" in log[-1]["val"]
+    veil, _ = load_veil_refine(run / "weights.pt")
+    assert veil.apool is not None and veil.tglobal is not None
+    m = FullModelV2("fast")
+    o = train_frames.run(m, torch.rand(1, 3, 50, 58), 3)
+    assert o["j"].shape == (1, 3, 50, 58) and o["t_net"].shape == (1, 1, 50, 58)
