@@ -49,8 +49,9 @@ VAL_FACTOR = 3
 
 
 class FrameImages(CleanImages):
-    """Clean images framed as the held-out renders are: a square window of 75–100 % of the
-    image's short side (the renders take 100 %, centred), resized to `size`, flipped at random."""
+    """Clean images framed as whole scenes: a square window of 75–100 % of the image's short
+    side, resized to `size`, flipped at random (the held-out renders show the whole image at
+    its own aspect ratio, or a 720×480 crop of it)."""
 
     def batch(self, n, size, rng):
         out = []
@@ -70,7 +71,8 @@ class FrameImages(CleanImages):
 
 def pack(b, i_s):
     return {"i_s": i_s.half(), "gt": (b["gt"] * 255).round().to(torch.uint8),
-            "trans": b["trans"].half(), "atm": b["atm"].float(), "family": [str(f) for f in b["family"]]}
+            "trans": b["trans"].half(), "atm": b["atm"].float(),
+            "family": [str(f) for f in b["family"]]}
 
 
 def unpack(s, idx=None, flip=None):
@@ -299,7 +301,8 @@ def main(argv=None):
     c.add_argument("--size", default="quality", choices=["fast", "quality"])
     c.add_argument("--streak", required=True)
     c.add_argument("--out", required=True)
-    c.add_argument("--count", type=int, default=2400)
+    c.add_argument("--count", type=int, default=2400,
+                   help="frames to cache, rounded up to a multiple of 64 (0: the validation set only)")
     c.add_argument("--frame", type=int, default=512)
     c.add_argument("--grainy", type=float, default=0.1)
     c.add_argument("--clear", type=float, default=0.1)
