@@ -249,14 +249,17 @@ class CleanImages:
         if not self.images:
             raise FileNotFoundError("no clean images")
 
+    def window(self, h, w, size, rng):
+        """The side of the square window a crop of `size` is taken from (a random scale)."""
+        z = math.exp(rng.uniform(math.log(0.6), math.log(1.6)))
+        return max(8, min(int(round(size / z)), h, w))
+
     def batch(self, n, size, rng):
         out = []
         for _ in range(n):
             img = self.images[rng.integers(len(self.images))]
             h, w = img.shape[1:]
-            z = math.exp(rng.uniform(math.log(0.6), math.log(1.6)))
-            win = int(round(size / z))
-            win = max(8, min(win, h, w))
+            win = self.window(h, w, size, rng)
             y, x = rng.integers(0, h - win + 1), rng.integers(0, w - win + 1)
             c = img[:, y:y + win, x:x + win].float()[None] / 255.0
             if win != size:

@@ -38,10 +38,10 @@ import torch
 import torch.nn.functional as F
 
 from .export_full import load_streak, load_veil_refine
-from .losses import perceptual_fast
 from .model import FullModelV2
 from .rain import CleanImages, Composer, RainBank, clean_paths
 from .streak import remove_rain
+from .train_full import veil_loss
 from .train_streak import ypsnr
 
 SHARD = 64
@@ -53,20 +53,8 @@ class FrameImages(CleanImages):
     side, resized to `size`, flipped at random (the held-out renders show the whole image at
     its own aspect ratio, or a 720×480 crop of it)."""
 
-    def batch(self, n, size, rng):
-        out = []
-        for _ in range(n):
-            img = self.images[rng.integers(len(self.images))]
-            h, w = img.shape[1:]
-            win = int(round(min(h, w) * rng.uniform(0.75, 1.0)))
-            y, x = rng.integers(0, h - win + 1), rng.integers(0, w - win + 1)
-            c = img[:, y:y + win, x:x + win].float()[None] / 255.0
-            c = F.interpolate(c, size=(size, size), mode="bilinear", align_corners=False,
-                              antialias=win > size)
-            if rng.random() < 0.5:
-                c = c.flip(-1)
-            out.append(c.clamp(0, 1))
-        return torch.cat(out)
+    def window(self, h, w, size, rng):
+        return int(round(min(h, w) * rng.uniform(0.75, 1.0)))
 
 
 def pack(b, i_s):
@@ -230,9 +218,6 @@ def train(args):
             p = max(p, elapsed() / budget)
         return min(1.0, p)
 
-    def validation_record():
-        return score(model, val)
-
     def save(rec):
         st = {"model": {k: v for k, v in model.state_dict().items()
                         if not k.startswith("streak.")},
@@ -245,7 +230,7 @@ def train(args):
         log.flush()
 
     if step == 0:
-        rec = {"step": 0, "minutes": 0.0, **validation_record()}
+        rec = {"step": 0, "minutes": 0.0, **score(model, val)}
         print(json.dumps(rec), flush=True)
         log.write(json.dumps(rec) + "\n")
     model.veil.train()
@@ -272,10 +257,7 @@ def train(args):
                     dst[take] = src_t
         f = factors[int(rng.integers(len(factors)))]
         o = run(model, i_s, f)
-        w_a = ((1 - trans).mean(dim=(1, 2, 3)) / 0.1).clamp(max=1)
-        l_phys = F.mse_loss(o["t_net"], trans) + (w_a * ((o["a"] - atm) ** 2).mean(1)).mean()
-        loss = (F.l1_loss(o["j"], gt) + 0.5 * F.l1_loss(o["j1"], gt)
-                + 0.5 * perceptual_fast(o["j"], gt) + 10 * l_phys)
+        loss = veil_loss(o, gt, trans, atm)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -284,7 +266,7 @@ def train(args):
         losses.append(loss.item())
         if elapsed() >= next_save or progress() >= 1.0:
             rec = {"step": step, "minutes": round(elapsed() / 60, 2), "lr": lr,
-                   "loss": float(np.mean(losses)), **validation_record()}
+                   "loss": float(np.mean(losses)), **score(model, val)}
             losses = []
             print(json.dumps(rec), flush=True)
             save(rec)

@@ -62,6 +62,17 @@ def make_harm_val(composer, n, crop, seed=54321):
     return out
 
 
+def veil_loss(o, gt, trans, atm):
+    """The loss of the veil and refinement networks (module docstring, without the GAN):
+    L1(J) + 0.5·L1(J₁) + 0.5·perceptual + 10·(‖T − T_gt‖² + w·‖A − A_gt‖²) on the pipeline's
+    outputs `o` (FullModelV2's "j", "j1", "t_net", "a")."""
+    w_a = ((1 - trans).mean(dim=(1, 2, 3)) / 0.1).clamp(max=1)
+    # The veil network's own T is what is supervised (o["t"] is floored, model.py).
+    l_phys = F.mse_loss(o["t_net"], trans) + (w_a * ((o["a"] - atm) ** 2).mean(1)).mean()
+    return (F.l1_loss(o["j"], gt) + 0.5 * F.l1_loss(o["j1"], gt)
+            + 0.5 * perceptual_fast(o["j"], gt) + 10 * l_phys)
+
+
 def frame_loss(t_est, t_true, floor=0.05):
     """Squared error of each frame's mean ln T, averaged over the batch.
 
@@ -210,11 +221,7 @@ def main(argv=None):
             i_s, _ = remove_rain(model.streak, b["in"])
         o = model(b["in"], FACTOR, i_s=i_s)
         gt = b["gt"]
-        w_a = ((1 - b["trans"]).mean(dim=(1, 2, 3)) / 0.1).clamp(max=1)
-        # The veil network's own T is what is supervised (o["t"] is floored, model.py).
-        l_phys = F.mse_loss(o["t_net"], b["trans"]) + (w_a * ((o["a"] - b["atm"]) ** 2).mean(1)).mean()
-        loss = (F.l1_loss(o["j"], gt) + 0.5 * F.l1_loss(o["j1"], gt)
-                + 0.5 * perceptual_fast(o["j"], gt) + 10 * l_phys)
+        loss = veil_loss(o, gt, b["trans"], b["atm"])
         if args.frame_t > 0:
             loss = loss + args.frame_t * frame_loss(o["t_net"], b["trans"])
         if disc is not None:
