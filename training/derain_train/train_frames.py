@@ -23,6 +23,9 @@ set from the `val` images (every family, a veil-free line and a clear line, as t
 cached frames (a horizontal flip at random), at a working factor drawn per batch from
 `--factors` (2, 3 and 4: the 512-wide renders and Rain12, the 720×480 renders, 720p). It
 writes ckpt.pt, weights.pt and log.jsonl as train_full.py does; the validation runs at f = 3.
+The shards are memory-mapped, so runs beside each other share one copy of a cache in the page
+cache (2,880 frames are 8 GB). `--balance` weights each frame's pixel losses towards the frames
+the output is already close on (train_full.frame_weights), as a per-frame PSNR does.
 `score` prints the same validation record for veil and refinement pairs (the first line of a
 run's log is its starting pair's).
 """
@@ -175,11 +178,28 @@ def cache(args):
         print(f"shard {k + 1}/{shards}: {time.time() - t0:.0f} s", flush=True)
 
 
+class Rows:
+    """A tensor split over shards, indexed by a vector of rows (`t[idx]`) without joining the
+    shards: memory-mapped shards stay in the page cache, which runs on one machine share."""
+
+    def __init__(self, parts):
+        self.parts = parts
+        self.start = np.cumsum([0] + [len(t) for t in parts])
+        self.shape = (int(self.start[-1]),) + tuple(parts[0].shape[1:])
+
+    def __getitem__(self, idx):
+        idx = np.asarray(idx)
+        shard = np.searchsorted(self.start, idx, side="right") - 1
+        return torch.stack([self.parts[k][i - self.start[k]] for k, i in zip(shard, idx)])
+
+
 def load_frames(folder):
-    shards = [torch.load(p, weights_only=False) for p in sorted(folder.glob("shard[0-9]*.pt"))]
+    """The cached frames of `folder` as Rows per key, the shards memory-mapped."""
+    shards = [torch.load(p, weights_only=False, mmap=True)
+              for p in sorted(folder.glob("shard[0-9]*.pt"))]
     if not shards:
         raise FileNotFoundError(f"no cached frames in {folder}")
-    return {key: torch.cat([s[key] for s in shards]) for key in ("i_s", "gt", "trans", "atm")}
+    return {key: Rows([s[key] for s in shards]) for key in ("i_s", "gt", "trans", "atm")}
 
 
 def train(args):
@@ -257,7 +277,7 @@ def train(args):
                     dst[take] = src_t
         f = factors[int(rng.integers(len(factors)))]
         o = run(model, i_s, f)
-        loss = veil_loss(o, gt, trans, atm)
+        loss = veil_loss(o, gt, trans, atm, args.balance)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -306,6 +326,10 @@ def main(argv=None):
     t.add_argument("--extra", default=None,
                    help="a second cache folder that `--extra-share` of each batch comes from")
     t.add_argument("--extra-share", type=float, default=0.0)
+    t.add_argument("--balance", type=float, default=0.0,
+                   help="weight each frame's pixel losses by 1/its RMS error, mixed in at this "
+                        "share (train_full.frame_weights): thin-veil and clear frames count as "
+                        "much as heavy ones, as in a per-frame PSNR")
     t.add_argument("--every-min", type=float, default=3.0)
     t.add_argument("--threads", type=int, default=0)
     t.add_argument("--seed", type=int, default=1)

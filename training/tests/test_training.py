@@ -408,6 +408,37 @@ def test_the_frame_loss_sees_a_frame_wide_density_and_not_its_shape():
     assert torch.all(est.grad > 0)  # too transparent: every pixel is pushed down
 
 
+def test_the_balanced_veil_loss_is_the_plain_one_at_zero_and_leans_to_close_frames():
+    # train_full.veil_loss with `balance`: 0 is the batch-mean loss exactly; above 0 the frame
+    # the output is already close on (a thin veil) gets the larger share of the gradient.
+    import torch.nn.functional as F
+    from derain_train.losses import perceptual_fast
+    from derain_train.train_full import frame_weights, veil_loss
+    torch.manual_seed(3)
+    gt = torch.rand(2, 3, 24, 24)
+    err = torch.randn_like(gt) * torch.tensor([0.02, 0.2]).view(2, 1, 1, 1)
+    trans, atm = torch.rand(2, 1, 12, 12), torch.rand(2, 3)
+
+    def outputs():
+        j = (gt + err).clone().requires_grad_(True)
+        return j, {"j": j, "j1": j, "t_net": trans * 0.9, "a": atm * 0.9}
+    j, o = outputs()
+    w_a = ((1 - trans).mean(dim=(1, 2, 3)) / 0.1).clamp(max=1)
+    plain = (F.l1_loss(o["j"], gt) + 0.5 * F.l1_loss(o["j1"], gt)
+             + 0.5 * perceptual_fast(o["j"], gt)
+             + 10 * (F.mse_loss(o["t_net"], trans) + (w_a * ((o["a"] - atm) ** 2).mean(1)).mean()))
+    assert torch.allclose(veil_loss(o, gt, trans, atm), plain)
+    w = frame_weights(o["j"], gt, 0.5)
+    assert torch.allclose(w.mean(), torch.tensor(1.0)) and w[0] > 1.5 * w[1]
+
+    def share(balance):
+        j, o = outputs()
+        veil_loss(o, gt, trans, atm, balance).backward()
+        g = j.grad.abs().sum(dim=(1, 2, 3))
+        return float(g[0] / g.sum())
+    assert share(0.5) > share(0.0) + 0.05
+
+
 def test_a_soup_interpolates_one_networks_weights_and_refuses_two_networks(tmp_path):
     from derain_train import soup as soup_mod
     a = StreakNet("fast").state_dict()
