@@ -26,6 +26,7 @@ writes ckpt.pt, weights.pt and log.jsonl as train_full.py does; the validation r
 The shards are memory-mapped, so runs beside each other share one copy of a cache in the page
 cache (2,880 frames are 8 GB). `--balance` weights each frame's pixel losses towards the frames
 the output is already close on (train_full.frame_weights), as a per-frame PSNR does.
+`--gate-loss` adds a direct loss on the frame's veil gate (open where the frame has a veil).
 `score` prints the same validation record for veil and refinement pairs (the first line of a
 run's log is its starting pair's).
 """
@@ -178,9 +179,20 @@ def cache(args):
         print(f"shard {k + 1}/{shards}: {time.time() - t0:.0f} s", flush=True)
 
 
+def gate_loss(logit, trans, veiled=0.03):
+    """Binary cross-entropy of the frame gate (model.py ANet: T = 1 − g·(1 − T_local)) against
+    "this frame has a veil", mean(1 − T_true) > `veiled`. The pixel losses reach the gate only
+    through T, which a thin veil (1 − T ≈ 0.1–0.2) moves little; on the light family the gate
+    stays shut on half of the veiled training frames (models/README.md, "Where the remaining
+    error is")."""
+    target = ((1 - trans).mean(dim=(1, 2, 3)) > veiled).to(logit.dtype)
+    return F.binary_cross_entropy_with_logits(logit.reshape(-1), target)
+
+
 class Rows:
     """A tensor split over shards, indexed by a vector of rows (`t[idx]`) without joining the
-    shards: memory-mapped shards stay in the page cache, which runs on one machine share."""
+    shards, so memory-mapped shards stay in the page cache, one copy for every run on the
+    machine."""
 
     def __init__(self, parts):
         self.parts = parts
@@ -255,6 +267,9 @@ def train(args):
         log.write(json.dumps(rec) + "\n")
     model.veil.train()
     model.stage2.train()
+    # The frame gate's logit (model.py ANet.gate) of each forward, for `--gate-loss`.
+    logits = []
+    model.veil.anet.gate.register_forward_hook(lambda mod, inp, out: logits.append(out))
     next_save = elapsed() + args.every_min * 60
     losses = []
     while progress() < 1.0:
@@ -276,8 +291,11 @@ def train(args):
                 for dst, src_t in zip((i_s, gt, trans, atm), e):
                     dst[take] = src_t
         f = factors[int(rng.integers(len(factors)))]
+        logits.clear()
         o = run(model, i_s, f)
         loss = veil_loss(o, gt, trans, atm, args.balance)
+        if args.gate_loss > 0:
+            loss = loss + args.gate_loss * gate_loss(logits[0], trans)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -327,9 +345,12 @@ def main(argv=None):
                    help="a second cache folder that `--extra-share` of each batch comes from")
     t.add_argument("--extra-share", type=float, default=0.0)
     t.add_argument("--balance", type=float, default=0.0,
-                   help="weight each frame's pixel losses by 1/its RMS error, mixed in at this "
-                        "share (train_full.frame_weights): thin-veil and clear frames count as "
-                        "much as heavy ones, as in a per-frame PSNR")
+                   help="weight each frame's L1, T and A losses by 1/its RMS error, mixed in "
+                        "at this share (train_full.frame_weights): frames already close (thin "
+                        "veils, clear frames) count more, as in a per-frame PSNR")
+    t.add_argument("--gate-loss", type=float, default=0.0,
+                   help="weight of a direct loss on the frame gate: open where the frame has a "
+                        "veil (gate_loss)")
     t.add_argument("--every-min", type=float, default=3.0)
     t.add_argument("--threads", type=int, default=0)
     t.add_argument("--seed", type=int, default=1)

@@ -439,6 +439,21 @@ def test_the_balanced_veil_loss_is_the_plain_one_at_zero_and_leans_to_close_fram
     assert share(0.5) > share(0.0) + 0.05
 
 
+def test_the_gate_loss_opens_the_gate_on_veiled_frames_and_shuts_it_on_clear_ones():
+    # train_frames.gate_loss: the target is "mean(1 − T) above 0.03"; a gate that agrees
+    # costs little, one that disagrees much, and the gradient pushes each logit its own way.
+    from derain_train.train_frames import gate_loss
+    trans = torch.ones(3, 1, 16, 16)
+    trans[0] *= 0.85  # a thin veil
+    trans[1] *= 0.99  # as good as none
+    trans[2, :, :8] = 0.5  # a veil over the top half
+    right = torch.tensor([[6.0], [-6.0], [6.0]])
+    assert gate_loss(right, trans) < 0.01 and gate_loss(-right, trans) > 5.0
+    logit = torch.zeros(3, 1, requires_grad=True)
+    gate_loss(logit, trans).backward()
+    assert logit.grad[0] < 0 and logit.grad[1] > 0 and logit.grad[2] < 0
+
+
 def test_a_soup_interpolates_one_networks_weights_and_refuses_two_networks(tmp_path):
     from derain_train import soup as soup_mod
     a = StreakNet("fast").state_dict()
