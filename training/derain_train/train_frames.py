@@ -46,7 +46,7 @@ from .model import FullModelV2
 from .rain import CleanImages, Composer, RainBank, clean_paths
 from .streak import remove_rain
 from .train_full import veil_loss
-from .train_streak import ypsnr
+from .train_streak import RunClock, ypsnr
 
 SHARD = 64
 VAL_FACTOR = 3
@@ -240,20 +240,12 @@ def train(args):
         print(f"resumed at step {step}", flush=True)
     rng = np.random.default_rng(args.seed + step)
     log = open(out / "log.jsonl", "a")
-    budget = args.minutes * 60.0
-    start = time.time()
-    elapsed = lambda: elapsed0 + time.time() - start  # noqa: E731
-
-    def progress():
-        p = step / args.steps
-        if budget > 0:
-            p = max(p, elapsed() / budget)
-        return min(1.0, p)
+    clock = RunClock(args.steps, args.minutes, elapsed0)
 
     def save(rec):
         st = {"model": {k: v for k, v in model.state_dict().items()
                         if not k.startswith("streak.")},
-              "opt": opt.state_dict(), "step": step, "elapsed": elapsed(), "size": args.size}
+              "opt": opt.state_dict(), "step": step, "elapsed": clock.elapsed(), "size": args.size}
         torch.save(st, out / "ckpt.tmp")
         (out / "ckpt.tmp").replace(ckpt)
         torch.save(st["model"], out / "weights.tmp")
@@ -270,10 +262,10 @@ def train(args):
     # The frame gate's logit (model.py ANet.gate) of each forward, for `--gate-loss`.
     logits = []
     model.veil.anet.gate.register_forward_hook(lambda mod, inp, out: logits.append(out))
-    next_save = elapsed() + args.every_min * 60
+    next_save = clock.elapsed() + args.every_min * 60
     losses = []
-    while progress() < 1.0:
-        p = progress()
+    while clock.progress(step) < 1.0:
+        p = clock.progress(step)
         warm = min(1.0, (step + 1) / 50)
         lr = args.lr * warm * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * p)))
         for g in opt.param_groups:
@@ -302,13 +294,13 @@ def train(args):
         opt.step()
         step += 1
         losses.append(loss.item())
-        if elapsed() >= next_save or progress() >= 1.0:
-            rec = {"step": step, "minutes": round(elapsed() / 60, 2), "lr": lr,
+        if clock.elapsed() >= next_save or clock.progress(step) >= 1.0:
+            rec = {"step": step, "minutes": round(clock.elapsed() / 60, 2), "lr": lr,
                    "loss": float(np.mean(losses)), **score(model, val)}
             losses = []
             print(json.dumps(rec), flush=True)
             save(rec)
-            next_save = elapsed() + args.every_min * 60
+            next_save = clock.elapsed() + args.every_min * 60
 
 
 def main(argv=None):

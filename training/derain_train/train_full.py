@@ -29,7 +29,6 @@ Rain12 photographs (−0.26 dB there, models/README.md) was better on both harm 
 import argparse
 import json
 import math
-import time
 from pathlib import Path
 
 import numpy as np
@@ -41,7 +40,7 @@ from .losses import perceptual_fast
 from .model import Discriminator, FullModelV2
 from .rain import CleanImages, Composer, RainBank, clean_paths
 from .streak import remove_rain
-from .train_streak import make_val, ypsnr
+from .train_streak import RunClock, make_val, ypsnr
 
 FACTOR = 2
 
@@ -183,15 +182,7 @@ def main(argv=None):
     rng = np.random.default_rng(args.seed + step)
     torch.manual_seed(args.seed + step)
     log = open(out / "log.jsonl", "a")
-    budget = args.minutes * 60.0
-    start = time.time()
-    elapsed = lambda: elapsed0 + time.time() - start  # noqa: E731
-
-    def progress():
-        p = step / args.steps
-        if budget > 0:
-            p = max(p, elapsed() / budget)
-        return min(1.0, p)
+    clock = RunClock(args.steps, args.minutes, elapsed0)
 
     @torch.no_grad()
     def validate(sets):
@@ -216,7 +207,7 @@ def main(argv=None):
     def save(rec):
         tmp = out / "ckpt.tmp"
         st = {"model": model.state_dict(), "opt": opt.state_dict(), "step": step,
-              "elapsed": elapsed(), "size": args.size}
+              "elapsed": clock.elapsed(), "size": args.size}
         if disc is not None:
             st.update(disc=disc.state_dict(), opt_d=opt_d.state_dict())
         torch.save(st, tmp)
@@ -232,10 +223,10 @@ def main(argv=None):
         log.write(json.dumps(rec) + "\n")
     model.veil.train()
     model.stage2.train()
-    next_save = elapsed() + args.every_min * 60
+    next_save = clock.elapsed() + args.every_min * 60
     losses = []
-    while progress() < 1.0:
-        p = progress()
+    while clock.progress(step) < 1.0:
+        p = clock.progress(step)
         warm = min(1.0, (step + 1) / 100)
         lr = args.lr * warm * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * p)))
         for g in opt.param_groups:
@@ -266,13 +257,13 @@ def main(argv=None):
             opt_d.step()
         step += 1
         losses.append(loss.item())
-        if elapsed() >= next_save or progress() >= 1.0:
-            rec = {"step": step, "minutes": round(elapsed() / 60, 2), "lr": lr,
+        if clock.elapsed() >= next_save or clock.progress(step) >= 1.0:
+            rec = {"step": step, "minutes": round(clock.elapsed() / 60, 2), "lr": lr,
                    "loss": float(np.mean(losses)), **validation_record()}
             losses = []
             print(json.dumps(rec), flush=True)
             save(rec)
-            next_save = elapsed() + args.every_min * 60
+            next_save = clock.elapsed() + args.every_min * 60
 
 
 if __name__ == "__main__":

@@ -93,6 +93,25 @@ def mean_gain(rows):
     return float(np.mean([a - b for a, b in rows.values()]))
 
 
+class RunClock:
+    """The time and progress of a run bounded by a step count and, with `minutes` > 0, by
+    wall-clock minutes; `elapsed0` is the time a resumed run had already spent. Progress is
+    the larger of step/steps and elapsed/minutes, capped at 1 (the cosine's argument)."""
+
+    def __init__(self, steps, minutes, elapsed0=0.0):
+        self.steps, self.budget = steps, minutes * 60.0
+        self.elapsed0, self.start = elapsed0, time.time()
+
+    def elapsed(self):
+        return self.elapsed0 + time.time() - self.start
+
+    def progress(self, step):
+        p = step / self.steps
+        if self.budget > 0:
+            p = max(p, self.elapsed() / self.budget)
+        return min(1.0, p)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -174,33 +193,23 @@ def main(argv=None):
     rng = np.random.default_rng(args.seed + step)
     torch.manual_seed(args.seed + step)
     log = open(out / "log.jsonl", "a")
-    budget = args.minutes * 60.0
-    start = time.time()
-
-    def elapsed():
-        return elapsed0 + time.time() - start
-
-    def progress():
-        p = step / args.steps
-        if budget > 0:
-            p = max(p, elapsed() / budget)
-        return min(1.0, p)
+    clock = RunClock(args.steps, args.minutes, elapsed0)
 
     def save(rec):
         tmp = out / "ckpt.tmp"
         torch.save({"model": net.state_dict(), "opt": opt.state_dict(), "step": step,
-                    "elapsed": elapsed(), "size": args.size}, tmp)
+                    "elapsed": clock.elapsed(), "size": args.size}, tmp)
         tmp.replace(ckpt)
         torch.save(net.state_dict(), out / "weights.tmp")
         (out / "weights.tmp").replace(out / "weights.pt")
         log.write(json.dumps(rec) + "\n")
         log.flush()
 
-    next_save = elapsed() + args.every_min * 60
+    next_save = clock.elapsed() + args.every_min * 60
     pixels = 0
     losses = []
-    while progress() < 1.0:
-        p = progress()
+    while clock.progress(step) < 1.0:
+        p = clock.progress(step)
         warm = min(1.0, (step + 1) / 300)
         lr = args.lr * warm * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * p)))
         for g in opt.param_groups:
@@ -218,16 +227,16 @@ def main(argv=None):
         step += 1
         pixels += x.shape[0] * x.shape[2] * x.shape[3]
         losses.append(loss.item())
-        if elapsed() >= next_save or progress() >= 1.0:
+        if clock.elapsed() >= next_save or clock.progress(step) >= 1.0:
             v = validate(net, val, dev, amp)
-            rec = {"step": step, "minutes": round(elapsed() / 60, 2), "lr": lr,
+            rec = {"step": step, "minutes": round(clock.elapsed() / 60, 2), "lr": lr,
                    "loss": float(np.mean(losses)), "gpix": pixels / 1e9,
                    "val": {f: [round(a, 2), round(b, 2)] for f, (a, b) in v.items()},
                    "val_gain_db": round(mean_gain(v), 3)}
             losses = []
             print(json.dumps(rec), flush=True)
             save(rec)
-            next_save = elapsed() + args.every_min * 60
+            next_save = clock.elapsed() + args.every_min * 60
 
 
 if __name__ == "__main__":
