@@ -71,7 +71,7 @@ def frame_weights(j, gt, balance, eps=0.01):
     more per unit than a heavy-veil one at 17 dB. Weighting a frame by 1/RMS follows that
     gradient up to the L1/L2 difference; eps (40 dB) bounds a clear frame's weight."""
     if balance <= 0:
-        return None
+        return torch.ones(j.shape[0], dtype=j.dtype, device=j.device)
     rms = ((j.detach() - gt) ** 2).mean(dim=(1, 2, 3)).sqrt()
     w = 1.0 / (rms + eps)
     return (1 - balance) + balance * w / w.mean()
@@ -84,8 +84,6 @@ def veil_loss(o, gt, trans, atm, balance=0.0):
     terms are weighted per frame by `frame_weights`."""
     w_a = ((1 - trans).mean(dim=(1, 2, 3)) / 0.1).clamp(max=1)
     fw = frame_weights(o["j"], gt, balance)
-    if fw is None:
-        fw = torch.ones_like(w_a)
 
     def per_frame(x):
         return (fw * x.mean(dim=tuple(range(1, x.dim())))).mean()
