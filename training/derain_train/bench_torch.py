@@ -105,7 +105,7 @@ def main(argv=None):
                 print(json.dumps({"size": size, "dtype": str(dtype).replace("torch.", ""),
                                   "batch": b, "graph": cuda, "ms_per_frame": round(per, 4),
                                   "fps": round(1e3 / per, 1),
-                                  "tmac_per_s": round(macs / (per * 1e9), 3),
+                                  "tmac_per_s": float(f"{macs / (per * 1e9):.3g}"),
                                   "frame": f"{args.width}x{args.height}"}), flush=True)
             del net
             if cuda:
