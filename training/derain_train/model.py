@@ -200,37 +200,6 @@ def invert(i_s, t, a):
     return ((i_s - (1.0 - t) * a[:, :, None, None]) / t.clamp(min=T0)).clamp(0.0, 1.0)
 
 
-HAZE_LINE_MAX_T = 0.6   # src/engine/cpu/full.rs HAZE_LINE_MAX_T
-HAZE_LINE_MIN_BLOCKS = 64
-HAZE_LINE_MIX = 0.5
-HAZE_LINE_DENSE = (0.115, 0.125)
-
-
-def haze_line_atmosphere(a, t_lo, i_lo):
-    """A where the veil is dense, as src/engine/cpu/full.rs `haze_line_atmosphere`: the
-    network's A ([B, 3]) averaged with the intercept at T = 0 of the weighted least-squares
-    line I_c = A_c + T·(J_c − A_c) over the blocks of T_lo ≤ 0.6 (weights (1 − T)²), with the
-    share 0.5 where the lowest tenth of T_lo is at most 0.115, falling to 0 at 0.125. Sums in
-    float64 as in Rust; no gradient flows through the fit's choice of share."""
-    t = t_lo.flatten(1).double()
-    i = i_lo.flatten(2).double()
-    n = t.shape[1]
-    if n < HAZE_LINE_MIN_BLOCKS:
-        return a
-    q = t.detach().kthvalue(n // 10 + 1, dim=1).values
-    lo, hi = HAZE_LINE_DENSE
-    share = HAZE_LINE_MIX * ((hi - q) / (hi - lo)).clamp(0.0, 1.0)
-    used = t <= HAZE_LINE_MAX_T
-    w = (1 - t) ** 2 * used
-    sw, swt, swtt = w.sum(1), (w * t).sum(1), (w * t * t).sum(1)
-    swi, swti = (w[:, None] * i).sum(2), (w[:, None] * t[:, None] * i).sum(2)
-    det = sw * swtt - swt ** 2
-    ok = (used.sum(1) >= HAZE_LINE_MIN_BLOCKS) & (det > 1e-4 * sw * sw)
-    line = ((swtt[:, None] * swi - swt[:, None] * swti) / det.clamp(min=1e-12)[:, None]).clamp(0, 1)
-    share = torch.where(ok, share, torch.zeros_like(share))[:, None]
-    return ((1 - share) * a.double() + share * line).to(a.dtype)
-
-
 def transmission_floor(i_lo, a):
     """The smallest T at which each block keeps J₁ ≥ 0 in every channel, 1 − min_c I_lo,c / A_c
     (I = T·J + (1 − T)·A with J ≥ 0), as src/engine/cpu/full.rs `transmission_floor`."""
@@ -288,8 +257,7 @@ class FullModelV2(nn.Module):
     """The `full` pipeline with the full-resolution streak network (src/nets/full.rs):
 
         R = StreakNet(I);  I_s = clamp(I − R, 0, 1)
-        T_lo, A = Veil([down_f(I_s), bank(down_f(res(I_s)), down_f(I_s))])
-        A ← haze_line_atmosphere(A, T_lo, down_f(I_s));  T_lo ← 1 − k(1 − T_lo)
+        T_lo, A = Veil([down_f(I_s), bank(down_f(res(I_s)), down_f(I_s))]);  T_lo ← 1 − k(1 − T_lo)
         T_lo ← max(T_lo, 1 − min_c down_f(I_s)_c / A_c)   (the floor: no block's J1 below zero)
         J1 = clamp((I_s − (1 − T)A) / max(T, t0), 0, 1),  T = up_f(T_lo)
         J = clamp(J1 + up_f(Stage2([down_f(J1), −ln max(T_lo, t0)])), 0, 1)
@@ -308,8 +276,7 @@ class FullModelV2(nn.Module):
         r = None
         if i_s is None:
             i_s, r = remove_rain(self.streak, img)
-        t_lo, a_net = self.veil(veil_input(i_s, f))
-        a = haze_line_atmosphere(a_net, t_lo, downsample(i_s, f))
+        t_lo, a = self.veil(veil_input(i_s, f))
         if k is not None:
             k = torch.as_tensor(k, dtype=t_lo.dtype, device=t_lo.device).reshape(-1, 1)
             t_lo = gated(t_lo, k.expand(t_lo.shape[0], 1))
@@ -318,8 +285,8 @@ class FullModelV2(nn.Module):
         t = upsample(t_lo, f)
         j1 = invert(i_s, t, a)
         j, d_lo = self.refine(j1, t_lo, f)
-        return {"j": j, "j1": j1, "i_s": i_s, "r": r, "t": t, "a": a, "a_net": a_net,
-                "t_lo": t_lo, "d_lo": d_lo, "t_net": upsample(t_net, f)}
+        return {"j": j, "j1": j1, "i_s": i_s, "r": r, "t": t, "a": a, "t_lo": t_lo, "d_lo": d_lo,
+                "t_net": upsample(t_net, f)}
 
     def refine(self, j1, t_lo, f):
         """Stage 2: (J, D_lo) with D_lo = −ln max(T_lo, t0) and J = clamp(J₁ + up_f(G(…)))."""

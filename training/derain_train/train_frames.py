@@ -84,7 +84,7 @@ def run(model, i_s, f):
     m = 4 * f
     x = F.pad(i_s, (0, (-w) % m, 0, (-h) % m), mode="replicate")
     o = model(None, f, i_s=x)
-    return {k: o[k][..., :h, :w] for k in ("j", "j1", "t_net")} | {k: o[k] for k in ("a", "a_net")}
+    return {k: o[k][..., :h, :w] for k in ("j", "j1", "t_net")} | {"a": o["a"]}
 
 
 @torch.no_grad()

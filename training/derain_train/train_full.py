@@ -80,9 +80,8 @@ def frame_weights(j, gt, balance, eps=0.01):
 def veil_loss(o, gt, trans, atm, balance=0.0):
     """The loss of the veil and refinement networks (module docstring, without the GAN):
     L1(J) + 0.5·L1(J₁) + 0.5·perceptual + 10·(‖T − T_gt‖² + w·‖A − A_gt‖²) on the pipeline's
-    outputs `o` (FullModelV2's "j", "j1", "t_net", "a_net"); with `balance` > 0 the L1, T and A
-    terms are weighted per frame by `frame_weights`. The A term supervises the network's own A
-    ("a_net"; "a" has the haze line's share in it, model.py `haze_line_atmosphere`)."""
+    outputs `o` (FullModelV2's "j", "j1", "t_net", "a"); with `balance` > 0 the L1, T and A
+    terms are weighted per frame by `frame_weights`."""
     w_a = ((1 - trans).mean(dim=(1, 2, 3)) / 0.1).clamp(max=1)
     fw = frame_weights(o["j"], gt, balance)
 
@@ -90,7 +89,7 @@ def veil_loss(o, gt, trans, atm, balance=0.0):
         return (fw * x.mean(dim=tuple(range(1, x.dim())))).mean()
     # The veil network's own T is what is supervised (o["t"] is floored, model.py).
     l_phys = (per_frame((o["t_net"] - trans) ** 2)
-              + (w_a * fw * ((o.get("a_net", o["a"]) - atm) ** 2).mean(1)).mean())
+              + (w_a * fw * ((o["a"] - atm) ** 2).mean(1)).mean())
     return (per_frame((o["j"] - gt).abs()) + 0.5 * per_frame((o["j1"] - gt).abs())
             + 0.5 * perceptual_fast(o["j"], gt) + 10 * l_phys)
 

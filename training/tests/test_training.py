@@ -11,8 +11,7 @@ import torch
 from derain_train import slant
 from derain_train.guided_filter import BANK_EPS, BANK_RADII, box_mean, guided_bank, residue
 from derain_train.losses import perceptual, perceptual_fast, ssim, ssim_box
-from derain_train.model import (T0, FullModelV2, Stage2, Veil, haze_line_atmosphere, transmission_floor,
-                                work_factor)
+from derain_train.model import T0, FullModelV2, Stage2, Veil, transmission_floor, work_factor
 from derain_train.rain import gaussian_blur
 from derain_train.streak import MULTIPLE, SIZES, StreakNet, macs_per_pixel, pad_to_multiple, remove_rain
 
@@ -186,27 +185,6 @@ def test_the_floor_keeps_every_block_of_j1_non_negative_and_never_exceeds_the_tr
         o = m(torch.rand(1, 3, 32, 48) * 0.5, 2)
     assert o["t_net"].max() < 0.15 and (o["t"] >= o["t_net"]).all()
     assert (o["j1"] * o["t"] > 1e-4).float().mean() > 0.3, "J₁ is not all clipped to black"
-
-
-def test_the_haze_line_moves_a_towards_the_truth_under_a_dense_veil_only():
-    """As src/engine/cpu/full.rs `the_haze_line_moves_a_towards_the_truth_under_a_dense_veil`:
-    I = T·J + (1 − T)·A with J independent of T, T from 0.1 to 0.6 (a fifth at 0.1)."""
-    g = torch.Generator().manual_seed(11)
-    lh, lw = 32, 48
-    y = torch.linspace(0, 1, lh)[:, None].expand(lh, lw)
-    t = (0.1 + 0.6 * (y - 0.2).clamp(min=0)).clamp(max=0.6)[None, None]
-    a_true = torch.tensor([[0.63, 0.66, 0.67]])
-    a_net = torch.tensor([[0.61, 0.62, 0.63]], requires_grad=True)
-    i = t * torch.rand(1, 3, lh, lw, generator=g) * 0.5 + (1 - t) * a_true[:, :, None, None]
-    a = haze_line_atmosphere(a_net, t, i)
-    line = (a - 0.5 * a_net) / 0.5
-    assert (line - a_true).abs().max() < 0.015
-    assert ((a - a_true).abs() < (a_net - a_true).abs()).all()
-    a.sum().backward()
-    assert torch.allclose(a_net.grad, torch.full((1, 3), 0.5))
-    # A thin veil, a flat T and too few blocks: the network's A as it is.
-    for tt, ii in ((t + 0.4, i), (torch.full_like(t, 0.1), i), (t[..., :4, :4], i[..., :4, :4])):
-        assert torch.equal(haze_line_atmosphere(a_net, tt, ii), a_net)
 
 
 def test_losses_are_zero_on_equal_images_and_positive_otherwise():

@@ -8,7 +8,6 @@
 //!   I_lo = down_f(I_s), res_lo = down_f(max(R,G,B) − min(R,G,B) of I_s)
 //!   LF = bank(res_lo, I_lo)  (radii {2,4,8,16,32} × eps {1e-3,1e-4} × RGB)
 //!   T_lo, A = stage1([I_lo, LF])                           (padded to a multiple of 4)
-//!   A ← ½·A + ½·haze-line intercept   where a tenth of T_lo is at the floor (dense veil)
 //!   k = smoothstep(median dark(LF_phys/A_phys), 0.3, 0.5)  physics veil gate on I
 //!   T_lo ← 1 − k·(1 − T_lo)         no veil removal on clear frames (k smoothed in video)
 //!   T_lo ← max(T_lo, 1 − min_c I_lo,c / A_c)   the floor: no block's J₁ below zero
@@ -189,8 +188,7 @@ pub(crate) fn working_stage1(
 
 /// The end of stage 1 from the veil network's T (`t_lo`, working resolution) and A: the
 /// physics gate from the downsampled input `raw` (image, residue) of a `w`×`h` frame, the mean
-/// luma of the downsampled rain-free image `rgb_lo`, A from [`haze_line_atmosphere`], A and
-/// the gate through `tracker`, and
+/// luma of the downsampled rain-free image `rgb_lo`, A and the gate through `tracker`, and
 /// T ← 1 − k·(1 − T), then T ← max(T, [`transmission_floor`]). Shared by the CPU engine and the
 /// CUDA engine's veil network on the device.
 pub(crate) fn stage1_tail(
@@ -203,7 +201,6 @@ pub(crate) fn stage1_tail(
 ) -> Result<Stage1> {
     let raw_veil = physics_gate_from_downsampled(raw.0, raw.1, w, h)?.1;
     let a_net: [f32; 3] = std::array::from_fn(|c| a_net[c].clamp(0.0, 1.0));
-    let a_net = haze_line_atmosphere(a_net, &t_lo, rgb_lo);
     let mean_luma = {
         let y = crate::physics::luma(rgb_lo);
         (y.data.iter().map(|&v| v as f64).sum::<f64>() / y.data.len() as f64) as f32
@@ -228,66 +225,6 @@ pub(crate) fn stage1_tail(
         veil,
         mean_transmission,
         bank_ms: 0.0,
-    })
-}
-
-/// Blocks whose T is at most this take part in the haze-line fit of A.
-const HAZE_LINE_MAX_T: f32 = 0.6;
-/// Fewest blocks the haze-line fit needs.
-const HAZE_LINE_MIN_BLOCKS: usize = 64;
-/// The share of A taken from the haze line where the veil is densest, and the band of the
-/// lowest decile of T over which that share falls to zero.
-const HAZE_LINE_MIX: f32 = 0.5;
-const HAZE_LINE_DENSE: (f32, f32) = (0.115, 0.125);
-
-/// A where the veil is dense: the network's A averaged with the intercept at T = 0 of the
-/// haze line, the weighted least-squares fit of I_c = A_c + T·(J_c − A_c) over the blocks of
-/// T ≤ [`HAZE_LINE_MAX_T`] (weights (1 − T)²; J taken as uncorrelated with T), so that A
-/// agrees with the network's own T where 1/T amplifies every disagreement.
-///
-/// Why: on dense veils (T near t0) an error of 0.02–0.04 in A becomes a colour cast of up to
-/// 9× that in J₁ (the demo's teal sky); the fit is read off the estimated T, so it is
-/// consistent with it. Only where a tenth of the blocks are at the network's floor
-/// (T ≤ [`HAZE_LINE_DENSE`]): there the extrapolation to T = 0 is short. On thinner veils the
-/// fit lost (models/README.md, "Where the remaining error is"), and A is left as it was.
-fn haze_line_atmosphere(a_net: [f32; 3], t_lo: &Plane, rgb_lo: &PlanarRgb) -> [f32; 3] {
-    let n = t_lo.data.len();
-    if n < HAZE_LINE_MIN_BLOCKS {
-        return a_net;
-    }
-    let mut sorted = t_lo.data.clone();
-    let k = n / 10;
-    let (_, q, _) = sorted.select_nth_unstable_by(k, f32::total_cmp);
-    let (lo, hi) = HAZE_LINE_DENSE;
-    let share = HAZE_LINE_MIX * ((hi - *q) / (hi - lo)).clamp(0.0, 1.0);
-    if share <= 0.0 {
-        return a_net;
-    }
-    let (mut sw, mut swt, mut swtt, mut count) = (0f64, 0f64, 0f64, 0usize);
-    let (mut swi, mut swti) = ([0f64; 3], [0f64; 3]);
-    for (i, &t) in t_lo.data.iter().enumerate() {
-        if t.is_nan() || t > HAZE_LINE_MAX_T {
-            continue;
-        }
-        let (t, wt) = (f64::from(t), f64::from((1.0 - t) * (1.0 - t)));
-        count += 1;
-        sw += wt;
-        swt += wt * t;
-        swtt += wt * t * t;
-        for c in 0..3 {
-            let v = f64::from(rgb_lo.planes[c].data[i]);
-            swi[c] += wt * v;
-            swti[c] += wt * t * v;
-        }
-    }
-    let det = sw * swtt - swt * swt;
-    // The spread of T over the blocks, relative: a flat T has no line to extrapolate.
-    if count < HAZE_LINE_MIN_BLOCKS || det.is_nan() || det <= 1e-4 * sw * sw {
-        return a_net;
-    }
-    std::array::from_fn(|c| {
-        let line = ((swtt * swi[c] - swt * swti[c]) / det).clamp(0.0, 1.0) as f32;
-        (1.0 - share) * a_net[c] + share * line
     })
 }
 
@@ -662,69 +599,6 @@ mod tests {
         assert_ne!(plain, r, "the ensemble changes R");
     }
 
-    /// A frame I = T·J + (1 − T)·A with J independent of T, T from the floor 0.1 to 0.6 (a
-    /// fifth of it at 0.1), the network's A off by 0.02–0.04: half of A comes from the haze
-    /// line, whose intercept is within 0.015 of the true A in every channel.
-    #[test]
-    fn the_haze_line_moves_a_towards_the_truth_under_a_dense_veil() {
-        let (lw, lh) = (48, 32);
-        let mut rng = ChaCha8Rng::seed_from_u64(11);
-        let a_true = [0.63f32, 0.66, 0.67];
-        let a_net = [0.61f32, 0.62, 0.63];
-        let t = Plane {
-            width: lw,
-            height: lh,
-            data: (0..lw * lh)
-                .map(|i| {
-                    let y = (i / lw) as f32 / (lh - 1) as f32;
-                    (0.1 + 0.6 * (y - 0.2).max(0.0)).min(0.6)
-                })
-                .collect(),
-        };
-        let rgb = PlanarRgb::from_planes(std::array::from_fn(|c| Plane {
-            width: lw,
-            height: lh,
-            data: t
-                .data
-                .iter()
-                .map(|&t| t * rng.random_range(0.0..0.5f32) + (1.0 - t) * a_true[c])
-                .collect(),
-        }))
-        .unwrap();
-        let a = haze_line_atmosphere(a_net, &t, &rgb);
-        for c in 0..3 {
-            let line = (a[c] - (1.0 - HAZE_LINE_MIX) * a_net[c]) / HAZE_LINE_MIX;
-            assert!(
-                (line - a_true[c]).abs() < 0.015,
-                "channel {c}: intercept {line} for {}",
-                a_true[c]
-            );
-            assert!((a[c] - a_true[c]).abs() < (a_net[c] - a_true[c]).abs());
-        }
-        // A thin veil (T ≥ 0.5) or a flat T: A is the network's.
-        let thin = Plane {
-            data: t.data.iter().map(|&v| 0.4 + v).collect(),
-            ..t.clone()
-        };
-        assert_eq!(haze_line_atmosphere(a_net, &thin, &rgb), a_net);
-        let flat = Plane::filled(lw, lh, 0.1);
-        assert_eq!(haze_line_atmosphere(a_net, &flat, &rgb), a_net);
-        // Too few blocks, and NaN in T, leave it as well (NaN blocks take no part).
-        let tiny = Plane::filled(4, 4, 0.1);
-        let tiny_rgb =
-            PlanarRgb::from_planes(std::array::from_fn(|_| Plane::filled(4, 4, 0.5))).unwrap();
-        assert_eq!(haze_line_atmosphere(a_net, &tiny, &tiny_rgb), a_net);
-        let mut holes = t.clone();
-        for v in holes.data.iter_mut().step_by(7) {
-            *v = f32::NAN;
-        }
-        assert!(
-            haze_line_atmosphere(a_net, &holes, &rgb)
-                .iter()
-                .all(|v| v.is_finite())
-        );
-    }
-
     /// The floor keeps every block's J₁ ≥ 0 where the veil network's T is too low (a grey
     /// surface close to A taken for dense fog), leaves a consistent T as it was, and is never
     /// above the true T of a frame made by I = T·J + (1 − T)·A.
@@ -751,14 +625,12 @@ mod tests {
                 "floor above the true T"
             );
         }
-        // The network's T: the true one, far too low (0.02) on every twelfth block (fewer than
-        // a tenth: the veil is not dense, the haze line leaves A as it was).
-        let too_low = |i: usize| i.is_multiple_of(12);
+        // The network's T: the true one on the left half, far too low (0.02) on the right.
         let t_net = Plane {
             width: lw,
             height: lh,
             data: (0..n)
-                .map(|i| if too_low(i) { 0.02 } else { t_true[i] })
+                .map(|i| if i % lw < lw / 2 { t_true[i] } else { 0.02 })
                 .collect(),
         };
         let rgb_lo = PlanarRgb::from_planes(planes.clone()).unwrap();
@@ -781,16 +653,12 @@ mod tests {
                 let j1 = planes[c].data[i] - (1.0 - t) * a_net[c];
                 assert!(j1 >= -1e-6, "block {i} channel {c}: J₁·T = {j1}");
             }
-            if !too_low(i) {
+            if i % lw < lw / 2 {
                 assert_eq!(t, gated, "a consistent T is left as it was");
             } else if t > gated {
                 raised += 1;
             }
         }
-        assert_eq!(
-            raised,
-            (0..n).filter(|&i| too_low(i)).count(),
-            "every too-low block is raised"
-        );
+        assert_eq!(raised, n / 2, "every block of the too-low half is raised");
     }
 }
