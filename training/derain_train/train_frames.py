@@ -259,9 +259,10 @@ def train(args):
         log.write(json.dumps(rec) + "\n")
     model.veil.train()
     model.stage2.train()
-    # The frame gate's logit (model.py ANet.gate) of each forward, for `--gate-loss`.
+    # The frame gate's logit (model.py ANet.gate) of each forward, for `--gate-loss` only.
     logits = []
-    model.veil.anet.gate.register_forward_hook(lambda mod, inp, out: logits.append(out))
+    if args.gate_loss > 0:
+        model.veil.anet.gate.register_forward_hook(lambda mod, inp, out: logits.append(out))
     next_save = clock.elapsed() + args.every_min * 60
     losses = []
     while clock.progress(step) < 1.0:
