@@ -29,6 +29,14 @@ the output is already close on (train_full.frame_weights), as a per-frame PSNR d
 `--gate-loss` adds a direct loss on the frame's veil gate (open where the frame has a veil).
 `score` prints the same validation record for veil and refinement pairs (the first line of a
 run's log is its starting pair's).
+
+`live` is `train` without a cache, for a GPU (training/gpu-train.sh's veil half): each batch
+is composed and run through the frozen streak network on the device at every step, and the
+validation set is the one `cache` would store from the same banks and clean images:
+
+    python -m derain_train.train_frames live --banks BANK/* --clean CLEAN --size quality \
+        --streak STREAK.pt --init-veil weights/veil_quality.pt --out OUT --minutes 1 \
+        --batch 16 --lr 1e-4 --clear 0.25 --device cuda
 """
 
 import argparse
@@ -128,37 +136,57 @@ def score_cmd(args):
         print(json.dumps({"veil": path, **score(load_pair(path, args.size), val)}), flush=True)
 
 
+class Renderer:
+    """Whole frames composed as rain.py's Composer does, with I_s from the frozen streak
+    network (bf16 autocast on a GPU), packed as the cache stores them."""
+
+    def __init__(self, streak, frame, device):
+        self.streak, self.frame, self.device = streak, frame, device
+        self.amp = device.type == "cuda"
+
+    @torch.no_grad()
+    def __call__(self, comp, n, rng, **kw):
+        b = comp.batch(n, self.frame, rng, **kw)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
+            _, r = remove_rain(self.streak, b["in"])
+        i_s = (b["in"] - r.float()).clamp(0, 1)
+        rec = pack(b, i_s)
+        rec["in"] = (b["in"] * 255).round().to(torch.uint8)
+        return rec
+
+    def validation(self, clean, banks, per_family):
+        """The fixed validation set (the `val` images, seed 12345): every family, a veil-free
+        line and a clear line."""
+        comp = Composer(FrameImages(clean_paths(clean, "val"), device=self.device), banks,
+                        device=self.device)
+        rng = np.random.default_rng(12345)
+        torch.manual_seed(12345)
+        val = {}
+        for fam in comp.families:
+            val[fam] = self(comp, per_family, rng, families=[fam] * per_family)
+        fams = [f for f in comp.families if f != "reference"]
+        n = 2 * per_family
+        val["veil-free"] = self(comp, n, rng, families=[fams[i % len(fams)] for i in range(n)],
+                                veil=False)
+        clear = Composer(FrameImages(clean_paths(clean, "val"), device=self.device), banks,
+                         clear=1.0, device=self.device)
+        val["clear"] = self(clear, n, rng)
+        return val
+
+
 def cache(args):
     if args.threads:
         torch.set_num_threads(args.threads)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     banks = [RainBank(b, limit=args.bank_limit) for b in args.banks]
-    streak = load_streak(args.streak, args.size).eval()
+    render = Renderer(load_streak(args.streak, args.size).eval(), args.frame,
+                      torch.device("cpu"))
     t0 = time.time()
-
-    def render(comp, n, rng, **kw):
-        b = comp.batch(n, args.frame, rng, **kw)
-        with torch.no_grad():
-            i_s, _ = remove_rain(streak, b["in"])
-        rec = pack(b, i_s)
-        rec["in"] = (b["in"] * 255).round().to(torch.uint8)
-        return rec
 
     val_path = out / "val.pt"
     if not val_path.exists():
-        comp = Composer(FrameImages(clean_paths(args.clean, "val")), banks)
-        rng = np.random.default_rng(12345)
-        torch.manual_seed(12345)
-        val = {}
-        for fam in comp.families:
-            val[fam] = render(comp, args.val_per_family, rng, families=[fam] * args.val_per_family)
-        fams = [f for f in comp.families if f != "reference"]
-        n = 2 * args.val_per_family
-        val["veil-free"] = render(comp, n, rng, families=[fams[i % len(fams)] for i in range(n)],
-                                  veil=False)
-        clear = Composer(FrameImages(clean_paths(args.clean, "val")), banks, clear=1.0)
-        val["clear"] = render(clear, n, rng)
+        val = render.validation(args.clean, banks, args.val_per_family)
         torch.save(val, val_path)
         print(f"val: {sum(len(v['family']) for v in val.values())} frames, "
               f"{time.time() - t0:.0f} s", flush=True)
@@ -214,36 +242,79 @@ def load_frames(folder):
     return {key: Rows([s[key] for s in shards]) for key in ("i_s", "gt", "trans", "atm")}
 
 
-def train(args):
-    if args.threads:
-        torch.set_num_threads(args.threads)
+def cached_source(args):
+    """(draw, val) for `train`: batches of cached frames (a horizontal flip at random; with
+    `--extra`, a share of each batch from a second cache)."""
     src = Path(args.cache)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     data = load_frames(src)
     n = data["i_s"].shape[0]
     extra = load_frames(Path(args.extra)) if args.extra else None
     val = torch.load(src / "val.pt", weights_only=False)
     print(f"{n} cached frames", flush=True)
 
-    model = load_pair(args.init_veil, args.size)
+    def draw(rng):
+        idx = torch.from_numpy(rng.integers(0, n, args.batch))
+        flip = torch.from_numpy(rng.random(args.batch) < 0.5)
+        i_s, gt, trans, atm = unpack(data, idx, flip)
+        if extra is not None:
+            # A share of the batch from the extra cache (e.g. rain-free, veil-free frames).
+            take = torch.from_numpy(rng.random(args.batch) < args.extra_share)
+            if bool(take.any()):
+                m = int(take.sum())
+                e_idx = torch.from_numpy(rng.integers(0, extra["i_s"].shape[0], m))
+                e = unpack(extra, e_idx, flip[take])
+                for dst, src_t in zip((i_s, gt, trans, atm), e):
+                    dst[take] = src_t
+        return i_s, gt, trans, atm
+
+    return draw, val
+
+
+def live_source(args, dev):
+    """(draw, val) for `train`: frames composed at every step and run through the frozen
+    streak network on `dev` (the GPU machine: no cache to build or store)."""
+    t0 = time.time()
+    banks = [RainBank(b, device=dev, limit=args.bank_limit) for b in args.banks]
+    render = Renderer(load_streak(args.streak, args.size).to(dev).eval(), args.frame, dev)
+    val = render.validation(args.clean, banks, args.val_per_family)
+    comp = Composer(FrameImages(clean_paths(args.clean, "train"), device=dev), banks,
+                    grainy=args.grainy, clear=args.clear, device=dev)
+    print(f"live frames of {args.frame}²: {sum(len(b) for b in banks)} rain layers, "
+          f"{len(comp.clean.images)} clean images, validation in {time.time() - t0:.0f} s",
+          flush=True)
+    return (lambda rng: unpack(render(comp, args.batch, rng))), val
+
+
+def train(args):
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    dev = torch.device(getattr(args, "device", "cpu"))
+    if dev.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    draw, val = live_source(args, dev) if args.cmd == "live" else cached_source(args)
+
+    model = load_pair(args.init_veil, args.size).to(dev)
     params = list(model.veil.parameters()) + list(model.stage2.parameters())
     opt = torch.optim.Adam(params, lr=args.lr)
     factors = [int(f) for f in args.factors.split(",")]
     step, elapsed0 = 0, 0.0
     ckpt = out / "ckpt.pt"
     if ckpt.exists():
-        st = torch.load(ckpt, weights_only=False)
+        st = torch.load(ckpt, weights_only=False, map_location=dev)
         model.load_state_dict(st["model"], strict=False)
         opt.load_state_dict(st["opt"])
         step, elapsed0 = st["step"], st.get("elapsed", 0.0)
         print(f"resumed at step {step}", flush=True)
     rng = np.random.default_rng(args.seed + step)
+    torch.manual_seed(args.seed + step)
     log = open(out / "log.jsonl", "a")
     clock = RunClock(args.steps, args.minutes, elapsed0)
 
     def save(rec):
-        st = {"model": {k: v for k, v in model.state_dict().items()
+        st = {"model": {k: v.detach().cpu() for k, v in model.state_dict().items()
                         if not k.startswith("streak.")},
               "opt": opt.state_dict(), "step": step, "elapsed": clock.elapsed(), "size": args.size}
         torch.save(st, out / "ckpt.tmp")
@@ -271,18 +342,7 @@ def train(args):
         lr = args.lr * warm * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * p)))
         for g in opt.param_groups:
             g["lr"] = lr
-        idx = torch.from_numpy(rng.integers(0, n, args.batch))
-        flip = torch.from_numpy(rng.random(args.batch) < 0.5)
-        i_s, gt, trans, atm = unpack(data, idx, flip)
-        if extra is not None:
-            # A share of the batch from the extra cache (e.g. rain-free, veil-free frames).
-            take = torch.from_numpy(rng.random(args.batch) < args.extra_share)
-            if bool(take.any()):
-                m = int(take.sum())
-                e_idx = torch.from_numpy(rng.integers(0, extra["i_s"].shape[0], m))
-                e = unpack(extra, e_idx, flip[take])
-                for dst, src_t in zip((i_s, gt, trans, atm), e):
-                    dst[take] = src_t
+        i_s, gt, trans, atm = draw(rng)
         f = factors[int(rng.integers(len(factors)))]
         logits.clear()
         o = run(model, i_s, f)
@@ -302,6 +362,29 @@ def train(args):
             print(json.dumps(rec), flush=True)
             save(rec)
             next_save = clock.elapsed() + args.every_min * 60
+
+
+def train_args(t):
+    """The options `train` and `live` share."""
+    t.add_argument("--size", default="quality", choices=["fast", "quality"])
+    t.add_argument("--init-veil", required=True,
+                   help="a FullModelV2 state dict or a folder with stage1.onnx and stage2.onnx")
+    t.add_argument("--out", required=True)
+    t.add_argument("--minutes", type=float, default=0.0)
+    t.add_argument("--steps", type=int, default=100000)
+    t.add_argument("--batch", type=int, default=8)
+    t.add_argument("--lr", type=float, default=2e-4)
+    t.add_argument("--factors", default="2,3,3,4")
+    t.add_argument("--balance", type=float, default=0.0,
+                   help="weight each frame's L1, T and A losses by 1/its RMS error, mixed in "
+                        "at this share (train_full.frame_weights): frames already close (thin "
+                        "veils, clear frames) count more, as in a per-frame PSNR")
+    t.add_argument("--gate-loss", type=float, default=0.0,
+                   help="weight of a direct loss on the frame gate: open where the frame has a "
+                        "veil (gate_loss)")
+    t.add_argument("--every-min", type=float, default=3.0)
+    t.add_argument("--threads", type=int, default=0)
+    t.add_argument("--seed", type=int, default=1)
 
 
 def main(argv=None):
@@ -325,35 +408,28 @@ def main(argv=None):
     c.add_argument("--bank-limit", type=int, default=0)
     t = sub.add_parser("train", help="fit the veil and refinement on the cached frames")
     t.add_argument("--cache", required=True)
-    t.add_argument("--size", default="quality", choices=["fast", "quality"])
-    t.add_argument("--init-veil", required=True,
-                   help="a FullModelV2 state dict or a folder with stage1.onnx and stage2.onnx")
-    t.add_argument("--out", required=True)
-    t.add_argument("--minutes", type=float, default=0.0)
-    t.add_argument("--steps", type=int, default=100000)
-    t.add_argument("--batch", type=int, default=8)
-    t.add_argument("--lr", type=float, default=2e-4)
-    t.add_argument("--factors", default="2,3,3,4")
     t.add_argument("--extra", default=None,
                    help="a second cache folder that `--extra-share` of each batch comes from")
     t.add_argument("--extra-share", type=float, default=0.0)
-    t.add_argument("--balance", type=float, default=0.0,
-                   help="weight each frame's L1, T and A losses by 1/its RMS error, mixed in "
-                        "at this share (train_full.frame_weights): frames already close (thin "
-                        "veils, clear frames) count more, as in a per-frame PSNR")
-    t.add_argument("--gate-loss", type=float, default=0.0,
-                   help="weight of a direct loss on the frame gate: open where the frame has a "
-                        "veil (gate_loss)")
-    t.add_argument("--every-min", type=float, default=3.0)
-    t.add_argument("--threads", type=int, default=0)
-    t.add_argument("--seed", type=int, default=1)
+    train_args(t)
+    lv = sub.add_parser("live", help="the same on frames composed at every step (a GPU)")
+    lv.add_argument("--banks", nargs="+", required=True)
+    lv.add_argument("--clean", required=True)
+    lv.add_argument("--streak", required=True)
+    lv.add_argument("--frame", type=int, default=512)
+    lv.add_argument("--grainy", type=float, default=0.1)
+    lv.add_argument("--clear", type=float, default=0.1)
+    lv.add_argument("--val-per-family", type=int, default=8)
+    lv.add_argument("--bank-limit", type=int, default=0)
+    lv.add_argument("--device", default="cuda")
+    train_args(lv)
     v = sub.add_parser("score", help="the validation record of veil and refinement pairs")
     v.add_argument("--cache", required=True, help="a cache folder (only its val.pt is read)")
     v.add_argument("--size", default="quality", choices=["fast", "quality"])
     v.add_argument("--threads", type=int, default=0)
     v.add_argument("veil", nargs="+", help="state dicts or folders with stage1/stage2.onnx")
     args = ap.parse_args(argv)
-    {"cache": cache, "train": train, "score": score_cmd}[args.cmd](args)
+    {"cache": cache, "train": train, "live": train, "score": score_cmd}[args.cmd](args)
 
 
 if __name__ == "__main__":

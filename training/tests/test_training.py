@@ -520,3 +520,19 @@ def test_whole_frame_training_caches_frames_and_fits_the_veil_on_them(tmp_path):
     m = FullModelV2("fast")
     o = train_frames.run(m, torch.rand(1, 3, 50, 58), 3)
     assert o["j"].shape == (1, 3, 50, 58) and o["t_net"].shape == (1, 1, 50, 58)
+    # `live` (the GPU recipe's veil half) composes the frames at every step instead: its
+    # validation set is the cache's, frame for frame, and it trains and resumes the same way.
+    live = tmp_path / "live"
+    args = ["live", "--banks", str(tmp_path / "bank"), "--clean", str(tmp_path / "clean"),
+            "--size", "fast", "--streak", str(streak), "--frame", "48", "--val-per-family", "2",
+            "--device", "cpu", "--init-veil", str(init), "--out", str(live), "--steps", "3",
+            "--every-min", "0.02", "--batch", "2", "--threads", "1"]
+    train_frames.main(args)
+    live_log = [json.loads(x) for x in (live / "log.jsonl").read_text().splitlines()]
+    assert live_log[0] == log[0], "the same validation frames and starting pair"
+    assert live_log[-1]["step"] == 3
+    train_frames.main(args)  # a finished run resumes and stops
+    assert torch.load(live / "ckpt.pt", weights_only=False)["step"] == 3
+    veil, _ = load_veil_refine(live / "weights.pt")
+    assert veil.apool is not None
+
