@@ -153,6 +153,11 @@ def main(argv=None):
                     metavar="FAMILY=W,...",
                     help="sampling weights of the families in the training batches (the rest "
                          "keep rain.FAMILY_WEIGHTS'; normalised), e.g. screen=0.4,light=0.2")
+    ap.add_argument("--distill", default=None,
+                    help="real photos and a teacher's rain-free images (distill.py `teach`): "
+                         "`--distill-share` of the training samples come from them")
+    ap.add_argument("--distill-share", type=float, default=0.0,
+                    help="share of training samples that are teacher pairs (distill.TeacherPairs)")
     args = ap.parse_args(argv)
 
     if args.threads:
@@ -173,6 +178,10 @@ def main(argv=None):
                     rotate=args.rotate, thin=args.thin, grainy=args.grainy,
                     grain=args.grain, clear=args.clear)
     val = make_val(Composer(val_c, banks, device=dev), args.val_per_family, args.val_crop)
+    teacher = None
+    if args.distill:
+        from .distill import TeacherPairs  # distill.py imports this module
+        teacher = TeacherPairs(args.distill, device=dev)
     print(f"loaded {sum(len(b) for b in banks)} rain layers ({', '.join(b.family for b in banks)}), "
           f"{len(train_c.images)} clean images in {time.time() - t_load:.0f} s", flush=True)
 
@@ -215,6 +224,11 @@ def main(argv=None):
         for g in opt.param_groups:
             g["lr"] = lr
         b = comp.batch(args.batch, args.crop, rng)
+        if teacher is not None:
+            # Drawn after the batch, so that runs without it keep their draws.
+            m = int((rng.random(args.batch) < args.distill_share).sum())
+            if m:
+                b["in"][:m], b["veiled"][:m] = teacher.batch(m, args.crop, rng)
         x = b["in"].contiguous(memory_format=torch.channels_last)
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
             r = net(x)

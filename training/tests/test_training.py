@@ -536,3 +536,43 @@ def test_whole_frame_training_caches_frames_and_fits_the_veil_on_them(tmp_path):
     veil, _ = load_veil_refine(live / "weights.pt")
     assert veil.apool is not None
 
+
+def test_distillation_holds_out_the_looked_at_photos_and_crops_pairs_in_register(tmp_path):
+    from PIL import Image
+
+    from derain_train import distill, train_streak
+    names = ["1.jpg", "2.jpg", "3.png", "10.jpg", "11.jpg", "57.jpg", "cover.jpg"]
+    train, held = distill.split([tmp_path / n for n in names])
+    assert [p.name for p in train] == ["11.jpg", "2.jpg", "3.png"]
+    assert {p.name for p in held} == {"1.jpg", "10.jpg", "57.jpg", "cover.jpg"}
+    # Photos made here; the teacher a random `fast` network (any net does for the plumbing).
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    rng = np.random.default_rng(3)
+    for n in ("2.png", "3.png", "5.png"):
+        Image.fromarray(rng.integers(0, 256, (40, 56, 3), dtype=np.uint8)).save(photos / n)
+    torch.manual_seed(0)
+    torch.save(StreakNet("fast").state_dict(), tmp_path / "teacher.pt")
+    distill.main(["teach", "--teacher", str(tmp_path / "teacher.pt"), "--teacher-size", "fast",
+                  "--photos", str(photos), "--out", str(tmp_path / "teach.pt"), "--threads", "1"])
+    recs = torch.load(tmp_path / "teach.pt", weights_only=False)
+    assert recs["names"] == ["2.png", "3.png"], "photo 5 is held out"
+    # The pairs are cropped at the same place: replace the targets by a known function of the
+    # inputs and find it again in every crop, flipped or not.
+    pairs = distill.TeacherPairs(tmp_path / "teach.pt")
+    pairs.targets = [255 - t for t in pairs.inputs]
+    x, y = pairs.batch(6, 24, np.random.default_rng(1))
+    assert x.shape == y.shape == (6, 3, 24, 24)
+    assert torch.allclose(x + y, torch.ones_like(x), atol=1e-6)
+    # A photo smaller than the crop is resized, still in register.
+    x, y = pairs.batch(2, 64, np.random.default_rng(2))
+    assert x.shape == (2, 3, 64, 64) and torch.allclose(x + y, torch.ones_like(x), atol=1e-5)
+    # train_streak mixes them in.
+    _tiny_bank(tmp_path / "bank")
+    _tiny_clean(tmp_path / "clean")
+    train_streak.main(["--banks", str(tmp_path / "bank"), "--clean", str(tmp_path / "clean"),
+                       "--size", "fast", "--steps", "3", "--batch", "4", "--crop", "32",
+                       "--threads", "1", "--val-per-family", "1", "--val-crop", "32",
+                       "--distill", str(tmp_path / "teach.pt"), "--distill-share", "1.0",
+                       "--out", str(tmp_path / "run")])
+    assert torch.load(tmp_path / "run" / "ckpt.pt")["step"] == 3
