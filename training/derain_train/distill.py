@@ -76,8 +76,7 @@ def to_u8(x):
 def teach(args):
     if args.threads:
         torch.set_num_threads(args.threads)
-    teacher = load_streak(args.teacher, "quality" if args.teacher_size is None
-                          else args.teacher_size).eval()
+    teacher = load_streak(args.teacher, args.teacher_size).eval()
     train, held = split(photo_paths(args.photos))
     recs = {"names": [], "in": [], "target": []}
     for p in train:
@@ -157,8 +156,8 @@ def main(argv=None):
     sub = ap.add_subparsers(dest="cmd", required=True)
     t = sub.add_parser("teach", help="run the teacher on the training split of the photos")
     t.add_argument("--teacher", required=True)
-    t.add_argument("--teacher-size", default=None, choices=["fast", "quality"],
-                   help="the teacher's architecture (default quality)")
+    t.add_argument("--teacher-size", default="quality", choices=["fast", "quality"],
+                   help="the teacher's architecture")
     t.add_argument("--photos", required=True)
     t.add_argument("--out", required=True)
     t.add_argument("--threads", type=int, default=0)

@@ -364,6 +364,18 @@ def train(args):
             next_save = clock.elapsed() + args.every_min * 60
 
 
+def render_args(p):
+    """The options of the frames `cache` stores and `live` composes (Renderer, Composer)."""
+    p.add_argument("--banks", nargs="+", required=True)
+    p.add_argument("--clean", required=True)
+    p.add_argument("--streak", required=True)
+    p.add_argument("--frame", type=int, default=512)
+    p.add_argument("--grainy", type=float, default=0.1)
+    p.add_argument("--clear", type=float, default=0.1)
+    p.add_argument("--val-per-family", type=int, default=8)
+    p.add_argument("--bank-limit", type=int, default=0)
+
+
 def train_args(t):
     """The options `train` and `live` share."""
     t.add_argument("--size", default="quality", choices=["fast", "quality"])
@@ -392,20 +404,13 @@ def main(argv=None):
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
     c = sub.add_parser("cache", help="render whole frames and run the frozen streak network")
-    c.add_argument("--banks", nargs="+", required=True)
-    c.add_argument("--clean", required=True)
+    render_args(c)
     c.add_argument("--size", default="quality", choices=["fast", "quality"])
-    c.add_argument("--streak", required=True)
     c.add_argument("--out", required=True)
     c.add_argument("--count", type=int, default=2400,
                    help="frames to cache, rounded up to a multiple of 64 (0: the validation set only)")
-    c.add_argument("--frame", type=int, default=512)
-    c.add_argument("--grainy", type=float, default=0.1)
-    c.add_argument("--clear", type=float, default=0.1)
-    c.add_argument("--val-per-family", type=int, default=8)
     c.add_argument("--threads", type=int, default=0)
     c.add_argument("--seed", type=int, default=1)
-    c.add_argument("--bank-limit", type=int, default=0)
     t = sub.add_parser("train", help="fit the veil and refinement on the cached frames")
     t.add_argument("--cache", required=True)
     t.add_argument("--extra", default=None,
@@ -413,14 +418,7 @@ def main(argv=None):
     t.add_argument("--extra-share", type=float, default=0.0)
     train_args(t)
     lv = sub.add_parser("live", help="the same on frames composed at every step (a GPU)")
-    lv.add_argument("--banks", nargs="+", required=True)
-    lv.add_argument("--clean", required=True)
-    lv.add_argument("--streak", required=True)
-    lv.add_argument("--frame", type=int, default=512)
-    lv.add_argument("--grainy", type=float, default=0.1)
-    lv.add_argument("--clear", type=float, default=0.1)
-    lv.add_argument("--val-per-family", type=int, default=8)
-    lv.add_argument("--bank-limit", type=int, default=0)
+    render_args(lv)
     lv.add_argument("--device", default="cuda")
     train_args(lv)
     v = sub.add_parser("score", help="the validation record of veil and refinement pairs")
