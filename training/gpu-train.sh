@@ -20,6 +20,9 @@
 # compressed web photo: rain.grainy_rain, 0), GRAIN (share of crops with fine scene texture
 # painted in, the counterweight to GRAINY: rain.scene_grain, 0), CLEAR (share of samples
 # without rain or veil, whose input is their target: the scenes' own texture as a counterweight, 0),
+# EMA (decay of the streak network's weight average, validated beside the raw weights in the
+# log and written as streak/weights_ema.pt: 0.999; 0 for none; the veil half trains behind the
+# raw weights.pt),
 # VEIL (frames, the default: the veil half trains on whole frames composed at every step,
 # train_frames.py `live`, with VEIL_BATCH 16, VEIL_FRAME 512, VEIL_LR 1e-4 and VEIL_CLEAR 0.25
 # rain-free frames; crops: train_full.py on 256² crops, as before the forty-first session),
@@ -55,7 +58,7 @@ init_streak=()
   --out "$out/streak" --minutes "$smin" --every-min 1 --device "$dev" \
   --batch "${BATCH:-48}" --crop "${CROP:-256}" --lr "${LR:-5e-4}" --bars "${BARS:-0.3}" \
   --rotate "${ROTATE:-0}" --thin "${THIN:-0}" --grainy "${GRAINY:-0}" \
-  --grain "${GRAIN:-0}" --clear "${CLEAR:-0}" "${init_streak[@]}"
+  --grain "${GRAIN:-0}" --clear "${CLEAR:-0}" --ema "${EMA:-0.999}" "${init_streak[@]}"
 if [ "${VEIL:-frames}" = frames ]; then
   # Whole frames composed at every step behind the new streak network (train_frames live): the
   # shipped pair was trained on whole frames (+0.08 to +0.52 dB on the test sets over crops).

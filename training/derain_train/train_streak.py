@@ -14,6 +14,12 @@ step, elapsed time), weights.pt and a validation line in log.jsonl and on stdout
 short still leaves usable weights. Re-running the same command resumes; the learning rate
 follows a cosine on the larger of step/steps and elapsed/minutes.
 
+With `--ema D` it also keeps an exponential moving average of the weights (after every step,
+ema ← D·ema + (1 − D)·w, starting from the initial weights), validates it beside the raw
+weights (`val_ema`, `val_gain_db_ema` in the log) and writes it as weights_ema.pt: small
+CPU batches make the last raw weights noisy, and on the CPU fine-tunes the weight soups of a
+run's start and end scored above both ends (models/README.md, "Training runs").
+
 Loss: L1(I_s, V) + 0.5·perceptual substitute (two-scale 1 − SSIM_Y with a 7×7 box window +
 gradient L1), where
 I_s = I − R is the network's rain-free image and V = T·J + (1 − T)·A the rendered rain-free
@@ -22,6 +28,7 @@ validation clean images (never the test images).
 """
 
 import argparse
+import copy
 import json
 import math
 import time
@@ -158,7 +165,12 @@ def main(argv=None):
                          "`--distill-share` of the training samples come from them")
     ap.add_argument("--distill-share", type=float, default=0.0,
                     help="share of training samples that are teacher pairs (distill.TeacherPairs)")
+    ap.add_argument("--ema", type=float, default=0.0,
+                    help="decay of an exponential moving average of the weights, validated "
+                         "and written beside them as weights_ema.pt (0 = none; e.g. 0.999)")
     args = ap.parse_args(argv)
+    if not 0.0 <= args.ema < 1.0:
+        ap.error("--ema must be in [0, 1)")
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -199,6 +211,13 @@ def main(argv=None):
         st = torch.load(args.init, map_location=dev)
         net.load_state_dict(st.get("model", st))
         print(f"initialised from {args.init}", flush=True)
+    ema = None
+    if args.ema > 0:
+        ema = copy.deepcopy(net)
+        if ckpt.exists() and "ema" in st:
+            ema.load_state_dict(st["ema"])
+        for q in ema.parameters():
+            q.requires_grad_(False)
     rng = np.random.default_rng(args.seed + step)
     torch.manual_seed(args.seed + step)
     log = open(out / "log.jsonl", "a")
@@ -206,11 +225,17 @@ def main(argv=None):
 
     def save(rec):
         tmp = out / "ckpt.tmp"
-        torch.save({"model": net.state_dict(), "opt": opt.state_dict(), "step": step,
-                    "elapsed": clock.elapsed(), "size": args.size}, tmp)
+        state = {"model": net.state_dict(), "opt": opt.state_dict(), "step": step,
+                 "elapsed": clock.elapsed(), "size": args.size}
+        if ema is not None:
+            state["ema"] = ema.state_dict()
+        torch.save(state, tmp)
         tmp.replace(ckpt)
         torch.save(net.state_dict(), out / "weights.tmp")
         (out / "weights.tmp").replace(out / "weights.pt")
+        if ema is not None:
+            torch.save(ema.state_dict(), out / "weights.tmp")
+            (out / "weights.tmp").replace(out / "weights_ema.pt")
         log.write(json.dumps(rec) + "\n")
         log.flush()
 
@@ -238,6 +263,10 @@ def main(argv=None):
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
         opt.step()
+        if ema is not None:
+            with torch.no_grad():
+                for q, w in zip(ema.parameters(), net.parameters()):
+                    q.lerp_(w, 1.0 - args.ema)
         step += 1
         pixels += x.shape[0] * x.shape[2] * x.shape[3]
         losses.append(loss.item())
@@ -247,6 +276,10 @@ def main(argv=None):
                    "loss": float(np.mean(losses)), "gpix": pixels / 1e9,
                    "val": {f: [round(a, 2), round(b, 2)] for f, (a, b) in v.items()},
                    "val_gain_db": round(mean_gain(v), 3)}
+            if ema is not None:
+                ve = validate(ema, val, dev, amp)
+                rec["val_ema"] = {f: [round(a, 2), round(b, 2)] for f, (a, b) in ve.items()}
+                rec["val_gain_db_ema"] = round(mean_gain(ve), 3)
             losses = []
             print(json.dumps(rec), flush=True)
             save(rec)

@@ -283,6 +283,38 @@ def test_training_scripts_stop_on_their_budget_with_a_checkpoint(tmp_path):
     assert time.time() - t < 120
 
 
+def test_the_weight_average_follows_the_weights_and_survives_a_resume(tmp_path):
+    import json
+
+    from derain_train import train_streak
+    _tiny_bank(tmp_path / "bank")
+    _tiny_clean(tmp_path / "clean")
+    torch.manual_seed(0)
+    torch.save(StreakNet("fast").state_dict(), tmp_path / "init.pt")
+    run = tmp_path / "run"
+    common = ["--banks", str(tmp_path / "bank"), "--clean", str(tmp_path / "clean"),
+              "--size", "fast", "--batch", "2", "--crop", "32", "--threads", "1",
+              "--val-per-family", "1", "--val-crop", "32", "--lr", "1e-2", "--every-min", "0",
+              "--init", str(tmp_path / "init.pt"), "--ema", "0.5", "--out", str(run)]
+    # One step: the average is half the start and half the new weights.
+    train_streak.main(common + ["--steps", "1"])
+    w0, w1 = torch.load(tmp_path / "init.pt"), torch.load(run / "weights.pt")
+    e1 = torch.load(run / "weights_ema.pt")
+    assert any(not torch.equal(w0[k], w1[k]) for k in w0), "the step changed nothing"
+    for k in w0:
+        assert torch.allclose(e1[k], 0.5 * w0[k] + 0.5 * w1[k], atol=1e-6), k
+    # Resumed for a second step, it continues from the stored average, not from the weights.
+    train_streak.main(common + ["--steps", "2"])
+    w2, e2 = torch.load(run / "weights.pt"), torch.load(run / "weights_ema.pt")
+    for k in w0:
+        assert torch.allclose(e2[k], 0.5 * e1[k] + 0.5 * w2[k], atol=1e-6), k
+    rec = json.loads((run / "log.jsonl").read_text().splitlines()[-1])
+    assert rec["step"] == 2 and set(rec["val_ema"]) == set(rec["val"])
+    assert math.isfinite(rec["val_gain_db_ema"])
+    with pytest.raises(SystemExit):
+        train_streak.main(common + ["--steps", "3", "--ema", "1.0"])
+
+
 def test_the_veil_free_harm_line_has_rain_and_no_veil(tmp_path):
     # train_full.make_harm_val: β = 0 renders (T = 1, rain still there) and untouched crops.
     from derain_train.rain import CleanImages, Composer, RainBank, clean_paths
