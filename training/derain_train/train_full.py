@@ -40,7 +40,7 @@ from .losses import perceptual_fast
 from .model import Discriminator, FullModelV2
 from .rain import CleanImages, Composer, RainBank, clean_paths
 from .streak import remove_rain
-from .train_streak import RunClock, make_val, ypsnr
+from .train_streak import RunClock, make_val, rounded, ypsnr
 
 FACTOR = 2
 
@@ -198,9 +198,9 @@ def main(argv=None):
     def validation_record():
         """`val` and `harm` as {line: [output, input]} and `val_mean_db` (the rain families)."""
         v, h = validate(val), validate(harm_val)
-        return {"val": {f: [round(a, 2), round(b, 2)] for f, (a, b) in v.items()},
+        return {"val": rounded(v),
                 "val_mean_db": round(float(np.mean([a for a, _ in v.values()])), 3),
-                "harm": {f: [round(a, 2), round(b, 2)] for f, (a, b) in h.items()}}
+                "harm": rounded(h)}
 
     def save(rec):
         tmp = out / "ckpt.tmp"

@@ -95,6 +95,11 @@ def family_weights(text):
     return out
 
 
+def rounded(rows):
+    """`validate`'s rows as the log writes them: [output, input] Y-PSNR to the hundredth."""
+    return {f: [round(a, 2), round(b, 2)] for f, (a, b) in rows.items()}
+
+
 def mean_gain(rows):
     """The mean over families of the output − input Y-PSNR that `validate` returns, dB."""
     return float(np.mean([a - b for a, b in rows.values()]))
@@ -274,11 +279,11 @@ def main(argv=None):
             v = validate(net, val, dev, amp)
             rec = {"step": step, "minutes": round(clock.elapsed() / 60, 2), "lr": lr,
                    "loss": float(np.mean(losses)), "gpix": pixels / 1e9,
-                   "val": {f: [round(a, 2), round(b, 2)] for f, (a, b) in v.items()},
+                   "val": rounded(v),
                    "val_gain_db": round(mean_gain(v), 3)}
             if ema is not None:
                 ve = validate(ema, val, dev, amp)
-                rec["val_ema"] = {f: [round(a, 2), round(b, 2)] for f, (a, b) in ve.items()}
+                rec["val_ema"] = rounded(ve)
                 rec["val_gain_db_ema"] = round(mean_gain(ve), 3)
             losses = []
             print(json.dumps(rec), flush=True)
