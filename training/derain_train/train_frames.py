@@ -54,7 +54,7 @@ from .model import FullModelV2
 from .rain import CleanImages, Composer, RainBank, clean_paths
 from .streak import remove_rain
 from .train_full import veil_loss
-from .train_streak import RunClock, ypsnr
+from .train_streak import RunClock, save_atomic, ypsnr
 
 SHARD = 64
 VAL_FACTOR = 3
@@ -202,8 +202,7 @@ def cache(args):
         recs = [render(comp, 8, rng) for _ in range(SHARD // 8)]
         shard = {key: torch.cat([r[key] for r in recs]) for key in ("i_s", "gt", "trans", "atm")}
         shard["family"] = sum((r["family"] for r in recs), [])
-        torch.save(shard, out / "shard.tmp")
-        (out / "shard.tmp").replace(p)
+        save_atomic(shard, p)
         print(f"shard {k + 1}/{shards}: {time.time() - t0:.0f} s", flush=True)
 
 
@@ -317,10 +316,8 @@ def train(args):
         st = {"model": {k: v.detach().cpu() for k, v in model.state_dict().items()
                         if not k.startswith("streak.")},
               "opt": opt.state_dict(), "step": step, "elapsed": clock.elapsed(), "size": args.size}
-        torch.save(st, out / "ckpt.tmp")
-        (out / "ckpt.tmp").replace(ckpt)
-        torch.save(st["model"], out / "weights.tmp")
-        (out / "weights.tmp").replace(out / "weights.pt")
+        save_atomic(st, ckpt)
+        save_atomic(st["model"], out / "weights.pt")
         log.write(json.dumps(rec) + "\n")
         log.flush()
 

@@ -40,7 +40,7 @@ from .losses import perceptual_fast
 from .model import Discriminator, FullModelV2
 from .rain import CleanImages, Composer, RainBank, clean_paths
 from .streak import remove_rain
-from .train_streak import RunClock, make_val, rounded, ypsnr
+from .train_streak import RunClock, make_val, rounded, save_atomic, ypsnr
 
 FACTOR = 2
 
@@ -203,15 +203,12 @@ def main(argv=None):
                 "harm": rounded(h)}
 
     def save(rec):
-        tmp = out / "ckpt.tmp"
         st = {"model": model.state_dict(), "opt": opt.state_dict(), "step": step,
               "elapsed": clock.elapsed(), "size": args.size}
         if disc is not None:
             st.update(disc=disc.state_dict(), opt_d=opt_d.state_dict())
-        torch.save(st, tmp)
-        tmp.replace(ckpt)
-        torch.save(model.state_dict(), out / "weights.tmp")
-        (out / "weights.tmp").replace(out / "weights.pt")
+        save_atomic(st, ckpt)
+        save_atomic(model.state_dict(), out / "weights.pt")
         log.write(json.dumps(rec) + "\n")
         log.flush()
 

@@ -95,6 +95,15 @@ def family_weights(text):
     return out
 
 
+def save_atomic(obj, path):
+    """`torch.save` into a temporary file beside `path`, then renamed over it: a run killed
+    while writing leaves the previous file whole."""
+    path = Path(path)
+    tmp = path.with_suffix(".tmp")
+    torch.save(obj, tmp)
+    tmp.replace(path)
+
+
 def rounded(rows):
     """`validate`'s rows as the log writes them: [output, input] Y-PSNR to the hundredth."""
     return {f: [round(a, 2), round(b, 2)] for f, (a, b) in rows.items()}
@@ -229,18 +238,14 @@ def main(argv=None):
     clock = RunClock(args.steps, args.minutes, elapsed0)
 
     def save(rec):
-        tmp = out / "ckpt.tmp"
         state = {"model": net.state_dict(), "opt": opt.state_dict(), "step": step,
                  "elapsed": clock.elapsed(), "size": args.size}
         if ema is not None:
             state["ema"] = ema.state_dict()
-        torch.save(state, tmp)
-        tmp.replace(ckpt)
-        torch.save(net.state_dict(), out / "weights.tmp")
-        (out / "weights.tmp").replace(out / "weights.pt")
+        save_atomic(state, ckpt)
+        save_atomic(net.state_dict(), out / "weights.pt")
         if ema is not None:
-            torch.save(ema.state_dict(), out / "weights.tmp")
-            (out / "weights.tmp").replace(out / "weights_ema.pt")
+            save_atomic(ema.state_dict(), out / "weights_ema.pt")
         log.write(json.dumps(rec) + "\n")
         log.flush()
 
